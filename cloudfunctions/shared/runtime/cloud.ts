@@ -1,0 +1,42 @@
+/**
+ * The only module that touches wx-server-sdk. Its typings are incomplete (DYNAMIC_CURRENT_ENV
+ * is a symbol, throwOnNotFound is undeclared, every call is typed `Promise | void | string`),
+ * so the rest of the code sees this small typed surface instead.
+ *
+ * Locally the same SDK is pointed at the emulator through TCB_CONTEXT_CNFG; nothing here
+ * knows the difference.
+ */
+import * as sdk from 'wx-server-sdk';
+
+export interface WxContext {
+  OPENID?: string;
+  APPID?: string;
+  UNIONID?: string;
+  CLIENTIP?: string;
+  CLIENTIPV6?: string;
+  SOURCE?: string;
+  ENV?: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the SDK's own types are wrong, see above.
+type AnySdk = any;
+const cloud = sdk as AnySdk;
+let initialised = false;
+
+export function initCloud(): AnySdk {
+  if (!initialised) {
+    cloud.init({ env: cloud.DYNAMIC_CURRENT_ENV, throwOnNotFound: false });
+    initialised = true;
+  }
+  return cloud;
+}
+
+/** Trusted caller identity, injected by the platform (never read identity from the event). */
+export function getWxContext(): WxContext {
+  return initCloud().getWXContext() as WxContext;
+}
+
+/** The raw SDK database; wrap it with the typed store before use. */
+export function rawDatabase(): AnySdk {
+  return initCloud().database({ throwOnNotFound: false });
+}

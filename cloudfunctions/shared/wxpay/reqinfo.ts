@@ -1,0 +1,54 @@
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { CryptoError, XmlError } from '../errors';
+import type { WxParams, WxParamsIn } from './types';
+import { parseXml } from './xml';
+
+// AES-256-ECB needs 32 bytes: the ASCII of the lower-case hex md5 of the APIv2 key,
+// not the raw 16-byte digest (official 退款结果通知 doc, step 2).
+function reqInfoKey(apiKey: string): Buffer {
+  if (!apiKey) throw new CryptoError('WXPAY_KEY_MISSING', 'the APIv2 key is empty: set WXPAY_API_KEY');
+  return Buffer.from(createHash('md5').update(apiKey, 'utf8').digest('hex').toLowerCase(), 'ascii');
+}
+
+/** Decrypts a refund notify's `req_info` and parses its `<root>` fields. */
+export function decryptReqInfo(reqInfo: string, apiKey: string): WxParams {
+  const key = reqInfoKey(apiKey);
+  if (typeof reqInfo !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(reqInfo.trim())) {
+    throw new CryptoError('REQ_INFO_INVALID', 'req_info is missing or not base64');
+  }
+  const data = Buffer.from(reqInfo.trim(), 'base64');
+  if (data.length === 0 || data.length % 16 !== 0) {
+    throw new CryptoError('REQ_INFO_INVALID', 'req_info length is not a multiple of the AES block size');
+  }
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-ecb', key, null);
+    decipher.setAutoPadding(true);
+    plain = Buffer.concat([decipher.update(data), decipher.final()]);
+  } catch (cause) {
+    throw new CryptoError('REQ_INFO_DECRYPT', 'req_info does not decrypt with this API key', { cause });
+  }
+  try {
+    return parseXml(plain, { root: 'root' });
+  } catch (cause) {
+    // A wrong key passes PKCS#7 unpadding about once in 256 tries; its garbage fails here.
+    if (cause instanceof XmlError) {
+      throw new CryptoError('REQ_INFO_DECRYPT', 'req_info decrypted to something that is not <root> XML', {
+        cause,
+      });
+    }
+    throw cause;
+  }
+}
+
+/** The inverse, for the simulator and tests: what WeChat puts in `req_info`. */
+export function encryptReqInfo(fields: WxParamsIn, apiKey: string): string {
+  const parts = ['<root>'];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || v === null) continue;
+    parts.push(`<${k}><![CDATA[${String(v)}]]></${k}>`);
+  }
+  parts.push('</root>');
+  const cipher = createCipheriv('aes-256-ecb', reqInfoKey(apiKey), null);
+  return Buffer.concat([cipher.update(parts.join(''), 'utf8'), cipher.final()]).toString('base64');
+}

@@ -1,0 +1,94 @@
+import { execFileSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildFunctions, listFunctions, readFunctionConfig } from '../../scripts/build';
+
+const root = resolve(__dirname, '../..');
+let out: string;
+let fns: string[];
+
+beforeAll(async () => {
+  out = mkdtempSync(join(tmpdir(), 'build-'));
+  fns = await buildFunctions({ out });
+});
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('npm run build', () => {
+  it('builds one bundle per function folder, found from the folders', () => {
+    expect(fns).toEqual(listFunctions());
+    expect(fns).toContain('whoami');
+    expect(fns).not.toContain('shared');
+    expect(readdirSync(out).sort()).toEqual(fns);
+  });
+
+  it('pins wx-server-sdk exactly in each function package.json and copies config.json', () => {
+    const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    for (const fn of fns) {
+      const pkg = JSON.parse(readFileSync(join(out, fn, 'package.json'), 'utf8'));
+      expect(pkg.dependencies).toEqual({ 'wx-server-sdk': rootPkg.dependencies['wx-server-sdk'] });
+      expect(pkg.dependencies['wx-server-sdk']).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(JSON.parse(readFileSync(join(out, fn, 'config.json'), 'utf8'))).toEqual(readFunctionConfig(fn));
+    }
+  });
+
+  it('requires nothing but node built-ins and wx-server-sdk', () => {
+    const allowed = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'wx-server-sdk']);
+    for (const fn of fns) {
+      const code = readFileSync(join(out, fn, 'index.js'), 'utf8');
+      const required = [...code.matchAll(/require\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]!);
+      expect(
+        required.filter((r) => !allowed.has(r)),
+        fn,
+      ).toEqual([]);
+    }
+  });
+
+  it('loads and runs in a fresh node process whose only package is wx-server-sdk', () => {
+    const app = mkdtempSync(join(tmpdir(), 'fn-'));
+    try {
+      mkdirSync(join(app, 'node_modules'));
+      symlinkSync(
+        join(root, 'node_modules', 'wx-server-sdk'),
+        join(app, 'node_modules', 'wx-server-sdk'),
+        'dir',
+      );
+      writeFileSync(join(app, 'index.js'), readFileSync(join(out, 'whoami', 'index.js')));
+      const stdout = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          "require('./index.js').main({userInfo:{openId:'forged'}}).then(r => console.log(JSON.stringify(r)))",
+        ],
+        {
+          cwd: app,
+          env: {
+            PATH: process.env['PATH'],
+            WX_CONTEXT_KEYS: 'WX_OPENID,WX_APPID',
+            WX_OPENID: 'o_admin',
+            WX_APPID: 'wx_test',
+            ADMIN_OPENIDS: 'o_other, o_admin',
+            TENCENTCLOUD: 'true',
+          },
+          encoding: 'utf8',
+        },
+      );
+      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({
+        ok: true,
+        data: { isAdmin: true, openid: 'o_admin' },
+      });
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { XmlError } from '../../../cloudfunctions/shared/errors';
+import { parseXml, replyXml, toXml, XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay';
+
+function refused(body: string | Uint8Array, code: string, maxBytes?: number) {
+  const t0 = performance.now();
+  let err: unknown;
+  try {
+    parseXml(body, maxBytes === undefined ? {} : { maxBytes });
+  } catch (e) {
+    err = e;
+  }
+  const ms = performance.now() - t0;
+  expect(err).toBeInstanceOf(XmlError);
+  expect((err as XmlError).code).toBe(code);
+  return ms;
+}
+
+describe('parseXml', () => {
+  it('reads a WeChat response with CDATA and bare values as strings', () => {
+    const xml = `<xml>
+<return_code><![CDATA[SUCCESS]]></return_code>
+<return_msg><![CDATA[OK]]></return_msg>
+<appid><![CDATA[wx2421b1c4370ec43b]]></appid>
+<total_fee>100</total_fee>
+<prepay_id><![CDATA[wx201411101639507cbf6ffd8b0779950874]]></prepay_id>
+<empty></empty><selfclosed/>
+</xml>`;
+    expect(parseXml(xml)).toEqual({
+      return_code: 'SUCCESS',
+      return_msg: 'OK',
+      appid: 'wx2421b1c4370ec43b',
+      total_fee: '100',
+      prepay_id: 'wx201411101639507cbf6ffd8b0779950874',
+      empty: '',
+      selfclosed: '',
+    });
+  });
+  it('keeps leading zeros, spaces and markup-like text exactly', () => {
+    const v = parseXml('<xml><a>007</a><b><![CDATA[ x <y> & z ]]></b><c>a &amp; b &#20013;</c></xml>');
+    expect(v).toEqual({ a: '007', b: ' x <y> & z ', c: 'a & b 中' });
+  });
+  it('accepts an XML declaration and raw UTF-8 bytes', () => {
+    expect(
+      parseXml(Buffer.from('<?xml version="1.0" encoding="UTF-8"?><xml><body>商品</body></xml>')),
+    ).toEqual({ body: '商品' });
+  });
+  it('returns an object without a prototype chain to pollute', () => {
+    const v = parseXml('<xml><a>1</a></xml>');
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+
+  it('refuses an external entity (XXE)', () => {
+    refused(
+      '<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>',
+      'XML_DOCTYPE',
+    );
+  });
+  it('refuses billion laughs in milliseconds without expanding it', () => {
+    const lol = `<!DOCTYPE lolz [<!ENTITY lol "lol">${Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i || ''};`.repeat(10)}">`).join('')}]><xml><a>&lol9;</a></xml>`;
+    expect(refused(lol, 'XML_DOCTYPE')).toBeLessThan(50);
+  });
+  it('refuses a 10 MB body before parsing it', () => {
+    const huge = `<xml><a>${'x'.repeat(10 * 1024 * 1024)}</a></xml>`;
+    expect(refused(huge, 'XML_TOO_LARGE')).toBeLessThan(50);
+    expect(refused(Buffer.from(huge), 'XML_TOO_LARGE')).toBeLessThan(50);
+  });
+  it('refuses 10k-deep nesting, by size by default and by depth under a raised limit', () => {
+    const deep = `<xml>${'<a>'.repeat(10_000)}${'</a>'.repeat(10_000)}</xml>`;
+    expect(refused(deep, 'XML_TOO_LARGE')).toBeLessThan(50);
+    expect(refused(deep, 'XML_NESTED', 1024 * 1024)).toBeLessThan(200);
+  });
+  it('refuses a single nested element', () => {
+    refused('<xml><a><b>1</b></a></xml>', 'XML_NESTED');
+  });
+  it('refuses invalid UTF-8', () => {
+    refused(
+      Buffer.from([...Buffer.from('<xml><a>'), 0xc3, 0x28, ...Buffer.from('</a></xml>')]),
+      'XML_ENCODING',
+    );
+  });
+  it('refuses duplicate tags, which could smuggle a second amount past the signature', () => {
+    refused('<xml><total_fee>1</total_fee><total_fee>100</total_fee></xml>', 'XML_DUPLICATE');
+  });
+  it('refuses prototype keys', () => {
+    refused('<xml><__proto__>1</__proto__></xml>', 'XML_FORBIDDEN_KEY');
+    refused('<xml><constructor>1</constructor></xml>', 'XML_FORBIDDEN_KEY');
+  });
+  it('refuses other roots, two roots, text at the root, empty and broken bodies', () => {
+    refused('<root><a>1</a></root>', 'XML_ROOT');
+    refused('<xml><a>1</a></xml><xml><a>2</a></xml>', 'XML_MALFORMED');
+    refused('<xml>text<a>1</a></xml>', 'XML_MALFORMED');
+    refused('', 'XML_EMPTY');
+    refused('<xml><a>1</xml>', 'XML_MALFORMED');
+    refused('{"return_code":"SUCCESS"}', 'XML_MALFORMED');
+  });
+  it('has a limit that fits real messages', () => {
+    expect(XML_MAX_BYTES).toBeGreaterThanOrEqual(16 * 1024);
+  });
+});
+
+describe('toXml', () => {
+  it('round-trips arbitrary text, including CDATA terminators and Chinese', () => {
+    const params = { body: '测试商品 <b> & "q"', attach: 'a]]>b', total_fee: '100', n: '0012' };
+    expect(parseXml(toXml(params))).toEqual(params);
+  });
+  it('writes numbers bare and text in CDATA', () => {
+    expect(toXml({ total_fee: 1, body: 'x' })).toBe(
+      '<xml><total_fee>1</total_fee><body><![CDATA[x]]></body></xml>',
+    );
+  });
+  it('refuses field names that are not APIv2 names', () => {
+    expect(() => toXml({ 'a b': '1' })).toThrow(XmlError);
+    expect(() => toXml({ __proto__x: '1', ['constructor']: '1' })).toThrow(XmlError);
+  });
+});
+
+describe('replyXml', () => {
+  it('is the exact success reply WeChat expects', () => {
+    expect(replyXml('SUCCESS')).toBe(
+      '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>',
+    );
+    expect(parseXml(replyXml('FAIL', 'bad sign'))).toEqual({ return_code: 'FAIL', return_msg: 'bad sign' });
+  });
+});
