@@ -1,3 +1,0 @@
-Component({
-  data: { title: '小店' },
-});
