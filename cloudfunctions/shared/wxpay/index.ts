@@ -1,6 +1,16 @@
-// The APIv2 codec: pure functions, no I/O. The HTTP client builds on these.
+// The APIv2 codec (pure functions, no I/O) and the HTTP client built on it.
 export { BILL_ALL_COLUMNS, BILL_SUMMARY_COLUMNS, type Bill, formatBill, parseBill } from './bill';
 export { canonicalString } from './canonical';
+export {
+  createWxPayClient,
+  type RefundParams,
+  type UnifiedOrderParams,
+  WxPayApiError,
+  type WxPayApiErrorCode,
+  type WxPayClient,
+  type WxPayClientConfig,
+  WxPayNetworkError,
+} from './client';
 export { nonceStr } from './nonce';
 export { type PaySignInput, paySign, type RequestPaymentParams } from './paysign';
 export { replyXml } from './reply';
