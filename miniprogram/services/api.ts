@@ -1,0 +1,81 @@
+/**
+ * The only place that talks to the cloud functions and to the WeChat cashier.
+ * Every call resolves to the function's `data` or throws a CallError whose `userMessage`
+ * is ready to show (DESIGN.md §6 envelope).
+ */
+import type {
+  CreateOrderEvent,
+  FunctionMap,
+  FunctionName,
+  OrderView,
+  RequestPaymentParams,
+} from '../../cloudfunctions/shared/contract';
+import { networkError, unwrapResult } from '../utils/errors';
+import { classifyPaymentReturn, type PaymentReturn, type PayOutcome, payOutcome } from '../utils/payment';
+
+export async function call<N extends FunctionName>(
+  name: N,
+  data: FunctionMap[N][0],
+): Promise<FunctionMap[N][1]> {
+  let res: ICloud.CallFunctionResult;
+  try {
+    res = await wx.cloud.callFunction({ name, data });
+  } catch (err) {
+    throw networkError(name, err);
+  }
+  return unwrapResult<FunctionMap[N][1]>(name, res.result);
+}
+
+/** One typed function per callable, so pages read like the contract. */
+export const api = {
+  listProducts: (e: FunctionMap['listProducts'][0]) => call('listProducts', e),
+  whoami: () => call('whoami', {}),
+  createOrder: (e: FunctionMap['createOrder'][0]) => call('createOrder', e),
+  queryOrder: (e: FunctionMap['queryOrder'][0]) => call('queryOrder', e),
+  listOrders: (e: FunctionMap['listOrders'][0]) => call('listOrders', e),
+  applyRefund: (e: FunctionMap['applyRefund'][0]) => call('applyRefund', e),
+  approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
+  listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
+};
+
+/** Opens the cashier with exactly the server's parameters; never rejects. */
+export function requestPayment(payment: RequestPaymentParams): Promise<PaymentReturn> {
+  return new Promise((resolve) => {
+    wx.requestPayment({
+      ...payment,
+      success: () => resolve('ok'),
+      fail: (res) => resolve(classifyPaymentReturn(res.errMsg)),
+    });
+  });
+}
+
+export interface PayResult {
+  orderId: string;
+  /** From the server, the amount actually charged. */
+  totalFee: number;
+  outcome: PayOutcome;
+  /** The order as queryOrder confirmed it; null when that confirmation failed. */
+  order: OrderView | null;
+}
+
+/**
+ * createOrder → wx.requestPayment → queryOrder, for a new cart or `{orderId}` (pay again).
+ * queryOrder runs whatever the cashier said: the server asks WeChat (orderquery) when the
+ * notify has not arrived yet, so a paid order is seen as paid even if the client timed out.
+ * Throws CallError only when createOrder fails (nothing was charged then).
+ */
+export async function payOrder(
+  event: CreateOrderEvent,
+  onCreated?: (created: { orderId: string; totalFee: number }) => void,
+): Promise<PayResult> {
+  const created = await api.createOrder(event);
+  onCreated?.({ orderId: created.orderId, totalFee: created.totalFee });
+  const ret = await requestPayment(created.payment);
+  let order: OrderView | null = null;
+  try {
+    order = (await api.queryOrder({ orderId: created.orderId })).order;
+  } catch (err) {
+    console.warn('queryOrder after payment failed', err);
+  }
+  return { orderId: created.orderId, totalFee: created.totalFee, outcome: payOutcome(ret, order), order };
+}

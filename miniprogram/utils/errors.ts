@@ -1,0 +1,76 @@
+import type { ErrorCode, Result } from '../../cloudfunctions/shared/contract';
+
+/** What the shopper or merchant reads; the server's own message goes to the console only. */
+export const ERROR_MESSAGES: Record<ErrorCode, string> = {
+  INVALID_INPUT: '提交的信息有误，请检查后重试',
+  NOT_FOUND: '订单或退款不存在',
+  FORBIDDEN: '没有权限进行此操作',
+  UNAUTHENTICATED: '登录状态已失效，请重新进入小程序',
+  ORDER_NOT_PAYABLE: '订单当前不可支付，请刷新后查看',
+  ORDER_EXPIRED: '订单已过期，请重新下单',
+  REFUND_EXCEEDS_PAID: '退款金额超过可退金额',
+  REFUND_NOT_ALLOWED: '该订单当前不能申请退款',
+  INVALID_STATE: '状态已变化，请刷新后重试',
+  CONFLICT: '操作冲突，请刷新后重试',
+  WXPAY_UNAVAILABLE: '微信支付暂时不可用，请稍后重试',
+  WXPAY_ERROR: '微信支付处理失败，请稍后重试',
+  CONFIG_INVALID: '商户配置异常，请联系商家',
+  INTERNAL: '服务繁忙，请稍后重试',
+};
+
+export const NETWORK_MESSAGE = '网络异常，请检查网络后重试';
+
+/** Codes where trying the same call again later can succeed without changing anything. */
+const RETRYABLE: ReadonlySet<string> = new Set(['WXPAY_UNAVAILABLE', 'INTERNAL', 'NETWORK']);
+
+export type CallErrorCode = ErrorCode | 'NETWORK';
+
+export class CallError extends Error {
+  readonly code: CallErrorCode;
+  /** Chinese, ready for a toast or modal. */
+  readonly userMessage: string;
+  readonly retryable: boolean;
+  /** What the server or callFunction returned, for the console (stripe-style `raw`). */
+  readonly raw: unknown;
+
+  constructor(code: CallErrorCode, detail: string, raw?: unknown) {
+    super(`${code}: ${detail}`);
+    this.name = 'CallError';
+    this.code = code;
+    this.userMessage = code === 'NETWORK' ? NETWORK_MESSAGE : ERROR_MESSAGES[code];
+    this.retryable = RETRYABLE.has(code);
+    this.raw = raw;
+  }
+}
+
+// A Set, not Object.hasOwn: that is ES2022 and missing on older iOS WeChat engines.
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(ERROR_MESSAGES));
+
+function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN_CODES.has(code);
+}
+
+/**
+ * Turns what `wx.cloud.callFunction` resolved with (its `.result`) into the data or a CallError.
+ * A result that is not the §6 envelope means a function crashed or is not deployed.
+ */
+export function unwrapResult<T>(name: string, result: unknown): T {
+  const envelope = result as Result<T> | null | undefined;
+  if (envelope && typeof envelope === 'object' && envelope.ok === true) return envelope.data;
+  if (envelope && typeof envelope === 'object' && envelope.ok === false && envelope.error) {
+    const { code, message } = envelope.error;
+    throw new CallError(isErrorCode(code) ? code : 'INTERNAL', `${name}: ${message}`, envelope.error);
+  }
+  throw new CallError('INTERNAL', `${name}: not a {ok, data|error} result`, result);
+}
+
+/** callFunction itself failed: no network, timeout, function missing in the environment. */
+export function networkError(name: string, cause: unknown): CallError {
+  const errMsg = (cause as { errMsg?: unknown } | null)?.errMsg;
+  return new CallError('NETWORK', `${name}: ${typeof errMsg === 'string' ? errMsg : String(cause)}`, cause);
+}
+
+/** Any thrown value as the text to show. */
+export function userMessageOf(err: unknown): string {
+  return err instanceof CallError ? err.userMessage : ERROR_MESSAGES.INTERNAL;
+}
