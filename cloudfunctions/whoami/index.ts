@@ -1,4 +1,4 @@
 import { whoami } from '../shared/domain/whoami';
-import { callable } from '../shared/runtime/callable';
+import { callableFunction } from '../shared/runtime/function';
 
-export const main = callable('whoami', whoami);
+export const main = callableFunction('whoami', {}, whoami);

@@ -1,0 +1,4 @@
+import { queryOrder } from '../shared/domain/orders';
+import { callableFunction } from '../shared/runtime/function';
+
+export const main = callableFunction('queryOrder', { wxpay: true }, queryOrder);

@@ -1,0 +1,222 @@
+/**
+ * Configuration from function environment variables (DESIGN.md §3): validated once at cold
+ * start, every problem named in one message, secrets registered so logs never print them.
+ */
+import { AppError } from './errors';
+import { registerSecret } from './log';
+import { isSignType, type SignType } from './wxpay/types';
+
+export class ConfigError extends AppError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super('CONFIG_INVALID', `configuration is invalid: ${problems.join('; ')}`);
+    this.problems = problems;
+  }
+}
+
+export type ClientCert = { certPem: string; keyPem: string } | { pfx: Buffer; passphrase: string };
+
+export interface WxPayConfig {
+  appid: string;
+  mchId: string;
+  apiKey: string;
+  signType: SignType;
+  baseUrl: string;
+  caPem: string | undefined;
+  payNotifyUrl: string;
+  refundNotifyUrl: string;
+  timeoutMs: number;
+}
+
+export interface ShopConfig {
+  wxpay: WxPayConfig;
+  cert: ClientCert | undefined;
+  adminOpenids: ReadonlySet<string>;
+  /** How long a new order stays payable; prepay_id itself lives 2 hours. */
+  orderExpireMs: number;
+  shopName: string;
+}
+
+/** What a function needs: notify functions need no certificate, listings need no key. */
+export interface ConfigNeeds {
+  wxpay?: boolean;
+  cert?: boolean;
+}
+
+/** Every variable, for the README, deploy and doctor. */
+export const CONFIG_VARIABLES = {
+  WXPAY_APPID: 'mini-program appid the merchant account is bound to (wx + 16 hex)',
+  WXPAY_MCHID: 'merchant id (商户号), digits',
+  WXPAY_API_KEY: 'APIv2 key (API密钥), exactly 32 letters and digits; not the APIv3 key, not the AppSecret',
+  WXPAY_SIGN_TYPE: 'MD5 (WeChat default) or HMAC-SHA256; used for unifiedorder, paySign and notify checks',
+  WXPAY_NOTIFY_URL: 'https URL of payNotify through HTTP access, no query string',
+  WXPAY_REFUND_NOTIFY_URL: 'https URL of refundNotify through HTTP access, no query string',
+  WXPAY_CERT_PEM: 'apiclient_cert.pem content (or base64 of it); with WXPAY_KEY_PEM',
+  WXPAY_KEY_PEM: 'apiclient_key.pem content (or base64 of it)',
+  WXPAY_PFX_BASE64: 'apiclient_cert.p12, base64; alternative to the PEM pair',
+  WXPAY_PFX_PASSPHRASE: 'passphrase of the .p12 (default: the mch_id)',
+  WXPAY_BASE_URL: 'APIv2 base URL (default https://api.mch.weixin.qq.com)',
+  WXPAY_CA_PEM: 'extra CA to trust (only for the local simulator)',
+  WXPAY_TIMEOUT_MS: 'per-attempt timeout for WeChat Pay calls in ms (default 8000)',
+  ADMIN_OPENIDS: 'comma-separated openids allowed to review refunds',
+  ORDER_EXPIRE_MINUTES: 'minutes a new order stays payable, 5 to 120 (default 30)',
+  SHOP_NAME: 'shown in the WeChat cashier as the body prefix (default 小店)',
+} as const;
+
+export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
+type Env = Record<string, string | undefined>;
+
+function pemOrBase64(value: string): string {
+  const v = value.trim();
+  if (v.startsWith('-----BEGIN')) return v.replace(/\\n/g, '\n');
+  const decoded = Buffer.from(v, 'base64').toString('utf8');
+  return decoded.trim().startsWith('-----BEGIN') ? decoded : v;
+}
+
+function checkNotifyUrl(
+  name: string,
+  value: string | undefined,
+  problems: string[],
+  allowHttp: boolean,
+): string {
+  if (!value) {
+    problems.push(`${name} is missing (${CONFIG_VARIABLES[name as ConfigVariable]})`);
+    return '';
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    problems.push(`${name} is not a URL`);
+    return '';
+  }
+  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:'))
+    problems.push(`${name} must be https`);
+  // WeChat refuses notify_url with parameters: "不能携带参数".
+  if (url.search) problems.push(`${name} must not have a query string`);
+  return value;
+}
+
+/**
+ * Reads and validates configuration. Local (sandbox) URLs may be plain http on 127.0.0.1;
+ * anything else must be https, as WeChat requires for public notify URLs.
+ */
+export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
+  const problems: string[] = [];
+  const get = (k: ConfigVariable) => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const need = (k: ConfigVariable) => {
+    const v = get(k);
+    if (v === undefined) problems.push(`${k} is missing (${CONFIG_VARIABLES[k]})`);
+    return v ?? '';
+  };
+
+  const adminOpenids = new Set(
+    (get('ADMIN_OPENIDS') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+  const expireMin = get('ORDER_EXPIRE_MINUTES') ?? '30';
+  if (!/^\d+$/.test(expireMin) || Number(expireMin) < 5 || Number(expireMin) > 120) {
+    problems.push('ORDER_EXPIRE_MINUTES must be a whole number from 5 to 120');
+  }
+
+  const wxpayNeeded = needs.wxpay || needs.cert;
+  const baseUrl = get('WXPAY_BASE_URL') ?? 'https://api.mch.weixin.qq.com';
+  let local = false;
+  try {
+    const u = new URL(baseUrl);
+    local = u.hostname === '127.0.0.1' || u.hostname === 'localhost';
+    if (u.protocol !== 'https:' && !local) problems.push('WXPAY_BASE_URL must be https');
+  } catch {
+    problems.push('WXPAY_BASE_URL is not a URL');
+  }
+
+  let wxpay: WxPayConfig = {
+    appid: '',
+    mchId: '',
+    apiKey: '',
+    signType: 'MD5',
+    baseUrl,
+    caPem: undefined,
+    payNotifyUrl: '',
+    refundNotifyUrl: '',
+    timeoutMs: 8000,
+  };
+  if (wxpayNeeded) {
+    const appid = need('WXPAY_APPID');
+    if (appid && !/^wx[0-9a-zA-Z]{16}$/.test(appid))
+      problems.push('WXPAY_APPID must look like wx followed by 16 characters');
+    const mchId = need('WXPAY_MCHID');
+    if (mchId && !/^\d{6,12}$/.test(mchId)) problems.push('WXPAY_MCHID must be 6 to 12 digits');
+    const apiKey = need('WXPAY_API_KEY');
+    if (apiKey && !/^[A-Za-z0-9]{32}$/.test(apiKey)) {
+      problems.push(
+        'WXPAY_API_KEY must be exactly 32 letters and digits (the APIv2 key, not the APIv3 key or AppSecret)',
+      );
+    }
+    registerSecret(apiKey);
+    const signType = get('WXPAY_SIGN_TYPE') ?? 'MD5';
+    if (!isSignType(signType)) problems.push('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
+    const timeout = get('WXPAY_TIMEOUT_MS') ?? '8000';
+    if (!/^\d+$/.test(timeout) || Number(timeout) < 500 || Number(timeout) > 30000) {
+      problems.push('WXPAY_TIMEOUT_MS must be from 500 to 30000');
+    }
+    const caPem = get('WXPAY_CA_PEM');
+    wxpay = {
+      appid,
+      mchId,
+      apiKey,
+      signType: isSignType(signType) ? signType : 'MD5',
+      baseUrl,
+      caPem: caPem ? pemOrBase64(caPem) : undefined,
+      payNotifyUrl: checkNotifyUrl('WXPAY_NOTIFY_URL', get('WXPAY_NOTIFY_URL'), problems, local),
+      refundNotifyUrl: checkNotifyUrl(
+        'WXPAY_REFUND_NOTIFY_URL',
+        get('WXPAY_REFUND_NOTIFY_URL'),
+        problems,
+        local,
+      ),
+      timeoutMs: Number(timeout),
+    };
+  }
+
+  let cert: ClientCert | undefined;
+  const certPem = get('WXPAY_CERT_PEM');
+  const keyPem = get('WXPAY_KEY_PEM');
+  const pfx = get('WXPAY_PFX_BASE64');
+  if (certPem || keyPem) {
+    if (!certPem || !keyPem) problems.push('WXPAY_CERT_PEM and WXPAY_KEY_PEM must be set together');
+    else {
+      cert = { certPem: pemOrBase64(certPem), keyPem: pemOrBase64(keyPem) };
+      if (!cert.certPem.includes('BEGIN CERTIFICATE'))
+        problems.push('WXPAY_CERT_PEM is not a PEM certificate');
+      if (!/BEGIN (RSA |EC )?PRIVATE KEY/.test(cert.keyPem))
+        problems.push('WXPAY_KEY_PEM is not a PEM private key');
+      registerSecret(cert.keyPem);
+      registerSecret(keyPem);
+    }
+  } else if (pfx) {
+    const buf = Buffer.from(pfx, 'base64');
+    if (buf.length < 100) problems.push('WXPAY_PFX_BASE64 is not a base64 PKCS#12 file');
+    cert = { pfx: buf, passphrase: get('WXPAY_PFX_PASSPHRASE') ?? wxpay.mchId };
+    registerSecret(pfx);
+  } else if (needs.cert) {
+    problems.push(
+      'the merchant certificate is missing: set WXPAY_CERT_PEM + WXPAY_KEY_PEM, or WXPAY_PFX_BASE64',
+    );
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    wxpay,
+    cert,
+    adminOpenids,
+    orderExpireMs: Number(expireMin) * 60_000,
+    shopName: get('SHOP_NAME') ?? '小店',
+  };
+}

@@ -1,0 +1,438 @@
+import type {
+  CreateOrderResult,
+  ListOrdersResult,
+  OrderItemView,
+  OrderStatus,
+  QueryOrderResult,
+  RequestPaymentParams,
+} from '../contract';
+import { AppError } from '../errors';
+import { parseFen } from '../money';
+import type { Caller } from '../runtime/callable';
+import { paySign } from '../wxpay/paysign';
+import type { WxParams } from '../wxpay/types';
+import { type Deps, requireWxpay, wxFailure } from './deps';
+import { keptFields, recordEvent } from './events';
+import {
+  COLLECTIONS,
+  type OrderDoc,
+  orderView,
+  PREPAY_MARGIN_MS,
+  PREPAY_TTL_MS,
+  type ProductDoc,
+  type RefundDoc,
+  refundView,
+} from './model';
+import {
+  beijingTime,
+  decodeCursor,
+  encodeCursor,
+  ID_PATTERN,
+  integer,
+  invalid,
+  oneOf,
+  onlyFields,
+  requiredString,
+  requireOpenid,
+} from './validate';
+
+const MAX_LINES = 20;
+const MAX_QUANTITY = 99;
+/** One million yuan: far above any shop basket, far below integer trouble. */
+const MAX_TOTAL_FEE = 100_000_000;
+/** WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟". */
+export const CLOSE_MIN_AGE_MS = 5 * 60_000;
+
+export const ORDER_STATUSES: readonly OrderStatus[] = ['NOTPAY', 'PAID', 'CLOSED'];
+
+function notPayable(message: string): AppError {
+  return new AppError('ORDER_NOT_PAYABLE', message);
+}
+
+function parseItems(raw: unknown): { productId: string; quantity: number }[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw invalid('items must be a non-empty list');
+  if (raw.length > MAX_LINES) throw invalid(`at most ${MAX_LINES} different products per order`);
+  const seen = new Set<string>();
+  return raw.map((line, i) => {
+    if (typeof line !== 'object' || line === null || Array.isArray(line))
+      throw invalid(`items[${i}] must be an object`);
+    const l = line as Record<string, unknown>;
+    onlyFields(l, ['productId', 'quantity']);
+    const productId = requiredString(l, 'productId', { max: 64, pattern: ID_PATTERN });
+    const quantity = integer(l, 'quantity', 1, MAX_QUANTITY);
+    if (seen.has(productId)) throw invalid(`product ${productId} is listed twice`);
+    seen.add(productId);
+    return { productId, quantity };
+  });
+}
+
+/** WeChat shows `body` in the cashier; keep it short (limit 128) and free of odd characters. */
+function describe(shopName: string, items: OrderItemView[]): string {
+  const first = items[0]!.name;
+  const more = items.length > 1 ? `等${items.length}件` : '';
+  return `${shopName}-${first}${more}`.replace(/[\u0000-\u001f<>&]/g, '').slice(0, 40);
+}
+
+export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
+  return paySign(
+    {
+      appId: deps.config.wxpay.appid,
+      timeStamp: String(Math.floor(deps.now() / 1000)),
+      nonceStr: deps.random(32),
+      package: `prepay_id=${order.prepayId}`,
+      signType: order.signType,
+    },
+    deps.config.wxpay.apiKey,
+  );
+}
+
+export async function createOrder(
+  deps: Deps,
+  event: Record<string, unknown>,
+  caller: Caller,
+): Promise<CreateOrderResult> {
+  const openid = requireOpenid(caller);
+  if ('orderId' in event) {
+    onlyFields(event, ['orderId']);
+    return payAgain(deps, requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }), openid);
+  }
+  onlyFields(event, ['items']);
+  const lines = parseItems(event['items']);
+  const { store } = deps;
+  const products = await store.find<ProductDoc>(
+    COLLECTIONS.products,
+    { _id: store.cmd.in(lines.map((l) => l.productId)) },
+    { limit: MAX_LINES },
+  );
+  const byId = new Map(products.map((p) => [p._id, p]));
+  const items: OrderItemView[] = lines.map((l) => {
+    const p = byId.get(l.productId);
+    if (!p || !p.onSale) throw invalid(`product ${l.productId} is not on sale`);
+    // Prices come from the products collection only (DESIGN.md §3).
+    return { productId: p._id, name: p.name, priceFen: p.priceFen, quantity: l.quantity };
+  });
+  const totalFee = items.reduce((sum, i) => sum + i.priceFen * i.quantity, 0);
+  if (!Number.isSafeInteger(totalFee) || totalFee < 1 || totalFee > MAX_TOTAL_FEE) {
+    throw invalid('the order total is out of range');
+  }
+  const now = deps.now();
+  const order: OrderDoc = {
+    // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
+    _id: `${beijingTime(now)}${deps.random(12)}`,
+    openid,
+    status: 'NOTPAY',
+    items,
+    totalFee,
+    description: describe(deps.config.shopName, items),
+    clientIp:
+      caller.clientIp && /^[0-9a-fA-F.:]{3,45}$/.test(caller.clientIp) ? caller.clientIp : '127.0.0.1',
+    signType: deps.config.wxpay.signType,
+    createdAtMs: now,
+    updatedAtMs: now,
+    expiresAtMs: now + deps.config.orderExpireMs,
+    prepayId: null,
+    prepayExpiresAtMs: 0,
+    refundReservedFee: 0,
+    refundedFee: 0,
+    refundUsedFee: 0,
+    refundCount: 0,
+    refundOps: [],
+  };
+  // The order exists before WeChat hears of it, so a crash after unifiedorder leaves a
+  // NOTPAY order that reconcile can query and close, never a payment with no order.
+  if ((await store.insert(COLLECTIONS.orders, order)) === 'duplicate') {
+    throw new AppError('CONFLICT', 'order number collision, please try again');
+  }
+  deps.log('info', 'order.created', { orderId: order._id, totalFee, dbRequests: store.requests });
+  const withPrepay = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee, payment: signPayment(deps, withPrepay) };
+}
+
+async function payAgain(deps: Deps, orderId: string, openid: string): Promise<CreateOrderResult> {
+  const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
+  if (!order) throw new AppError('NOT_FOUND', 'order not found');
+  if (order.openid !== openid) throw new AppError('FORBIDDEN', 'this order belongs to someone else');
+  if (order.status === 'PAID') throw notPayable('the order is already paid');
+  if (order.status === 'CLOSED') throw notPayable('the order is closed; place a new order');
+  const now = deps.now();
+  if (now >= order.expiresAtMs) {
+    await expireOrder(deps, order);
+    throw new AppError('ORDER_EXPIRED', 'the order has expired; place a new order');
+  }
+  if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+    return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
+  }
+  const withPrepay = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+}
+
+/** unifiedorder with the order's stored parameters; re-entry with the same ones is allowed by WeChat. */
+async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
+  const wxpay = requireWxpay(deps);
+  let res: WxParams;
+  try {
+    res = await wxpay.unifiedOrder({
+      body: order.description,
+      out_trade_no: order._id,
+      total_fee: order.totalFee,
+      spbill_create_ip: order.clientIp,
+      notify_url: deps.config.wxpay.payNotifyUrl,
+      openid: order.openid,
+      trade_type: 'JSAPI',
+      time_expire: beijingTime(order.expiresAtMs),
+    });
+  } catch (e) {
+    const f = wxFailure(e);
+    if (!f) throw e;
+    deps.log('warn', 'order.unifiedorder_failed', { orderId: order._id, errCode: f.errCode, code: f.code });
+    if (f.errCode === 'ORDERPAID') {
+      await confirmWithQuery(deps, order);
+      throw notPayable('the order is already paid');
+    }
+    if (f.errCode === 'ORDERCLOSED') {
+      await closeLocally(deps, order, 'ORDERCLOSED', 'unifiedorder');
+      throw notPayable('the order is closed; place a new order');
+    }
+    if (f.transient) {
+      throw new AppError(
+        'WXPAY_UNAVAILABLE',
+        'WeChat Pay is busy; the order is kept, please pay again shortly',
+      );
+    }
+    // A refusal of these exact parameters: this out_trade_no can never be paid, and no
+    // prepay_id exists, so closing it locally cannot strand a payment.
+    await closeLocally(deps, order, `unifiedorder ${f.errCode ?? f.code}`, 'unifiedorder');
+    throw new AppError('WXPAY_ERROR', `WeChat Pay refused the order: ${f.errCodeDes ?? f.errCode ?? f.code}`);
+  }
+  const prepayId = res['prepay_id'];
+  if (!prepayId) throw new AppError('WXPAY_ERROR', 'WeChat Pay answered without a prepay_id');
+  const now = deps.now();
+  const patch = { prepayId, prepayExpiresAtMs: now + PREPAY_TTL_MS, updatedAtMs: now };
+  if (!(await deps.store.cas(COLLECTIONS.orders, { _id: order._id, status: 'NOTPAY' }, patch))) {
+    // Paid or closed while we were asking WeChat (a fast notify, or reconcile).
+    throw notPayable('the order is no longer awaiting payment');
+  }
+  return { ...order, ...patch };
+}
+
+export type PaidOutcome = 'PAID' | 'PAID_AFTER_CLOSE' | 'ALREADY_PAID' | 'AMOUNT_MISMATCH';
+
+/**
+ * Records verified money for an order exactly once, from a notify or an orderquery.
+ *
+ *   notify A ─ event(:PAID) ─ CAS NOTPAY→PAID ✔
+ *   notify B ─ event(:PAID) duplicate ─ CAS NOTPAY→PAID ✘ ─ re-read: PAID → ALREADY_PAID
+ *
+ * The event goes first under a deterministic id: a crash between the two writes is healed by
+ * WeChat's retry (which finds NOTPAY again), and duplicates can never add a second entry.
+ * Money that arrives after a close still wins: CLOSED→PAID, flagged for the merchant.
+ */
+export async function markPaid(
+  deps: Deps,
+  order: OrderDoc,
+  fields: WxParams,
+  source: 'notify' | 'orderquery' | 'closeorder',
+): Promise<PaidOutcome> {
+  if (parseFen(fields['total_fee']) !== order.totalFee) {
+    deps.log('error', 'order.amount_mismatch', {
+      orderId: order._id,
+      expected: order.totalFee,
+      got: fields['total_fee'],
+      source,
+    });
+    return 'AMOUNT_MISMATCH';
+  }
+  if (order.status === 'PAID') return 'ALREADY_PAID';
+  const { store } = deps;
+  await recordEvent(deps, {
+    kind: 'order',
+    orderId: order._id,
+    from: order.status,
+    to: 'PAID',
+    source,
+    fields: keptFields(fields),
+  });
+  const now = deps.now();
+  const paid = {
+    status: 'PAID',
+    paidAtMs: now,
+    transactionId: fields['transaction_id'] ?? '',
+    updatedAtMs: now,
+  };
+  let current: OrderDoc | null = order;
+  for (let attempt = 0; attempt < 3 && current; attempt++) {
+    if (current.status === 'PAID') return 'ALREADY_PAID';
+    const from = current.status;
+    const patch = from === 'CLOSED' ? { ...paid, flag: 'PAID_AFTER_CLOSE' } : paid;
+    if (await store.cas(COLLECTIONS.orders, { _id: order._id, status: from }, patch)) {
+      deps.log(from === 'CLOSED' ? 'warn' : 'info', 'order.paid', {
+        orderId: order._id,
+        from,
+        to: 'PAID',
+        source,
+        transactionId: paid.transactionId,
+        dbRequests: store.requests,
+      });
+      return from === 'CLOSED' ? 'PAID_AFTER_CLOSE' : 'PAID';
+    }
+    current = await store.get<OrderDoc>(COLLECTIONS.orders, order._id);
+  }
+  throw new AppError('CONFLICT', `order ${order._id} kept changing while being marked paid`);
+}
+
+export async function closeLocally(
+  deps: Deps,
+  order: OrderDoc,
+  reason: string,
+  source: 'orderquery' | 'closeorder' | 'unifiedorder',
+  fields?: WxParams,
+): Promise<boolean> {
+  const now = deps.now();
+  const won = await deps.store.cas(
+    COLLECTIONS.orders,
+    { _id: order._id, status: 'NOTPAY' },
+    { status: 'CLOSED', closedAtMs: now, closeReason: reason, updatedAtMs: now },
+  );
+  if (won) {
+    await recordEvent(deps, {
+      kind: 'order',
+      orderId: order._id,
+      from: 'NOTPAY',
+      to: 'CLOSED',
+      source,
+      fields: keptFields(fields),
+    });
+    deps.log('info', 'order.closed', {
+      orderId: order._id,
+      from: 'NOTPAY',
+      to: 'CLOSED',
+      reason,
+      source,
+      dbRequests: deps.store.requests,
+    });
+  }
+  return won;
+}
+
+/**
+ * Actively asks WeChat about a NOTPAY order (the shopper's return from wx.requestPayment is
+ * not proof: "在订单状态不明或者没有收到微信支付结果通知的情况下，建议商户主动调用查询订单API").
+ */
+export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
+  let res: WxParams;
+  try {
+    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id });
+  } catch (e) {
+    const f = wxFailure(e);
+    if (f?.errCode === 'ORDERNOTEXIST') return order; // never reached WeChat
+    throw e;
+  }
+  const state = res['trade_state'];
+  if (state === 'SUCCESS' || state === 'REFUND') {
+    const outcome = await markPaid(deps, order, res, 'orderquery');
+    if (outcome === 'AMOUNT_MISMATCH') return order;
+    return { ...order, status: 'PAID', transactionId: res['transaction_id'] ?? '', paidAtMs: deps.now() };
+  }
+  if (state === 'CLOSED' || state === 'REVOKED') {
+    await closeLocally(deps, order, `trade_state ${state}`, 'orderquery', res);
+    return { ...order, status: 'CLOSED' };
+  }
+  return order;
+}
+
+/** Closes an order that outlived its payment window, at WeChat first when it ever got a prepay_id. */
+export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
+  const now = deps.now();
+  if (order.prepayId) {
+    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS) return 'PENDING';
+    try {
+      await requireWxpay(deps).closeOrder({ out_trade_no: order._id });
+    } catch (e) {
+      const f = wxFailure(e);
+      if (f?.errCode === 'ORDERPAID') {
+        const after = await confirmWithQuery(deps, order);
+        return after.status === 'PAID' ? 'PAID' : 'PENDING';
+      }
+      if (f?.errCode !== 'ORDERCLOSED' && f?.errCode !== 'ORDERNOTEXIST') {
+        deps.log('warn', 'order.closeorder_failed', {
+          orderId: order._id,
+          errCode: f?.errCode,
+          code: f?.code,
+        });
+        return 'PENDING';
+      }
+    }
+  }
+  await closeLocally(deps, order, 'expired', 'closeorder');
+  return 'CLOSED';
+}
+
+async function ownOrder(deps: Deps, orderId: string, openid: string): Promise<OrderDoc> {
+  const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
+  if (!order) throw new AppError('NOT_FOUND', 'order not found');
+  if (order.openid !== openid) throw new AppError('FORBIDDEN', 'this order belongs to someone else');
+  return order;
+}
+
+export async function queryOrder(
+  deps: Deps,
+  event: Record<string, unknown>,
+  caller: Caller,
+): Promise<QueryOrderResult> {
+  const openid = requireOpenid(caller);
+  onlyFields(event, ['orderId']);
+  let order = await ownOrder(
+    deps,
+    requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }),
+    openid,
+  );
+  if (order.status === 'NOTPAY' && order.prepayId) {
+    try {
+      order = await confirmWithQuery(deps, order);
+    } catch (e) {
+      // The stored state is still true; WeChat being slow must not hide the order.
+      deps.log('warn', 'order.query_failed', { orderId: order._id, code: wxFailure(e)?.code ?? String(e) });
+    }
+  }
+  const refunds = await deps.store.find<RefundDoc>(
+    COLLECTIONS.refunds,
+    { orderId: order._id, openid },
+    { orderBy: [['createdAtMs', 'desc']], limit: 50 },
+  );
+  return { order: orderView(order, deps.now()), refunds: refunds.map((r) => refundView(r)) };
+}
+
+export const PAGE_SIZE = 20;
+
+export async function listOrders(
+  deps: Deps,
+  event: Record<string, unknown>,
+  caller: Caller,
+): Promise<ListOrdersResult> {
+  const openid = requireOpenid(caller);
+  onlyFields(event, ['status', 'cursor']);
+  const status = oneOf(event, 'status', ORDER_STATUSES);
+  const cursor = decodeCursor(event['cursor']);
+  const { store } = deps;
+  const _ = store.cmd;
+  const base: Record<string, unknown> = status ? { openid, status } : { openid };
+  const where = cursor
+    ? _.and([
+        base,
+        _.or([{ createdAtMs: _.lt(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: _.lt(cursor.id) }]),
+      ])
+    : base;
+  const rows = await store.find<OrderDoc>(COLLECTIONS.orders, where, {
+    orderBy: [
+      ['createdAtMs', 'desc'],
+      ['_id', 'desc'],
+    ],
+    limit: PAGE_SIZE + 1,
+  });
+  const page = rows.slice(0, PAGE_SIZE);
+  const last = page[page.length - 1];
+  return {
+    items: page.map((o) => orderView(o, deps.now())),
+    nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last.createdAtMs, last._id) : null,
+  };
+}
