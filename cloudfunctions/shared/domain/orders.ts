@@ -70,6 +70,7 @@ function parseItems(raw: unknown): { productId: string; quantity: number }[] {
 function describe(shopName: string, items: OrderItemView[]): string {
   const first = items[0]!.name;
   const more = items.length > 1 ? `等${items.length}件` : '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is stripped.
   return `${shopName}-${first}${more}`.replace(/[\u0000-\u001f<>&]/g, '').slice(0, 40);
 }
 
@@ -107,7 +108,7 @@ export async function createOrder(
   const byId = new Map(products.map((p) => [p._id, p]));
   const items: OrderItemView[] = lines.map((l) => {
     const p = byId.get(l.productId);
-    if (!p || !p.onSale) throw invalid(`product ${l.productId} is not on sale`);
+    if (!p?.onSale) throw invalid(`product ${l.productId} is not on sale`);
     // Prices come from the products collection only (DESIGN.md §3).
     return { productId: p._id, name: p.name, priceFen: p.priceFen, quantity: l.quantity };
   });
