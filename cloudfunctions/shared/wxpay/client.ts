@@ -277,7 +277,8 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   function isRetryable(e: unknown): boolean {
-    if (e instanceof WxPayNetworkError) return e.status === undefined || e.status >= 500;
+    // A 4xx (e.g. nginx's "400 No required SSL certificate was sent") fails the same way again.
+    if (e instanceof WxPayNetworkError) return e.status === undefined || e.status < 400 || e.status >= 500;
     return e instanceof WxPayApiError && e.transient;
   }
 

@@ -1,0 +1,661 @@
+/**
+ * WeChat Pay's side of APIv2, without HTTP: each handler takes a verified request and
+ * returns the answer's business fields. Rules and error texts follow the official docs
+ * (summarised in ../shared/reference/wechat-pay-v2.md §2.6 and §4).
+ */
+import { randomBytes } from 'node:crypto';
+import { fenToYuan } from '../../cloudfunctions/shared/money';
+import {
+  BILL_ALL_COLUMNS,
+  BILL_SUMMARY_COLUMNS,
+  encryptReqInfo,
+  formatBill,
+  isSignType,
+  type RequestPaymentParams,
+  sign,
+  toXml,
+  type WxParams,
+  type WxParamsIn,
+} from '../../cloudfunctions/shared/wxpay';
+import type { Ledger, RefundStatus, SimOrder, SimRefund } from './ledger';
+import type { Notifier, NotifyFaults } from './notifier';
+import { billDate, compactTime, dashedTime, parseCompactTime } from './time';
+import type { SimMerchant } from './verify';
+
+export const API_PATHS = [
+  '/pay/unifiedorder',
+  '/pay/orderquery',
+  '/pay/closeorder',
+  '/secapi/pay/refund',
+  '/pay/refundquery',
+  '/pay/downloadbill',
+] as const;
+export type ApiPath = (typeof API_PATHS)[number];
+
+/** A probability, for every API path or per path. */
+export type Rate = number | Partial<Record<ApiPath, number>>;
+
+export interface Faults extends NotifyFaults {
+  /** Chance that an API call answers result_code FAIL / err_code SYSTEMERROR without any effect. */
+  systemErrorRate: Rate;
+  /** The next N API calls answer SYSTEMERROR (deterministic version of the rate). */
+  systemErrorNext: number;
+  /** Chance that an API call never answers (the client's timeout fires). */
+  timeoutRate: Rate;
+  /** How PROCESSING refunds end. */
+  refundOutcome: 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
+  /** Refund applications fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL). */
+  refundError: string | null;
+  /** Wall-clock ms from acceptance to the refund's result; null = 60 s × timeScale. */
+  refundDelayMs: number | null;
+}
+
+export const DEFAULT_FAULTS: Faults = {
+  dropPayNotifies: false,
+  dropRefundNotifies: false,
+  notifyDelayMs: 0,
+  duplicateNotifies: 0,
+  reorderNotifies: false,
+  systemErrorRate: 0,
+  systemErrorNext: 0,
+  timeoutRate: 0,
+  refundOutcome: 'SUCCESS',
+  refundError: null,
+  refundDelayMs: null,
+};
+
+const REFUND_ERROR_DES: Record<string, string> = {
+  NOTENOUGH: '基本账户余额不足，请充值后重新发起',
+  USER_ACCOUNT_ABNORMAL: '退款请求失败，用户账号已注销',
+  TRADE_OVERDUE: '订单已经超过退款期限',
+  SYSTEMERROR: '系统超时，请不要更换商户退款单号，请使用相同参数再次调用API',
+  BIZERR_NEED_RETRY: '并发情况下，业务被拒绝，请使用相同参数再次调用API',
+  INVALID_REQ_TOO_MUCH: '连续错误请求数过多被系统短暂屏蔽，请1分钟后再试',
+  FREQUENCY_LIMITED: '频率限制，请降低请求频率',
+};
+
+/** "prepay_id只有两小时的有效期" (time_expire field doc, quoted in reference §4.3). */
+export const PREPAY_TTL_MS = 2 * 3600 * 1000;
+/** "每个支付订单的部分退款次数不能超过50次" (申请退款 doc). */
+export const MAX_REFUNDS_PER_ORDER = 50;
+/** "交易时间超过一年的订单无法提交退款". */
+const REFUND_WINDOW_MS = 365 * 24 * 3600 * 1000;
+/** time_expire: "建议：最短失效时间间隔大于1分钟". */
+const MIN_EXPIRE_MS = 60 * 1000;
+/** The default settlement fee rate of small merchants, for the bill's 手续费 column. */
+const FEE_RATE_PER_MILLE = 6;
+
+export class ResultFail {
+  constructor(
+    readonly errCode: string,
+    readonly errCodeDes: string,
+  ) {}
+}
+
+/** A request WeChat refuses at the communication level (return_code FAIL). */
+export class ReturnFail {
+  constructor(readonly returnMsg: string) {}
+}
+
+export type ApiOutcome = WxParamsIn | ResultFail | ReturnFail;
+
+export interface EngineOptions {
+  merchants: readonly SimMerchant[];
+  ledger: Ledger;
+  notifier: Notifier;
+  now: () => number;
+  timeScale: number;
+  faults: () => Faults;
+}
+
+export type PayOutcome = 'SUCCESS' | 'CANCEL' | 'FAIL' | 'USERPAYING' | 'PAYERROR';
+
+export class Engine {
+  private readonly settleTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly o: EngineOptions) {
+    for (const r of o.ledger.refunds.values()) if (r.status === 'PROCESSING') this.armSettle(r);
+  }
+
+  close(): void {
+    for (const t of this.settleTimers.values()) clearTimeout(t);
+    this.settleTimers.clear();
+  }
+
+  /** Every API but downloadbill, whose success is CSV (see `bill`). */
+  handle(path: Exclude<ApiPath, '/pay/downloadbill'>, p: WxParams, m: SimMerchant): ApiOutcome {
+    switch (path) {
+      case '/pay/unifiedorder':
+        return this.unifiedOrder(p, m);
+      case '/pay/orderquery':
+        return this.orderQuery(p, m);
+      case '/pay/closeorder':
+        return this.closeOrder(p, m);
+      case '/secapi/pay/refund':
+        return this.refund(p, m);
+      case '/pay/refundquery':
+        return this.refundQuery(p, m);
+    }
+  }
+
+  // --- unifiedorder -------------------------------------------------------------------
+
+  private unifiedOrder(p: WxParams, m: SimMerchant): ApiOutcome {
+    const tradeType = p['trade_type'];
+    const required = ['body', 'out_trade_no', 'total_fee', 'spbill_create_ip', 'notify_url', 'trade_type'];
+    if (tradeType === 'JSAPI') required.push('openid');
+    const lack = required.find((f) => !p[f]);
+    if (lack) return new ResultFail('LACK_PARAMS', `缺少参数${lack}`);
+    if (tradeType !== 'JSAPI') return new ReturnFail('trade_type参数错误（模拟器只支持JSAPI）');
+    if (!/^[0-9A-Za-z_\-|*]{1,32}$/.test(p['out_trade_no']!))
+      return new ReturnFail('out_trade_no参数格式错误');
+    if (!/^[1-9]\d{0,9}$/.test(p['total_fee']!)) return new ReturnFail('total_fee参数格式错误');
+    if (!/^(https?):\/\/[^?#]+$/.test(p['notify_url']!)) return new ReturnFail('notify_url参数格式错误');
+    const now = this.o.now();
+    let expiresAtMs: number | undefined;
+    if (p['time_expire']) {
+      expiresAtMs = parseCompactTime(p['time_expire']);
+      if (expiresAtMs === undefined) return new ResultFail('INVALID_REQUEST', 'time_expire时间格式错误');
+    }
+
+    // Re-entry: "订单重入时，要求参数值与原请求一致"; every field but nonce_str and sign counts.
+    const request: Record<string, string> = { sign_type: 'MD5', ...p };
+    delete request['nonce_str'];
+    delete request['sign'];
+    const existing = this.o.ledger.order(m.mchId, p['out_trade_no']!);
+    if (existing) {
+      if (existing.tradeState === 'SUCCESS' || existing.tradeState === 'REFUND')
+        return new ResultFail('ORDERPAID', '该订单已支付');
+      if (existing.tradeState === 'CLOSED')
+        return new ResultFail('ORDERCLOSED', '该订单已关闭，请使用新的商户订单号下单');
+      if (!sameFields(existing.request, request))
+        return new ResultFail('INVALID_REQUEST', '201 商户订单号重复');
+      if (existing.expiresAtMs !== undefined && now >= existing.expiresAtMs)
+        return new ResultFail('ORDERCLOSED', '订单已过期（time_expire），请使用新的商户订单号下单');
+      // Past its 2 hours, re-entering is how one gets a fresh prepay_id (reference §4.3).
+      if (now - existing.prepayIssuedAtMs >= PREPAY_TTL_MS) {
+        existing.prepayId = newPrepayId(now);
+        existing.prepayIssuedAtMs = now;
+      }
+      this.o.ledger.putOrder(existing);
+      return { trade_type: 'JSAPI', prepay_id: existing.prepayId };
+    }
+    if (expiresAtMs !== undefined && expiresAtMs - now < MIN_EXPIRE_MS)
+      return new ResultFail('INVALID_REQUEST', 'time_expire时间过短，最短失效时间间隔需大于1分钟');
+
+    const order: SimOrder = {
+      mchId: m.mchId,
+      appid: m.appid,
+      outTradeNo: p['out_trade_no']!,
+      request,
+      signType: request['sign_type'] as SimOrder['signType'],
+      totalFee: Number(p['total_fee']),
+      openid: p['openid']!,
+      notifyUrl: p['notify_url']!,
+      attach: p['attach'],
+      body: p['body']!,
+      prepayId: newPrepayId(now),
+      prepayIssuedAtMs: now,
+      expiresAtMs,
+      tradeState: 'NOTPAY',
+      createdAtMs: now,
+    };
+    this.o.ledger.putOrder(order);
+    return { trade_type: 'JSAPI', prepay_id: order.prepayId };
+  }
+
+  // --- the phone: wx.requestPayment ---------------------------------------------------
+
+  /**
+   * What the WeChat client does with wx.requestPayment: find the order by prepay_id, check
+   * the paySign (the second signature, over appId/timeStamp/nonceStr/package/signType with
+   * the sign type of the order), then let the user pay.
+   */
+  pay(
+    payment: Partial<RequestPaymentParams> | undefined,
+    outcome: PayOutcome = 'SUCCESS',
+  ): { errMsg: string } {
+    const fail = (why: string) => ({ errMsg: `requestPayment:fail ${why}` });
+    if (!payment || typeof payment !== 'object') return fail('parameter error: payment is required');
+    const { timeStamp, nonceStr, package: pkg, signType, paySign } = payment;
+    for (const [k, v] of Object.entries({ timeStamp, nonceStr, package: pkg, signType, paySign })) {
+      if (typeof v !== 'string' || v === '')
+        return fail(`parameter error: ${k} should be a non-empty string`);
+    }
+    const prepayId = /^prepay_id=(.+)$/.exec(pkg!)?.[1];
+    if (!prepayId) return fail('parameter error: package should be "prepay_id=..."');
+    const order = this.o.ledger.orderByPrepayId(prepayId);
+    if (!order || order.prepayId !== prepayId) return fail('prepay_id 无效或已被新的 prepay_id 取代');
+    const m = this.merchant(order.mchId);
+    // "signType…注意此处需与统一下单的签名类型一致".
+    if (!isSignType(signType) || signType !== order.signType)
+      return fail('支付验证签名失败（signType 与统一下单不一致）');
+    const expected = sign(
+      { appId: order.appid, timeStamp, nonceStr, package: pkg, signType },
+      m.apiKey,
+      signType,
+    );
+    if (expected !== paySign!.toUpperCase()) return fail('支付验证签名失败');
+    const now = this.o.now();
+    if (now - order.prepayIssuedAtMs >= PREPAY_TTL_MS) return fail('prepay_id 已过期（2小时），请重新下单');
+    if (order.tradeState === 'SUCCESS' || order.tradeState === 'REFUND') return fail('该订单已支付');
+    if (order.tradeState === 'CLOSED') return fail('该订单已关闭');
+    if (order.expiresAtMs !== undefined && now >= order.expiresAtMs) return fail('该订单已过期');
+
+    switch (outcome) {
+      case 'CANCEL':
+        return { errMsg: 'requestPayment:fail cancel' };
+      case 'FAIL':
+        // A declined card: the user can try again, so the order stays payable (NOTPAY).
+        return fail('支付失败，请稍后再试');
+      case 'USERPAYING':
+      case 'PAYERROR':
+        order.tradeState = outcome;
+        this.o.ledger.putOrder(order);
+        return fail(outcome === 'USERPAYING' ? '用户支付中' : '支付失败（银行返回失败）');
+      case 'SUCCESS':
+        break;
+      default:
+        return fail(`unknown outcome ${String(outcome)}`);
+    }
+    order.tradeState = 'SUCCESS';
+    order.paidAtMs = now;
+    order.transactionId = `4200${compactTime(now).slice(0, 8)}${digits(16)}`;
+    this.o.ledger.putOrder(order);
+    this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
+    return { errMsg: 'requestPayment:ok' };
+  }
+
+  private payNotifyXml(o: SimOrder, m: SimMerchant): string {
+    const fields: WxParamsIn = {
+      appid: o.appid,
+      attach: o.attach,
+      bank_type: 'OTHERS',
+      cash_fee: o.totalFee,
+      fee_type: 'CNY',
+      is_subscribe: 'N',
+      mch_id: o.mchId,
+      nonce_str: randomBytes(16).toString('hex'),
+      openid: o.openid,
+      out_trade_no: o.outTradeNo,
+      result_code: 'SUCCESS',
+      return_code: 'SUCCESS',
+      time_end: compactTime(o.paidAtMs!),
+      total_fee: o.totalFee,
+      trade_type: 'JSAPI',
+      transaction_id: o.transactionId,
+    };
+    // Signed with the order's sign type, and without a sign_type field: real HMAC notifies
+    // arrive like that (WxJava#1585), so a handler must use its configured sign type.
+    return toXml({ ...fields, sign: sign(fields, m.apiKey, o.signType) });
+  }
+
+  // --- orderquery / closeorder --------------------------------------------------------
+
+  private findOrder(p: WxParams, m: SimMerchant): SimOrder | ResultFail {
+    if (!p['out_trade_no'] && !p['transaction_id'])
+      return new ResultFail('LACK_PARAMS', '缺少参数out_trade_no或transaction_id');
+    const o = p['transaction_id']
+      ? this.o.ledger.orderByTransactionId(m.mchId, p['transaction_id'])
+      : this.o.ledger.order(m.mchId, p['out_trade_no']!);
+    return o ?? new ResultFail('ORDERNOTEXIST', '订单不存在');
+  }
+
+  private orderQuery(p: WxParams, m: SimMerchant): ApiOutcome {
+    const o = this.findOrder(p, m);
+    if (o instanceof ResultFail) return o;
+    const paid = o.tradeState === 'SUCCESS' || o.tradeState === 'REFUND';
+    return {
+      out_trade_no: o.outTradeNo,
+      trade_state: o.tradeState,
+      trade_state_desc: TRADE_STATE_DESC[o.tradeState],
+      trade_type: 'JSAPI',
+      openid: o.openid,
+      total_fee: o.totalFee,
+      fee_type: 'CNY',
+      attach: o.attach,
+      is_subscribe: paid ? 'N' : undefined,
+      bank_type: paid ? 'OTHERS' : undefined,
+      cash_fee: paid ? o.totalFee : undefined,
+      transaction_id: o.transactionId,
+      time_end: o.paidAtMs === undefined ? undefined : compactTime(o.paidAtMs),
+    };
+  }
+
+  private closeOrder(p: WxParams, m: SimMerchant): ApiOutcome {
+    if (!p['out_trade_no']) return new ResultFail('LACK_PARAMS', '缺少参数out_trade_no');
+    const o = this.o.ledger.order(m.mchId, p['out_trade_no']);
+    if (!o) return new ResultFail('ORDERNOTEXIST', '订单不存在');
+    if (o.tradeState === 'SUCCESS' || o.tradeState === 'REFUND')
+      return new ResultFail('ORDERPAID', '订单已支付，不能发起关单，请当作已支付的正常交易');
+    if (o.tradeState === 'CLOSED') return new ResultFail('ORDERCLOSED', '订单已关闭，无需继续调用');
+    o.tradeState = 'CLOSED';
+    o.closedAtMs = this.o.now();
+    this.o.ledger.putOrder(o);
+    return {};
+  }
+
+  // --- refund -------------------------------------------------------------------------
+
+  private refund(p: WxParams, m: SimMerchant): ApiOutcome {
+    const lack = ['out_refund_no', 'total_fee', 'refund_fee'].find((f) => !p[f]);
+    if (lack) return new ResultFail('LACK_PARAMS', `缺少参数${lack}`);
+    if (!/^[1-9]\d{0,9}$/.test(p['total_fee']!) || !/^[1-9]\d{0,9}$/.test(p['refund_fee']!))
+      return new ResultFail('PARAM_ERROR', 'total_fee和refund_fee必须是正整数（单位：分）');
+    const o = this.findOrder(p, m);
+    if (o instanceof ResultFail) return o;
+    const totalFee = Number(p['total_fee']);
+    const refundFee = Number(p['refund_fee']);
+
+    // "同一退款单号多次请求只退一笔": a repeat answers as the first time did.
+    const previous = this.o.ledger.refund(m.mchId, p['out_refund_no']!);
+    if (previous) {
+      if (
+        previous.outTradeNo !== o.outTradeNo ||
+        previous.refundFee !== refundFee ||
+        previous.totalFee !== totalFee
+      )
+        return new ResultFail('INVALID_REQUEST', '订单金额或退款金额与之前请求不一致，请核实后再试');
+      return refundAnswer(previous, o);
+    }
+    if (o.tradeState !== 'SUCCESS' && o.tradeState !== 'REFUND')
+      return new ResultFail('ERROR', '订单未支付，不能退款');
+    if (totalFee !== o.totalFee)
+      return new ResultFail('INVALID_REQUEST', '订单金额total_fee与支付金额不一致');
+    const now = this.o.now();
+    if (now - o.paidAtMs! > REFUND_WINDOW_MS)
+      return new ResultFail('TRADE_OVERDUE', '订单已经超过退款期限（支付后一年内可退款）');
+    const refundError = this.o.faults().refundError;
+    if (refundError)
+      return new ResultFail(refundError, REFUND_ERROR_DES[refundError] ?? '申请退款业务发生错误（模拟）');
+    const effective = this.o.ledger
+      .refundsOf(m.mchId, o.outTradeNo)
+      .filter((r) => r.status !== 'REFUNDCLOSE');
+    if (effective.length >= MAX_REFUNDS_PER_ORDER)
+      return new ResultFail('ERROR', `该订单已超过${MAX_REFUNDS_PER_ORDER}次部分退款的限制`);
+    const refunded = effective.reduce((s, r) => s + r.refundFee, 0);
+    if (refunded >= o.totalFee) return new ResultFail('ERROR', '订单已全额退款');
+    if (refunded + refundFee > o.totalFee)
+      return new ResultFail('ERROR', `累计退款金额大于支付金额（可退${o.totalFee - refunded}分）`);
+
+    const delayMs = this.o.faults().refundDelayMs ?? 60_000 * this.o.timeScale;
+    const r: SimRefund = {
+      mchId: m.mchId,
+      appid: m.appid,
+      outRefundNo: p['out_refund_no']!,
+      outTradeNo: o.outTradeNo,
+      transactionId: o.transactionId!,
+      refundId: `50${digits(27)}`,
+      refundFee,
+      totalFee,
+      refundDesc: p['refund_desc'],
+      notifyUrl: p['notify_url'] || m.refundNotifyUrl,
+      status: 'PROCESSING',
+      createdAtMs: now,
+      settleAtMs: Date.now() + delayMs,
+    };
+    o.tradeState = 'REFUND';
+    this.o.ledger.putOrder(o, false);
+    this.o.ledger.putRefund(r);
+    this.armSettle(r);
+    return refundAnswer(r, o);
+  }
+
+  private armSettle(r: SimRefund): void {
+    const id = `${r.mchId}/${r.outRefundNo}`;
+    clearTimeout(this.settleTimers.get(id));
+    const t = setTimeout(
+      () => {
+        this.settleTimers.delete(id);
+        this.settle(r);
+      },
+      Math.max(0, r.settleAtMs - Date.now()),
+    );
+    t.unref();
+    this.settleTimers.set(id, t);
+  }
+
+  /** Finishes every PROCESSING refund now; returns how many. */
+  settleAll(): number {
+    const processing = [...this.o.ledger.refunds.values()].filter((r) => r.status === 'PROCESSING');
+    for (const r of processing) this.settle(r);
+    return processing.length;
+  }
+
+  private settle(r: SimRefund): void {
+    if (r.status !== 'PROCESSING') return;
+    const id = `${r.mchId}/${r.outRefundNo}`;
+    clearTimeout(this.settleTimers.get(id));
+    this.settleTimers.delete(id);
+    r.status = this.o.faults().refundOutcome;
+    r.settledAtMs = this.o.now();
+    const o = this.o.ledger.order(r.mchId, r.outTradeNo);
+    if (o && r.status === 'REFUNDCLOSE') {
+      // A closed refund moved no money; the order is back to plain SUCCESS if nothing else was refunded.
+      const others = this.o.ledger.refundsOf(r.mchId, r.outTradeNo).filter((x) => x.status !== 'REFUNDCLOSE');
+      if (others.length === 0) o.tradeState = 'SUCCESS';
+      this.o.ledger.putOrder(o, false);
+    }
+    this.o.ledger.putRefund(r);
+    // "当商户申请的退款有结果后（退款状态为：退款成功、退款关闭、退款异常）" a notify goes out.
+    if (r.notifyUrl) this.o.notifier.enqueue('refund', r.notifyUrl, this.refundNotifyXml(r));
+  }
+
+  private refundNotifyXml(r: SimRefund): string {
+    const m = this.merchant(r.mchId);
+    const info: WxParamsIn = {
+      out_refund_no: r.outRefundNo,
+      out_trade_no: r.outTradeNo,
+      refund_account: 'REFUND_SOURCE_RECHARGE_FUNDS',
+      refund_fee: r.refundFee,
+      refund_id: r.refundId,
+      refund_recv_accout: '支付用户零钱',
+      refund_request_source: 'API',
+      refund_status: r.status,
+      settlement_refund_fee: r.refundFee,
+      settlement_total_fee: r.totalFee,
+      success_time: r.status === 'SUCCESS' ? dashedTime(r.settledAtMs!) : undefined,
+      total_fee: r.totalFee,
+      transaction_id: r.transactionId,
+    };
+    // Refund notifies carry no sign: the AES-256-ECB req_info is the proof (退款结果通知 doc).
+    return toXml({
+      return_code: 'SUCCESS',
+      appid: r.appid,
+      mch_id: r.mchId,
+      nonce_str: randomBytes(16).toString('hex'),
+      req_info: encryptReqInfo(info, m.apiKey),
+    });
+  }
+
+  private refundQuery(p: WxParams, m: SimMerchant): ApiOutcome {
+    const keys = ['out_refund_no', 'refund_id', 'out_trade_no', 'transaction_id'];
+    if (!keys.some((k) => p[k])) return new ResultFail('LACK_PARAMS', `缺少参数（${keys.join('/')}四选一）`);
+    let refunds: SimRefund[];
+    if (p['out_refund_no'] || p['refund_id']) {
+      const r = p['out_refund_no']
+        ? this.o.ledger.refund(m.mchId, p['out_refund_no'])
+        : [...this.o.ledger.refunds.values()].find(
+            (x) => x.mchId === m.mchId && x.refundId === p['refund_id'],
+          );
+      refunds = r ? [r] : [];
+    } else {
+      const o = this.findOrder(p, m);
+      refunds = o instanceof ResultFail ? [] : this.o.ledger.refundsOf(m.mchId, o.outTradeNo);
+    }
+    if (refunds.length === 0) return new ResultFail('REFUNDNOTEXIST', '退款订单查询失败');
+    // A result that is due but whose timer has not fired yet (e.g. right after a restart).
+    for (const r of refunds) if (r.status === 'PROCESSING' && Date.now() >= r.settleAtMs) this.settle(r);
+    const first = refunds[0]!;
+    const out: WxParamsIn = {
+      transaction_id: first.transactionId,
+      out_trade_no: first.outTradeNo,
+      total_fee: first.totalFee,
+      settlement_total_fee: first.totalFee,
+      fee_type: 'CNY',
+      cash_fee: first.totalFee,
+      refund_count: refunds.length,
+      total_refund_count: this.o.ledger.refundsOf(m.mchId, first.outTradeNo).length,
+    };
+    refunds.forEach((r, n) => {
+      out[`out_refund_no_${n}`] = r.outRefundNo;
+      out[`refund_id_${n}`] = r.refundId;
+      out[`refund_channel_${n}`] = 'ORIGINAL';
+      out[`refund_fee_${n}`] = r.refundFee;
+      out[`settlement_refund_fee_${n}`] = r.refundFee;
+      out[`refund_status_${n}`] = r.status;
+      out[`refund_account_${n}`] = 'REFUND_SOURCE_RECHARGE_FUNDS';
+      out[`refund_recv_accout_${n}`] = '支付用户零钱';
+      if (r.status === 'SUCCESS') out[`refund_success_time_${n}`] = dashedTime(r.settledAtMs!);
+    });
+    return out;
+  }
+
+  // --- downloadbill -------------------------------------------------------------------
+
+  /** The day's bill as CSV, or a ReturnFail: the bill API answers errors with return_code FAIL. */
+  bill(p: WxParams, m: SimMerchant): { csv: string } | ReturnFail {
+    const date = p['bill_date'];
+    if (!date || !/^\d{8}$/.test(date)) return new ReturnFail('invalid bill_date');
+    const type = p['bill_type'] ?? 'ALL';
+    if (type !== 'ALL' && type !== 'SUCCESS' && type !== 'REFUND') return new ReturnFail('invalid bill_type');
+    const fee = (fen: number) => Math.round((fen * FEE_RATE_PER_MILLE) / 1000);
+    const rows: Record<string, string>[] = [];
+    const base = (o: SimOrder, atMs: number): Record<string, string> => ({
+      交易时间: dashedTime(atMs),
+      公众账号ID: o.appid,
+      商户号: o.mchId,
+      特约商户号: '0',
+      设备号: '',
+      微信订单号: o.transactionId ?? '',
+      商户订单号: o.outTradeNo,
+      用户标识: o.openid,
+      交易类型: 'JSAPI',
+      付款银行: 'OTHERS',
+      货币种类: 'CNY',
+      代金券金额: '0.00',
+      充值券退款金额: '0.00',
+      商品名称: o.body,
+      商户数据包: o.attach ?? '',
+      费率: '0.60%',
+      订单金额: fenToYuan(o.totalFee),
+      费率备注: '',
+    });
+    let settled = 0;
+    let refundedSum = 0;
+    let feeSum = 0;
+    let orderSum = 0;
+    let appliedRefundSum = 0;
+    if (type !== 'REFUND') {
+      for (const o of this.o.ledger.orders.values()) {
+        if (o.mchId !== m.mchId || o.paidAtMs === undefined || billDate(o.paidAtMs) !== date) continue;
+        rows.push({
+          ...base(o, o.paidAtMs),
+          交易状态: 'SUCCESS',
+          应结订单金额: fenToYuan(o.totalFee),
+          微信退款单号: '0',
+          商户退款单号: '0',
+          退款金额: '0.00',
+          退款类型: '',
+          退款状态: '',
+          手续费: fenToYuan(fee(o.totalFee)),
+          申请退款金额: '0.00',
+        });
+        settled += o.totalFee;
+        orderSum += o.totalFee;
+        feeSum += fee(o.totalFee);
+      }
+    }
+    if (type !== 'SUCCESS') {
+      for (const r of this.o.ledger.refunds.values()) {
+        if (r.mchId !== m.mchId || billDate(r.createdAtMs) !== date) continue;
+        const o = this.o.ledger.order(r.mchId, r.outTradeNo);
+        if (!o) continue;
+        rows.push({
+          ...base(o, r.createdAtMs),
+          交易状态: 'REFUND',
+          应结订单金额: '0.00',
+          微信退款单号: r.refundId,
+          商户退款单号: r.outRefundNo,
+          退款金额: fenToYuan(r.refundFee),
+          退款类型: 'ORIGINAL',
+          退款状态: r.status,
+          手续费: fenToYuan(-fee(r.refundFee)),
+          申请退款金额: fenToYuan(r.refundFee),
+        });
+        refundedSum += r.refundFee;
+        appliedRefundSum += r.refundFee;
+        feeSum -= fee(r.refundFee);
+      }
+    }
+    if (rows.length === 0) return new ReturnFail('No Bill Exist');
+    rows.sort((a, b) => (a['交易时间']! < b['交易时间']! ? -1 : 1));
+    const csv = formatBill({
+      columns: [...BILL_ALL_COLUMNS],
+      rows,
+      summaryColumns: [...BILL_SUMMARY_COLUMNS],
+      summary: {
+        总交易单数: String(rows.length),
+        应结订单总金额: fenToYuan(settled),
+        退款总金额: fenToYuan(refundedSum),
+        充值券退款总金额: '0.00',
+        手续费总金额: fenToYuan(feeSum),
+        订单总金额: fenToYuan(orderSum),
+        申请退款总金额: fenToYuan(appliedRefundSum),
+      },
+    });
+    return { csv };
+  }
+
+  private merchant(mchId: string): SimMerchant {
+    const m = this.o.merchants.find((x) => x.mchId === mchId);
+    if (!m) throw new Error(`unknown merchant ${mchId}`);
+    return m;
+  }
+}
+
+const TRADE_STATE_DESC: Record<SimOrder['tradeState'], string> = {
+  NOTPAY: '订单未支付',
+  SUCCESS: '支付成功',
+  REFUND: '转入退款',
+  CLOSED: '订单已关闭',
+  USERPAYING: '用户支付中',
+  PAYERROR: '支付失败',
+};
+
+function refundAnswer(r: SimRefund, o: SimOrder): WxParamsIn {
+  return {
+    transaction_id: r.transactionId,
+    out_trade_no: r.outTradeNo,
+    out_refund_no: r.outRefundNo,
+    refund_id: r.refundId,
+    refund_channel: '',
+    refund_fee: r.refundFee,
+    settlement_refund_fee: r.refundFee,
+    total_fee: o.totalFee,
+    settlement_total_fee: o.totalFee,
+    fee_type: 'CNY',
+    cash_fee: o.totalFee,
+    cash_refund_fee: r.refundFee,
+    coupon_refund_fee: 0,
+    coupon_refund_count: 0,
+  };
+}
+
+function sameFields(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if ((a[k] ?? '') !== (b[k] ?? '')) return false;
+  return true;
+}
+
+function newPrepayId(now: number): string {
+  return `wx${compactTime(now)}${randomBytes(11).toString('hex').slice(0, 22)}`;
+}
+
+function digits(n: number): string {
+  let s = '';
+  for (const b of randomBytes(n)) s += String(b % 10);
+  return s;
+}
+
+export type { RefundStatus };

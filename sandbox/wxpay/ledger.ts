@@ -1,0 +1,151 @@
+/**
+ * The simulator's own truth: orders, refunds and notify deliveries still owed. Optionally
+ * persisted as one JSON file, written to a temp file and renamed so a crash never leaves
+ * half a ledger behind (`npm start` survives restarts).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { SignType } from '../../cloudfunctions/shared/wxpay';
+
+export type TradeState = 'NOTPAY' | 'SUCCESS' | 'REFUND' | 'CLOSED' | 'USERPAYING' | 'PAYERROR';
+export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
+
+export interface SimOrder {
+  mchId: string;
+  appid: string;
+  outTradeNo: string;
+  /** The unifiedorder fields that must be identical on re-entry (everything but nonce_str/sign). */
+  request: Record<string, string>;
+  signType: SignType;
+  totalFee: number;
+  openid: string;
+  notifyUrl: string;
+  attach?: string;
+  body: string;
+  prepayId: string;
+  prepayIssuedAtMs: number;
+  /** From time_expire, if given. */
+  expiresAtMs?: number;
+  tradeState: TradeState;
+  createdAtMs: number;
+  transactionId?: string;
+  paidAtMs?: number;
+  closedAtMs?: number;
+}
+
+export interface SimRefund {
+  mchId: string;
+  appid: string;
+  outRefundNo: string;
+  outTradeNo: string;
+  transactionId: string;
+  refundId: string;
+  refundFee: number;
+  totalFee: number;
+  refundDesc?: string;
+  notifyUrl?: string;
+  status: RefundStatus;
+  createdAtMs: number;
+  settleAtMs: number;
+  settledAtMs?: number;
+}
+
+/** One notify that is still owed: its next attempt is due at `dueAtMs` (wall clock). */
+export interface PendingNotify {
+  id: string;
+  kind: 'pay' | 'refund';
+  url: string;
+  body: string;
+  /** The attempt number the next send will be (1-based). */
+  attempt: number;
+  dueAtMs: number;
+  /** Held back by the reorderNotifies fault until flushed. */
+  held?: boolean;
+}
+
+export interface LedgerData {
+  orders: SimOrder[];
+  refunds: SimRefund[];
+  pendingNotifies: PendingNotify[];
+}
+
+export class Ledger {
+  readonly orders = new Map<string, SimOrder>();
+  readonly refunds = new Map<string, SimRefund>();
+  readonly pending = new Map<string, PendingNotify>();
+  private readonly prepayIndex = new Map<string, string>();
+
+  constructor(private readonly stateFile?: string) {
+    if (stateFile && existsSync(stateFile)) {
+      const data = JSON.parse(readFileSync(stateFile, 'utf8')) as LedgerData;
+      for (const o of data.orders) this.putOrder(o, false);
+      for (const r of data.refunds) this.refunds.set(key(r.mchId, r.outRefundNo), r);
+      for (const n of data.pendingNotifies) this.pending.set(n.id, n);
+    }
+  }
+
+  order(mchId: string, outTradeNo: string): SimOrder | undefined {
+    return this.orders.get(key(mchId, outTradeNo));
+  }
+
+  orderByTransactionId(mchId: string, transactionId: string): SimOrder | undefined {
+    for (const o of this.orders.values())
+      if (o.mchId === mchId && o.transactionId === transactionId) return o;
+    return undefined;
+  }
+
+  orderByPrepayId(prepayId: string): SimOrder | undefined {
+    const k = this.prepayIndex.get(prepayId);
+    return k === undefined ? undefined : this.orders.get(k);
+  }
+
+  putOrder(o: SimOrder, save = true): void {
+    this.orders.set(key(o.mchId, o.outTradeNo), o);
+    this.prepayIndex.set(o.prepayId, key(o.mchId, o.outTradeNo));
+    if (save) this.save();
+  }
+
+  refund(mchId: string, outRefundNo: string): SimRefund | undefined {
+    return this.refunds.get(key(mchId, outRefundNo));
+  }
+
+  refundsOf(mchId: string, outTradeNo: string): SimRefund[] {
+    return [...this.refunds.values()]
+      .filter((r) => r.mchId === mchId && r.outTradeNo === outTradeNo)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  putRefund(r: SimRefund): void {
+    this.refunds.set(key(r.mchId, r.outRefundNo), r);
+    this.save();
+  }
+
+  clear(): void {
+    this.orders.clear();
+    this.refunds.clear();
+    this.pending.clear();
+    this.prepayIndex.clear();
+    this.save();
+  }
+
+  toJSON(): LedgerData {
+    return {
+      orders: [...this.orders.values()],
+      refunds: [...this.refunds.values()],
+      pendingNotifies: [...this.pending.values()],
+    };
+  }
+
+  save(): void {
+    if (!this.stateFile) return;
+    mkdirSync(dirname(this.stateFile), { recursive: true });
+    const tmp = `${this.stateFile}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.toJSON(), null, 1));
+    renameSync(tmp, this.stateFile);
+  }
+}
+
+function key(mchId: string, no: string): string {
+  return `${mchId}\u0000${no}`;
+}
