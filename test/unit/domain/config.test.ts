@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../../cloudfunctions/shared/config';
+import { redact, setLogSink } from '../../../cloudfunctions/shared/log';
+
+const KEY = 'K'.repeat(16) + '0123456789abcdef';
+const GOOD = {
+  WXPAY_APPID: 'wxd930ea5d5a258f4f',
+  WXPAY_MCHID: '1900000109',
+  WXPAY_API_KEY: KEY,
+  WXPAY_SIGN_TYPE: 'HMAC-SHA256',
+  WXPAY_NOTIFY_URL: 'https://env-1.service.tcloudbase.com/pay/notify',
+  WXPAY_REFUND_NOTIFY_URL: 'https://env-1.service.tcloudbase.com/refund/notify',
+  WXPAY_CERT_PEM: '-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----',
+  WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----',
+  ADMIN_OPENIDS: 'o_admin1, o_admin2',
+};
+
+function problems(env: Record<string, string | undefined>, needs = { wxpay: true, cert: true }): string[] {
+  try {
+    loadConfig(env, needs);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).code).toBe('CONFIG_INVALID');
+    return (e as ConfigError).problems;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('reads a complete configuration', () => {
+    const c = loadConfig(GOOD, { wxpay: true, cert: true });
+    expect(c.wxpay).toMatchObject({
+      appid: GOOD.WXPAY_APPID,
+      mchId: '1900000109',
+      signType: 'HMAC-SHA256',
+      baseUrl: 'https://api.mch.weixin.qq.com',
+    });
+    expect([...c.adminOpenids]).toEqual(['o_admin1', 'o_admin2']);
+    expect(c.orderExpireMs).toBe(30 * 60_000);
+    expect(c.cert && 'certPem' in c.cert && c.cert.certPem).toContain('\n');
+  });
+
+  it('names every missing variable in one error, not one per deploy', () => {
+    const p = problems({});
+    for (const v of [
+      'WXPAY_APPID',
+      'WXPAY_MCHID',
+      'WXPAY_API_KEY',
+      'WXPAY_NOTIFY_URL',
+      'WXPAY_REFUND_NOTIFY_URL',
+    ]) {
+      expect(p.some((x) => x.startsWith(`${v} is missing`))).toBe(true);
+    }
+    expect(p.some((x) => x.includes('merchant certificate is missing'))).toBe(true);
+  });
+
+  it('explains malformed values', () => {
+    const p = problems({
+      ...GOOD,
+      WXPAY_API_KEY: 'short',
+      WXPAY_SIGN_TYPE: 'SHA1',
+      WXPAY_NOTIFY_URL: 'http://example.com/pay/notify',
+      WXPAY_REFUND_NOTIFY_URL: 'https://example.com/refund/notify?x=1',
+      WXPAY_APPID: 'appid',
+      ORDER_EXPIRE_MINUTES: '600',
+    });
+    expect(p).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('WXPAY_API_KEY must be exactly 32'),
+        'WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256',
+        'WXPAY_NOTIFY_URL must be https',
+        'WXPAY_REFUND_NOTIFY_URL must not have a query string',
+        expect.stringContaining('WXPAY_APPID'),
+        expect.stringContaining('ORDER_EXPIRE_MINUTES'),
+      ]),
+    );
+  });
+
+  it('never puts the API key in its message', () => {
+    try {
+      loadConfig({ ...GOOD, WXPAY_API_KEY: `${KEY}x` }, { wxpay: true });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).message).not.toContain(KEY);
+    }
+  });
+
+  it('asks functions only for what they use: listings need no merchant key', () => {
+    expect(() => loadConfig({ ADMIN_OPENIDS: 'o1' }, {})).not.toThrow();
+    expect(
+      problems({ ...GOOD, WXPAY_CERT_PEM: '', WXPAY_KEY_PEM: '' }, { wxpay: true, cert: false }),
+    ).toEqual([]);
+  });
+
+  it('allows plain http only for a local simulator', () => {
+    const local = {
+      ...GOOD,
+      WXPAY_BASE_URL: 'https://127.0.0.1:9443',
+      WXPAY_NOTIFY_URL: 'http://127.0.0.1:1/http/pay/notify',
+    };
+    expect(problems(local)).toEqual([]);
+    expect(problems({ ...GOOD, WXPAY_BASE_URL: 'http://api.example.com' })).toContain(
+      'WXPAY_BASE_URL must be https',
+    );
+  });
+
+  it('documents every variable it reads', () => {
+    expect(Object.keys(CONFIG_VARIABLES)).toEqual(expect.arrayContaining(Object.keys(GOOD)));
+  });
+
+  it('registers secrets so the logger redacts them', () => {
+    loadConfig(GOOD, { wxpay: true, cert: true });
+    const lines: string[] = [];
+    const prev = setLogSink((l) => lines.push(l));
+    try {
+      expect(redact(`key=${KEY}`)).toBe('key=[REDACTED]');
+    } finally {
+      setLogSink(prev);
+    }
+  });
+});
