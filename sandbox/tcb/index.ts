@@ -1,0 +1,195 @@
+/**
+ * A local CloudBase (TCB) emulator that the unmodified wx-server-sdk talks to.
+ *
+ * Point the SDK at `serviceUrl` (cloud.init({serviceUrl}) or TCB_CONTEXT_CNFG={"URL":…}).
+ * For per-invocation accounting, give each caller its own URL from `scopedServiceUrl(scope)`
+ * (`…/inv/<scope>/admin`): the node-sdk re-reads TCB_CONTEXT_CNFG on every request
+ * (@cloudbase/node-sdk tcbapiendpoint.ts → getServerInjectUrl), and requests are counted by
+ * that path prefix.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ActionRequest, handleAction } from './actions';
+import { Journal, recover } from './journal';
+import { type IndexSpec, Store } from './store';
+
+export type { IndexSpec } from './store';
+
+export interface TcbEmulatorOptions {
+  host?: string;
+  port?: number;
+  /** Persist here (snapshot + journal). Omitted: in memory only. */
+  dataDir?: string;
+  /** Unique indexes per collection, like the console's 索引管理. Defaults to none. */
+  indexes?: Record<string, IndexSpec[]>;
+  /** Collections created at start if missing (CloudBase has no auto-create). */
+  collections?: string[];
+  /** Compact the journal into the snapshot past this size. */
+  compactBytes?: number;
+  transactionLifetimeMs?: number;
+  now?: () => number;
+}
+
+export interface TcbEmulator {
+  /** What cloud.init({serviceUrl}) or TCB_CONTEXT_CNFG.URL gets. */
+  serviceUrl: string;
+  /** Base URL of the server (no path). */
+  url: string;
+  /** A serviceUrl whose requests are counted under `scope`. */
+  scopedServiceUrl(scope: string): string;
+  /** Database requests received: all, or those sent to scopedServiceUrl(scope). */
+  requestCount(scope?: string): number;
+  /** Reads and forgets one scope's count (so per-invocation scopes do not pile up). */
+  takeRequestCount(scope: string): number;
+  collections(): string[];
+  close(): Promise<void>;
+  /** Tests only: stop like a killed process, without the final compaction. */
+  crash(): Promise<void>;
+}
+
+const BODY_LIMIT = 16 * 1024 * 1024;
+
+/** The seed config checked into the repo: which collections exist and their unique indexes. */
+export interface SeedConfig {
+  collections?: string[];
+  indexes?: Record<string, IndexSpec[]>;
+}
+
+export function loadSeedConfig(
+  path = join(dirname(fileURLToPath(import.meta.url)), 'indexes.json'),
+): Required<SeedConfig> {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as SeedConfig;
+  return { collections: raw.collections ?? [], indexes: raw.indexes ?? {} };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > BODY_LIMIT) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+const ADMIN_PATH = /^\/(?:inv\/([^/]+)\/)?admin\/?$/;
+
+export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promise<TcbEmulator> {
+  const now = options.now ?? Date.now;
+  const store = new Store({
+    indexes: options.indexes ?? {},
+    transactionLifetimeMs: options.transactionLifetimeMs,
+    now,
+  });
+  let journal: Journal | null = null;
+  if (options.dataDir) {
+    const recovered = recover(options.dataDir);
+    store.load(recovered.snapshot, recovered.entries);
+    if (recovered.droppedTornTail) {
+      console.warn(`[tcb-emulator] dropped a torn last journal line in ${options.dataDir} (crash mid-write)`);
+    }
+    journal = await Journal.open(
+      options.dataDir,
+      () => store.snapshot(),
+      options.compactBytes ?? 8 * 1024 * 1024,
+    );
+    const j = journal;
+    store.setPersist((entry) => j.append(entry));
+  }
+  for (const name of options.collections ?? []) {
+    if (!store.collectionNames().includes(name)) await store.createCollection(name);
+  }
+
+  let total = 0;
+  const perScope = new Map<string, number>();
+
+  const server = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    // The function runtime reads each invocation's count here when it runs in another process.
+    const countPath = /^\/_emulator\/requests\/([^/]+)$/.exec(path);
+    if (req.method === 'POST' && countPath) {
+      const scope = decodeURIComponent(countPath[1]!);
+      const count = perScope.get(scope) ?? 0;
+      perScope.delete(scope);
+      return send(res, 200, { scope, count });
+    }
+    const m = ADMIN_PATH.exec(path);
+    if (!m || req.method !== 'POST')
+      return send(res, 404, { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });
+    let body: ActionRequest;
+    try {
+      body = JSON.parse((await readBody(req)).toString('utf8')) as ActionRequest;
+    } catch {
+      return send(res, 400, { code: 'INVALID_PARAM', message: 'body must be JSON' });
+    }
+    // Counted on arrival: the SDK awaits every response, so when a function's main() has
+    // resolved, all of its requests have been counted.
+    if (typeof body.action === 'string' && body.action.startsWith('database.')) {
+      total += 1;
+      if (m[1]) {
+        const scope = decodeURIComponent(m[1]);
+        perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
+      }
+    }
+    send(res, 200, await handleAction(store, body, now()));
+  });
+  // The SDK keeps connections alive outside SCF; do not let idle sockets hold close() up.
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
+
+  const stopServer = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+
+  return {
+    url,
+    serviceUrl: `${url}/admin`,
+    scopedServiceUrl: (scope) => `${url}/inv/${encodeURIComponent(scope)}/admin`,
+    requestCount: (scope) => (scope === undefined ? total : (perScope.get(scope) ?? 0)),
+    takeRequestCount: (scope) => {
+      const n = perScope.get(scope) ?? 0;
+      perScope.delete(scope);
+      return n;
+    },
+    collections: () => store.collectionNames(),
+    close: async () => {
+      await stopServer();
+      store.close();
+      await journal?.close();
+    },
+    crash: async () => {
+      await stopServer();
+      store.close();
+      await journal?.abandon();
+    },
+  };
+}
