@@ -1,0 +1,107 @@
+import type { ListRefundsResult, RefundStatus, RefundView } from '../../../cloudfunctions/shared/contract';
+import { api } from '../../services/api';
+import { userMessageOf } from '../../utils/errors';
+import { type OrderRow, orderRow, type RefundRow, refundRow } from '../../utils/view';
+
+type Filter = RefundStatus | '';
+type Item = ListRefundsResult['items'][number];
+
+const TABS: { key: Filter; label: string }[] = [
+  { key: 'PENDING_REVIEW', label: '待审核' },
+  { key: 'FAILED', label: '退款失败' },
+  { key: 'APPROVED', label: '待退款' },
+  { key: 'PROCESSING', label: '退款中' },
+  { key: 'SUCCESS', label: '退款完成' },
+  { key: 'REJECTED', label: '已拒绝' },
+  { key: '', label: '全部' },
+];
+
+interface Row extends RefundRow {
+  order: OrderRow | null;
+}
+
+const toRow = (item: Item): Row => ({ ...refundRow(item), order: item.order ? orderRow(item.order) : null });
+
+Component({
+  data: {
+    tabs: TABS,
+    status: 'PENDING_REVIEW' as Filter,
+    /** Raw items, handed to the detail page (there is no single-refund function). */
+    items: [] as Item[],
+    rows: [] as Row[],
+    nextCursor: null as string | null,
+    loading: false,
+    loaded: false,
+    errorText: '',
+    /** null until whoami answers; the server refuses non-admins anyway (FORBIDDEN). */
+    isAdmin: null as boolean | null,
+  },
+  methods: {
+    async onLoad() {
+      try {
+        const me = await api.whoami();
+        this.setData({ isAdmin: me.isAdmin });
+      } catch (err) {
+        this.setData({ errorText: userMessageOf(err) });
+        return;
+      }
+      if (this.data.isAdmin) await this.load(null);
+    },
+    onShow() {
+      if (this.data.loaded) void this.load(null);
+    },
+    onPullDownRefresh() {
+      const done = this.data.isAdmin ? this.load(null) : this.onLoad();
+      void done.then(() => wx.stopPullDownRefresh());
+    },
+    onReachBottom() {
+      if (this.data.nextCursor && !this.data.loading) void this.load(this.data.nextCursor);
+    },
+
+    onTab(e: WechatMiniprogram.TouchEvent<object, object, { key: Filter }>) {
+      const status = e.currentTarget.dataset.key;
+      if (status === this.data.status) return;
+      this.setData({ status, items: [], rows: [], nextCursor: null, loaded: false, loading: false });
+      void this.load(null);
+    },
+
+    async load(cursor: string | null) {
+      if (this.data.loading) return;
+      const status = this.data.status;
+      this.setData({ loading: true, errorText: '' });
+      try {
+        const page = await api.listRefunds({ ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+        // The merchant switched tabs while this page was loading.
+        if (status !== this.data.status) return;
+        const items = cursor ? [...this.data.items, ...page.items] : page.items;
+        this.setData({ items, rows: items.map(toRow), nextCursor: page.nextCursor, loaded: true });
+      } catch (err) {
+        if (status === this.data.status) this.setData({ errorText: userMessageOf(err) });
+      } finally {
+        if (status === this.data.status) this.setData({ loading: false });
+      }
+    },
+
+    onRetry() {
+      void (this.data.isAdmin ? this.load(null) : this.onLoad());
+    },
+
+    onOpen(e: WechatMiniprogram.TouchEvent<object, object, { id: string }>) {
+      const item = this.data.items.find((i) => i.refundId === e.currentTarget.dataset.id);
+      if (!item) return;
+      wx.navigateTo({
+        url: `/pages/admin-refund/index?refundId=${encodeURIComponent(item.refundId)}`,
+        events: {
+          // The review result comes back so this list shows it without a reload.
+          updated: (refund: RefundView) => this.onUpdated(refund),
+        },
+        success: (res) => res.eventChannel.emit('refund', item),
+      });
+    },
+
+    onUpdated(refund: RefundView) {
+      const items = this.data.items.map((i) => (i.refundId === refund.refundId ? { ...i, ...refund } : i));
+      this.setData({ items, rows: items.map(toRow) });
+    },
+  },
+});

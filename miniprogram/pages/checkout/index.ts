@@ -1,0 +1,71 @@
+import { payOrder } from '../../services/api';
+import { type CartLine, decodeCart, estimateFen, setQuantity, toCreateOrderEvent } from '../../utils/cart';
+import { userMessageOf } from '../../utils/errors';
+import { fenToYuan } from '../../utils/money';
+import { PAY_OUTCOME_MESSAGE } from '../../utils/payment';
+
+interface LineRow extends CartLine {
+  priceYuan: string;
+  subtotalYuan: string;
+}
+
+function rows(cart: CartLine[]): LineRow[] {
+  return cart.map((l) => ({
+    ...l,
+    priceYuan: fenToYuan(l.priceFen),
+    subtotalYuan: fenToYuan(l.priceFen * l.quantity),
+  }));
+}
+
+Component({
+  data: {
+    lines: [] as LineRow[],
+    estimateYuan: '0.00',
+    /** Set from createOrder: the amount WeChat will actually charge. */
+    serverTotalYuan: '',
+    submitting: false,
+  },
+  methods: {
+    onLoad(query: Record<string, string | undefined>) {
+      this.show(decodeCart(query['cart']));
+    },
+
+    show(cart: CartLine[]) {
+      this.setData({ lines: rows(cart), estimateYuan: fenToYuan(estimateFen(cart)) });
+    },
+
+    onStep(e: WechatMiniprogram.TouchEvent<object, object, { id: string; delta: string }>) {
+      if (this.data.submitting) return;
+      const { id, delta } = e.currentTarget.dataset;
+      const line = this.data.lines.find((l) => l.productId === id);
+      if (!line) return;
+      const product = { id: line.productId, name: line.name, priceFen: line.priceFen, image: '' };
+      this.show(setQuantity(this.data.lines, product, line.quantity + Number(delta)));
+    },
+
+    async onSubmit() {
+      // this.data updates synchronously on setData, so a second tap that lands before the
+      // button re-renders as disabled still sees submitting and cannot create a second order.
+      if (this.data.submitting || this.data.lines.length === 0) return;
+      this.setData({ submitting: true });
+      try {
+        const result = await payOrder(toCreateOrderEvent(this.data.lines), (created) =>
+          this.setData({ serverTotalYuan: fenToYuan(created.totalFee) }),
+        );
+        const message = PAY_OUTCOME_MESSAGE[result.outcome];
+        const url = `/pages/order-detail/index?orderId=${encodeURIComponent(result.orderId)}`;
+        // The order exists from here on, whatever happened at the cashier: leave the checkout
+        // for its detail page, where an unpaid order offers 继续支付.
+        wx.showModal({
+          title: message.title,
+          content: message.content,
+          showCancel: false,
+          complete: () => wx.redirectTo({ url }),
+        });
+      } catch (err) {
+        wx.showModal({ title: '下单失败', content: userMessageOf(err), showCancel: false });
+        this.setData({ submitting: false });
+      }
+    },
+  },
+});

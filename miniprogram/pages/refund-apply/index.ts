@@ -1,0 +1,80 @@
+import { api } from '../../services/api';
+import { CallError, userMessageOf } from '../../utils/errors';
+import { fenToYuan } from '../../utils/money';
+import { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../utils/refund-form';
+
+Component({
+  data: {
+    orderId: '',
+    /** From queryOrder, not from the URL: the server's view of what is left to refund. */
+    refundableFee: 0,
+    refundableYuan: '0.00',
+    totalYuan: '0.00',
+    loaded: false,
+    amount: '',
+    reason: '',
+    contact: '',
+    reasonMax: REASON_MAX,
+    contactMax: CONTACT_MAX,
+    errorField: '',
+    errorText: '',
+    submitting: false,
+  },
+  methods: {
+    onLoad(query: Record<string, string | undefined>) {
+      this.setData({ orderId: query['orderId'] ?? '' });
+      void this.loadOrder();
+    },
+
+    async loadOrder() {
+      try {
+        const { order } = await api.queryOrder({ orderId: this.data.orderId });
+        this.setData({
+          refundableFee: order.refundableFee,
+          refundableYuan: fenToYuan(order.refundableFee),
+          totalYuan: fenToYuan(order.totalFee),
+          loaded: true,
+        });
+      } catch (err) {
+        this.setData({ errorField: '', errorText: userMessageOf(err) });
+      }
+    },
+
+    onAmount(e: WechatMiniprogram.Input) {
+      this.setData({ amount: e.detail.value, errorField: '', errorText: '' });
+    },
+    onReason(e: WechatMiniprogram.Input) {
+      this.setData({ reason: e.detail.value, errorField: '', errorText: '' });
+    },
+    onContact(e: WechatMiniprogram.Input) {
+      this.setData({ contact: e.detail.value, errorField: '', errorText: '' });
+    },
+    onFillAll() {
+      this.setData({ amount: this.data.refundableYuan, errorField: '', errorText: '' });
+    },
+
+    async onSubmit() {
+      if (this.data.submitting || !this.data.loaded) return;
+      const { amount, reason, contact } = this.data;
+      const check = checkRefundForm(this.data.orderId, { amount, reason, contact }, this.data.refundableFee);
+      if (!check.ok) {
+        this.setData({ errorField: check.field, errorText: check.message });
+        return;
+      }
+      this.setData({ submitting: true, errorField: '', errorText: '' });
+      try {
+        await api.applyRefund(check.event);
+        wx.showToast({ title: '已提交，等待商家审核', icon: 'none' });
+        wx.navigateBack();
+      } catch (err) {
+        const message = userMessageOf(err);
+        this.setData({ errorText: message });
+        wx.showModal({ title: '提交失败', content: message, showCancel: false });
+        // Another refund was reserved meanwhile: show the amount that is really left.
+        if (err instanceof CallError && err.code === 'REFUND_EXCEEDS_PAID') void this.loadOrder();
+      } finally {
+        this.setData({ submitting: false });
+      }
+    },
+  },
+});
