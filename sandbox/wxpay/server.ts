@@ -2,7 +2,7 @@
  * The WeChat Pay APIv2 simulator over HTTPS (its own CA; mutual TLS on /secapi/*), plus a
  * JSON control surface under /sandbox/ that needs no client certificate.
  */
-import { randomBytes } from 'node:crypto';
+import { constants, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as https from 'node:https';
@@ -231,6 +231,9 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       // /pay/* and /sandbox/* work without it and /secapi/* can answer like WeChat's nginx.
       requestCert: true,
       rejectUnauthorized: false,
+      // No session resumption: a resumed TLS session reports `authorized` without a peer
+      // certificate, which would let a certificate-less client through /secapi/*.
+      secureOptions: constants.SSL_OP_NO_TICKET,
     },
     (req, res) => {
       const chunks: Buffer[] = [];
@@ -250,7 +253,7 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
             return json(res, 404, { error: 'not found' });
           if (route.startsWith('/secapi/')) {
             const socket = req.socket as TLSSocket;
-            if (!socket.authorized) {
+            if (!socket.authorized || !socket.getPeerCertificate().subject) {
               // What WeChat's nginx answers (WxJava#3740, weixin-java-pay-demo#60).
               const sent = Object.keys(socket.getPeerCertificate()).length > 0;
               res.writeHead(400, { 'content-type': 'text/html' });

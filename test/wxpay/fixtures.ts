@@ -72,12 +72,19 @@ export async function startEnv(opts: Partial<WxPaySimulatorOptions> = {}): Promi
     sleep: async () => {},
     ...extra,
   });
+  const clients = new Map<string, ReturnType<typeof createWxPayClient>>();
   return {
     dir,
     certs,
     sim,
     config,
-    client: (m, extra) => createWxPayClient(config(m, extra)),
+    client(m, extra) {
+      if (extra) return createWxPayClient(config(m, extra));
+      // One client per merchant, so its keep-alive connections are reused across calls.
+      const cached = clients.get(m.mchId) ?? createWxPayClient(config(m));
+      clients.set(m.mchId, cached);
+      return cached;
+    },
     async close() {
       await sim.close();
       rmSync(dir, { recursive: true, force: true });
