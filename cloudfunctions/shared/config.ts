@@ -35,6 +35,7 @@ export interface ShopConfig {
   /** How long a new order stays payable; prepay_id itself lives 2 hours. */
   orderExpireMs: number;
   shopName: string;
+  reconcile: { notifyGraceMs: number; refundQueryDelayMs: number };
 }
 
 /** What a function needs: notify functions need no certificate, listings need no key. */
@@ -61,6 +62,9 @@ export const CONFIG_VARIABLES = {
   ADMIN_OPENIDS: 'comma-separated openids allowed to review refunds',
   ORDER_EXPIRE_MINUTES: 'minutes a new order stays payable, 5 to 120 (default 30)',
   SHOP_NAME: 'shown in the WeChat cashier as the body prefix (default 小店)',
+  RECONCILE_GRACE_SECONDS: 'reconcile waits this long for a pay notify before asking orderquery (default 60)',
+  REFUND_QUERY_DELAY_SECONDS:
+    'reconcile asks refundquery about a refund this long after WeChat accepted it (default 60)',
 } as const;
 
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
@@ -124,6 +128,16 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
   if (!/^\d+$/.test(expireMin) || Number(expireMin) < 5 || Number(expireMin) > 120) {
     problems.push('ORDER_EXPIRE_MINUTES must be a whole number from 5 to 120');
   }
+
+  const seconds = (k: ConfigVariable, dflt: string) => {
+    const v = get(k) ?? dflt;
+    if (!/^\d{1,6}$/.test(v)) problems.push(`${k} must be a whole number of seconds`);
+    return Number(v) * 1000;
+  };
+  const reconcile = {
+    notifyGraceMs: seconds('RECONCILE_GRACE_SECONDS', '60'),
+    refundQueryDelayMs: seconds('REFUND_QUERY_DELAY_SECONDS', '60'),
+  };
 
   const wxpayNeeded = needs.wxpay || needs.cert;
   const baseUrl = get('WXPAY_BASE_URL') ?? 'https://api.mch.weixin.qq.com';
@@ -218,5 +232,6 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     adminOpenids,
     orderExpireMs: Number(expireMin) * 60_000,
     shopName: get('SHOP_NAME') ?? '小店',
+    reconcile,
   };
 }

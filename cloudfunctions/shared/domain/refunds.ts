@@ -248,14 +248,20 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
     const f = wxFailure(e);
     if (!f) throw e;
     if (f.transient) {
-      // Outcome unknown: stay APPROVED; reconcile resubmits with the same out_refund_no.
+      // Outcome unknown: stay APPROVED and give up our lease, so the next reconcile run (or
+      // the admin) resubmits at once with the same out_refund_no, which WeChat refunds once.
+      await store.cas(
+        COLLECTIONS.refunds,
+        { _id: refund._id, status: 'APPROVED', leaseUntilMs: refund.leaseUntilMs },
+        { leaseUntilMs: 0, updatedAtMs: deps.now() },
+      );
       deps.log('warn', 'refund.submit_transient', {
         refundId: refund._id,
         errCode: f.errCode,
         code: f.code,
         attempt: refund.submitAttempts,
       });
-      return refund;
+      return { ...refund, leaseUntilMs: 0 };
     }
     const now = deps.now();
     const failReason = `${f.errCode ?? f.code}: ${f.errCodeDes ?? f.message}`.slice(0, 200);
