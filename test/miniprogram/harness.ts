@@ -239,6 +239,11 @@ export class PageDriver {
     return (this.node(selector).dom?.textContent ?? '').trim();
   }
 
+  /** The text of every match, in page order. */
+  texts(selector: string): string[] {
+    return this.comp.querySelectorAll(selector).map((n) => (n.dom?.textContent ?? '').trim());
+  }
+
   /** All text of the page, as the user reads it. */
   get pageText(): string {
     return this.comp.dom?.textContent ?? '';
