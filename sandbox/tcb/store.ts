@@ -21,6 +21,8 @@ import type { JournalEntry, JournalWrite, SnapshotState } from './journal';
 export interface IndexSpec {
   fields: string[];
   unique?: boolean;
+  /** Leave out documents that have none of the fields (MongoDB's sparse index). */
+  sparse?: boolean;
   name?: string;
 }
 
@@ -74,6 +76,7 @@ const UPDATE_OPERATORS = new Set([
 interface UniqueIndex {
   name: string;
   fields: string[];
+  sparse: boolean;
   /** tuple of field values → key of the document holding it */
   entries: Map<string, string>;
 }
@@ -333,6 +336,7 @@ export class Store {
         .map((s) => ({
           name: s.name ?? s.fields.map((f) => `${f}_1`).join('_'),
           fields: s.fields,
+          sparse: s.sparse === true,
           entries: new Map<string, string>(),
         }));
       c = { name, docs: new Map(), unique };
@@ -354,9 +358,12 @@ export class Store {
     return this.commit([], [name]);
   }
 
-  private tupleKey(index: UniqueIndex, doc: Doc): string {
+  /** The index key of a document, or null when a sparse index leaves it out. */
+  private tupleKey(index: UniqueIndex, doc: Doc): string | null {
+    const values = index.fields.map((f) => getPath(doc, f.split('.')));
+    if (index.sparse && values.every((v) => v === undefined)) return null;
     // Mongo indexes a missing field as null, so two documents without it collide too.
-    return stringifyEjson(index.fields.map((f) => getPath(doc, f.split('.')) ?? null));
+    return stringifyEjson(values.map((v) => v ?? null));
   }
 
   private duplicateError(coll: Collection, index: UniqueIndex | null, doc: Doc): TcbError {
@@ -377,6 +384,7 @@ export class Store {
       for (const [key, doc] of changes) {
         if (!doc) continue;
         const tk = this.tupleKey(index, doc);
+        if (tk === null) continue;
         const owner = index.entries.get(tk);
         const ownerStillHasIt =
           owner !== undefined &&
@@ -393,8 +401,10 @@ export class Store {
   private applyWrite(coll: Collection, key: string, doc: Doc | null): void {
     const old = coll.docs.get(key);
     for (const index of coll.unique) {
-      if (old) index.entries.delete(this.tupleKey(index, old));
-      if (doc) index.entries.set(this.tupleKey(index, doc), key);
+      const oldKey = old ? this.tupleKey(index, old) : null;
+      if (oldKey !== null && index.entries.get(oldKey) === key) index.entries.delete(oldKey);
+      const newKey = doc ? this.tupleKey(index, doc) : null;
+      if (newKey !== null) index.entries.set(newKey, key);
     }
     if (doc) coll.docs.set(key, doc);
     else coll.docs.delete(key);
@@ -576,6 +586,7 @@ export class Store {
   private txCheckUnique(tx: Transaction, coll: Collection, key: string, doc: Doc): void {
     for (const index of coll.unique) {
       const tk = this.tupleKey(index, doc);
+      if (tk === null) continue;
       for (const other of this.txView(tx, coll)) {
         const ok = idKey(other['_id']);
         if (ok !== key && this.tupleKey(index, other) === tk) throw this.duplicateError(coll, index, doc);
