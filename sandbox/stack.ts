@@ -1,0 +1,269 @@
+/**
+ * The whole offline shop in one call: CloudBase emulator, WeChat Pay simulator, function
+ * runtime and gateway on 127.0.0.1, wired exactly as production is except for endpoints and
+ * credentials (DESIGN.md §1, §7). `npm start`, the integration tests, the benchmarks and
+ * the browser test all start it the same way.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FunctionMap, FunctionName, Result } from '../cloudfunctions/shared/contract';
+import type { SignType } from '../cloudfunctions/shared/wxpay/types';
+import { ensureCerts } from './certs';
+import { type AdminDb, adminDatabase } from './db';
+import { startGateway } from './gateway';
+import { createFunctionRuntime } from './runtime';
+import { COLLECTION_NAMES, DEMO_PRODUCTS } from './seed';
+import { startTcbEmulator } from './tcb';
+import { startWxPaySimulator, type WxPaySimulator } from './wxpay';
+
+export const ROOT = resolve(__dirname, '..');
+
+export interface MerchantInfo {
+  appid: string;
+  mchid: string;
+  apiKey: string;
+  signType: SignType;
+  certPath: string;
+  keyPath: string;
+  pfxPath: string;
+}
+
+/** `.data/stack.json`: what the console, tests and scripts read (DESIGN.md §7). */
+export interface StackInfo {
+  consoleUrl: string;
+  gatewayUrl: string;
+  tcbServiceUrl: string;
+  wxpayBaseUrl: string;
+  caCertPath: string;
+  shopperOpenid: string;
+  adminOpenid: string;
+  merchant: MerchantInfo;
+}
+
+export interface StackOptions {
+  /** Persist the database, ledger, certificates and merchant key here; omitted = a temp dir, in memory. */
+  dataDir?: string;
+  host?: string;
+  ports?: { gateway?: number; tcb?: number; wxpay?: number };
+  signType?: SignType;
+  /** 1 = WeChat's real notify and refund timings. */
+  timeScale?: number;
+  functionsDir?: string;
+  /** Extra or overriding function environment variables. */
+  env?: Record<string, string>;
+  seed?: boolean;
+  timers?: boolean;
+  staticDir?: string;
+  /** Progress lines while starting. */
+  progress?: (line: string) => void;
+}
+
+export interface Stack {
+  info: StackInfo;
+  env: Record<string, string>;
+  simulator: WxPaySimulator;
+  emulator: Awaited<ReturnType<typeof startTcbEmulator>>;
+  runtime: ReturnType<typeof createFunctionRuntime>;
+  gateway: Awaited<ReturnType<typeof startGateway>>;
+  /** Direct database access for seeding, the console and assertions. */
+  db: AdminDb;
+  /** Calls a function as the mini-program would, as `openid`. */
+  call<K extends FunctionName>(
+    name: K,
+    event: FunctionMap[K][0],
+    openid: string,
+  ): Promise<Result<FunctionMap[K][1]>>;
+  close(): Promise<void>;
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+function randomKey(length = 32): string {
+  return [...randomBytes(length)].map((b) => ALNUM[b % 62]).join('');
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => res(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** A port that is taken gets a clear message instead of EADDRINUSE deep in a stack trace. */
+async function checkPort(host: string, port: number, what: string): Promise<number> {
+  if (port === 0) return freePort(host);
+  await new Promise<void>((res, rej) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) =>
+      rej(
+        new Error(
+          e.code === 'EADDRINUSE'
+            ? `port ${port} for the ${what} is taken; choose another (see README)`
+            : e.message,
+        ),
+      ),
+    );
+    srv.listen(port, host, () => srv.close(() => res()));
+  });
+  return port;
+}
+
+function loadMerchant(
+  dir: string,
+  signType: SignType | undefined,
+): { appid: string; mchid: string; apiKey: string; signType: SignType } {
+  const file = join(dir, 'merchant.json');
+  if (existsSync(file)) {
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    return { ...m, signType: signType ?? m.signType };
+  }
+  // A fresh key per sandbox: nothing secret is ever committed, and no two sandboxes share one.
+  const m = {
+    appid: 'wxlocalsandbox0001',
+    mchid: '1900000109',
+    apiKey: randomKey(),
+    signType: signType ?? 'HMAC-SHA256',
+  };
+  writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`, { mode: 0o600 });
+  return m;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const host = options.host ?? '127.0.0.1';
+  const progress = options.progress ?? (() => {});
+  const persistent = options.dataDir !== undefined;
+  const dataDir = options.dataDir ? resolve(options.dataDir) : mkdtempSync(join(tmpdir(), 'shop-stack-'));
+  mkdirSync(dataDir, { recursive: true });
+  const cleanup: (() => Promise<void> | void)[] = [];
+  try {
+    const merchant = loadMerchant(dataDir, options.signType);
+    progress('certificates');
+    const certs = await ensureCerts(join(dataDir, 'certs'), { mchId: merchant.mchid });
+
+    const gatewayPort = await checkPort(host, options.ports?.gateway ?? 0, 'gateway');
+    const gatewayUrl = `http://${host}:${gatewayPort}`;
+
+    progress('CloudBase emulator');
+    const emulator = await startTcbEmulator({
+      host,
+      port: await checkPort(host, options.ports?.tcb ?? 0, 'CloudBase emulator'),
+      ...(persistent ? { dataDir: join(dataDir, 'tcb') } : {}),
+      collections: [...COLLECTION_NAMES],
+    });
+    cleanup.push(() => emulator.close());
+
+    progress('WeChat Pay simulator');
+    const simulator = await startWxPaySimulator({
+      host,
+      port: await checkPort(host, options.ports?.wxpay ?? 0, 'WeChat Pay simulator'),
+      certs,
+      merchants: [
+        {
+          appid: merchant.appid,
+          mchId: merchant.mchid,
+          apiKey: merchant.apiKey,
+          signType: merchant.signType,
+          refundNotifyUrl: `${gatewayUrl}/http/refund/notify`,
+        },
+      ],
+      timeScale: options.timeScale ?? 1,
+      ...(persistent ? { stateFile: join(dataDir, 'wxpay-ledger.json') } : {}),
+    });
+    cleanup.push(() => simulator.close());
+
+    const shopperOpenid = 'o_shopper_demo';
+    const adminOpenid = 'o_admin_demo';
+    const env: Record<string, string> = {
+      WXPAY_APPID: merchant.appid,
+      WXPAY_MCHID: merchant.mchid,
+      WXPAY_API_KEY: merchant.apiKey,
+      WXPAY_SIGN_TYPE: merchant.signType,
+      WXPAY_NOTIFY_URL: `${gatewayUrl}/http/pay/notify`,
+      WXPAY_REFUND_NOTIFY_URL: `${gatewayUrl}/http/refund/notify`,
+      WXPAY_CERT_PEM: readFileSync(certs.certPath, 'utf8'),
+      WXPAY_KEY_PEM: readFileSync(certs.keyPath, 'utf8'),
+      WXPAY_BASE_URL: simulator.url,
+      WXPAY_CA_PEM: readFileSync(certs.caCertPath, 'utf8'),
+      WXPAY_TIMEOUT_MS: '3000',
+      ADMIN_OPENIDS: adminOpenid,
+      ORDER_EXPIRE_MINUTES: '30',
+      SHOP_NAME: '小店',
+      ...options.env,
+    };
+
+    progress('function runtime');
+    const runtime = createFunctionRuntime({
+      functionsDir: options.functionsDir ?? join(ROOT, 'dist', 'cloudfunctions'),
+      serviceUrl: emulator.serviceUrl,
+      env,
+    });
+    cleanup.push(() => runtime.close());
+
+    progress('gateway');
+    const gateway = await startGateway({
+      runtime,
+      host,
+      port: gatewayPort,
+      appid: merchant.appid,
+      httpRoutes: { '/pay/notify': 'payNotify', '/refund/notify': 'refundNotify' },
+      ...(options.staticDir ? { staticDir: options.staticDir } : {}),
+    });
+    cleanup.push(() => gateway.close());
+
+    const db = adminDatabase(emulator.serviceUrl);
+    // Seed once: a restarted sandbox keeps whatever the merchant changed.
+    if (options.seed !== false && (await db.count('products')) === 0) {
+      progress('demo products');
+      await db.insertMany('products', DEMO_PRODUCTS as unknown as Record<string, unknown>[]);
+    }
+    if (options.timers) {
+      runtime.startTimers();
+      cleanup.push(() => runtime.stopTimers());
+    }
+
+    const info: StackInfo = {
+      consoleUrl: `${gatewayUrl}/`,
+      gatewayUrl,
+      tcbServiceUrl: emulator.serviceUrl,
+      wxpayBaseUrl: simulator.url,
+      caCertPath: certs.caCertPath,
+      shopperOpenid,
+      adminOpenid,
+      merchant: { ...merchant, certPath: certs.certPath, keyPath: certs.keyPath, pfxPath: certs.pfxPath },
+    };
+    if (persistent) writeFileSync(join(dataDir, 'stack.json'), `${JSON.stringify(info, null, 2)}\n`);
+
+    return {
+      info,
+      env,
+      simulator,
+      emulator,
+      runtime,
+      gateway,
+      db,
+      async call(name, event, openid) {
+        const out = await runtime.invoke(name, event, {
+          OPENID: openid,
+          APPID: merchant.appid,
+          CLIENTIP: '127.0.0.1',
+          SOURCE: 'wx_client',
+        });
+        return out.result as never;
+      },
+      async close() {
+        for (const c of cleanup.reverse()) await c();
+        if (!persistent) rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    for (const c of cleanup.reverse()) await c();
+    if (!persistent) rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+}

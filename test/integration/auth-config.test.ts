@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFunctionRuntime } from '../../sandbox/runtime';
+import { ROOT, type Stack } from '../../sandbox/stack';
+import { ADMIN, buyAndPay, OTHER, order, payNotifyFor, SHOPPER, testStack, unwrap } from './support';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await testStack();
+});
+afterAll(() => stack?.close());
+
+describe('authorization', () => {
+  it('refuses another user’s order, a non-admin reviewer, and client-sent amounts or openids, writing nothing', async () => {
+    const orderId = await buyAndPay(stack, SHOPPER);
+    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER));
+    const before = {
+      orders: await stack.db.count('orders'),
+      refunds: await stack.db.count('refunds'),
+      events: await stack.db.count('payment_events'),
+      order: await order(stack, orderId),
+    };
+    const forbidden = [
+      await stack.call('queryOrder', { orderId }, OTHER),
+      await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'mine now' }, OTHER),
+      await stack.call('createOrder', { orderId }, OTHER),
+      await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, SHOPPER),
+      await stack.call('listRefunds', {}, OTHER),
+    ];
+    for (const r of forbidden) expect(r).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    const invalid = [
+      await stack.call(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: 1 }], totalFee: 1 } as never,
+        OTHER,
+      ),
+      await stack.call(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: 1, priceFen: 0 }] } as never,
+        OTHER,
+      ),
+      await stack.call(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: 1 }], openid: SHOPPER } as never,
+        OTHER,
+      ),
+      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 0.5 }] }, OTHER),
+      await stack.call('createOrder', { items: [{ productId: 'retired-mug', quantity: 1 }] }, OTHER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
+        SHOPPER,
+      ),
+      await stack.call('applyRefund', { orderId, refundFee: -5, reason: 'x' }, SHOPPER),
+      await stack.call('listOrders', { openid: SHOPPER } as never, OTHER),
+    ];
+    for (const r of invalid) expect(r).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });
+    const anonymous = await stack.runtime.invoke('listOrders', {}, { SOURCE: 'wx_client' });
+    expect(anonymous.result).toMatchObject({ ok: false, error: { code: 'UNAUTHENTICATED' } });
+    expect({
+      orders: await stack.db.count('orders'),
+      refunds: await stack.db.count('refunds'),
+      events: await stack.db.count('payment_events'),
+      order: await order(stack, orderId),
+    }).toEqual(before);
+    expect(unwrap(await stack.call('whoami', {}, ADMIN)).isAdmin).toBe(true);
+    expect(unwrap(await stack.call('whoami', {}, SHOPPER)).isAdmin).toBe(false);
+  });
+
+  it('ignores the userInfo the platform adds to events: identity is the WX context only', async () => {
+    const list = await stack.runtime.invoke(
+      'listOrders',
+      { userInfo: { openId: SHOPPER, appId: 'x' } },
+      { OPENID: OTHER, SOURCE: 'wx_client' },
+    );
+    expect(list.result).toMatchObject({ ok: true, data: { items: [] } });
+  });
+});
+
+describe('database round trips', () => {
+  it('hold the design minimum on every step', async () => {
+    const created = await stack.runtime.invoke(
+      'createOrder',
+      { items: [{ productId: 'sticker', quantity: 1 }] },
+      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+    );
+    const data = (created.result as { data: { orderId: string; payment: Record<string, unknown> } }).data;
+    expect(created.dbRequests).toBe(3); // products, insert order, store prepay_id
+    const again = await stack.runtime.invoke(
+      'createOrder',
+      { orderId: data.orderId },
+      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+    );
+    expect(again.dbRequests).toBe(1);
+    stack.simulator.setFaults({ dropPayNotifies: true });
+    stack.simulator.pay(data.payment);
+    const body = payNotifyFor(stack, { out_trade_no: data.orderId, total_fee: 1 });
+    const first = await stack.runtime.invoke(
+      'payNotify',
+      { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
+      { SOURCE: 'wx_http' },
+    );
+    expect(first.dbRequests).toBe(3); // order, event, CAS
+    const dup = await stack.runtime.invoke(
+      'payNotify',
+      { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
+      { SOURCE: 'wx_http' },
+    );
+    expect(dup.dbRequests).toBe(1);
+    stack.simulator.setFaults({ dropPayNotifies: false });
+  });
+});
+
+describe('configuration', () => {
+  it('a missing API key fails fast with a clear message naming it, and notifies answer FAIL', async () => {
+    const { WXPAY_API_KEY: _dropped, ...env } = stack.env;
+    const broken = createFunctionRuntime({
+      functionsDir: join(ROOT, 'dist', 'cloudfunctions'),
+      serviceUrl: stack.emulator.serviceUrl,
+      env,
+    });
+    try {
+      const r = await broken.invoke(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: 1 }] },
+        { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      );
+      expect(r.result).toMatchObject({ ok: false, error: { code: 'CONFIG_INVALID' } });
+      expect(JSON.stringify(r.result)).toContain('WXPAY_API_KEY is missing');
+      const n = await broken.invoke(
+        'payNotify',
+        { httpMethod: 'POST', body: '<xml/>', isBase64Encoded: false },
+        { SOURCE: 'wx_http' },
+      );
+      expect(JSON.stringify(n.result)).toContain('FAIL');
+      // Functions that need no merchant key keep working.
+      const products = await broken.invoke('listProducts', {}, { OPENID: SHOPPER, SOURCE: 'wx_client' });
+      expect(products.result).toMatchObject({ ok: true });
+    } finally {
+      await broken.close();
+    }
+  });
+});

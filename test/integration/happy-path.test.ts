@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../sandbox/stack';
+import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
+
+for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
+  describe(`the whole flow with ${signType}`, () => {
+    let stack: Stack;
+    beforeAll(async () => {
+      stack = await testStack({ signType });
+    });
+    afterAll(() => stack?.close());
+
+    it('create → pay → notify → PAID → apply → approve → refund notify → SUCCESS', async () => {
+      const products = unwrap(await stack.call('listProducts', {}, SHOPPER));
+      expect(products.items.map((p) => p.id)).toContain('mooncake-box');
+      expect(products.items.map((p) => p.id)).not.toContain('retired-mug');
+
+      const created = unwrap(
+        await stack.call('createOrder', { items: [{ productId: 'mooncake-box', quantity: 2 }] }, SHOPPER),
+      );
+      expect(created.totalFee).toBe(25600);
+      expect(created.payment.signType).toBe(signType);
+      expect(Object.keys(created.payment).sort()).toEqual([
+        'nonceStr',
+        'package',
+        'paySign',
+        'signType',
+        'timeStamp',
+      ]);
+      expect((await order(stack, created.orderId)).status).toBe('NOTPAY');
+
+      // The simulator checks the paySign exactly as the WeChat client does.
+      expect(stack.simulator.pay(created.payment as unknown as Record<string, unknown>)).toEqual({
+        errMsg: 'requestPayment:ok',
+      });
+      await stack.simulator.flushNotifies();
+      const paid = unwrap(await stack.call('queryOrder', { orderId: created.orderId }, SHOPPER));
+      expect(paid.order).toMatchObject({ status: 'PAID', refundableFee: 25600, payable: false });
+      expect(paid.order.transactionId).toMatch(/^\d{28}$/);
+      const notify = stack.simulator.notifies().find((n) => n.kind === 'pay');
+      expect(notify).toMatchObject({ acknowledged: true, replyStatus: 200 });
+
+      const applied = unwrap(
+        await stack.call(
+          'applyRefund',
+          { orderId: created.orderId, refundFee: 12800, reason: '多买了一盒', contact: '13800000000' },
+          SHOPPER,
+        ),
+      );
+      expect(applied.refund.status).toBe('PENDING_REVIEW');
+      expect((await order(stack, created.orderId)).refundReservedFee).toBe(12800);
+
+      const approved = unwrap(
+        await stack.call(
+          'approveRefund',
+          { refundId: applied.refund.refundId, decision: 'approve', comment: '同意' },
+          ADMIN,
+        ),
+      );
+      expect(approved.refund.status).toBe('PROCESSING');
+
+      stack.simulator.settleRefunds(); // at this time scale it may already have settled by itself
+      await stack.simulator.flushNotifies();
+      const done = await refund(stack, applied.refund.refundId);
+      expect(done.status).toBe('SUCCESS');
+      const o = await order(stack, created.orderId);
+      expect(o).toMatchObject({ refundedFee: 12800, refundReservedFee: 0, refundUsedFee: 12800 });
+
+      const after = unwrap(await stack.call('queryOrder', { orderId: created.orderId }, SHOPPER));
+      expect(after.order.refundableFee).toBe(12800);
+      expect(after.refunds.map((r) => r.status)).toEqual(['SUCCESS']);
+
+      const log = await events(stack, created.orderId);
+      expect(log.map((e) => e.to)).toEqual(['PAID']);
+      expect(log[0]!.fields['total_fee']).toBe('25600');
+      expect(JSON.stringify(log)).not.toContain(stack.info.merchant.apiKey);
+      const refundLog = await events(stack, applied.refund.refundId);
+      expect(refundLog.map((e) => e.to).sort()).toEqual(['PROCESSING', 'SUCCESS']);
+    });
+
+    it('pays again with the same prepay_id after a cancelled payment', async () => {
+      const first = unwrap(
+        await stack.call('createOrder', { items: [{ productId: 'chopsticks', quantity: 1 }] }, SHOPPER),
+      );
+      expect(
+        stack.simulator.pay(first.payment as unknown as Record<string, unknown>, 'CANCEL').errMsg,
+      ).toContain('cancel');
+      const q = unwrap(await stack.call('queryOrder', { orderId: first.orderId }, SHOPPER));
+      expect(q.order).toMatchObject({ status: 'NOTPAY', payable: true });
+
+      const again = unwrap(await stack.call('createOrder', { orderId: first.orderId }, SHOPPER));
+      expect(again.payment.package).toBe(first.payment.package);
+      expect(again.payment.paySign).not.toBe(first.payment.paySign);
+      expect(stack.simulator.pay(again.payment as unknown as Record<string, unknown>).errMsg).toBe(
+        'requestPayment:ok',
+      );
+      await stack.simulator.flushNotifies();
+      expect((await order(stack, first.orderId)).status).toBe('PAID');
+      const third = await stack.call('createOrder', { orderId: first.orderId }, SHOPPER);
+      expect(third).toMatchObject({ ok: false, error: { code: 'ORDER_NOT_PAYABLE' } });
+    });
+
+    it('lists the shopper’s orders newest first, paged by cursor', async () => {
+      for (let i = 0; i < 3; i++) await buyAndPay(stack, 'o_pager', 'sticker');
+      const all = unwrap(await stack.call('listOrders', {}, 'o_pager'));
+      expect(all.items).toHaveLength(3);
+      expect(all.items.map((o) => o.createdAtMs)).toEqual(
+        [...all.items.map((o) => o.createdAtMs)].sort((a, b) => b - a),
+      );
+      expect(unwrap(await stack.call('listOrders', { status: 'CLOSED' }, 'o_pager')).items).toEqual([]);
+      expect(unwrap(await stack.call('listOrders', {}, SHOPPER)).items.every((o) => o.orderId)).toBe(true);
+    });
+  });
+}
