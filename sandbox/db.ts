@@ -8,7 +8,7 @@ type Raw = any;
 
 // Stops the node-sdk from probing Tencent Cloud's metadata service for credentials.
 process.env['TENCENTCLOUD'] ??= 'true';
-// biome-ignore lint/style/noCommonJs: the node-sdk is CommonJS only.
+// The node-sdk is CommonJS only.
 const tcb = require('@cloudbase/node-sdk');
 
 export interface AdminDb {

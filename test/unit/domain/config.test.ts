@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../../cloudfunctions/shared/config';
 import { redact, setLogSink } from '../../../cloudfunctions/shared/log';
 
-const KEY = 'K'.repeat(16) + '0123456789abcdef';
+const KEY = `${'K'.repeat(16)}0123456789abcdef`;
 const GOOD = {
   WXPAY_APPID: 'wxd930ea5d5a258f4f',
   WXPAY_MCHID: '1900000109',
