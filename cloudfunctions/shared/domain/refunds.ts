@@ -104,10 +104,16 @@ export async function applyRefund(
     // Lost to a concurrent application: say which limit it hit, from the latest document.
     const latest = await store.get<OrderDoc>(COLLECTIONS.orders, orderId);
     if (latest && latest.refundCount >= MAX_REFUNDS_PER_ORDER) {
-      throw new AppError('REFUND_NOT_ALLOWED', `WeChat Pay allows at most ${MAX_REFUNDS_PER_ORDER} refunds per order`);
+      throw new AppError(
+        'REFUND_NOT_ALLOWED',
+        `WeChat Pay allows at most ${MAX_REFUNDS_PER_ORDER} refunds per order`,
+      );
     }
     const left = latest ? latest.totalFee - latest.refundUsedFee : 0;
-    throw new AppError('REFUND_EXCEEDS_PAID', `at most ${Math.max(0, left)} fen of this order can still be refunded`);
+    throw new AppError(
+      'REFUND_EXCEEDS_PAID',
+      `at most ${Math.max(0, left)} fen of this order can still be refunded`,
+    );
   }
   // Reserve first, then create: a crash in between strands a reservation (money held back,
   // visible in refundOps) rather than a refund with no reservation behind it.
