@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,7 +60,19 @@ export interface StackOptions {
   staticDir?: string;
   /** Progress lines while starting. */
   progress?: (line: string) => void;
+  /**
+   * Extra gateway routes that need the assembled stack (the console's API). Called once the
+   * stack is up; until then those requests fall through to the gateway's own routes.
+   */
+  gatewayExtension?: (stack: Stack) => GatewayRequestHook;
 }
+
+/** Answers a gateway request before its built-in routes; resolves true when it did. */
+export type GatewayRequestHook = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+) => boolean | Promise<boolean>;
 
 export interface Stack {
   info: StackInfo;
@@ -206,6 +219,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     cleanup.push(() => runtime.close());
 
     progress('gateway');
+    let extension: GatewayRequestHook | undefined;
     const gateway = await startGateway({
       runtime,
       host,
@@ -213,6 +227,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       appid: merchant.appid,
       httpRoutes: { '/pay/notify': 'payNotify', '/refund/notify': 'refundNotify' },
       ...(options.staticDir ? { staticDir: options.staticDir } : {}),
+      onRequest: (req, res, url) => extension?.(req, res, url) ?? false,
     });
     cleanup.push(() => gateway.close());
 
@@ -239,7 +254,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     };
     if (persistent) writeFileSync(join(dataDir, 'stack.json'), `${JSON.stringify(info, null, 2)}\n`);
 
-    return {
+    const stack: Stack = {
       info,
       env,
       simulator,
@@ -261,6 +276,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         if (!persistent) rmSync(dataDir, { recursive: true, force: true });
       },
     };
+    extension = options.gatewayExtension?.(stack);
+    return stack;
   } catch (e) {
     for (const c of cleanup.reverse()) await c();
     if (!persistent) rmSync(dataDir, { recursive: true, force: true });

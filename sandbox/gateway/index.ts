@@ -34,6 +34,11 @@ export interface GatewayOptions {
   httpSource?: string;
   /** Request body limit; larger bodies get 413. Default 1 MB. */
   bodyLimitBytes?: number;
+  /**
+   * Sees every request before the built-in routes; resolves true when it answered. The
+   * console's API lives here, so the gateway itself knows nothing of the simulator.
+   */
+  onRequest?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
 }
 
 export interface Gateway {
@@ -295,6 +300,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const url = new URL(req.url ?? '/', 'http://gateway.local');
       const path = url.pathname;
       if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
+      if (options.onRequest && (await options.onRequest(req, res, url))) return;
       const fn = /^\/functions\/([^/]+)\/?$/.exec(path);
       if (fn) {
         if (req.method !== 'POST') return sendJson(res, 405, { errCode: -501007, errMsg: 'use POST' });
