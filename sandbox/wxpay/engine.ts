@@ -42,6 +42,11 @@ export interface Faults extends NotifyFaults {
   systemErrorNext: number;
   /** Chance that an API call never answers (the client's timeout fires). */
   timeoutRate: Rate;
+  /**
+   * Chance that an API call takes effect (ledger updated) and then never answers: a reply
+   * lost between WeChat's effect and the merchant, e.g. a function killed mid-call.
+   */
+  hangAfterEffectRate: Rate;
   /** How PROCESSING refunds end. */
   refundOutcome: 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
   /** Refund applications fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL). */
@@ -59,6 +64,7 @@ export const DEFAULT_FAULTS: Faults = {
   systemErrorRate: 0,
   systemErrorNext: 0,
   timeoutRate: 0,
+  hangAfterEffectRate: 0,
   refundOutcome: 'SUCCESS',
   refundError: null,
   refundDelayMs: null,

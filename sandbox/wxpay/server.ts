@@ -165,6 +165,12 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       return;
     }
     const out = engine.handle(path, v.params, v.merchant);
+    if (random() < rate(faults.hangAfterEffectRate, path)) {
+      // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
     if (out instanceof ReturnFail) return xml(res, toXml({ return_code: 'FAIL', return_msg: out.returnMsg }));
     if (out instanceof ResultFail) {
       return xml(
