@@ -1,0 +1,442 @@
+/**
+ * The checks behind `npm run doctor`: what goes wrong when a shop goes live on WeChat Pay
+ * APIv2 (wechat-pay-v2.md §3), found before the first customer finds it. Pure functions of
+ * the variables and an injected clock; the online check takes the base URL from the
+ * variables, so tests aim it at the local simulator.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import forge from 'node-forge';
+import { ConfigError, loadConfig } from '../../cloudfunctions/shared/config';
+import { createWxPayClient, WxPayApiError, WxPayNetworkError } from '../../cloudfunctions/shared/wxpay';
+import { ENV_LIMIT_BYTES, envBytes, functionEnvironment, HTTP_ROUTES } from './plan';
+
+export type CheckStatus = 'ok' | 'fail' | 'warn';
+
+export interface Check {
+  status: CheckStatus;
+  name: string;
+  detail: string;
+  /** What to do about it (for fail and warn). */
+  fix?: string;
+}
+
+const ok = (name: string, detail: string): Check => ({ status: 'ok', name, detail });
+const fail = (name: string, detail: string, fix: string): Check => ({ status: 'fail', name, detail, fix });
+const warn = (name: string, detail: string, fix: string): Check => ({ status: 'warn', name, detail, fix });
+
+const PRODUCTION_HOSTS = new Set(['api.mch.weixin.qq.com', 'api2.mch.weixin.qq.com']);
+const EXPIRY_WARNING_DAYS = 30;
+const DAY_MS = 24 * 3600 * 1000;
+const API_KEY_FIX =
+  'copy the APIv2 key from 商户平台 → 账户中心 → API安全 → APIv2密钥: 32 letters and digits, not the APIv3 key, not the AppSecret';
+
+function pemOrBase64(value: string): string {
+  const v = value.trim();
+  if (v.startsWith('-----BEGIN')) return v.replace(/\\n/g, '\n');
+  const decoded = Buffer.from(v, 'base64').toString('utf8');
+  return decoded.trim().startsWith('-----BEGIN') ? decoded : v;
+}
+
+function checkAppid(v: string | undefined): Check {
+  const name = 'appid';
+  if (!v) return fail(name, 'WXPAY_APPID is missing', 'set the mini-program appid (wx + 16 characters)');
+  if (!/^wx[0-9a-zA-Z]{16}$/.test(v))
+    return fail(
+      name,
+      `WXPAY_APPID ${v} is not wx + 16 characters`,
+      'copy the AppID from 小程序后台 → 开发管理',
+    );
+  return ok(name, v);
+}
+
+function checkMchId(v: string | undefined): Check {
+  const name = 'mch_id';
+  if (!v) return fail(name, 'WXPAY_MCHID is missing', 'set the 商户号 (digits) from the merchant platform');
+  if (!/^\d{6,12}$/.test(v)) return fail(name, `WXPAY_MCHID ${v} is not 6 to 12 digits`, 'use the 商户号');
+  return ok(name, v);
+}
+
+function checkApiKey(v: string | undefined): Check {
+  const name = 'API key';
+  if (!v) return fail(name, 'WXPAY_API_KEY is missing', API_KEY_FIX);
+  if (!/^[A-Za-z0-9]{32}$/.test(v)) {
+    const why =
+      v.length === 32 ? 'has characters other than letters and digits' : `is ${v.length} characters`;
+    return fail(name, `WXPAY_API_KEY ${why}, expected 32 letters and digits`, API_KEY_FIX);
+  }
+  return ok(name, '32 letters and digits');
+}
+
+function checkSignType(v: string | undefined): Check {
+  const name = 'sign type';
+  if (v === undefined) return ok(name, 'MD5 (default)');
+  if (v !== 'MD5' && v !== 'HMAC-SHA256') {
+    return fail(
+      name,
+      `WXPAY_SIGN_TYPE ${v} is not a WeChat Pay APIv2 sign type`,
+      'set MD5 or HMAC-SHA256 (exactly; paySign must use the same type as unifiedorder)',
+    );
+  }
+  return ok(name, v);
+}
+
+function checkNotifyUrl(
+  variable: string,
+  path: string,
+  value: string | undefined,
+  domain: string | undefined,
+): Check {
+  const name = variable;
+  const fix = `set https://<HTTP access domain>${path} (no port, no query), the route npm run deploy creates`;
+  if (!value) return fail(name, 'missing', fix);
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return fail(name, `${value} is not a URL`, fix);
+  }
+  // WeChat Pay: "公网域名必须为https", "不能携带参数", and it calls default ports only.
+  if (u.protocol !== 'https:') return fail(name, `${value} is not https; WeChat Pay requires https`, fix);
+  if (u.port) return fail(name, `${value} has a port; WeChat Pay calls 443 only`, fix);
+  if (u.search || value.includes('?'))
+    return fail(name, `${value} has a query string; WeChat Pay refuses notify_url with parameters`, fix);
+  if (u.hash) return fail(name, `${value} has a #fragment`, fix);
+  if (u.pathname !== path) return fail(name, `${value} does not end with the route ${path}`, fix);
+  if (domain && u.hostname !== domain) {
+    return fail(name, `${value} is not on CLOUDBASE_HTTP_DOMAIN ${domain}`, fix);
+  }
+  return ok(name, value);
+}
+
+function checkAdmins(v: string | undefined): Check {
+  const name = 'admin openids';
+  const ids = (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const fix =
+    "set ADMIN_OPENIDS to the reviewers' openids, comma-separated (open the mini-program as them; the whoami function returns the openid)";
+  if (ids.length === 0)
+    return fail(name, 'ADMIN_OPENIDS is empty: nobody can approve or reject refunds', fix);
+  const odd = ids.filter((id) => !/^[A-Za-z0-9_-]{20,40}$/.test(id));
+  if (odd.length > 0) return warn(name, `${odd.join(', ')} does not look like an openid`, fix);
+  return ok(name, `${ids.length} admin(s)`);
+}
+
+function checkBaseUrl(vars: Record<string, string>): Check[] {
+  const out: Check[] = [];
+  const base = vars['WXPAY_BASE_URL'];
+  if (!base) out.push(ok('WeChat Pay endpoint', 'https://api.mch.weixin.qq.com (default)'));
+  else {
+    let host = '';
+    try {
+      host = new URL(base).hostname;
+    } catch {
+      // loadConfig reports it
+    }
+    if (PRODUCTION_HOSTS.has(host)) out.push(ok('WeChat Pay endpoint', base));
+    else
+      out.push(
+        warn(
+          'WeChat Pay endpoint',
+          `WXPAY_BASE_URL is ${base}, not WeChat Pay`,
+          'remove WXPAY_BASE_URL in production (it is for the local simulator)',
+        ),
+      );
+  }
+  if (vars['WXPAY_CA_PEM']) {
+    out.push(
+      warn(
+        'extra CA',
+        'WXPAY_CA_PEM is set',
+        'remove it in production; WeChat Pay uses a public CA that Node trusts',
+      ),
+    );
+  }
+  return out;
+}
+
+interface CertMaterial {
+  source: 'PEM pair' | 'PKCS#12';
+  certPems: string[];
+  keyPem: string;
+}
+
+// DER of the OID arc 1.2.840.113549.1.12.1 (PKCS#12 PBE algorithms). .1/.2 are RC4, .5/.6 RC2:
+// what older merchant-platform downloads use and OpenSSL 3 refuses without its legacy
+// provider. The authSafe is not encrypted, so the algorithm identifiers are plain bytes.
+const PKCS12_PBE_PREFIX = Buffer.from([0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01]);
+const LEGACY_PBE = new Set([1, 2, 5, 6]);
+
+export function usesLegacyPkcs12Cipher(der: Buffer): boolean {
+  for (let i = der.indexOf(PKCS12_PBE_PREFIX); i >= 0; i = der.indexOf(PKCS12_PBE_PREFIX, i + 1)) {
+    const last = der[i + PKCS12_PBE_PREFIX.length];
+    if (last !== undefined && LEGACY_PBE.has(last)) return true;
+  }
+  return false;
+}
+
+// PKCS#12 bag types (RFC 7292 §4.2).
+const OID_KEY_BAG = '1.2.840.113549.1.12.10.1.1';
+const OID_SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2';
+const OID_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
+
+function openPkcs12(der: Buffer, passphrase: string): CertMaterial {
+  const asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
+  const p12 = forge.pkcs12.pkcs12FromAsn1(asn1, passphrase);
+  const bags = (type: string) => p12.getBags({ bagType: type })[type] ?? [];
+  const certPems = bags(OID_CERT_BAG)
+    .map((b) => b.cert)
+    .filter((c): c is forge.pki.Certificate => c !== undefined)
+    .map((c) => forge.pki.certificateToPem(c));
+  const keyBags = [...bags(OID_SHROUDED_KEY_BAG), ...bags(OID_KEY_BAG)];
+  const key = keyBags.find((b) => b.key)?.key;
+  if (!key) throw new Error('it holds no private key');
+  return { source: 'PKCS#12', certPems, keyPem: forge.pki.privateKeyToPem(key) };
+}
+
+function checkCertificate(vars: Record<string, string>, now: number): Check[] {
+  const mchId = vars['WXPAY_MCHID'] ?? '';
+  const out: Check[] = [];
+  const name = 'certificate';
+  let material: CertMaterial;
+  if (vars['WXPAY_CERT_PEM'] || vars['WXPAY_KEY_PEM']) {
+    if (!vars['WXPAY_CERT_PEM'] || !vars['WXPAY_KEY_PEM']) {
+      return [
+        fail(
+          name,
+          'only one of WXPAY_CERT_PEM / WXPAY_KEY_PEM is set',
+          'set both (apiclient_cert.pem and apiclient_key.pem), e.g. with WXPAY_CERT_PEM_FILE and WXPAY_KEY_PEM_FILE',
+        ),
+      ];
+    }
+    material = {
+      source: 'PEM pair',
+      certPems: [pemOrBase64(vars['WXPAY_CERT_PEM'])],
+      keyPem: pemOrBase64(vars['WXPAY_KEY_PEM']),
+    };
+  } else if (vars['WXPAY_PFX_BASE64']) {
+    const der = Buffer.from(vars['WXPAY_PFX_BASE64'], 'base64');
+    const passphrase = vars['WXPAY_PFX_PASSPHRASE'] ?? mchId;
+    try {
+      material = openPkcs12(der, passphrase);
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      return [
+        fail(
+          name,
+          `the PKCS#12 cannot be opened: ${reason}`,
+          'check WXPAY_PFX_PASSPHRASE (default: the mch_id) and that WXPAY_PFX_BASE64 is apiclient_cert.p12 in base64',
+        ),
+      ];
+    }
+    if (usesLegacyPkcs12Cipher(der)) {
+      let nativeNote = 'this Node loads it';
+      try {
+        createSecureContext({ pfx: der, passphrase });
+      } catch {
+        nativeNote = "this Node's OpenSSL 3 refuses it";
+      }
+      out.push(
+        warn(
+          'PKCS#12 cipher',
+          `the .p12 is encrypted with legacy RC2/RC4 (${nativeNote}; Node ≥ 17 needs OpenSSL's legacy provider)`,
+          'use the PEM pair instead (WXPAY_CERT_PEM_FILE/WXPAY_KEY_PEM_FILE), or convert: see docs/GOING_LIVE.md "Certificates"',
+        ),
+      );
+    }
+  } else {
+    return [
+      fail(
+        name,
+        'no merchant API certificate: refunds need mutual TLS',
+        'set WXPAY_CERT_PEM_FILE + WXPAY_KEY_PEM_FILE (apiclient_cert.pem, apiclient_key.pem) in deploy.env',
+      ),
+    ];
+  }
+
+  let key: ReturnType<typeof createPrivateKey>;
+  let certs: X509Certificate[];
+  try {
+    key = createPrivateKey(material.keyPem);
+  } catch (e) {
+    return [
+      fail(
+        name,
+        `the private key cannot be read (${(e as Error).message})`,
+        'use apiclient_key.pem as downloaded',
+      ),
+    ];
+  }
+  try {
+    certs = material.certPems.map((p) => new X509Certificate(p));
+  } catch (e) {
+    return [
+      fail(
+        name,
+        `the certificate cannot be read (${(e as Error).message})`,
+        'use apiclient_cert.pem as downloaded',
+      ),
+    ];
+  }
+  // A .p12 may carry the issuer too; the merchant's certificate is the one the key belongs to.
+  const cert = certs.find((c) => c.checkPrivateKey(key));
+  if (!cert) {
+    return [
+      ...out,
+      fail(
+        name,
+        `${material.source}: the certificate and the private key do not belong together`,
+        'take apiclient_cert.pem and apiclient_key.pem from the same download (商户平台 → API安全 → API证书)',
+      ),
+    ];
+  }
+  out.push(ok(name, `${material.source} readable; certificate and key match`));
+
+  const cn = cert.subject
+    .split('\n')
+    .find((l) => l.startsWith('CN='))
+    ?.slice(3);
+  if (cn !== mchId) {
+    out.push(
+      fail(
+        'certificate owner',
+        `issued to CN=${cn ?? '(none)'}, not to mch_id ${mchId || '(unset)'}`,
+        "use the API certificate of this merchant (a service provider's sub-merchant uses the provider's certificate and mch_id)",
+      ),
+    );
+  } else out.push(ok('certificate owner', `CN=${cn}`));
+
+  const notAfter = Date.parse(cert.validTo);
+  const notBefore = Date.parse(cert.validFrom);
+  const renew = 'renew it in 商户平台 → 账户中心 → API安全 → API证书, then redeploy';
+  if (now > notAfter) out.push(fail('certificate validity', `expired on ${cert.validTo}`, renew));
+  else if (now < notBefore)
+    out.push(fail('certificate validity', `not valid before ${cert.validFrom}`, 'check the clock'));
+  else {
+    const days = Math.floor((notAfter - now) / DAY_MS);
+    if (days < EXPIRY_WARNING_DAYS)
+      out.push(warn('certificate validity', `expires in ${days} days (${cert.validTo})`, renew));
+    else out.push(ok('certificate validity', `valid until ${cert.validTo} (${days} days)`));
+  }
+  return out;
+}
+
+function checkEnvSize(vars: Record<string, string>): Check {
+  // Measured as in production: the simulator-only variables are reported separately and go.
+  const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = vars;
+  const bytes = envBytes(functionEnvironment({ wxpay: true, cert: true }, production));
+  const name = 'function environment size';
+  if (bytes > ENV_LIMIT_BYTES) {
+    return fail(
+      name,
+      `${bytes} bytes for the functions that refund, over SCF's ${ENV_LIMIT_BYTES}`,
+      'use the PEM pair rather than the base64 .p12, and drop variables left at their default',
+    );
+  }
+  return ok(name, `${bytes} of ${ENV_LIMIT_BYTES} bytes`);
+}
+
+function checkLoadConfig(vars: Record<string, string>): Check {
+  const name = 'functions start';
+  try {
+    loadConfig(vars, { wxpay: true, cert: true });
+    return ok(name, 'loadConfig accepts this configuration');
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return fail(name, `loadConfig refuses it: ${e.problems.join('; ')}`, 'fix the lines above');
+  }
+}
+
+/** Every check that needs no network. `now` is injected so expiry is testable. */
+export function checkConfiguration(vars: Record<string, string>, opts: { now: number }): Check[] {
+  return [
+    checkLoadConfig(vars),
+    checkAppid(vars['WXPAY_APPID']),
+    checkMchId(vars['WXPAY_MCHID']),
+    checkApiKey(vars['WXPAY_API_KEY']),
+    checkSignType(vars['WXPAY_SIGN_TYPE']),
+    ...HTTP_ROUTES.map((r) =>
+      checkNotifyUrl(r.urlVariable, r.path, vars[r.urlVariable], vars['CLOUDBASE_HTTP_DOMAIN']),
+    ),
+    checkAdmins(vars['ADMIN_OPENIDS']),
+    ...checkCertificate(vars, opts.now),
+    checkEnvSize(vars),
+    ...checkBaseUrl(vars),
+  ];
+}
+
+/**
+ * A signed orderquery for an order that cannot exist. WeChat checks the signature before
+ * looking the order up, so a signed ORDERNOTEXIST proves appid, mch_id, API key and sign type
+ * together, and moves no money.
+ */
+export async function checkOnline(
+  vars: Record<string, string>,
+  opts: { outTradeNo?: string } = {},
+): Promise<Check> {
+  const name = 'WeChat Pay round trip';
+  const base = vars['WXPAY_BASE_URL'] ?? 'https://api.mch.weixin.qq.com';
+  const outTradeNo = opts.outTradeNo ?? `DOCTOR${Date.now()}`;
+  let client: ReturnType<typeof createWxPayClient>;
+  try {
+    client = createWxPayClient({
+      appid: vars['WXPAY_APPID'] ?? '',
+      mchId: vars['WXPAY_MCHID'] ?? '',
+      apiKey: vars['WXPAY_API_KEY'] ?? '',
+      signType: (vars['WXPAY_SIGN_TYPE'] ?? 'MD5') as 'MD5',
+      baseUrl: base,
+      caPem: vars['WXPAY_CA_PEM'] ? pemOrBase64(vars['WXPAY_CA_PEM']) : undefined,
+      maxAttempts: 1,
+    });
+  } catch (e) {
+    return fail(name, `not attempted: ${(e as Error).message}`, 'fix the configuration above first');
+  }
+  try {
+    await client.orderQuery({ out_trade_no: outTradeNo });
+    return ok(name, `orderquery ${outTradeNo} answered SUCCESS with a valid signature`);
+  } catch (e) {
+    if (e instanceof WxPayNetworkError) {
+      return fail(
+        name,
+        `cannot reach ${base}: ${e.message}`,
+        'check the network, WXPAY_BASE_URL and WXPAY_CA_PEM',
+      );
+    }
+    if (!(e instanceof WxPayApiError)) throw e;
+    if (e.code === 'WXPAY_RESULT_FAIL' && e.errCode === 'ORDERNOTEXIST') {
+      // The client verified the signature of a signed answer before judging it.
+      if (e.raw?.['sign'])
+        return ok(name, 'signed ORDERNOTEXIST: appid, mch_id, API key and sign type are right');
+      return warn(name, 'ORDERNOTEXIST without a signature: the key is not proven', 'run it again later');
+    }
+    const msg = e.returnMsg ?? '';
+    if (e.code === 'WXPAY_RETURN_FAIL' && /签名错误|SIGNERROR/i.test(msg)) {
+      return fail(
+        name,
+        `WeChat Pay answered 签名错误 (SIGNERROR): it signs with another key`,
+        `${API_KEY_FIX}; and WXPAY_SIGN_TYPE must be the type the key is used with`,
+      );
+    }
+    if (/appid|mch_id|APPID|MCHID/.test(`${msg} ${e.errCode ?? ''}`)) {
+      return fail(
+        name,
+        `WeChat Pay refused the merchant: ${e.errCode ?? ''} ${msg || e.errCodeDes || ''}`.trim(),
+        'check WXPAY_APPID and WXPAY_MCHID, and that the appid is bound to the merchant (商户平台 → 产品中心 → AppID账号管理)',
+      );
+    }
+    if (e.code === 'WXPAY_BAD_RESPONSE') {
+      return fail(name, e.message, 'check WXPAY_API_KEY and WXPAY_SIGN_TYPE');
+    }
+    return fail(name, e.message, 'see docs/GOING_LIVE.md "Troubleshooting"');
+  }
+}
+
+const ICON: Record<CheckStatus, string> = { ok: '✔', fail: '✖', warn: '!' };
+
+export function renderChecks(checks: Check[]): string {
+  return checks
+    .map((c) => `${ICON[c.status]} ${c.name}: ${c.detail}${c.fix && c.status !== 'ok' ? ` → ${c.fix}` : ''}`)
+    .join('\n');
+}
