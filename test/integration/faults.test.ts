@@ -58,7 +58,9 @@ describe('faults', () => {
     stack.simulator.setFaults({ timeoutRate: 0 });
     await reconcile();
     const r = await refund(stack, applied.refund.refundId);
-    expect(r.status).toBe('PROCESSING');
+    // Accepted on resubmission; at this time scale WeChat may even have finished it already.
+    expect(['PROCESSING', 'SUCCESS']).toContain(r.status);
+    expect(r.submitAttempts).toBe(2);
     stack.simulator.settleRefunds();
     await stack.simulator.flushNotifies();
     expect((await refund(stack, applied.refund.refundId)).status).toBe('SUCCESS');
