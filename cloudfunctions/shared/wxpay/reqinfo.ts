@@ -46,7 +46,8 @@ export function encryptReqInfo(fields: WxParamsIn, apiKey: string): string {
   const parts = ['<root>'];
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined || v === null) continue;
-    parts.push(`<${k}><![CDATA[${String(v)}]]></${k}>`);
+    // "]]>" cannot appear inside CDATA: split it across two sections, as toXml does.
+    parts.push(`<${k}><![CDATA[${String(v).split(']]>').join(']]]]><![CDATA[>')}]]></${k}>`);
   }
   parts.push('</root>');
   const cipher = createCipheriv('aes-256-ecb', reqInfoKey(apiKey), null);
