@@ -242,6 +242,17 @@ export async function approveRefund(
 }
 
 /**
+ * refund_desc from the shopper's free text. XML cannot carry control characters (toXml
+ * refuses them) nor CR intact (WeChat's parser reads it as LF, so the sign would not match:
+ * 签名错误), and the 80-character cut must not split a surrogate pair.
+ */
+function refundDesc(reason: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced.
+  const clean = reason.replace(/[\u0000-\u001f\u007f\uFFFE\uFFFF]+/g, ' ');
+  return Array.from(clean).slice(0, 80).join('').trim();
+}
+
+/**
  * Sends an APPROVED refund to WeChat. The caller holds the submit lease. The out_refund_no is
  * the refund's id, fixed at creation: "一笔退款失败后重新提交，请不要更换退款单号".
  * Acceptance only means PROCESSING; the result comes from the refund notify or refundquery.
@@ -255,7 +266,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
       out_refund_no: refund._id,
       total_fee: refund.totalFee,
       refund_fee: refund.refundFee,
-      refund_desc: refund.reason.slice(0, 80),
+      refund_desc: refundDesc(refund.reason),
       notify_url: deps.config.wxpay.refundNotifyUrl,
     });
   } catch (e) {
