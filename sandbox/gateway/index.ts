@@ -301,6 +301,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const path = url.pathname;
       if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
       if (options.onRequest && (await options.onRequest(req, res, url))) return;
+      if (options.onRequest && (await options.onRequest(req, res, url))) return;
       const fn = /^\/functions\/([^/]+)\/?$/.exec(path);
       if (fn) {
         if (req.method !== 'POST') return sendJson(res, 405, { errCode: -501007, errMsg: 'use POST' });

@@ -123,6 +123,7 @@ type WorkerReply =
 
 const DEFAULT_TIMEOUT_S = 3;
 const WORKER_FILE = fileURLToPath(new URL('./worker.cjs', import.meta.url));
+const PROJECT_NODE_MODULES = fileURLToPath(new URL('../../node_modules', import.meta.url));
 const CONTEXT_KEYS = ['OPENID', 'APPID', 'UNIONID', 'CLIENTIP', 'CLIENTIPV6'] as const;
 
 function httpTakeCount(serviceUrl: string): (scope: string) => Promise<number> {
@@ -159,7 +160,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   const takeCount = options.takeDbRequestCount ?? httpTakeCount(options.serviceUrl);
   const log = options.log ?? ((line: string) => console.log(line));
   const now = options.now ?? (() => new Date());
-  const nodePath = [resolve('node_modules'), process.env['NODE_PATH'] ?? ''].filter(Boolean).join(':');
+  const nodePath = [PROJECT_NODE_MODULES, process.env['NODE_PATH'] ?? ''].filter(Boolean).join(':');
   const pools = new Map<string, Pool>();
   const crons: Cron[] = [];
   let closed = false;

@@ -312,6 +312,17 @@ describe('queries (§1.2, §1.4)', () => {
     expect(exc.data).toEqual({ _id: 'q2', status: 'B', amount: 15 });
   });
 
+  it('aggregate().match().group().end() runs the pipeline and resolves {list}', async () => {
+    const $ = db.command.aggregate;
+    const res = await db
+      .collection('refunds')
+      .aggregate()
+      .match({ amount: _.gte(5) })
+      .group({ _id: null, total: $.sum('$amount') })
+      .end();
+    expect(res.list).toEqual([{ _id: null, total: 45 }]);
+  });
+
   it('an operator the server does not know is an invalid command (-502002)', async () => {
     const e = await rejectionOf(
       db

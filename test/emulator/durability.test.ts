@@ -218,6 +218,7 @@ describe('persistence', () => {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
+    const exited = new Promise((r) => child.once('exit', r));
     const serviceUrl = await new Promise<string>((ok, fail) => {
       createInterface({ input: child.stdout! }).once('line', (l) => ok(JSON.parse(l).serviceUrl));
       child.once('exit', (code) => fail(new Error(`emulator exited ${code}`)));
@@ -251,7 +252,7 @@ describe('persistence', () => {
     killed = true;
     child.kill('SIGKILL');
     await Promise.all(writers);
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     expect([...acked.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(20);
 
     const again = await startTcbEmulator({ dataDir: dir });

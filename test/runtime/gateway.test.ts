@@ -19,6 +19,11 @@ beforeAll(async () => {
     appid: 'wx_app',
     httpRoutes: { '/pay/notify': 'http', '/refund/notify': 'http' },
     bodyLimitBytes: 4096,
+    onRequest: (_req, res, url) => {
+      if (url.pathname !== '/console/api/ping') return false;
+      res.end('pong');
+      return true;
+    },
   });
 });
 afterAll(async () => {
@@ -133,6 +138,11 @@ describe('ANY /http/<path> (HTTP access)', () => {
     );
     expect((await post('/http/elsewhere', 'x')).status).toBe(404);
   });
+});
+
+it('an onRequest hook answers its own routes before the built-in ones and passes the rest on', async () => {
+  expect(await (await fetch(`${gateway.url}/console/api/ping`)).text()).toBe('pong');
+  expect((await fetch(`${gateway.url}/console/api/other`)).status).toBe(404);
 });
 
 it('GET /healthz answers ok', async () => {
