@@ -60,6 +60,8 @@ export interface StackOptions {
   staticDir?: string;
   /** Progress lines while starting. */
   progress?: (line: string) => void;
+  /** One line per function invocation; default console.log (the runtime's default). */
+  functionLog?: (line: string) => void;
   /**
    * Extra gateway routes that need the assembled stack (the console's API). Called once the
    * stack is up; until then those requests fall through to the gateway's own routes.
@@ -215,6 +217,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       functionsDir: options.functionsDir ?? join(ROOT, 'dist', 'cloudfunctions'),
       serviceUrl: emulator.serviceUrl,
       env,
+      ...(options.functionLog ? { log: options.functionLog } : {}),
     });
     cleanup.push(() => runtime.close());
 
