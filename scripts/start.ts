@@ -1,0 +1,162 @@
+/**
+ * `npm start`: the whole shop offline. Builds the functions, then starts the CloudBase
+ * emulator, the WeChat Pay simulator, the function runtime (with the reconcile timer) and
+ * the gateway serving the console, persisting everything in .data/ (DESIGN.md §7).
+ *
+ *   npm start                         console on http://127.0.0.1:8787/
+ *   npm start -- --port 8790          or PORT=8790 npm start
+ *   npm start -- --help               every option
+ */
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CONSOLE_DIR, DEMO_TIME_SCALE, startConsoleStack } from '../sandbox/console';
+import { ROOT, type Stack } from '../sandbox/stack';
+import { buildFunctions } from './build';
+
+const HELP = `npm start [-- options]   the offline shop and its console
+
+  --port <n>         gateway and console port        (env PORT, default 8787)
+  --tcb-port <n>     CloudBase emulator port         (env TCB_PORT, default 8788)
+  --wxpay-port <n>   WeChat Pay simulator port       (env WXPAY_PORT, default 8789)
+  --data <dir>       data folder                     (env SHOP_DATA_DIR, default .data)
+  --time-scale <x>   sandbox time vs WeChat's        (env TIME_SCALE, default ${DEMO_TIME_SCALE})
+  --verbose          log every function call, including the console's polling
+  --help             this text
+`;
+
+/** Function calls the console makes every second; logged only with --verbose. */
+const POLLED = /^\[fn\] (listOrders|listProducts|queryOrder|listRefunds|whoami) \S+ .* ok$/;
+
+class UsageError extends Error {}
+
+function port(flag: string | undefined, env: string | undefined, fallback: number, name: string): number {
+  const raw = flag ?? env;
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new UsageError(`${name} must be a port number, got ${raw}`);
+  return n;
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      'tcb-port': { type: 'string' },
+      'wxpay-port': { type: 'string' },
+      data: { type: 'string' },
+      'time-scale': { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const env = process.env;
+  const scaleRaw = values['time-scale'] ?? env['TIME_SCALE'];
+  const timeScale = scaleRaw ? Number(scaleRaw) : DEMO_TIME_SCALE;
+  if (!(timeScale > 0 && timeScale <= 1))
+    throw new UsageError(`time scale must be in (0, 1], got ${scaleRaw}`);
+  return {
+    help: values.help,
+    verbose: values.verbose,
+    dataDir: resolve(values.data ?? env['SHOP_DATA_DIR'] ?? join(ROOT, '.data')),
+    timeScale,
+    ports: {
+      gateway: port(values.port, env['PORT'], 8787, '--port / PORT'),
+      tcb: port(values['tcb-port'], env['TCB_PORT'], 8788, '--tcb-port / TCB_PORT'),
+      wxpay: port(values['wxpay-port'], env['WXPAY_PORT'], 8789, '--wxpay-port / WXPAY_PORT'),
+    },
+  };
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+async function main(): Promise<void> {
+  const o = options();
+  if (o.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const t0 = Date.now();
+  // Paths under the working folder are shown relative, others absolute.
+  const shown = (p: string) => {
+    const rel = relative(process.cwd(), p);
+    return rel === '' ? '.' : rel.startsWith('..') ? p : rel;
+  };
+  const firstRun = !existsSync(join(o.dataDir, 'merchant.json'));
+  console.log(
+    firstRun
+      ? `Starting the offline shop (first run: creating ${shown(o.dataDir)}/ with certificates, a merchant key and demo products)`
+      : `Starting the offline shop with the data in ${shown(o.dataDir)}/`,
+  );
+  const step = (what: string) => console.log(`  ${seconds(Date.now() - t0).padStart(6)}  ${what}`);
+
+  step('building the cloud functions');
+  const fns = await buildFunctions();
+  step(`built ${fns.length} functions into dist/cloudfunctions`);
+
+  const stack: Stack = await startConsoleStack({
+    dataDir: o.dataDir,
+    ports: o.ports,
+    timeScale: o.timeScale,
+    timers: true,
+    progress: step,
+    functionLog: (line) => {
+      if (o.verbose || !POLLED.test(line)) console.log(line);
+    },
+  });
+
+  let stoppingSinceMs = 0;
+  const stop = async (signal: string) => {
+    if (stoppingSinceMs > 0) {
+      // Ctrl-C reaches this process twice (the terminal's process group, and tsx relaying
+      // it), so only a signal well after the first means "stop waiting".
+      if (Date.now() - stoppingSinceMs < 1000) return;
+      console.log(`\n${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    stoppingSinceMs = Date.now();
+    console.log(`\n${signal}: stopping…`);
+    await stack.close();
+    console.log(`Stopped. The data stays in ${shown(o.dataDir)}/ (delete it to start over).`);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  const { info } = stack;
+  const scale = o.timeScale;
+  console.log(`
+The offline shop is up (${seconds(Date.now() - t0)}).
+
+  Console      ${info.consoleUrl}   ← open this in a browser
+  Gateway      ${info.gatewayUrl}   POST /functions/<name> (header x-wx-openid), ANY /http/<path>
+  CloudBase    ${info.tcbServiceUrl}   (emulator serviceUrl)
+  WeChat Pay   ${info.wxpayBaseUrl}   (simulator; its CA: ${shown(info.caCertPath)})
+  stack.json   ${shown(join(o.dataDir, 'stack.json'))}
+
+  Shopper openid ${info.shopperOpenid}, merchant (admin) openid ${info.adminOpenid};
+  mch_id ${info.merchant.mchid}, sign type ${info.merchant.signType}. Console files: ${shown(CONSOLE_DIR)}/
+  Time ×${scale}: refunds settle ~${+(60 * scale).toFixed(2)} s after WeChat accepts them; notify retries after ${+(15 * scale).toFixed(2)} s, ${+(15 * scale).toFixed(2)} s, ${+(30 * scale).toFixed(2)} s…
+  The reconcile timer runs every 5 minutes (or click 对账 Reconcile in the console).
+
+Ctrl-C stops everything.`);
+}
+
+main().catch((e: unknown) => {
+  // Expected failures (a taken port, a bad flag) get one clear line, not a stack trace.
+  const message = e instanceof Error ? e.message : String(e);
+  const usage =
+    e instanceof UsageError || String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+  if (usage || /is taken|EADDRINUSE/.test(message)) {
+    console.error(`\n✗ ${message}`);
+    if (!usage)
+      console.error(
+        '  Another `npm start` may be running. Pick other ports: PORT=8790 TCB_PORT=8791 WXPAY_PORT=8792 npm start',
+      );
+    else console.error(`\n${HELP}`);
+  } else {
+    console.error('\n✗ the shop did not start:', e);
+  }
+  process.exit(1);
+});
