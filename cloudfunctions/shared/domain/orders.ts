@@ -25,11 +25,10 @@ import {
 } from './model';
 import {
   beijingTime,
-  decodeCursor,
-  encodeCursor,
   ID_PATTERN,
   integer,
   invalid,
+  newestFirstPage,
   oneOf,
   onlyFields,
   requiredString,
@@ -413,27 +412,14 @@ export async function listOrders(
   const openid = requireOpenid(caller);
   onlyFields(event, ['status', 'cursor']);
   const status = oneOf(event, 'status', ORDER_STATUSES);
-  const cursor = decodeCursor(event['cursor']);
-  const { store } = deps;
-  const _ = store.cmd;
   const base: Record<string, unknown> = status ? { openid, status } : { openid };
-  const where = cursor
-    ? _.and([
-        base,
-        _.or([{ createdAtMs: _.lt(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: _.lt(cursor.id) }]),
-      ])
-    : base;
-  const rows = await store.find<OrderDoc>(COLLECTIONS.orders, where, {
-    orderBy: [
-      ['createdAtMs', 'desc'],
-      ['_id', 'desc'],
-    ],
-    limit: PAGE_SIZE + 1,
-  });
-  const page = rows.slice(0, PAGE_SIZE);
-  const last = page[page.length - 1];
-  return {
-    items: page.map((o) => orderView(o, deps.now())),
-    nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last.createdAtMs, last._id) : null,
-  };
+  const page = await newestFirstPage<OrderDoc>(
+    deps.store,
+    COLLECTIONS.orders,
+    base,
+    event['cursor'],
+    PAGE_SIZE,
+  );
+  const now = deps.now();
+  return { items: page.rows.map((o) => orderView(o, now)), nextCursor: page.nextCursor };
 }

@@ -16,10 +16,9 @@ import {
 import { PAGE_SIZE } from './orders';
 import {
   beijingTime,
-  decodeCursor,
-  encodeCursor,
   ID_PATTERN,
   integer,
+  newestFirstPage,
   oneOf,
   onlyFields,
   optionalString,
@@ -452,37 +451,21 @@ export async function listRefunds(
   requireAdmin(deps, caller);
   onlyFields(event, ['status', 'cursor']);
   const status = oneOf(event, 'status', REFUND_STATUSES);
-  const cursor = decodeCursor(event['cursor']);
   const { store } = deps;
-  const _ = store.cmd;
   const base: Record<string, unknown> = status ? { status } : {};
-  const where = cursor
-    ? _.and([
-        base,
-        _.or([{ createdAtMs: _.lt(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: _.lt(cursor.id) }]),
-      ])
-    : base;
-  const rows = await store.find<RefundDoc>(COLLECTIONS.refunds, where, {
-    orderBy: [
-      ['createdAtMs', 'desc'],
-      ['_id', 'desc'],
-    ],
-    limit: PAGE_SIZE + 1,
-  });
-  const page = rows.slice(0, PAGE_SIZE);
-  const orderIds = [...new Set(page.map((r) => r.orderId))];
+  const page = await newestFirstPage<RefundDoc>(store, COLLECTIONS.refunds, base, event['cursor'], PAGE_SIZE);
+  const orderIds = [...new Set(page.rows.map((r) => r.orderId))];
   const orders =
     orderIds.length === 0
       ? []
-      : await store.find<OrderDoc>(COLLECTIONS.orders, { _id: _.in(orderIds) }, { limit: PAGE_SIZE });
+      : await store.find<OrderDoc>(COLLECTIONS.orders, { _id: store.cmd.in(orderIds) }, { limit: PAGE_SIZE });
   const byId = new Map(orders.map((o) => [o._id, o]));
   const now = deps.now();
-  const last = page[page.length - 1];
   return {
-    items: page.map((r) => {
+    items: page.rows.map((r) => {
       const o = byId.get(r.orderId);
       return o ? { ...refundView(r, true), order: orderView(o, now) } : refundView(r, true);
     }),
-    nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last.createdAtMs, last._id) : null,
+    nextCursor: page.nextCursor,
   };
 }

@@ -1,5 +1,6 @@
 import { AppError } from '../errors';
 import type { Caller } from '../runtime/callable';
+import type { Query, Store } from '../store';
 import type { Deps } from './deps';
 
 export function invalid(message: string): AppError {
@@ -96,4 +97,38 @@ export function decodeCursor(cursor: unknown): { atMs: number; id: string } | un
     // fall through
   }
   throw invalid('cursor is invalid');
+}
+
+/**
+ * One newest-first page of `collection` matching `base`, continuing after `cursor`.
+ * Paging by (createdAtMs, _id) rather than skip keeps pages stable while new documents arrive.
+ */
+export async function newestFirstPage<T extends { _id: string; createdAtMs: number }>(
+  store: Store,
+  collection: string,
+  base: Query,
+  rawCursor: unknown,
+  pageSize: number,
+): Promise<{ rows: T[]; nextCursor: string | null }> {
+  const cursor = decodeCursor(rawCursor);
+  const _ = store.cmd;
+  const where = cursor
+    ? _.and([
+        base,
+        _.or([{ createdAtMs: _.lt(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: _.lt(cursor.id) }]),
+      ])
+    : base;
+  const rows = await store.find<T>(collection, where, {
+    orderBy: [
+      ['createdAtMs', 'desc'],
+      ['_id', 'desc'],
+    ],
+    limit: pageSize + 1,
+  });
+  const page = rows.slice(0, pageSize);
+  const last = page[page.length - 1];
+  return {
+    rows: page,
+    nextCursor: rows.length > pageSize && last ? encodeCursor(last.createdAtMs, last._id) : null,
+  };
 }
