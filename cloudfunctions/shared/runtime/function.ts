@@ -140,6 +140,15 @@ export function timerFunction<T>(
 ) {
   const deps = wiring(fn, needs);
   return async (event: unknown): Promise<T | { error: string }> => {
+    // A timer run carries no user and no HTTP request. Any mini-program user can callFunction
+    // any function by name unless a deploy rule forbids it; refusing here as well keeps a
+    // shopper from driving the merchant's WeChat API calls at will (as notifyFunction does).
+    const ctx = getWxContext();
+    const isHttp = typeof event === 'object' && event !== null && 'httpMethod' in event;
+    if (ctx.OPENID || (ctx.SOURCE ?? '').split(',').includes('wx_client') || isHttp) {
+      log('warn', `${fn}.rejected`, { reason: 'NOT_TIMER', source: ctx.SOURCE });
+      return { error: 'FORBIDDEN: this function runs on its timer trigger' };
+    }
     try {
       return await handler(deps(), event);
     } catch (err) {
