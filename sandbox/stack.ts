@@ -60,7 +60,10 @@ export interface StackOptions {
   staticDir?: string;
   /** Progress lines while starting. */
   progress?: (line: string) => void;
-  /** One line per function invocation; default console.log (the runtime's default). */
+  /**
+   * The runtime's line per invocation and every line the functions print (their JSON logs);
+   * default: this process's stdout.
+   */
   functionLog?: (line: string) => void;
   /**
    * Extra gateway routes that need the assembled stack (the console's API). Called once the
@@ -217,7 +220,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       functionsDir: options.functionsDir ?? join(ROOT, 'dist', 'cloudfunctions'),
       serviceUrl: emulator.serviceUrl,
       env,
-      ...(options.functionLog ? { log: options.functionLog } : {}),
+      // In-process, so counting a call's database requests needs no extra HTTP round trip.
+      takeDbRequestCount: (scope) => emulator.takeRequestCount(scope),
+      ...(options.functionLog
+        ? {
+            log: options.functionLog,
+            functionLog: (_fn: string, line: string) => options.functionLog?.(line),
+          }
+        : {}),
     });
     cleanup.push(() => runtime.close());
 

@@ -72,6 +72,11 @@ export interface FunctionRuntimeOptions {
   takeDbRequestCount?: (scope: string) => number | Promise<number>;
   /** One line per invocation; default console.log. */
   log?: (line: string) => void;
+  /**
+   * Every line a function prints (its structured JSON logs, as CloudBase's log console would
+   * show them); default: this process's stdout. Tests pass a sink to keep quiet or to scan.
+   */
+  functionLog?: (fn: string, line: string) => void;
   now?: () => Date;
 }
 
@@ -159,6 +164,8 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   const origin = new URL(options.serviceUrl).origin;
   const takeCount = options.takeDbRequestCount ?? httpTakeCount(options.serviceUrl);
   const log = options.log ?? ((line: string) => console.log(line));
+  const functionLog =
+    options.functionLog ?? ((_fn: string, line: string) => process.stdout.write(`${line}\n`));
   const now = options.now ?? (() => new Date());
   const nodePath = [PROJECT_NODE_MODULES, process.env['NODE_PATH'] ?? ''].filter(Boolean).join(':');
   const pools = new Map<string, Pool>();
@@ -207,7 +214,23 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       env,
       // Plain Node, like the platform: no TypeScript/test loaders inherited from the host.
       execArgv: [],
+      stdout: true,
+      stderr: true,
     });
+    for (const stream of [worker.stdout, worker.stderr]) {
+      let buffered = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        buffered += chunk;
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          functionLog(name, buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+        }
+      });
+      stream.on('end', () => {
+        if (buffered) functionLog(name, buffered);
+      });
+    }
     let markReady: (e: InvokeError | null) => void = () => {};
     const inst: Instance = {
       worker,

@@ -11,6 +11,10 @@ export const ADMIN = 'o_admin_demo';
 export function testStack(options: StackOptions = {}): Promise<Stack> {
   return startStack({
     timeScale: 0.001,
+    // Function logs only when asked for (STACK_LOGS=1): a failing test prints its own story.
+    functionLog: (line) => {
+      if (process.env['STACK_LOGS']) console.log(line);
+    },
     ...options,
     env: { RECONCILE_GRACE_SECONDS: '0', REFUND_QUERY_DELAY_SECONDS: '0', ...options.env },
   });
