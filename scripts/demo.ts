@@ -5,7 +5,7 @@
  * wx.requestPayment is the simulator's pay. Exits 1 at the first step that goes wrong.
  *
  *   npm run demo                 the tour
- *   npm run demo -- --verbose    plus every function's own log lines
+ *   npm run demo -- --verbose    plus every invocation and the functions' own log lines
  */
 
 import type { FunctionMap, FunctionName } from '../cloudfunctions/shared/contract';
@@ -18,20 +18,6 @@ import { buildFunctions } from './build';
 const verbose = process.argv.includes('--verbose');
 const PRODUCT = 'mooncake-box';
 const WAIT_MS = 15_000;
-
-if (!verbose) {
-  // Functions log JSON lines to their worker's stdout, which Node pipes into ours; the tour
-  // keeps only its own lines unless asked (the runtime has no switch for worker output).
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    const kept = text
-      .split(/(?<=\n)/)
-      .filter((line) => !line.startsWith('{"level":'))
-      .join('');
-    return kept === '' ? true : write(kept, ...rest);
-  }) as typeof process.stdout.write;
-}
 
 const yuan = (fen: number) => `¥${fenToYuan(fen)}`;
 let stepNo = 0;
