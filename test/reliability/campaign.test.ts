@@ -20,6 +20,7 @@ beforeAll(async () => {
     // Short timeouts: a call whose answer hangs gets its instance killed in seconds.
     functionsDir: functionsWithTimeouts({ createOrder: 3, approveRefund: 3, queryOrder: 3, reconcile: 10 }),
     env: { WXPAY_TIMEOUT_MS: '800', ORDER_EXPIRE_MINUTES: '5' },
+    functionLog: () => {},
   });
 });
 afterAll(() => stack?.close());

@@ -22,7 +22,7 @@ let paid: { orderId: string; totalFee: number };
 let processing: { refundId: string; orderId: string; refundFee: number; totalFee: number };
 
 beforeAll(async () => {
-  stack = await testStack();
+  stack = await testStack({ functionLog: () => {} });
   // The simulator's own notifies are not part of this test.
   stack.simulator.setFaults({ dropPayNotifies: true, dropRefundNotifies: true });
   const created = unwrap(
