@@ -11,7 +11,14 @@ import { driveTime, healUntilQuiet, pool, prng, runReconcile, SEED, scaled, summ
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await testStack({ env: { ORDER_EXPIRE_MINUTES: '5' }, functionLog: () => {} });
+  stack = await testStack({
+    env: { ORDER_EXPIRE_MINUTES: '5' },
+    functionLog: () => {},
+    // Mutation checks point this at a deliberately broken build.
+    ...(process.env['RELIABILITY_FUNCTIONS_DIR']
+      ? { functionsDir: process.env['RELIABILITY_FUNCTIONS_DIR'] }
+      : {}),
+  });
 });
 afterAll(() => stack?.close());
 
