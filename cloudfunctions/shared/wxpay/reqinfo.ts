@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { CryptoError, XmlError } from '../errors';
 import type { WxParams, WxParamsIn } from './types';
-import { parseXml } from './xml';
+import { parseXml, toXml } from './xml';
 
 // AES-256-ECB needs 32 bytes: the ASCII of the lower-case hex md5 of the APIv2 key,
 // not the raw 16-byte digest (official 退款结果通知 doc, step 2).
@@ -43,13 +43,7 @@ export function decryptReqInfo(reqInfo: string, apiKey: string): WxParams {
 
 /** The inverse, for the simulator and tests: what WeChat puts in `req_info`. */
 export function encryptReqInfo(fields: WxParamsIn, apiKey: string): string {
-  const parts = ['<root>'];
-  for (const [k, v] of Object.entries(fields)) {
-    if (v === undefined || v === null) continue;
-    // "]]>" cannot appear inside CDATA: split it across two sections, as toXml does.
-    parts.push(`<${k}><![CDATA[${String(v).split(']]>').join(']]]]><![CDATA[>')}]]></${k}>`);
-  }
-  parts.push('</root>');
+  const plain = toXml(fields, 'root');
   const cipher = createCipheriv('aes-256-ecb', reqInfoKey(apiKey), null);
-  return Buffer.concat([cipher.update(parts.join(''), 'utf8'), cipher.final()]).toString('base64');
+  return Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]).toString('base64');
 }

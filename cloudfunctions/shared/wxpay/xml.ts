@@ -113,9 +113,18 @@ function cdata(value: string): string {
   return `<![CDATA[${value.split(']]>').join(']]]]><![CDATA[>')}]]>`;
 }
 
-/** Serialises flat params as APIv2 XML: numbers bare, everything else in CDATA. */
-export function toXml(params: WxParamsIn): string {
-  const parts: string[] = ['<xml>'];
+/**
+ * XML parsers turn a raw CR (or CRLF) into LF, even inside CDATA, so a signed value with a CR
+ * would arrive different and fail 签名错误. A character reference survives: write such
+ * values as escaped text with CR as &#13;.
+ */
+function escapedText(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r/g, '&#13;');
+}
+
+/** Serialises flat params under `root` (`xml`, or `root` inside a req_info): numbers bare, text in CDATA. */
+export function toXml(params: WxParamsIn, root = 'xml'): string {
+  const parts: string[] = [`<${root}>`];
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined || v === null) continue;
     if (!KEY_RE.test(k) || FORBIDDEN_KEYS.has(k))
@@ -126,8 +135,8 @@ export function toXml(params: WxParamsIn): string {
     if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/.test(s)) {
       throw new XmlError('XML_MALFORMED', `field ${k} contains a character XML cannot carry`);
     }
-    parts.push(`<${k}>${/^\d+$/.test(s) ? s : cdata(s)}</${k}>`);
+    parts.push(`<${k}>${/^\d+$/.test(s) ? s : s.includes('\r') ? escapedText(s) : cdata(s)}</${k}>`);
   }
-  parts.push('</xml>');
+  parts.push(`</${root}>`);
   return parts.join('');
 }

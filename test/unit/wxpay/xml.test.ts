@@ -128,3 +128,12 @@ describe('replyXml', () => {
     expect(parseXml(replyXml('FAIL', 'bad sign'))).toEqual({ return_code: 'FAIL', return_msg: 'bad sign' });
   });
 });
+
+describe('toXml with carriage returns', () => {
+  it('keeps a CR exactly, so a signed value still verifies after any XML parser', () => {
+    const params = { refund_desc: 'line one\r\nline two\rend', attach: 'a]]>\rb' };
+    const xml = toXml(params);
+    expect(xml).not.toContain('\r');
+    expect(parseXml(xml)).toEqual(params);
+  });
+});
