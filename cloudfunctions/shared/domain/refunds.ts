@@ -354,7 +354,12 @@ export async function finalizeRefund(
   source: 'refundnotify' | 'refundquery',
 ): Promise<FinalOutcome> {
   const wxStatus = info['refund_status'];
-  if (wxStatus === 'PROCESSING' || wxStatus === undefined) return 'STILL_PROCESSING';
+  if (wxStatus !== 'SUCCESS' && wxStatus !== 'REFUNDCLOSE' && wxStatus !== 'CHANGE') {
+    // PROCESSING, or a status this code does not know: never guess a final state from it.
+    if (wxStatus !== 'PROCESSING')
+      deps.log('warn', 'refund.unknown_status', { refundId: refund._id, wxStatus, source });
+    return 'STILL_PROCESSING';
+  }
   const target = wxStatus === 'SUCCESS' ? 'SUCCESS' : 'FAILED';
   if (
     info['out_trade_no'] !== refund.orderId ||
