@@ -20,7 +20,9 @@ const parser = new XMLParser({
   // Signatures cover values byte for byte, so whitespace inside a value is kept.
   trimValues: false,
   processEntities: true,
-  htmlEntities: true,
+  // XML's five named entities plus numeric references (&#13;, &#20013;). An object here
+  // turns numeric references on without HTML's named table, which tripled parse time.
+  htmlEntities: { amp: '&', apos: "'", gt: '>', lt: '<', quot: '"' } as unknown as boolean,
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 4,
