@@ -70,7 +70,9 @@ function describe(shopName: string, items: OrderItemView[]): string {
   const first = items[0]!.name;
   const more = items.length > 1 ? `等${items.length}件` : '';
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is stripped.
-  return `${shopName}-${first}${more}`.replace(/[\u0000-\u001f<>&]/g, '').slice(0, 40);
+  const text = `${shopName}-${first}${more}`.replace(/[\u0000-\u001f<>&]/g, '');
+  // Cut by code point, so an emoji is never split into a lone surrogate.
+  return Array.from(text).slice(0, 40).join('');
 }
 
 export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
@@ -107,7 +109,10 @@ export async function createOrder(
   const byId = new Map(products.map((p) => [p._id, p]));
   const items: OrderItemView[] = lines.map((l) => {
     const p = byId.get(l.productId);
-    if (!p?.onSale) throw invalid(`product ${l.productId} is not on sale`);
+    // A price that is not a positive whole number of fen is bad catalogue data: never sell it.
+    if (!p?.onSale || !Number.isSafeInteger(p.priceFen) || p.priceFen < 1) {
+      throw invalid(`product ${l.productId} is not on sale`);
+    }
     // Prices come from the products collection only (DESIGN.md §3).
     return { productId: p._id, name: p.name, priceFen: p.priceFen, quantity: l.quantity };
   });
