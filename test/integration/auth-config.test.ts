@@ -13,6 +13,10 @@ afterAll(() => stack?.close());
 describe('authorization', () => {
   it('refuses another user’s order, a non-admin reviewer, and client-sent amounts or openids, writing nothing', async () => {
     const orderId = await buyAndPay(stack, SHOPPER);
+    // Bad catalogue data: a fractional price must never be sold.
+    await stack.db.insertMany('products', [
+      { _id: 'bad-price', name: 'bad', priceFen: 0.5, image: '', onSale: true, sort: 99 },
+    ]);
     const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER));
     const before = {
       orders: await stack.db.count('orders'),
@@ -46,6 +50,7 @@ describe('authorization', () => {
       ),
       await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 0.5 }] }, OTHER),
       await stack.call('createOrder', { items: [{ productId: 'retired-mug', quantity: 1 }] }, OTHER),
+      await stack.call('createOrder', { items: [{ productId: 'bad-price', quantity: 2 }] }, OTHER),
       await stack.call(
         'applyRefund',
         { orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
