@@ -154,9 +154,7 @@ export async function createOrder(
 }
 
 async function payAgain(deps: Deps, orderId: string, openid: string): Promise<CreateOrderResult> {
-  const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-  if (!order) throw new AppError('NOT_FOUND', 'order not found');
-  if (order.openid !== openid) throw new AppError('FORBIDDEN', 'this order belongs to someone else');
+  const order = await ownOrder(deps, orderId, openid);
   if (order.status === 'PAID') throw notPayable('the order is already paid');
   if (order.status === 'CLOSED') throw notPayable('the order is closed; place a new order');
   const now = deps.now();
@@ -372,7 +370,8 @@ export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED'
   return 'CLOSED';
 }
 
-async function ownOrder(deps: Deps, orderId: string, openid: string): Promise<OrderDoc> {
+/** The caller's own order: NOT_FOUND when missing, FORBIDDEN when it is someone else's. */
+export async function ownOrder(deps: Deps, orderId: string, openid: string): Promise<OrderDoc> {
   const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
   if (!order) throw new AppError('NOT_FOUND', 'order not found');
   if (order.openid !== openid) throw new AppError('FORBIDDEN', 'this order belongs to someone else');

@@ -13,7 +13,7 @@ import {
   type RefundDoc,
   refundView,
 } from './model';
-import { PAGE_SIZE } from './orders';
+import { ownOrder, PAGE_SIZE } from './orders';
 import {
   beijingTime,
   ID_PATTERN,
@@ -54,9 +54,7 @@ export async function applyRefund(
   const { store } = deps;
   const _ = store.cmd;
 
-  const order = await store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-  if (!order) throw new AppError('NOT_FOUND', 'order not found');
-  if (order.openid !== openid) throw new AppError('FORBIDDEN', 'this order belongs to someone else');
+  const order = await ownOrder(deps, orderId, openid);
   if (order.status !== 'PAID') throw new AppError('REFUND_NOT_ALLOWED', 'only a paid order can be refunded');
   const now = deps.now();
   if (order.paidAtMs !== undefined && now - order.paidAtMs > REFUND_WINDOW_MS) {
