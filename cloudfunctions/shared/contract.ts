@@ -1,6 +1,6 @@
 /**
- * The function contract (DESIGN.md §6). Type-only: the mini-program and the console import
- * these types; nothing here may hold runtime code. Amounts are integer fen; times are epoch ms.
+ * The function contract (DESIGN.md §6). The mini-program imports it type-only; the one value
+ * here (ERROR_CODES) is plain data, so the file stays free of Node and of side effects. Amounts are integer fen; times are epoch ms.
  */
 
 /** Exactly what `wx.requestPayment` takes (appId is signed but not passed). */
@@ -13,21 +13,24 @@ export interface RequestPaymentParams {
   paySign: string;
 }
 
-export type ErrorCode =
-  | 'INVALID_INPUT'
-  | 'NOT_FOUND'
-  | 'FORBIDDEN'
-  | 'UNAUTHENTICATED'
-  | 'ORDER_NOT_PAYABLE'
-  | 'ORDER_EXPIRED'
-  | 'REFUND_EXCEEDS_PAID'
-  | 'REFUND_NOT_ALLOWED'
-  | 'INVALID_STATE'
-  | 'CONFLICT'
-  | 'WXPAY_UNAVAILABLE'
-  | 'WXPAY_ERROR'
-  | 'CONFIG_INVALID'
-  | 'INTERNAL';
+/** Every stable error code a callable function answers with. */
+export const ERROR_CODES = [
+  'INVALID_INPUT',
+  'NOT_FOUND',
+  'FORBIDDEN',
+  'UNAUTHENTICATED',
+  'ORDER_NOT_PAYABLE',
+  'ORDER_EXPIRED',
+  'REFUND_EXCEEDS_PAID',
+  'REFUND_NOT_ALLOWED',
+  'INVALID_STATE',
+  'CONFLICT',
+  'WXPAY_UNAVAILABLE',
+  'WXPAY_ERROR',
+  'CONFIG_INVALID',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface ApiError {
   code: ErrorCode;

@@ -1,24 +1,9 @@
-import type { ApiError, ErrorCode, Result } from '../contract';
+import { type ApiError, ERROR_CODES, type ErrorCode, type Result } from '../contract';
 import { AppError } from '../errors';
 import { log } from '../log';
 import { getWxContext, type WxContext } from './cloud';
 
-const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'INVALID_INPUT',
-  'NOT_FOUND',
-  'FORBIDDEN',
-  'UNAUTHENTICATED',
-  'ORDER_NOT_PAYABLE',
-  'ORDER_EXPIRED',
-  'REFUND_EXCEEDS_PAID',
-  'REFUND_NOT_ALLOWED',
-  'INVALID_STATE',
-  'CONFLICT',
-  'WXPAY_UNAVAILABLE',
-  'WXPAY_ERROR',
-  'CONFIG_INVALID',
-  'INTERNAL',
-]);
+const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
 /** Who is calling, as the platform says (DESIGN.md §3): never a field of the event. */
 export interface Caller {
