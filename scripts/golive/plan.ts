@@ -56,6 +56,16 @@ export const INDEXES: IndexSpec[] = [
     unique: false,
   },
   {
+    // reconcile's scans: APPROVED refunds whose lease ran out, PROCESSING ones to query.
+    collection: COLLECTIONS.refunds,
+    name: 'status_updatedAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'updatedAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
     collection: COLLECTIONS.refunds,
     name: 'orderId',
     keys: [{ field: 'orderId', direction: 1 }],

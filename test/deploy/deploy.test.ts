@@ -128,7 +128,7 @@ describe('the deploy plan for this repository', () => {
     ]);
   });
 
-  it('creates the four collections and the listing indexes', () => {
+  it('creates the four collections, the listing indexes and the one reconcile scans', () => {
     expect(stepsOf(plan, 'database.collection').map((s) => s.collection)).toEqual([
       'products',
       'orders',
@@ -143,6 +143,7 @@ describe('the deploy plan for this repository', () => {
       'orders:openid1+createdAtMs-1',
       'orders:status1+createdAtMs-1',
       'refunds:status1+createdAtMs-1',
+      'refunds:status1+updatedAtMs1',
       'refunds:orderId1',
     ]);
   });
@@ -366,7 +367,7 @@ describe('the executor', () => {
     expect(reconcile).toContain('"envVariables":{');
     expect(reconcile).toContain('"runtime":"Nodejs16.13"');
     expect(calls.filter((c) => c.startsWith('updateFunctionConfig'))).toEqual([]);
-    expect(calls.filter((c) => c.startsWith('updateCollection'))).toHaveLength(4);
+    expect(calls.filter((c) => c.startsWith('updateCollection'))).toHaveLength(5);
     expect(calls.filter((c) => c.startsWith('createAccess'))).toEqual([
       'createAccess [{"path":"/pay/notify","name":"payNotify","type":1,"auth":false}]',
       'createAccess [{"path":"/refund/notify","name":"refundNotify","type":1,"auth":false}]',
@@ -381,6 +382,7 @@ describe('the executor', () => {
         'orders.openid_createdAtMs',
         'orders.status_createdAtMs',
         'refunds.status_createdAtMs',
+        'refunds.status_updatedAtMs',
         'refunds.orderId',
       ],
       routes: [
