@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { events, order, SHOPPER, testStack, unwrap } from './support';
+import { buyAndPay, events, order, SHOPPER, testStack, unwrap } from './support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -55,5 +55,41 @@ describe('expiry', () => {
     expect((await order(stack, unpaid.orderId)).status).toBe('CLOSED');
     expect((await order(stack, paid.orderId)).status).toBe('PAID');
     stack.simulator.setFaults({ dropPayNotifies: false });
+  });
+});
+
+describe('stranded refund reservations', () => {
+  it('reconcile releases a reservation whose refund was never created, and leaves real ones alone', async () => {
+    stack.simulator.setFaults({ dropPayNotifies: false });
+    const crashed = await buyAndPay(stack, SHOPPER, 'mooncake-box');
+    const pending = await buyAndPay(stack, SHOPPER, 'chopsticks');
+    unwrap(await stack.call('applyRefund', { orderId: pending, refundFee: 990, reason: 'real' }, SHOPPER));
+    // What applyRefund leaves when its function dies between the reservation and the insert.
+    const _ = stack.db.command;
+    await stack.db.raw
+      .collection('orders')
+      .doc(crashed)
+      .update({
+        refundReservedFee: _.inc(5000),
+        refundUsedFee: _.inc(5000),
+        refundCount: _.inc(1),
+        refundOps: _.push('reserve:RSTRANDED0000000001:5000'),
+      });
+    const longAgo = Date.now() - 15 * 60_000;
+    for (const id of [crashed, pending])
+      await stack.db.raw.collection('orders').doc(id).update({ updatedAtMs: longAgo });
+
+    const run = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });
+    expect(run.result).toMatchObject({ reservationsReleased: 1, errors: 0 });
+    expect(await order(stack, crashed)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0 });
+    expect((await order(stack, crashed)).refundOps).toContain('release:RSTRANDED0000000001');
+    expect(await order(stack, pending)).toMatchObject({ refundReservedFee: 990, refundUsedFee: 990 });
+    // The released amount can be applied for again.
+    unwrap(await stack.call('applyRefund', { orderId: crashed, refundFee: 12800, reason: 'again' }, SHOPPER));
+    // A second run releases nothing more.
+    await stack.db.raw.collection('orders').doc(crashed).update({ updatedAtMs: longAgo });
+    const again = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });
+    expect(again.result).toMatchObject({ reservationsReleased: 0 });
+    expect((await order(stack, crashed)).refundUsedFee).toBe(12800);
   });
 });

@@ -7,7 +7,12 @@ import type { WxParams } from '../wxpay/types';
 import { type Deps, requireWxpay, wxFailure } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { confirmWithQuery, expireOrder } from './orders';
-import { finalizeRefund, SUBMIT_LEASE_MS, submitRefund } from './refunds';
+import { finalizeRefund, releaseStrandedReservations, SUBMIT_LEASE_MS, submitRefund } from './refunds';
+
+/** Longer than any applyRefund call (its function times out in seconds). */
+export const STRANDED_MIN_AGE_MS = 10 * 60_000;
+/** Each order is looked at for a day after its last change, then no more. */
+export const STRANDED_MAX_AGE_MS = 24 * 3600_000;
 
 export interface ReconcileOptions {
   batch?: number;
@@ -24,6 +29,7 @@ export interface ReconcileReport {
   ordersClosed: number;
   refundsSubmitted: number;
   refundsFinalized: number;
+  reservationsReleased: number;
   errors: number;
   outOfTime: boolean;
   dbRequests: number;
@@ -60,6 +66,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     ordersClosed: 0,
     refundsSubmitted: 0,
     refundsFinalized: 0,
+    reservationsReleased: 0,
     errors: 0,
     outOfTime: false,
     dbRequests: 0,
@@ -146,6 +153,22 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       if (outcome === 'SUCCESS' || outcome === 'FAILED') report.refundsFinalized++;
     });
   }
+  const reserved = await store.find<OrderDoc>(
+    COLLECTIONS.orders,
+    {
+      status: 'PAID',
+      refundReservedFee: _.gt(0),
+      updatedAtMs: _.lt(deps.now() - STRANDED_MIN_AGE_MS).and(_.gt(deps.now() - STRANDED_MAX_AGE_MS)),
+    },
+    { orderBy: [['updatedAtMs', 'asc']], limit: batch },
+  );
+  for (const order of reserved) {
+    if (!inTime()) break;
+    await guarded('stranded_reservation', order._id, async () => {
+      report.reservationsReleased += await releaseStrandedReservations(deps, order);
+    });
+  }
+
   report.dbRequests = store.requests;
   deps.log('info', 'reconcile.done', { ...report, ms: deps.now() - start });
   return report;

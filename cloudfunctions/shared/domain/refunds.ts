@@ -93,7 +93,8 @@ export async function applyRefund(
       refundUsedFee: _.inc(refundFee),
       refundReservedFee: _.inc(refundFee),
       refundCount: _.inc(1),
-      refundOps: _.push(`reserve:${refundId}`),
+      // The amount rides along so a stranded reservation can be released (reconcile).
+      refundOps: _.push(`reserve:${refundId}:${refundFee}`),
       updatedAtMs: now,
     },
   );
@@ -139,20 +140,66 @@ export async function applyRefund(
   return { refund: refundView(refund) };
 }
 
-async function releaseReservation(deps: Deps, refund: RefundDoc): Promise<void> {
+async function releaseReservation(
+  deps: Deps,
+  orderId: string,
+  refundId: string,
+  fee: number,
+): Promise<boolean> {
   const _ = deps.store.cmd;
-  const op = `release:${refund._id}`;
+  const op = `release:${refundId}`;
   // refundOps makes the release idempotent: a retried rejection cannot release twice.
-  await deps.store.cas(
+  return deps.store.cas(
     COLLECTIONS.orders,
-    { _id: refund.orderId, refundOps: _.nin([op]) },
+    { _id: orderId, refundOps: _.nin([op]) },
     {
-      refundReservedFee: _.inc(-refund.refundFee),
-      refundUsedFee: _.inc(-refund.refundFee),
+      refundReservedFee: _.inc(-fee),
+      refundUsedFee: _.inc(-fee),
       refundOps: _.push(op),
       updatedAtMs: deps.now(),
     },
   );
+}
+
+/**
+ * applyRefund reserves first and creates the refund second, so a crash between the two
+ * leaves `reserve:R:fee` on the order with no refund R: money held back that nobody can
+ * refund or review. Releases such reservations; the caller only passes orders untouched for
+ * longer than any applyRefund call can take.
+ */
+export async function releaseStrandedReservations(deps: Deps, order: OrderDoc): Promise<number> {
+  const settledOrReleased = new Set(
+    order.refundOps
+      .filter((op) => op.startsWith('release:') || op.startsWith('settle:'))
+      .map((op) => op.split(':')[1]),
+  );
+  const open = order.refundOps
+    .filter((op) => op.startsWith('reserve:'))
+    .map((op) => {
+      const [, refundId = '', fee = ''] = op.split(':');
+      return { refundId, fee: Number(fee) };
+    })
+    .filter((r) => !settledOrReleased.has(r.refundId) && Number.isSafeInteger(r.fee) && r.fee > 0);
+  if (open.length === 0) return 0;
+  const refunds = await deps.store.find<RefundDoc>(
+    COLLECTIONS.refunds,
+    { orderId: order._id },
+    { limit: 100 },
+  );
+  const known = new Set(refunds.map((r) => r._id));
+  let released = 0;
+  for (const r of open) {
+    if (known.has(r.refundId)) continue;
+    if (await releaseReservation(deps, order._id, r.refundId, r.fee)) {
+      released++;
+      deps.log('warn', 'refund.stranded_reservation_released', {
+        orderId: order._id,
+        refundId: r.refundId,
+        fee: r.fee,
+      });
+    }
+  }
+  return released;
 }
 
 export async function approveRefund(
@@ -179,7 +226,7 @@ export async function approveRefund(
     }
     const patch = { ...review, status: 'REJECTED' as const, finishedAtMs: now };
     if (await store.cas(COLLECTIONS.refunds, { _id: refundId, status: refund.status }, patch)) {
-      await releaseReservation(deps, refund);
+      await releaseReservation(deps, refund.orderId, refund._id, refund.refundFee);
       await recordEvent(deps, {
         kind: 'refund',
         orderId: refund.orderId,
