@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Stack } from '../../sandbox/stack';
+import { createFunctionRuntime } from '../../sandbox/runtime';
+import { ROOT, type Stack } from '../../sandbox/stack';
 import { buyAndPay, events, order, SHOPPER, testStack, unwrap } from './support';
 
 let stack: Stack;
@@ -91,5 +93,33 @@ describe('stranded refund reservations', () => {
     const again = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });
     expect(again.result).toMatchObject({ reservationsReleased: 0 });
     expect((await order(stack, crashed)).refundUsedFee).toBe(12800);
+  });
+});
+
+describe('unifiedorder re-entry', () => {
+  it('repeats the order’s own notify_url after the configuration changed, so WeChat does not answer 201', async () => {
+    const created = unwrap(
+      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+    );
+    // The prepay_id is about to lapse, so paying again must call unifiedorder again.
+    await stack.db.raw.collection('orders').doc(created.orderId).update({ prepayExpiresAtMs: Date.now() });
+    const moved = createFunctionRuntime({
+      functionsDir: join(ROOT, 'dist', 'cloudfunctions'),
+      serviceUrl: stack.emulator.serviceUrl,
+      env: { ...stack.env, WXPAY_NOTIFY_URL: `${stack.info.gatewayUrl}/http/pay/notify-moved` },
+      log: () => {},
+      functionLog: () => {},
+    });
+    try {
+      const again = await moved.invoke(
+        'createOrder',
+        { orderId: created.orderId },
+        { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      );
+      expect(again.result).toMatchObject({ ok: true, data: { orderId: created.orderId } });
+      expect((await order(stack, created.orderId)).status).toBe('NOTPAY');
+    } finally {
+      await moved.close();
+    }
   });
 });

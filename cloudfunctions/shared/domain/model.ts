@@ -36,6 +36,8 @@ export interface OrderDoc {
   description: string;
   clientIp: string;
   signType: SignType;
+  /** unifiedorder re-entry must repeat every parameter (else 201), even after a config change. */
+  notifyUrl?: string;
   createdAtMs: number;
   updatedAtMs: number;
   expiresAtMs: number;

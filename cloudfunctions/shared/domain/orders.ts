@@ -132,6 +132,7 @@ export async function createOrder(
     clientIp:
       caller.clientIp && /^[0-9a-fA-F.:]{3,45}$/.test(caller.clientIp) ? caller.clientIp : '127.0.0.1',
     signType: deps.config.wxpay.signType,
+    notifyUrl: deps.config.wxpay.payNotifyUrl,
     createdAtMs: now,
     updatedAtMs: now,
     expiresAtMs: now + deps.config.orderExpireMs,
@@ -179,7 +180,7 @@ async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
       out_trade_no: order._id,
       total_fee: order.totalFee,
       spbill_create_ip: order.clientIp,
-      notify_url: deps.config.wxpay.payNotifyUrl,
+      notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
       openid: order.openid,
       trade_type: 'JSAPI',
       time_expire: beijingTime(order.expiresAtMs),
