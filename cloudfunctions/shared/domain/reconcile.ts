@@ -7,7 +7,7 @@ import type { WxParams } from '../wxpay/types';
 import { type Deps, requireWxpay, wxFailure } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { confirmWithQuery, expireOrder } from './orders';
-import { finalizeRefund, releaseStrandedReservations, SUBMIT_LEASE_MS, submitRefund } from './refunds';
+import { claimSubmitLease, finalizeRefund, releaseStrandedReservations, submitRefund } from './refunds';
 
 /** Longer than any applyRefund call (its function times out in seconds). */
 export const STRANDED_MIN_AGE_MS = 10 * 60_000;
@@ -122,18 +122,9 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   for (const refund of approved) {
     if (!inTime()) break;
     await guarded('refund_submit', refund._id, async () => {
-      const t = deps.now();
-      const claimed = await store.cas(
-        COLLECTIONS.refunds,
-        { _id: refund._id, status: 'APPROVED', leaseUntilMs: _.lt(t) },
-        { leaseUntilMs: t + SUBMIT_LEASE_MS, submitAttempts: _.inc(1), updatedAtMs: t },
-      );
+      const claimed = await claimSubmitLease(deps, refund);
       if (!claimed) return;
-      const after = await submitRefund(deps, {
-        ...refund,
-        leaseUntilMs: t + SUBMIT_LEASE_MS,
-        submitAttempts: refund.submitAttempts + 1,
-      });
+      const after = await submitRefund(deps, claimed);
       if (after.status !== 'APPROVED') report.refundsSubmitted++;
     });
   }

@@ -253,17 +253,8 @@ export async function approveRefund(
     throw new AppError('INVALID_STATE', 'a rejected refund cannot be approved');
   if (refund.status === 'PROCESSING' || refund.status === 'SUCCESS')
     return { refund: refundView(refund, true) };
-  // Only the caller that wins this CAS may call WeChat: double clicks, two admins and
-  // reconcile all race here, and the lease keeps the losers from a second refund request.
-  const claim =
-    refund.status === 'APPROVED'
-      ? { where: { _id: refundId, status: 'APPROVED', leaseUntilMs: store.cmd.lt(now) }, patch: {} }
-      : {
-          where: { _id: refundId, status: refund.status },
-          patch: { ...review, status: 'APPROVED' as const },
-        };
-  const lease = { leaseUntilMs: now + SUBMIT_LEASE_MS, submitAttempts: store.cmd.inc(1), updatedAtMs: now };
-  if (!(await store.cas(COLLECTIONS.refunds, claim.where as { _id: string }, { ...claim.patch, ...lease }))) {
+  const claimed = await claimSubmitLease(deps, refund, review);
+  if (!claimed) {
     const current = (await store.get<RefundDoc>(COLLECTIONS.refunds, refundId)) ?? refund;
     return { refund: refundView(current, true) };
   }
@@ -275,14 +266,43 @@ export async function approveRefund(
       dbRequests: store.requests,
     });
   }
-  const claimed: RefundDoc = {
-    ...refund,
-    ...claim.patch,
-    leaseUntilMs: now + SUBMIT_LEASE_MS,
-    submitAttempts: refund.submitAttempts + 1,
-    status: 'APPROVED',
-  };
   return { refund: refundView(await submitRefund(deps, claimed), true) };
+}
+
+/**
+ * Takes the right to send `refund` to WeChat. Only the caller that wins this CAS may call:
+ * double clicks, two admins and reconcile all race here, and the lease keeps the losers from
+ * a second refund request. An APPROVED refund is claimable once its last lease ran out;
+ * PENDING_REVIEW and FAILED become APPROVED with the reviewer's `review` fields.
+ */
+export async function claimSubmitLease(
+  deps: Deps,
+  refund: RefundDoc,
+  review: Partial<RefundDoc> = {},
+): Promise<RefundDoc | null> {
+  const { store } = deps;
+  const now = deps.now();
+  const where =
+    refund.status === 'APPROVED'
+      ? { _id: refund._id, status: 'APPROVED', leaseUntilMs: store.cmd.lt(now) }
+      : { _id: refund._id, status: refund.status };
+  const patch = refund.status === 'APPROVED' ? {} : { ...review, status: 'APPROVED' as const };
+  const leaseUntilMs = now + SUBMIT_LEASE_MS;
+  const won = await store.cas(COLLECTIONS.refunds, where, {
+    ...patch,
+    leaseUntilMs,
+    submitAttempts: store.cmd.inc(1),
+    updatedAtMs: now,
+  });
+  if (!won) return null;
+  return {
+    ...refund,
+    ...patch,
+    status: 'APPROVED',
+    leaseUntilMs,
+    submitAttempts: refund.submitAttempts + 1,
+    updatedAtMs: now,
+  };
 }
 
 /**
