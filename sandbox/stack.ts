@@ -4,13 +4,13 @@
  * credentials (DESIGN.md §1, §7). `npm start`, the integration tests, the benchmarks and
  * the browser test all start it the same way.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FunctionMap, FunctionName, Result } from '../cloudfunctions/shared/contract';
+import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 import type { SignType } from '../cloudfunctions/shared/wxpay/types';
 import { ensureCerts } from './certs';
 import { type AdminDb, adminDatabase } from './db';
@@ -97,11 +97,6 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-function randomKey(length = 32): string {
-  return [...randomBytes(length)].map((b) => ALNUM[b % 62]).join('');
-}
-
 async function freePort(host: string): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -145,7 +140,7 @@ function loadMerchant(
   const m = {
     appid: 'wxlocalsandbox0001',
     mchid: '1900000109',
-    apiKey: randomKey(),
+    apiKey: nonceStr(32),
     signType: signType ?? 'HMAC-SHA256',
   };
   writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`, { mode: 0o600 });

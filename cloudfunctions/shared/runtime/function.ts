@@ -3,7 +3,6 @@
  * cold start (a clear CONFIG_INVALID naming every problem, logged at start and answered on
  * every call); database, WeChat Pay client, clock and randomness are wired here and nowhere else.
  */
-import { randomBytes } from 'node:crypto';
 import { ConfigError, type ConfigNeeds, loadConfig, type ShopConfig } from '../config';
 import type { Result } from '../contract';
 import type { Deps } from '../domain/deps';
@@ -11,20 +10,11 @@ import type { NotifyReply } from '../domain/notify';
 import { log } from '../log';
 import { Store } from '../store';
 import { createWxPayClient } from '../wxpay/client';
+import { nonceStr } from '../wxpay/nonce';
 import { replyXml } from '../wxpay/reply';
 import { XML_MAX_BYTES } from '../wxpay/xml';
 import { type Caller, callable } from './callable';
 import { getWxContext, rawDatabase } from './cloud';
-
-const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-function random(length: number): string {
-  let out = '';
-  while (out.length < length) {
-    for (const b of randomBytes(length * 2)) if (b < 248 && out.length < length) out += ALPHANUM[b % 62];
-  }
-  return out;
-}
 
 /** Built once per cold start; `deps()` gives each invocation a fresh store (and request count). */
 export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
@@ -52,7 +42,7 @@ export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
       : undefined;
   return () => {
     if (configError || !config) throw configError ?? new ConfigError(['configuration missing']);
-    return { store: new Store(rawDatabase()), config, wxpay, now: Date.now, random, log };
+    return { store: new Store(rawDatabase()), config, wxpay, now: Date.now, random: nonceStr, log };
   };
 }
 
