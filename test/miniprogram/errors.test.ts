@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ErrorCode } from '../../cloudfunctions/shared/contract';
+import { ERROR_CODES, type ErrorCode } from '../../cloudfunctions/shared/contract';
 import {
   CallError,
   ERROR_MESSAGES,
@@ -9,22 +9,7 @@ import {
   userMessageOf,
 } from '../../miniprogram/utils/errors';
 
-const CODES: ErrorCode[] = [
-  'INVALID_INPUT',
-  'NOT_FOUND',
-  'FORBIDDEN',
-  'UNAUTHENTICATED',
-  'ORDER_NOT_PAYABLE',
-  'ORDER_EXPIRED',
-  'REFUND_EXCEEDS_PAID',
-  'REFUND_NOT_ALLOWED',
-  'INVALID_STATE',
-  'CONFLICT',
-  'WXPAY_UNAVAILABLE',
-  'WXPAY_ERROR',
-  'CONFIG_INVALID',
-  'INTERNAL',
-];
+const CODES: readonly ErrorCode[] = ERROR_CODES;
 
 function thrown(fn: () => unknown): CallError {
   try {
