@@ -23,8 +23,10 @@ export const ERROR_CODES = [
   'ORDER_EXPIRED',
   'REFUND_EXCEEDS_PAID',
   'REFUND_NOT_ALLOWED',
+  'TOO_MANY_OPEN_REFUNDS',
   'INVALID_STATE',
   'CONFLICT',
+  'RATE_LIMITED',
   'WXPAY_UNAVAILABLE',
   'WXPAY_ERROR',
   'CONFIG_INVALID',
@@ -35,12 +37,48 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export interface ApiError {
   code: ErrorCode;
   message: string;
+  /** With RATE_LIMITED: when the same call may succeed again. */
+  retryAfterSeconds?: number;
 }
 
 export type Result<T> = { ok: true; data: T } | { ok: false; error: ApiError };
 
 export type OrderStatus = 'NOTPAY' | 'PAID' | 'CLOSED';
-export type RefundStatus = 'PENDING_REVIEW' | 'REJECTED' | 'APPROVED' | 'PROCESSING' | 'SUCCESS' | 'FAILED';
+/**
+ * PENDING_REVIEW 待审核 → APPROVED 待退款 (WeChat has not accepted it yet) → PROCESSING 退款中 →
+ * SUCCESS 退款完成 | CLOSED 退款关闭 (no money moved) | ABNORMAL 退款异常 (money left the merchant,
+ * the shopper's account refused it). FAILED 退款失败 is WeChat's definitive refusal of the
+ * application; REJECTED 已拒绝 and WITHDRAWN 已撤销 end an application before money moves.
+ */
+export type RefundStatus =
+  | 'PENDING_REVIEW'
+  | 'WITHDRAWN'
+  | 'REJECTED'
+  | 'APPROVED'
+  | 'PROCESSING'
+  | 'SUCCESS'
+  | 'FAILED'
+  | 'CLOSED'
+  | 'ABNORMAL';
+
+/** One step in a refund's life, with the reason that step had (WeChat's, or the merchant's comment). */
+export interface RefundHistoryEntry {
+  atMs: number;
+  /** The state the refund entered (or kept, for a retried attempt). */
+  status: RefundStatus;
+  /** What moved it: the shopper, the merchant, WeChat's answer, its notify or a query. */
+  source:
+    | 'apply'
+    | 'review'
+    | 'refund'
+    | 'refundnotify'
+    | 'refundquery'
+    | 'resolve'
+    | 'withdraw'
+    | 'reconcile';
+  /** WeChat's err_code and description, or the merchant's comment. Admin views only. */
+  reason?: string;
+}
 
 export interface ProductView {
   id: string;
@@ -91,12 +129,30 @@ export interface RefundView {
   status: RefundStatus;
   /** The merchant's comment on approve/reject. */
   comment?: string;
-  /** WeChat's reason for a FAILED refund (err_code or refund_status and its description). */
+  /**
+   * WeChat's reason for the current FAILED, CLOSED or ABNORMAL state (err_code and its
+   * description). Admin views only: the shopper sees the label and a neutral line instead.
+   */
   failReason?: string;
   createdAtMs: number;
   updatedAtMs: number;
   reviewedAtMs?: number;
+  /** When WeChat accepted it (PROCESSING). */
+  submittedAtMs?: number;
   finishedAtMs?: number;
+  /**
+   * WeChat reported SUCCESS for a refund this shop had already ended (REJECTED, FAILED,
+   * CLOSED): the money went back anyway and is booked; the merchant should look at it.
+   */
+  flag?: 'SUCCESS_AFTER_FINAL';
+  /** With `flag`: the state the refund was in when WeChat's SUCCESS arrived. */
+  flaggedFrom?: RefundStatus;
+  /** A CLOSED refund retried as a new refund (new out_refund_no): the new one. */
+  successorId?: string;
+  /** The CLOSED refund this one retries. */
+  predecessorId?: string;
+  /** Every step with its own reason, oldest first. Admin views only. */
+  history?: RefundHistoryEntry[];
   /** Only in admin listings. */
   openid?: string;
 }
@@ -152,9 +208,15 @@ export interface ApplyRefundResult {
   refund: RefundView;
 }
 
+/**
+ * `approve`: a PENDING_REVIEW refund, or a retry of a FAILED one (same out_refund_no) or of a
+ * CLOSED one (a new refund with a new out_refund_no takes over its reservation; the result is
+ * the new refund). `reject`: a PENDING_REVIEW or FAILED one. `resolve`: an ABNORMAL one the
+ * merchant has settled by hand on the merchant platform.
+ */
 export interface ApproveRefundEvent {
   refundId: string;
-  decision: 'approve' | 'reject';
+  decision: 'approve' | 'reject' | 'resolve';
   comment?: string;
 }
 export interface ApproveRefundResult {

@@ -8,11 +8,14 @@ export const ORDER_STATUS_LABEL: Record<OrderStatus, string> = {
 
 export const REFUND_STATUS_LABEL: Record<RefundStatus, string> = {
   PENDING_REVIEW: '待审核',
+  WITHDRAWN: '已撤销',
   REJECTED: '已拒绝',
   APPROVED: '待退款',
   PROCESSING: '退款中',
   SUCCESS: '退款完成',
   FAILED: '退款失败',
+  CLOSED: '退款关闭',
+  ABNORMAL: '退款异常',
 };
 
 export type StepState = 'done' | 'current' | 'failed' | 'todo';
@@ -37,6 +40,8 @@ export function refundProgress(status: RefundStatus): ProgressStep[] {
       ];
     case 'REJECTED':
       return [step('提交申请', 'done'), step('商家已拒绝', 'failed')];
+    case 'WITHDRAWN':
+      return [step('提交申请', 'done'), step('已撤销', 'failed')];
     case 'APPROVED':
     case 'PROCESSING':
       return [
@@ -54,6 +59,10 @@ export function refundProgress(status: RefundStatus): ProgressStep[] {
       ];
     case 'FAILED':
       return [step('提交申请', 'done'), step('商家审核', 'done'), step('退款失败', 'failed')];
+    case 'CLOSED':
+      return [step('提交申请', 'done'), step('商家审核', 'done'), step('退款关闭', 'failed')];
+    case 'ABNORMAL':
+      return [step('提交申请', 'done'), step('商家审核', 'done'), step('退款异常', 'failed')];
   }
 }
 

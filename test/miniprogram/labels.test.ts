@@ -7,11 +7,14 @@ describe('refund labels', () => {
   it('names every refund state in Chinese', () => {
     expect(REFUND_STATUS_LABEL).toEqual({
       PENDING_REVIEW: '待审核',
+      WITHDRAWN: '已撤销',
       REJECTED: '已拒绝',
       APPROVED: '待退款',
       PROCESSING: '退款中',
       SUCCESS: '退款完成',
       FAILED: '退款失败',
+      CLOSED: '退款关闭',
+      ABNORMAL: '退款异常',
     });
   });
 
