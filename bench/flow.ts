@@ -1,3 +1,4 @@
+import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 /**
  * The whole shop flow, one step at a time through the function runtime, recording what the
  * emulator counted for each step. Section 3 reads the counts; section 1 runs the same flow
@@ -90,7 +91,12 @@ export async function runFlow(stack: Stack): Promise<FlowStep[]> {
     await step('listOrders', 'listOrders', {}, shopper);
 
     const applied = data(
-      await step('applyRefund', 'applyRefund', { orderId, refundFee: 800, reason: 'bench' }, shopper),
+      await step(
+        'applyRefund',
+        'applyRefund',
+        { orderId, refundFee: 800, reason: 'bench', requestId: nonceStr(24) },
+        shopper,
+      ),
     );
     const refundId = (applied['refund'] as Data)['refundId'] as string;
     const approved = data(

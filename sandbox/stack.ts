@@ -203,7 +203,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       WXPAY_KEY_PEM: readFileSync(certs.keyPath, 'utf8'),
       WXPAY_BASE_URL: simulator.url,
       WXPAY_CA_PEM: readFileSync(certs.caCertPath, 'utf8'),
-      WXPAY_TIMEOUT_MS: '3000',
+      // WeChat's business timings (notify retries, refund results, the 1-minute refund rule)
+      // run scaled in the simulator; the functions' waits follow the same scale. Network and
+      // function timeouts stay the production ones.
+      SANDBOX_TIME_SCALE: String(options.timeScale ?? 1),
       ADMIN_OPENIDS: adminOpenid,
       ORDER_EXPIRE_MINUTES: '30',
       SHOP_NAME: '小店',

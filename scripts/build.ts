@@ -90,6 +90,8 @@ export async function buildFunctions(options: { minify?: boolean; out?: string }
         external: ['wx-server-sdk'],
         minify: options.minify ?? true,
         keepNames: true,
+        // The function's own timeout, so each WeChat call can end before the platform kills it.
+        define: { __FUNCTION_TIMEOUT_MS__: String((config.timeout ?? 3) * 1000) },
         legalComments: 'none',
         logLevel: 'warning',
       });

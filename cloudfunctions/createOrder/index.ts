@@ -1,4 +1,4 @@
 import { createOrder } from '../shared/domain/orders';
 import { callableFunction } from '../shared/runtime/function';
 
-export const main = callableFunction('createOrder', { wxpay: true }, createOrder);
+export const main = callableFunction('createOrder', { wxpay: true, calls: true }, createOrder);

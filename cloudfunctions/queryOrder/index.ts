@@ -1,4 +1,4 @@
 import { queryOrder } from '../shared/domain/orders';
 import { callableFunction } from '../shared/runtime/function';
 
-export const main = callableFunction('queryOrder', { wxpay: true }, queryOrder);
+export const main = callableFunction('queryOrder', { wxpay: true, calls: true }, queryOrder);

@@ -203,6 +203,11 @@ export interface ApplyRefundEvent {
   refundFee: number;
   reason: string;
   contact?: string;
+  /**
+   * 8–64 of [A-Za-z0-9_-], made by the client once per form submission and reused on every
+   * retry of it: the same shopper and requestId give the same refund, never a second one.
+   */
+  requestId: string;
 }
 export interface ApplyRefundResult {
   refund: RefundView;

@@ -12,7 +12,7 @@ export interface RefundFormInput {
 }
 
 export type RefundFormCheck =
-  | { ok: true; event: ApplyRefundEvent }
+  | { ok: true; event: Omit<ApplyRefundEvent, 'requestId'> }
   | { ok: false; field: keyof RefundFormInput; message: string };
 
 /**
@@ -47,7 +47,7 @@ export function checkRefundForm(
   const contact = input.contact.trim();
   if (contact.length > CONTACT_MAX)
     return { ok: false, field: 'contact', message: `联系方式最多 ${CONTACT_MAX} 字` };
-  const event: ApplyRefundEvent = { orderId, refundFee: parsed.fen, reason };
+  const event: Omit<ApplyRefundEvent, 'requestId'> = { orderId, refundFee: parsed.fen, reason };
   if (contact !== '') event.contact = contact;
   return { ok: true, event };
 }

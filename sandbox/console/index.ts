@@ -18,13 +18,10 @@ export const CONSOLE_DIR = join(__dirname, 'public');
 export const DEMO_TIME_SCALE = 0.05;
 
 /**
- * Reconcile's waits, shortened like the rest: it leaves an order to its pay notify for 5 s
- * (production: 60 s) and asks refundquery 10 s after WeChat accepted a refund.
+ * Nothing to override: reconcile's waits follow the sandbox's time scale like WeChat's own
+ * (an order is left to its pay notify for 3 s, refundquery asked 3 s after acceptance).
  */
-export const DEMO_ENV: Record<string, string> = {
-  RECONCILE_GRACE_SECONDS: '5',
-  REFUND_QUERY_DELAY_SECONDS: '10',
-};
+export const DEMO_ENV: Record<string, string> = {};
 
 export function startConsoleStack(options: StackOptions = {}): Promise<Stack> {
   const timeScale = options.timeScale ?? DEMO_TIME_SCALE;

@@ -18,7 +18,7 @@ import {
   type WxParamsIn,
 } from '../../cloudfunctions/shared/wxpay';
 import type { Ledger, RefundStatus, SimOrder, SimRefund } from './ledger';
-import type { Notifier, NotifyFaults } from './notifier';
+import type { NotifyFaults } from './notifier';
 import { billDate, compactTime, dashedTime, parseCompactTime } from './time';
 import type { SimMerchant } from './verify';
 
@@ -49,8 +49,16 @@ export interface Faults extends NotifyFaults {
   hangAfterEffectRate: Rate;
   /** How PROCESSING refunds end. */
   refundOutcome: 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
-  /** Refund applications fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL). */
+  /**
+   * Refund calls fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL) until cleared.
+   * Rate and retry codes (FREQUENCY_LIMITED, INVALID_REQ_TOO_MUCH, SYSTEMERROR,
+   * BIZERR_NEED_RETRY) hit repeats of an accepted out_refund_no too; the others only new ones.
+   */
   refundError: string | null;
+  /** The next refund calls fail with these err_codes, one each, in order (same rules as refundError). */
+  refundErrorQueue: string[];
+  /** A declined payment (cashier outcome FAIL) also sends a pay notify with result_code FAIL. */
+  notifyPayFailures: boolean;
   /** Wall-clock ms from acceptance to the refund's result; null = 60 s × timeScale. */
   refundDelayMs: number | null;
 }
@@ -67,8 +75,22 @@ export const DEFAULT_FAULTS: Faults = {
   hangAfterEffectRate: 0,
   refundOutcome: 'SUCCESS',
   refundError: null,
+  refundErrorQueue: [],
+  notifyPayFailures: false,
   refundDelayMs: null,
 };
+
+/** Error codes that are not a decision about the refund, so a repeat of an accepted one can get them too. */
+const REPEATABLE_REFUND_ERRORS = new Set([
+  'FREQUENCY_LIMITED',
+  'INVALID_REQ_TOO_MUCH',
+  'SYSTEMERROR',
+  'BIZERR_NEED_RETRY',
+]);
+/** "同一笔订单多次退款的请求需相隔1分钟" (申请退款 doc). */
+const REFUND_SPACING_MS = 60_000;
+/** "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟" (关闭订单 doc). */
+const CLOSE_MIN_AGE_MS = 5 * 60_000;
 
 const REFUND_ERROR_DES: Record<string, string> = {
   NOTENOUGH: '基本账户余额不足，请充值后重新发起',
@@ -105,13 +127,25 @@ export class ReturnFail {
 
 export type ApiOutcome = WxParamsIn | ResultFail | ReturnFail;
 
+/** Where the engine's notifies go: the HTTP notifier, or a test's own list. */
+export interface NotifySink {
+  enqueue(kind: 'pay' | 'refund', url: string, body: string): void;
+}
+
 export interface EngineOptions {
   merchants: readonly SimMerchant[];
   ledger: Ledger;
-  notifier: Notifier;
+  notifier: NotifySink;
   now: () => number;
   timeScale: number;
   faults: () => Faults;
+  /** Lets the engine use up one-shot faults (refundErrorQueue). */
+  setFaults: (patch: Partial<Faults>) => void;
+}
+
+export interface PayOptions {
+  /** Paid partly with a coupon (代金券): cash_fee = total_fee − couponFee. */
+  couponFee?: number;
 }
 
 export type PayOutcome = 'SUCCESS' | 'CANCEL' | 'FAIL' | 'USERPAYING' | 'PAYERROR';
@@ -220,6 +254,7 @@ export class Engine {
   pay(
     payment: Partial<RequestPaymentParams> | undefined,
     outcome: PayOutcome = 'SUCCESS',
+    options: PayOptions = {},
   ): { errMsg: string } {
     const fail = (why: string) => ({ errMsg: `requestPayment:fail ${why}` });
     if (!payment || typeof payment !== 'object') return fail('parameter error: payment is required');
@@ -253,6 +288,8 @@ export class Engine {
         return { errMsg: 'requestPayment:fail cancel' };
       case 'FAIL':
         // A declined card: the user can try again, so the order stays payable (NOTPAY).
+        if (this.o.faults().notifyPayFailures)
+          this.o.notifier.enqueue('pay', order.notifyUrl, this.payFailedNotifyXml(order, m));
         return fail('支付失败，请稍后再试');
       case 'USERPAYING':
       case 'PAYERROR':
@@ -264,12 +301,33 @@ export class Engine {
       default:
         return fail(`unknown outcome ${String(outcome)}`);
     }
+    const coupon = options.couponFee ?? 0;
+    if (!Number.isSafeInteger(coupon) || coupon < 0 || coupon >= order.totalFee)
+      return fail('parameter error: couponFee must be a whole number of fen below the order total');
     order.tradeState = 'SUCCESS';
     order.paidAtMs = now;
+    if (coupon > 0) order.couponFee = coupon;
     order.transactionId = `4200${compactTime(now).slice(0, 8)}${digits(16)}`;
     this.o.ledger.putOrder(order);
     this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
     return { errMsg: 'requestPayment:ok' };
+  }
+
+  private payFailedNotifyXml(o: SimOrder, m: SimMerchant): string {
+    const fields: WxParamsIn = {
+      appid: o.appid,
+      mch_id: o.mchId,
+      nonce_str: randomBytes(16).toString('hex'),
+      openid: o.openid,
+      out_trade_no: o.outTradeNo,
+      return_code: 'SUCCESS',
+      result_code: 'FAIL',
+      err_code: 'BANKERROR',
+      err_code_des: '银行系统异常',
+      total_fee: o.totalFee,
+      trade_type: 'JSAPI',
+    };
+    return toXml({ ...fields, sign: sign(fields, m.apiKey, o.signType) });
   }
 
   private payNotifyXml(o: SimOrder, m: SimMerchant): string {
@@ -277,7 +335,7 @@ export class Engine {
       appid: o.appid,
       attach: o.attach,
       bank_type: 'OTHERS',
-      cash_fee: o.totalFee,
+      ...couponFields(o),
       fee_type: 'CNY',
       is_subscribe: 'N',
       mch_id: o.mchId,
@@ -322,7 +380,7 @@ export class Engine {
       attach: o.attach,
       is_subscribe: paid ? 'N' : undefined,
       bank_type: paid ? 'OTHERS' : undefined,
-      cash_fee: paid ? o.totalFee : undefined,
+      ...(paid ? couponFields(o) : {}),
       transaction_id: o.transactionId,
       time_end: o.paidAtMs === undefined ? undefined : compactTime(o.paidAtMs),
     };
@@ -335,6 +393,11 @@ export class Engine {
     if (o.tradeState === 'SUCCESS' || o.tradeState === 'REFUND')
       return new ResultFail('ORDERPAID', '订单已支付，不能发起关单，请当作已支付的正常交易');
     if (o.tradeState === 'CLOSED') return new ResultFail('ORDERCLOSED', '订单已关闭，无需继续调用');
+    if (o.tradeState === 'USERPAYING') return new ResultFail('USERPAYING', '用户支付中，请稍后再关单');
+    // WeChat documents the 5-minute rule but no err_code for breaking it; an answer that says
+    // "try the same again later" is what a client must be ready for.
+    if (this.o.now() - o.createdAtMs < CLOSE_MIN_AGE_MS * this.o.timeScale)
+      return new ResultFail('SYSTEMERROR', '订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟');
     o.tradeState = 'CLOSED';
     o.closedAtMs = this.o.now();
     this.o.ledger.putOrder(o);
@@ -352,6 +415,15 @@ export class Engine {
     if (o instanceof ResultFail) return o;
     const totalFee = Number(p['total_fee']);
     const refundFee = Number(p['refund_fee']);
+
+    const faults = this.o.faults();
+    const queued = faults.refundErrorQueue[0];
+    const refundError = queued ?? faults.refundError;
+    const failWith = (code: string) => {
+      if (queued !== undefined) this.o.setFaults({ refundErrorQueue: faults.refundErrorQueue.slice(1) });
+      return new ResultFail(code, REFUND_ERROR_DES[code] ?? '申请退款业务发生错误（模拟）');
+    };
+    if (refundError && REPEATABLE_REFUND_ERRORS.has(refundError)) return failWith(refundError);
 
     // "同一退款单号多次请求只退一笔": a repeat answers as the first time did.
     const previous = this.o.ledger.refund(m.mchId, p['out_refund_no']!);
@@ -371,9 +443,11 @@ export class Engine {
     const now = this.o.now();
     if (now - o.paidAtMs! > REFUND_WINDOW_MS)
       return new ResultFail('TRADE_OVERDUE', '订单已经超过退款期限（支付后一年内可退款）');
-    const refundError = this.o.faults().refundError;
-    if (refundError)
-      return new ResultFail(refundError, REFUND_ERROR_DES[refundError] ?? '申请退款业务发生错误（模拟）');
+    if (refundError) return failWith(refundError);
+    const siblings = this.o.ledger.refundsOf(m.mchId, o.outTradeNo);
+    const last = Math.max(0, ...siblings.map((r) => r.createdAtMs));
+    if (siblings.length > 0 && now - last < REFUND_SPACING_MS * this.o.timeScale)
+      return new ResultFail('FREQUENCY_LIMITED', '同一笔订单多次退款的请求需相隔1分钟');
     const effective = this.o.ledger
       .refundsOf(m.mchId, o.outTradeNo)
       .filter((r) => r.status !== 'REFUNDCLOSE');
@@ -428,12 +502,20 @@ export class Engine {
     return processing.length;
   }
 
-  private settle(r: SimRefund): void {
+  /** Finishes one PROCESSING refund now with `outcome` (default: faults.refundOutcome); false if none. */
+  settleOne(outRefundNo: string, outcome?: Faults['refundOutcome']): boolean {
+    const r = [...this.o.ledger.refunds.values()].find((x) => x.outRefundNo === outRefundNo);
+    if (r?.status !== 'PROCESSING') return false;
+    this.settle(r, outcome);
+    return true;
+  }
+
+  private settle(r: SimRefund, outcome?: Faults['refundOutcome']): void {
     if (r.status !== 'PROCESSING') return;
     const id = `${r.mchId}/${r.outRefundNo}`;
     clearTimeout(this.settleTimers.get(id));
     this.settleTimers.delete(id);
-    r.status = this.o.faults().refundOutcome;
+    r.status = outcome ?? this.o.faults().refundOutcome;
     r.settledAtMs = this.o.now();
     const o = this.o.ledger.order(r.mchId, r.outTradeNo);
     if (o && r.status === 'REFUNDCLOSE') {
@@ -629,7 +711,23 @@ const TRADE_STATE_DESC: Record<SimOrder['tradeState'], string> = {
   PAYERROR: '支付失败',
 };
 
+/** What a coupon-paid order's notify and orderquery carry: WeChat's total_fee stays the order amount. */
+function couponFields(o: SimOrder): WxParamsIn {
+  const coupon = o.couponFee ?? 0;
+  if (coupon === 0) return { cash_fee: o.totalFee };
+  return {
+    cash_fee: o.totalFee - coupon,
+    coupon_fee: coupon,
+    coupon_count: 1,
+    coupon_type_0: 'NO_CASH',
+    coupon_id_0: '10000',
+    coupon_fee_0: coupon,
+  };
+}
+
 function refundAnswer(r: SimRefund, o: SimOrder): WxParamsIn {
+  // A coupon-paid order refunds cash and coupon in proportion.
+  const couponRefund = o.couponFee ? Math.floor((r.refundFee * o.couponFee) / o.totalFee) : 0;
   return {
     transaction_id: r.transactionId,
     out_trade_no: r.outTradeNo,
@@ -641,10 +739,10 @@ function refundAnswer(r: SimRefund, o: SimOrder): WxParamsIn {
     total_fee: o.totalFee,
     settlement_total_fee: o.totalFee,
     fee_type: 'CNY',
-    cash_fee: o.totalFee,
-    cash_refund_fee: r.refundFee,
-    coupon_refund_fee: 0,
-    coupon_refund_count: 0,
+    cash_fee: o.totalFee - (o.couponFee ?? 0),
+    cash_refund_fee: r.refundFee - couponRefund,
+    coupon_refund_fee: couponRefund,
+    coupon_refund_count: couponRefund > 0 ? 1 : 0,
   };
 }
 

@@ -28,6 +28,8 @@ export interface SimOrder {
   /** From time_expire, if given. */
   expiresAtMs?: number;
   tradeState: TradeState;
+  /** Paid partly with a coupon (代金券), in fen. */
+  couponFee?: number;
   createdAtMs: number;
   transactionId?: string;
   paidAtMs?: number;

@@ -16,6 +16,8 @@ import {
   DEFAULT_FAULTS,
   Engine,
   type Faults,
+  type NotifySink,
+  type PayOptions,
   type PayOutcome,
   type Rate,
   ResultFail,
@@ -53,13 +55,15 @@ export interface WxPaySimulator {
   caCertPath: string;
   merchants: readonly SimMerchant[];
   /** What wx.requestPayment does on a phone; answers like it. */
-  pay(payment: Record<string, unknown>, outcome?: PayOutcome): { errMsg: string };
+  pay(payment: Record<string, unknown>, outcome?: PayOutcome, options?: PayOptions): { errMsg: string };
   faults(): Faults;
   setFaults(patch: Partial<Faults>): Faults;
   notifies(): NotifyRecord[];
   ledger(): LedgerData;
   /** Finishes every PROCESSING refund now (outcome: faults.refundOutcome); returns how many. */
   settleRefunds(): number;
+  /** Finishes one PROCESSING refund now with this outcome; false when it is not PROCESSING. */
+  settleRefund(outRefundNo: string, outcome?: Faults['refundOutcome']): boolean;
   /** Sends every owed notify attempt now and waits for the replies. */
   flushNotifies(): Promise<void>;
   /** Forgets orders, refunds, notifies and faults. */
@@ -69,43 +73,52 @@ export interface WxPaySimulator {
 
 const MAX_BODY_BYTES = 256 * 1024;
 
-export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<WxPaySimulator> {
-  const now = opts.now ?? Date.now;
-  const random = opts.random ?? Math.random;
-  const timeScale = opts.timeScale ?? 1;
-  const merchants = opts.merchants;
-  const caPem = readFileSync(opts.certs.caCertPath, 'utf8');
-  let faults: Faults = { ...DEFAULT_FAULTS, ...opts.faults };
-  const ledger = new Ledger(opts.stateFile);
-  const notifier = new Notifier(ledger, { timeScale, now, caPem, faults: () => faults });
-  const engine = new Engine({ merchants, ledger, notifier, now, timeScale, faults: () => faults });
-  const hung = new Set<ServerResponse>();
+/** An API answer as bytes on the wire, or none at all (the caller's timeout decides). */
+export type ApiReply = { status: number; contentType: string; body: string } | { hang: true };
 
+export interface WxPayCore {
+  engine: Engine;
+  ledger: Ledger;
+  faults(): Faults;
+  setFaults(patch: Partial<Faults>): Faults;
+  /**
+   * Answers one APIv2 request as WeChat would, after TLS: `clientCertCN` is the CN of the
+   * client certificate the connection presented (required on /secapi/*).
+   */
+  answer(path: ApiPath, method: string, body: Buffer, clientCertCN: string | undefined): ApiReply;
+}
+
+export interface WxPayCoreOptions {
+  merchants: readonly SimMerchant[];
+  ledger: Ledger;
+  notifier: NotifySink;
+  now: () => number;
+  random: () => number;
+  timeScale: number;
+  faults?: Partial<Faults>;
+  onFaultsChanged?: (before: Faults, after: Faults) => void;
+}
+
+/** The simulator without HTTP: the engine, its faults and the exact answers, for in-process use. */
+export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
+  let faults: Faults = { ...DEFAULT_FAULTS, ...o.faults };
   function setFaults(patch: Partial<Faults>): Faults {
-    const wasReordering = faults.reorderNotifies;
+    const before = faults;
     faults = { ...faults, ...patch };
-    if (wasReordering && !faults.reorderNotifies) notifier.releaseHeld();
+    o.onFaultsChanged?.(before, faults);
     return faults;
   }
-
-  function reset(): void {
-    faults = { ...DEFAULT_FAULTS };
-    engine.close();
-    notifier.clear();
-    ledger.clear();
-  }
-
+  const engine = new Engine({
+    merchants: o.merchants,
+    ledger: o.ledger,
+    notifier: o.notifier,
+    now: o.now,
+    timeScale: o.timeScale,
+    faults: () => faults,
+    setFaults,
+  });
   const rate = (r: Rate, path: ApiPath) => (typeof r === 'number' ? r : (r[path] ?? 0));
-
-  function xml(res: ServerResponse, body: string, status = 200): void {
-    res.writeHead(status, { 'content-type': 'text/xml; charset=utf-8' });
-    res.end(body);
-  }
-
-  function json(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-    res.end(JSON.stringify(body));
-  }
+  const xml = (body: string): ApiReply => ({ status: 200, contentType: 'text/xml; charset=utf-8', body });
 
   function signedAnswer(m: SimMerchant, signType: SignType, fields: WxParamsIn): string {
     const p: WxParamsIn = {
@@ -120,32 +133,19 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     return toXml({ ...p, sign: sign(p, m.apiKey, signType) });
   }
 
-  async function handleApi(
-    path: ApiPath,
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: Buffer,
-  ): Promise<void> {
-    if (random() < rate(faults.timeoutRate, path)) {
-      // Never answer; the client's own timeout decides. Closed with the server.
-      hung.add(res);
-      res.on('close', () => hung.delete(res));
-      return;
-    }
-    if (req.method !== 'POST')
-      return xml(res, toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.REQUIRE_POST_METHOD }));
-    const v = verifyRequest(body, merchants);
-    if (!v.ok) return xml(res, toXml({ return_code: 'FAIL', return_msg: v.returnMsg }));
-    if (path.startsWith('/secapi/')) {
-      // The certificate must also be this merchant's ("certificate not match", supersheep/wechat-pay#43).
-      const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
-      if (cn !== v.merchant.mchId)
-        return xml(res, toXml({ return_code: 'FAIL', return_msg: '证书和商户号不匹配' }));
-    }
-    if (faults.systemErrorNext > 0 || random() < rate(faults.systemErrorRate, path)) {
-      if (faults.systemErrorNext > 0) faults = { ...faults, systemErrorNext: faults.systemErrorNext - 1 };
+  function answer(path: ApiPath, method: string, body: Buffer, clientCertCN: string | undefined): ApiReply {
+    // Never answer; the client's own timeout decides.
+    if (o.random() < rate(faults.timeoutRate, path)) return { hang: true };
+    if (method !== 'POST')
+      return xml(toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.REQUIRE_POST_METHOD }));
+    const v = verifyRequest(body, o.merchants);
+    if (!v.ok) return xml(toXml({ return_code: 'FAIL', return_msg: v.returnMsg }));
+    // The certificate must also be this merchant's ("certificate not match", supersheep/wechat-pay#43).
+    if (path.startsWith('/secapi/') && clientCertCN !== v.merchant.mchId)
+      return xml(toXml({ return_code: 'FAIL', return_msg: '证书和商户号不匹配' }));
+    if (faults.systemErrorNext > 0 || o.random() < rate(faults.systemErrorRate, path)) {
+      if (faults.systemErrorNext > 0) setFaults({ systemErrorNext: faults.systemErrorNext - 1 });
       return xml(
-        res,
         signedAnswer(v.merchant, v.signType, {
           result_code: 'FAIL',
           err_code: 'SYSTEMERROR',
@@ -158,23 +158,16 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       if (bill instanceof ReturnFail) {
         // "No Bill Exist" comes with error_code 20002, unsigned.
         const code = bill.returnMsg === 'No Bill Exist' ? '20002' : '20001';
-        return xml(res, toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: code }));
+        return xml(toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: code }));
       }
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(bill.csv);
-      return;
+      return { status: 200, contentType: 'text/plain; charset=utf-8', body: bill.csv };
     }
     const out = engine.handle(path, v.params, v.merchant);
-    if (random() < rate(faults.hangAfterEffectRate, path)) {
-      // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
-      hung.add(res);
-      res.on('close', () => hung.delete(res));
-      return;
-    }
-    if (out instanceof ReturnFail) return xml(res, toXml({ return_code: 'FAIL', return_msg: out.returnMsg }));
+    // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
+    if (o.random() < rate(faults.hangAfterEffectRate, path)) return { hang: true };
+    if (out instanceof ReturnFail) return xml(toXml({ return_code: 'FAIL', return_msg: out.returnMsg }));
     if (out instanceof ResultFail) {
       return xml(
-        res,
         signedAnswer(v.merchant, v.signType, {
           result_code: 'FAIL',
           err_code: out.errCode,
@@ -182,7 +175,68 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         }),
       );
     }
-    return xml(res, signedAnswer(v.merchant, v.signType, { result_code: 'SUCCESS', ...out }));
+    return xml(signedAnswer(v.merchant, v.signType, { result_code: 'SUCCESS', ...out }));
+  }
+
+  return { engine, ledger: o.ledger, faults: () => faults, setFaults, answer };
+}
+
+export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<WxPaySimulator> {
+  const now = opts.now ?? Date.now;
+  const random = opts.random ?? Math.random;
+  const timeScale = opts.timeScale ?? 1;
+  const merchants = opts.merchants;
+  const caPem = readFileSync(opts.certs.caCertPath, 'utf8');
+  const ledger = new Ledger(opts.stateFile);
+  let core: WxPayCore | undefined;
+  const notifier = new Notifier(ledger, { timeScale, now, caPem, faults: () => core!.faults() });
+  core = createWxPayCore({
+    merchants,
+    ledger,
+    notifier,
+    now,
+    random,
+    timeScale,
+    ...(opts.faults ? { faults: opts.faults } : {}),
+    onFaultsChanged: (before, after) => {
+      if (before.reorderNotifies && !after.reorderNotifies) notifier.releaseHeld();
+    },
+  });
+  const { engine, setFaults } = core;
+  const faults = () => core!.faults();
+  const hung = new Set<ServerResponse>();
+
+  function reset(): void {
+    setFaults({ ...DEFAULT_FAULTS });
+    engine.close();
+    notifier.clear();
+    ledger.clear();
+  }
+
+  function json(res: ServerResponse, status: number, body: unknown): void {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+    res.end(JSON.stringify(body));
+  }
+
+  async function handleApi(
+    path: ApiPath,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+  ): Promise<void> {
+    const subjectCN = path.startsWith('/secapi/')
+      ? (req.socket as TLSSocket).getPeerCertificate().subject?.CN
+      : undefined;
+    const cn = Array.isArray(subjectCN) ? subjectCN[0] : subjectCN;
+    const reply = core!.answer(path, req.method ?? 'GET', body, cn);
+    if ('hang' in reply) {
+      // Closed with the server.
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
+    res.writeHead(reply.status, { 'content-type': reply.contentType });
+    res.end(reply.body);
   }
 
   async function handleSandbox(
@@ -205,17 +259,28 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         return json(
           res,
           200,
-          engine.pay(input['payment'] as Record<string, string>, input['outcome'] as PayOutcome),
+          engine.pay(
+            input['payment'] as Record<string, string>,
+            input['outcome'] as PayOutcome,
+            typeof input['couponFee'] === 'number' ? { couponFee: input['couponFee'] } : {},
+          ),
         );
       case 'GET /sandbox/notifies':
         return json(res, 200, notifier.records);
       case 'GET /sandbox/faults':
-        return json(res, 200, faults);
+        return json(res, 200, faults());
       case 'POST /sandbox/faults':
         return json(res, 200, setFaults(input as Partial<Faults>));
       case 'GET /sandbox/ledger':
         return json(res, 200, ledger.toJSON());
       case 'POST /sandbox/refunds/settle':
+        // {} settles every PROCESSING refund; {outRefundNo, outcome?} settles one.
+        if (typeof input['outRefundNo'] === 'string') {
+          const outcome = input['outcome'] as Faults['refundOutcome'] | undefined;
+          if (outcome !== undefined && !['SUCCESS', 'REFUNDCLOSE', 'CHANGE'].includes(outcome))
+            return json(res, 400, { error: 'outcome must be SUCCESS, REFUNDCLOSE or CHANGE' });
+          return json(res, 200, { settled: engine.settleOne(input['outRefundNo'], outcome) ? 1 : 0 });
+        }
         return json(res, 200, { settled: engine.settleAll() });
       case 'POST /sandbox/notifies/flush':
         await notifier.flush();
@@ -252,8 +317,11 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         const route = new URL(req.url ?? '/', 'https://localhost').pathname;
         const body = Buffer.concat(chunks);
         const run = async () => {
-          if (size > MAX_BODY_BYTES)
-            return xml(res, toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.XML_FORMAT_ERROR }));
+          if (size > MAX_BODY_BYTES) {
+            res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
+            res.end(toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.XML_FORMAT_ERROR }));
+            return;
+          }
           if (route.startsWith('/sandbox/')) return handleSandbox(route, req, res, body);
           if (!(API_PATHS as readonly string[]).includes(route))
             return json(res, 404, { error: 'not found' });
@@ -288,12 +356,13 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     url: `https://${host}:${addr.port}`,
     caCertPath: opts.certs.caCertPath,
     merchants,
-    pay: (payment, outcome) => engine.pay(payment as Record<string, string>, outcome),
-    faults: () => faults,
+    pay: (payment, outcome, options) => engine.pay(payment as Record<string, string>, outcome, options),
+    faults,
     setFaults,
     notifies: () => notifier.records.map((r) => ({ ...r })),
     ledger: () => structuredClone(ledger.toJSON()),
     settleRefunds: () => engine.settleAll(),
+    settleRefund: (outRefundNo, outcome) => engine.settleOne(outRefundNo, outcome),
     flushNotifies: () => notifier.flush(),
     reset,
     async close() {

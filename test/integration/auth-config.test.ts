@@ -2,7 +2,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, OTHER, order, payNotifyFor, SHOPPER, testStack, unwrap } from './support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  OTHER,
+  order,
+  payNotifyFor,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from './support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -17,7 +27,13 @@ describe('authorization', () => {
     await stack.db.insertMany('products', [
       { _id: 'bad-price', name: 'bad', priceFen: 0.5, image: '', onSale: true, sort: 99 },
     ]);
-    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER));
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'x', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
     const before = {
       orders: await stack.db.count('orders'),
       refunds: await stack.db.count('refunds'),
@@ -26,7 +42,11 @@ describe('authorization', () => {
     };
     const forbidden = [
       await stack.call('queryOrder', { orderId }, OTHER),
-      await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'mine now' }, OTHER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'mine now', requestId: newRequestId() },
+        OTHER,
+      ),
       await stack.call('createOrder', { orderId }, OTHER),
       await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, SHOPPER),
       await stack.call('listRefunds', {}, OTHER),
@@ -53,10 +73,14 @@ describe('authorization', () => {
       await stack.call('createOrder', { items: [{ productId: 'bad-price', quantity: 2 }] }, OTHER),
       await stack.call(
         'applyRefund',
-        { orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
+        { orderId, refundFee: 1, reason: 'x', openid: OTHER, requestId: newRequestId() } as never,
         SHOPPER,
       ),
-      await stack.call('applyRefund', { orderId, refundFee: -5, reason: 'x' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: -5, reason: 'x', requestId: newRequestId() },
+        SHOPPER,
+      ),
       await stack.call('listOrders', { openid: SHOPPER } as never, OTHER),
     ];
     for (const r of invalid) expect(r).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });
@@ -76,7 +100,7 @@ describe('authorization', () => {
     const list = await stack.runtime.invoke(
       'listOrders',
       { userInfo: { openId: SHOPPER, appId: 'x' } },
-      { OPENID: OTHER, SOURCE: 'wx_client' },
+      { OPENID: OTHER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     expect(list.result).toMatchObject({ ok: true, data: { items: [] } });
   });
@@ -87,14 +111,14 @@ describe('database round trips', () => {
     const created = await stack.runtime.invoke(
       'createOrder',
       { items: [{ productId: 'sticker', quantity: 1 }] },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     const data = (created.result as { data: { orderId: string; payment: Record<string, unknown> } }).data;
     expect(created.dbRequests).toBe(3); // products, insert order, store prepay_id
     const again = await stack.runtime.invoke(
       'createOrder',
       { orderId: data.orderId },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     expect(again.dbRequests).toBe(1);
     stack.simulator.setFaults({ dropPayNotifies: true });
@@ -128,7 +152,7 @@ describe('configuration', () => {
       const r = await broken.invoke(
         'createOrder',
         { items: [{ productId: 'sticker', quantity: 1 }] },
-        { OPENID: SHOPPER, SOURCE: 'wx_client' },
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
       );
       expect(r.result).toMatchObject({ ok: false, error: { code: 'CONFIG_INVALID' } });
       expect(JSON.stringify(r.result)).toContain('WXPAY_API_KEY is missing');
@@ -139,7 +163,11 @@ describe('configuration', () => {
       );
       expect(JSON.stringify(n.result)).toContain('FAIL');
       // Functions that need no merchant key keep working.
-      const products = await broken.invoke('listProducts', {}, { OPENID: SHOPPER, SOURCE: 'wx_client' });
+      const products = await broken.invoke(
+        'listProducts',
+        {},
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      );
       expect(products.result).toMatchObject({ ok: true });
     } finally {
       await broken.close();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
+import { ADMIN, buyAndPay, events, newRequestId, order, refund, SHOPPER, testStack, unwrap } from './support';
 
 for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
   describe(`the whole flow with ${signType}`, () => {
@@ -43,7 +43,13 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
       const applied = unwrap(
         await stack.call(
           'applyRefund',
-          { orderId: created.orderId, refundFee: 12800, reason: '多买了一盒', contact: '13800000000' },
+          {
+            orderId: created.orderId,
+            refundFee: 12800,
+            reason: '多买了一盒',
+            contact: '13800000000',
+            requestId: newRequestId(),
+          },
           SHOPPER,
         ),
       );

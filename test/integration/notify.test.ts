@@ -91,7 +91,7 @@ describe('payNotify', () => {
     const fromClient = await stack.runtime.invoke(
       'payNotify',
       { body: '<xml/>' },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     expect(JSON.stringify(fromClient.result)).toContain('FAIL');
   });

@@ -7,7 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encryptRefundNotifyForTest, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { InvokeContext } from '../../sandbox/runtime';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, OTHER, payNotifyFor, SHOPPER, testStack, unwrap } from '../integration/support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  OTHER,
+  payNotifyFor,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from '../integration/support';
 import { summary, TIMER_EVENT } from './support';
 
 const CALLERS = ['owner', 'other', 'admin', 'none', 'http', 'timer'] as const;
@@ -62,7 +71,11 @@ describe('authorization matrix', () => {
     );
     // A finished refund, whose genuine notify replay is a harmless SUCCESS.
     const done = unwrap(
-      await stack.call('applyRefund', { orderId: paidOrder, refundFee: 100, reason: 'm' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId: paidOrder, refundFee: 100, reason: 'm', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
     unwrap(await stack.call('approveRefund', { refundId: done.refund.refundId, decision: 'approve' }, ADMIN));
     stack.simulator.settleRefunds();
@@ -90,7 +103,11 @@ describe('authorization matrix', () => {
       approveRefund: async () => {
         // A fresh application for each cell, so an allowed cell cannot hide a refused one.
         const r = unwrap(
-          await stack.call('applyRefund', { orderId: paidOrder, refundFee: 1, reason: 'cell' }, SHOPPER),
+          await stack.call(
+            'applyRefund',
+            { orderId: paidOrder, refundFee: 1, reason: 'cell', requestId: newRequestId() },
+            SHOPPER,
+          ),
         );
         return { refundId: r.refund.refundId, decision: 'reject' };
       },

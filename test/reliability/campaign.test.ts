@@ -11,7 +11,7 @@ import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/mod
 import { createWxPayClient, parseBill } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../../sandbox/stack';
 import { billDate } from '../../sandbox/wxpay/time';
-import { ADMIN, testStack } from '../integration/support';
+import { ADMIN, newRequestId, testStack } from '../integration/support';
 import { functionsWithTimeouts, healUntilQuiet, pick, pool, prng, SEED, scaled, summary } from './support';
 
 let stack: Stack;
@@ -83,7 +83,12 @@ describe('fault campaign', () => {
         Array.from({ length: wantRefunds }, () =>
           invoke(
             'applyRefund',
-            { orderId, refundFee: 1 + Math.floor(rand() * (totalFee / 2)), reason: 'campaign' },
+            {
+              orderId,
+              refundFee: 1 + Math.floor(rand() * (totalFee / 2)),
+              reason: 'campaign',
+              requestId: newRequestId(),
+            },
             openid,
           ),
         ),

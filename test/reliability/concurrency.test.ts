@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, testStack, unwrap } from '../integration/support';
+import { ADMIN, newRequestId, testStack, unwrap } from '../integration/support';
 import { driveTime, healUntilQuiet, pool, prng, runReconcile, SEED, scaled, summary } from './support';
 
 let stack: Stack;
@@ -44,7 +44,7 @@ describe('concurrency', () => {
         const r = unwrap(
           await stack.call(
             'applyRefund',
-            { orderId: o.orderId, refundFee: 700, reason: 'dup' },
+            { orderId: o.orderId, refundFee: 700, reason: 'dup', requestId: newRequestId() },
             `o_dup_${i}`,
           ),
         );
@@ -146,7 +146,12 @@ describe('concurrency', () => {
           Array.from({ length: 8 }, () =>
             stack.call(
               'applyRefund',
-              { orderId, refundFee: 500 + Math.floor(rand() * 2500), reason: 'race' },
+              {
+                orderId,
+                refundFee: 500 + Math.floor(rand() * 2500),
+                reason: 'race',
+                requestId: newRequestId(),
+              },
               openid,
             ),
           ),

@@ -41,6 +41,8 @@ const MAX_QUANTITY = 99;
 const MAX_TOTAL_FEE = 100_000_000;
 /** WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟". */
 export const CLOSE_MIN_AGE_MS = 5 * 60_000;
+/** queryOrder waits this long for orderquery before showing the stored order: a shopper is watching. */
+const QUERY_WAIT_MS = 5_000;
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['NOTPAY', 'PAID', 'CLOSED'];
 
@@ -88,12 +90,32 @@ export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
   );
 }
 
+/**
+ * The caller must be a user of the mini-program bound to the merchant account: an openid of
+ * another appid (a shared cloud environment) cannot pay or be refunded through this one.
+ */
+export function requireOwnApp(deps: Deps, caller: Caller): void {
+  if (caller.appid !== deps.config.wxpay.appid) {
+    throw new AppError('FORBIDDEN', 'this mini-program is not the one bound to the merchant account');
+  }
+}
+
+/** yyyyMMddHHmmss in Beijing time (time_end) → epoch ms, or undefined. */
+export function parseBeijingTime(text: string | undefined): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(text ?? '');
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const ms = Date.UTC(y, mo - 1, d, h - 8, mi, se);
+  return Number.isFinite(ms) && beijingTime(ms) === text ? ms : undefined;
+}
+
 export async function createOrder(
   deps: Deps,
   event: Record<string, unknown>,
   caller: Caller,
 ): Promise<CreateOrderResult> {
   const openid = requireOpenid(caller);
+  requireOwnApp(deps, caller);
   if ('orderId' in event) {
     onlyFields(event, ['orderId']);
     return payAgain(deps, requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }), openid);
@@ -138,11 +160,16 @@ export async function createOrder(
     expiresAtMs: now + deps.config.orderExpireMs,
     prepayId: null,
     prepayExpiresAtMs: 0,
+    // Reconcile asks orderquery if the notify has not come by then.
+    nextCheckAtMs: now + deps.config.reconcile.notifyGraceMs,
+    checkCount: 0,
     refundReservedFee: 0,
     refundedFee: 0,
     refundUsedFee: 0,
     refundCount: 0,
-    refundOps: [],
+    refundOpenCount: 0,
+    refundBook: {},
+    refundCallUntilMs: 0,
   };
   // The order exists before WeChat hears of it, so a crash after unifiedorder leaves a
   // NOTPAY order that reconcile can query and close, never a payment with no order.
@@ -175,16 +202,21 @@ async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
   const wxpay = requireWxpay(deps);
   let res: WxParams;
   try {
-    res = await wxpay.unifiedOrder({
-      body: order.description,
-      out_trade_no: order._id,
-      total_fee: order.totalFee,
-      spbill_create_ip: order.clientIp,
-      notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
-      openid: order.openid,
-      trade_type: 'JSAPI',
-      time_expire: beijingTime(order.expiresAtMs),
-    });
+    res = await wxpay.unifiedOrder(
+      {
+        body: order.description,
+        out_trade_no: order._id,
+        total_fee: order.totalFee,
+        spbill_create_ip: order.clientIp,
+        notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
+        openid: order.openid,
+        trade_type: 'JSAPI',
+        time_expire: beijingTime(order.expiresAtMs),
+      },
+      // Re-entry must repeat the first request exactly, sign type included, even after the
+      // merchant switched WXPAY_SIGN_TYPE: otherwise WeChat answers 201 商户订单号重复.
+      { signType: order.signType },
+    );
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;
@@ -257,11 +289,14 @@ export async function markPaid(
     fields: keptFields(fields),
   });
   const now = deps.now();
+  const _ = store.cmd;
   const paid = {
     status: 'PAID',
-    paidAtMs: now,
+    // WeChat's time of payment: the one-year refund window and the bills count from it.
+    paidAtMs: parseBeijingTime(fields['time_end']) ?? now,
     transactionId: fields['transaction_id'] ?? '',
     updatedAtMs: now,
+    nextCheckAtMs: _.remove(),
   };
   let current: OrderDoc | null = order;
   for (let attempt = 0; attempt < 3 && current; attempt++) {
@@ -295,7 +330,13 @@ export async function closeLocally(
   const won = await deps.store.cas(
     COLLECTIONS.orders,
     { _id: order._id, status: 'NOTPAY' },
-    { status: 'CLOSED', closedAtMs: now, closeReason: reason, updatedAtMs: now },
+    {
+      status: 'CLOSED',
+      closedAtMs: now,
+      closeReason: reason,
+      updatedAtMs: now,
+      nextCheckAtMs: deps.store.cmd.remove(),
+    },
   );
   if (won) {
     await recordEvent(deps, {
@@ -322,10 +363,14 @@ export async function closeLocally(
  * Actively asks WeChat about a NOTPAY order (the shopper's return from wx.requestPayment is
  * not proof: "在订单状态不明或者没有收到微信支付结果通知的情况下，建议商户主动调用查询订单API").
  */
-export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
+export async function confirmWithQuery(
+  deps: Deps,
+  order: OrderDoc,
+  options: { deadlineMs?: number } = {},
+): Promise<OrderDoc> {
   let res: WxParams;
   try {
-    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id });
+    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id }, options);
   } catch (e) {
     const f = wxFailure(e);
     if (f?.errCode === 'ORDERNOTEXIST') return order; // never reached WeChat
@@ -335,7 +380,12 @@ export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<Ord
   if (state === 'SUCCESS' || state === 'REFUND') {
     const outcome = await markPaid(deps, order, res, 'orderquery');
     if (outcome === 'AMOUNT_MISMATCH') return order;
-    return { ...order, status: 'PAID', transactionId: res['transaction_id'] ?? '', paidAtMs: deps.now() };
+    return {
+      ...order,
+      status: 'PAID',
+      transactionId: res['transaction_id'] ?? '',
+      paidAtMs: parseBeijingTime(res['time_end']) ?? deps.now(),
+    };
   }
   if (state === 'CLOSED' || state === 'REVOKED') {
     await closeLocally(deps, order, `trade_state ${state}`, 'orderquery', res);
@@ -348,12 +398,13 @@ export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<Ord
 export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
   const now = deps.now();
   if (order.prepayId) {
-    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS) return 'PENDING';
+    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS * deps.config.timeScale) return 'PENDING';
     try {
       await requireWxpay(deps).closeOrder({ out_trade_no: order._id });
     } catch (e) {
       const f = wxFailure(e);
       if (f?.errCode === 'ORDERPAID') {
+        // "订单已支付，不能发起关单，请当作已支付的正常交易": the money is there, notify or not.
         const after = await confirmWithQuery(deps, order);
         return after.status === 'PAID' ? 'PAID' : 'PENDING';
       }
@@ -385,6 +436,7 @@ export async function queryOrder(
   caller: Caller,
 ): Promise<QueryOrderResult> {
   const openid = requireOpenid(caller);
+  requireOwnApp(deps, caller);
   onlyFields(event, ['orderId']);
   let order = await ownOrder(
     deps,
@@ -393,7 +445,7 @@ export async function queryOrder(
   );
   if (order.status === 'NOTPAY' && order.prepayId) {
     try {
-      order = await confirmWithQuery(deps, order);
+      order = await confirmWithQuery(deps, order, { deadlineMs: deps.now() + QUERY_WAIT_MS });
     } catch (e) {
       // The stored state is still true; WeChat being slow must not hide the order.
       deps.log('warn', 'order.query_failed', { orderId: order._id, code: wxFailure(e)?.code ?? String(e) });

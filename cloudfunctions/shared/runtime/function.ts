@@ -3,9 +3,9 @@
  * cold start (a clear CONFIG_INVALID naming every problem, logged at start and answered on
  * every call); database, WeChat Pay client, clock and randomness are wired here and nowhere else.
  */
-import { ConfigError, type ConfigNeeds, loadConfig, type ShopConfig } from '../config';
+import { ConfigError, type ConfigNeeds, callReserveMs, loadConfig, type ShopConfig } from '../config';
 import type { Result } from '../contract';
-import type { Deps } from '../domain/deps';
+import { type Budget, type Deps, withDeadline } from '../domain/deps';
 import type { NotifyReply } from '../domain/notify';
 import { log } from '../log';
 import { Store } from '../store';
@@ -16,19 +16,46 @@ import { XML_MAX_BYTES } from '../wxpay/xml';
 import { type Caller, callable } from './callable';
 import { getWxContext, rawDatabase } from './cloud';
 
-/** Built once per cold start; `deps()` gives each invocation a fresh store (and request count). */
-export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
+// Set by scripts/build.ts from the function's config.json; absent when the source runs unbundled.
+declare const __FUNCTION_TIMEOUT_MS__: number | undefined;
+/** CloudBase's default when config.json names none. */
+const DEFAULT_TIMEOUT_MS = 3000;
+const FUNCTION_TIMEOUT_MS: number | undefined =
+  typeof __FUNCTION_TIMEOUT_MS__ === 'number' ? __FUNCTION_TIMEOUT_MS__ : undefined;
+
+/**
+ * The invocation's time budget. The platform kills a function at its timeout, whatever it is
+ * doing; every WeChat call must end before then with time left to store its answer. A
+ * platform context that knows the remaining time (SCF's getRemainingTimeInMillis) wins.
+ */
+export function budgetFor(startedAtMs: number, context?: unknown, timeoutMs = FUNCTION_TIMEOUT_MS): Budget {
+  const limit = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let endsAtMs = startedAtMs + limit;
+  const remaining = (context as { getRemainingTimeInMillis?: unknown } | null | undefined)
+    ?.getRemainingTimeInMillis;
+  if (typeof remaining === 'function') {
+    const left = Number(remaining.call(context));
+    if (Number.isFinite(left) && left > 0) endsAtMs = Math.min(endsAtMs, Date.now() + left);
+  }
+  return { endsAtMs, callDeadlineMs: endsAtMs - callReserveMs(limit) };
+}
+
+/** Built once per cold start; `deps(budget)` gives each invocation a fresh store (and request count). */
+export function wiring(fn: string, needs: ConfigNeeds): (budget: Budget) => Deps {
   let config: ShopConfig | undefined;
   let configError: ConfigError | undefined;
   try {
-    config = loadConfig(process.env, needs);
+    config = loadConfig(process.env, {
+      ...needs,
+      ...(FUNCTION_TIMEOUT_MS !== undefined ? { functionTimeoutMs: FUNCTION_TIMEOUT_MS } : {}),
+    });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     configError = e;
     log('error', 'config.invalid', { fn, problems: e.problems });
   }
   const wxpay =
-    config && (needs.wxpay || needs.cert)
+    config && (needs.calls || needs.cert)
       ? createWxPayClient({
           appid: config.wxpay.appid,
           mchId: config.wxpay.mchId,
@@ -40,9 +67,17 @@ export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
           totalTimeoutMs: config.wxpay.timeoutMs,
         })
       : undefined;
-  return () => {
+  return (budget) => {
     if (configError || !config) throw configError ?? new ConfigError(['configuration missing']);
-    return { store: new Store(rawDatabase()), config, wxpay, now: Date.now, random: nonceStr, log };
+    return {
+      store: new Store(rawDatabase()),
+      config,
+      wxpay: wxpay && withDeadline(wxpay, budget.callDeadlineMs),
+      now: Date.now,
+      random: nonceStr,
+      log,
+      budget,
+    };
   };
 }
 
@@ -51,9 +86,10 @@ export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, call
 /** A function the mini-program calls with wx.cloud.callFunction. */
 export function callableFunction<T>(fn: string, needs: ConfigNeeds, handler: DomainHandler<T>) {
   const deps = wiring(fn, needs);
-  return callable<T>(fn, (event, caller) => handler(deps(), event, caller)) as (
-    event: unknown,
-  ) => Promise<Result<T>>;
+  return (event: unknown, context?: unknown): Promise<Result<T>> => {
+    const budget = budgetFor(Date.now(), context);
+    return callable<T>(fn, (e, caller) => handler(deps(budget), e, caller))(event);
+  };
 }
 
 export interface HttpAccessEvent {
@@ -84,7 +120,7 @@ export function notifyFunction(
   handler: (deps: Deps, body: Uint8Array) => Promise<NotifyReply>,
 ) {
   const deps = wiring(fn, needs);
-  return async (event: unknown): Promise<IntegrationResponse> => {
+  return async (event: unknown, context?: unknown): Promise<IntegrationResponse> => {
     const started = Date.now();
     const e = (typeof event === 'object' && event !== null ? event : {}) as HttpAccessEvent;
     if (getWxContext().OPENID || typeof e.httpMethod !== 'string') {
@@ -101,7 +137,7 @@ export function notifyFunction(
     const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
     let d: Deps;
     try {
-      d = deps();
+      d = deps(budgetFor(started, context));
     } catch (err) {
       log('error', `${fn}.config_invalid`, { error: err });
       return xmlResponse(replyXml('FAIL', 'merchant configuration error'));
@@ -129,7 +165,8 @@ export function timerFunction<T>(
   handler: (deps: Deps, event: unknown) => Promise<T>,
 ) {
   const deps = wiring(fn, needs);
-  return async (event: unknown): Promise<T | { error: string }> => {
+  return async (event: unknown, context?: unknown): Promise<T | { error: string }> => {
+    const budget = budgetFor(Date.now(), context);
     // A timer run carries no user and no HTTP request. Any mini-program user can callFunction
     // any function by name unless a deploy rule forbids it; refusing here as well keeps a
     // shopper from driving the merchant's WeChat API calls at will (as notifyFunction does).
@@ -140,7 +177,7 @@ export function timerFunction<T>(
       return { error: 'FORBIDDEN: this function runs on its timer trigger' };
     }
     try {
-      return await handler(deps(), event);
+      return await handler(deps(budget), event);
     } catch (err) {
       log('error', `${fn}.error`, { error: err });
       return { error: (err as Error)?.message ?? String(err) };

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { AppError, XmlError } from '../errors';
-import { HttpFailure, type HttpResponse, post } from './http';
+import { HttpFailure, type HttpResponse, type PostOptions, post } from './http';
 import { nonceStr } from './nonce';
 import { verify, withSign } from './sign';
 import { isSignType, type SignType, type WxParams, type WxParamsIn } from './types';
@@ -35,6 +35,23 @@ export interface WxPayClientConfig {
   sleep?: (ms: number) => Promise<void>;
   /** Injectable nonce source; default `nonceStr`. */
   nonce?: () => string;
+  /** Injectable clock for deadlines; default Date.now. */
+  now?: () => number;
+  /** The HTTP edge; default one POST over node:http/https. Tests pass an in-process one. */
+  transport?: (url: URL, body: string, options: PostOptions) => Promise<HttpResponse>;
+}
+
+/**
+ * Per call. A cloud function is killed at its timeout, so every call ends by `deadlineMs`
+ * (epoch ms): attempts are cut short and no retry starts that could not finish in time.
+ */
+export interface CallOptions {
+  deadlineMs?: number;
+  /**
+   * Sign this request (and verify its answer) with this type instead of the configured one:
+   * unifiedorder re-entry must repeat the order's original parameters, sign type included.
+   */
+  signType?: SignType;
 }
 
 export interface UnifiedOrderParams {
@@ -60,14 +77,17 @@ export interface RefundParams {
 
 export interface WxPayClient {
   /** Resolves the verified response (it has `prepay_id`). */
-  unifiedOrder(p: UnifiedOrderParams): Promise<WxParams>;
-  orderQuery(p: { out_trade_no: string } | { transaction_id: string }): Promise<WxParams>;
-  closeOrder(p: { out_trade_no: string }): Promise<WxParams>;
+  unifiedOrder(p: UnifiedOrderParams, o?: CallOptions): Promise<WxParams>;
+  orderQuery(p: { out_trade_no: string } | { transaction_id: string }, o?: CallOptions): Promise<WxParams>;
+  closeOrder(p: { out_trade_no: string }, o?: CallOptions): Promise<WxParams>;
   /** Mutual TLS. Success means accepted, not refunded: the result comes from refundquery or the notify. */
-  refund(p: RefundParams): Promise<WxParams>;
-  refundQuery(p: { out_refund_no: string } | { out_trade_no: string }): Promise<WxParams>;
+  refund(p: RefundParams, o?: CallOptions): Promise<WxParams>;
+  refundQuery(p: { out_refund_no: string } | { out_trade_no: string }, o?: CallOptions): Promise<WxParams>;
   /** The bill as CSV text (parse it with `parseBill`). */
-  downloadBill(p: { bill_date: string; bill_type?: 'ALL' | 'SUCCESS' | 'REFUND' }): Promise<string>;
+  downloadBill(
+    p: { bill_date: string; bill_type?: 'ALL' | 'SUCCESS' | 'REFUND' },
+    o?: CallOptions,
+  ): Promise<string>;
 }
 
 export type WxPayApiErrorCode = 'WXPAY_RETURN_FAIL' | 'WXPAY_RESULT_FAIL' | 'WXPAY_BAD_RESPONSE';
@@ -76,6 +96,8 @@ export type WxPayApiErrorCode = 'WXPAY_RETURN_FAIL' | 'WXPAY_RESULT_FAIL' | 'WXP
 export class WxPayApiError extends AppError {
   declare readonly code: WxPayApiErrorCode;
   readonly transient: boolean;
+  /** WeChat refused for rate (FREQUENCY_LIMITED, INVALID_REQ_TOO_MUCH): nothing happened; try in a minute. */
+  readonly rateLimited: boolean;
   readonly returnCode?: string;
   readonly returnMsg?: string;
   readonly resultCode?: string;
@@ -94,6 +116,7 @@ export class WxPayApiError extends AppError {
     this.path = f.path;
     this.transient = f.transient;
     this.raw = f.raw;
+    this.rateLimited = RATE_LIMIT_ERR_CODES.has(f.raw?.['err_code'] ?? '');
     this.returnCode = f.raw?.['return_code'];
     this.returnMsg = f.raw?.['return_msg'];
     this.resultCode = f.raw?.['result_code'];
@@ -120,6 +143,11 @@ export class WxPayNetworkError extends AppError {
 // "系统超时等 — 请不要更换商户退款单号，请使用相同参数再次调用API" (refund), "系统异常，请用相同参数重新
 // 调用" (unifiedorder), BIZERR_NEED_RETRY "并发情况下，业务被拒绝". Everything else is a decision.
 const TRANSIENT_ERR_CODES = new Set(['SYSTEMERROR', 'BIZERR_NEED_RETRY']);
+// Not decisions either, but retrying within the same call only makes them worse:
+// INVALID_REQ_TOO_MUCH "连续错误请求数过多被系统短暂屏蔽 — 1分钟后再来重试".
+const RATE_LIMIT_ERR_CODES = new Set(['FREQUENCY_LIMITED', 'INVALID_REQ_TOO_MUCH']);
+/** An attempt with less time than this left is not started: it could only time out. */
+const MIN_ATTEMPT_MS = 300;
 
 const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 const BILL_MAX_BYTES = 50 * 1024 * 1024;
@@ -160,6 +188,8 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   const maxAttempts = Math.max(1, config.maxAttempts ?? 3);
   const sleep = config.sleep ?? defaultSleep;
   const nonce = config.nonce ?? (() => nonceStr());
+  const now = config.now ?? Date.now;
+  const transport = config.transport ?? post;
   const ca = config.caPem ? [...rootCertificates, config.caPem] : undefined;
   // Keep-alive saves a TLS handshake per call in a warm instance. A pooled socket that the
   // far end closed while the instance was frozen fails with a network error, which is
@@ -204,13 +234,21 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     body: string,
     agent: http.Agent,
     maxBytes: number,
+    deadlineMs: number | undefined,
   ): Promise<HttpResponse> {
+    const left = deadlineMs === undefined ? totalTimeoutMs : deadlineMs - now();
+    if (left < MIN_ATTEMPT_MS) {
+      throw new WxPayNetworkError(`WeChat Pay ${path}: no time left before the function's deadline`, {
+        path,
+      });
+    }
+    const attemptMs = Math.min(totalTimeoutMs, left);
     let res: HttpResponse;
     try {
-      res = await post(new URL(base + path), body, {
+      res = await transport(new URL(base + path), body, {
         agent,
-        connectTimeoutMs,
-        totalTimeoutMs,
+        connectTimeoutMs: Math.min(connectTimeoutMs, attemptMs),
+        totalTimeoutMs: attemptMs,
         maxResponseBytes: maxBytes,
         contentType: 'text/xml; charset=utf-8',
       });
@@ -238,7 +276,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   /** Checks an APIv2 answer; resolves its fields only when both return_code and result_code say SUCCESS. */
-  function judge(path: string, raw: WxParams): WxParams {
+  function judge(path: string, raw: WxParams, signType: SignType): WxParams {
     if (raw['return_code'] !== 'SUCCESS') {
       // Communication-level failure (签名错误, 参数格式错误, ...): the request itself is wrong, and
       // the same bytes would fail the same way.
@@ -257,7 +295,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       const problem = !signed
         ? 'is not signed'
         : !verify(raw, apiKey, signType)
-          ? `signature does not verify with the configured ${signType} key`
+          ? `signature does not verify with the ${signType} key`
           : raw['appid'] !== appid || raw['mch_id'] !== mchId
             ? 'is for another appid/mch_id'
             : undefined;
@@ -286,28 +324,41 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     return e instanceof WxPayApiError && e.transient;
   }
 
-  async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  async function withRetries<T>(attempt: () => Promise<T>, deadlineMs: number | undefined): Promise<T> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (e) {
         if (n >= maxAttempts || !isRetryable(e)) throw e;
-        await sleep(backoffMs(n));
+        const pause = backoffMs(n);
+        // A retry that cannot get a real attempt in before the deadline is not made.
+        if (deadlineMs !== undefined && now() + pause + MIN_ATTEMPT_MS > deadlineMs) throw e;
+        await sleep(pause);
       }
     }
   }
 
-  function signedBody(params: WxParamsIn): string {
-    return toXml(withSign({ appid, mch_id: mchId, nonce_str: nonce(), ...params }, apiKey, signType));
+  function signedBody(params: WxParamsIn, type: SignType): string {
+    return toXml(withSign({ appid, mch_id: mchId, nonce_str: nonce(), ...params }, apiKey, type));
   }
 
-  async function call(path: string, params: WxParamsIn, opts: { cert?: boolean } = {}): Promise<WxParams> {
+  async function call(
+    path: string,
+    params: WxParamsIn,
+    o: CallOptions | undefined,
+    opts: { cert?: boolean } = {},
+  ): Promise<WxParams> {
     const agent = opts.cert ? certAgent(path) : plainAgent;
+    const type = o?.signType ?? signType;
+    if (!isSignType(type))
+      throw configError(`WeChat Pay signType must be MD5 or HMAC-SHA256, got ${String(type)}`);
     // Built once, before the first attempt: every retry sends the very same bytes (same
     // nonce_str and sign), so WeChat sees one request repeated, never two different ones.
-    const body = signedBody(params);
-    return withRetries(async () =>
-      judge(path, parseAnswer(path, await send(path, body, agent, XML_MAX_BYTES))),
+    const body = signedBody(params, type);
+    return withRetries(
+      async () =>
+        judge(path, parseAnswer(path, await send(path, body, agent, XML_MAX_BYTES, o?.deadlineMs)), type),
+      o?.deadlineMs,
     );
   }
 
@@ -319,18 +370,22 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   return {
-    async unifiedOrder(p) {
-      const res = await call('/pay/unifiedorder', {
-        body: p.body,
-        out_trade_no: p.out_trade_no,
-        total_fee: fen('total_fee', p.total_fee),
-        spbill_create_ip: p.spbill_create_ip,
-        notify_url: p.notify_url,
-        openid: p.openid,
-        trade_type: p.trade_type ?? 'JSAPI',
-        time_expire: p.time_expire,
-        attach: p.attach,
-      });
+    async unifiedOrder(p, o) {
+      const res = await call(
+        '/pay/unifiedorder',
+        {
+          body: p.body,
+          out_trade_no: p.out_trade_no,
+          total_fee: fen('total_fee', p.total_fee),
+          spbill_create_ip: p.spbill_create_ip,
+          notify_url: p.notify_url,
+          openid: p.openid,
+          trade_type: p.trade_type ?? 'JSAPI',
+          time_expire: p.time_expire,
+          attach: p.attach,
+        },
+        o,
+      );
       if (!res['prepay_id']) {
         throw new WxPayApiError(
           'WXPAY_BAD_RESPONSE',
@@ -344,9 +399,9 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       }
       return res;
     },
-    orderQuery: (p) => call('/pay/orderquery', { ...p }),
-    closeOrder: (p) => call('/pay/closeorder', { out_trade_no: p.out_trade_no }),
-    refund: (p) =>
+    orderQuery: (p, o) => call('/pay/orderquery', { ...p }, o),
+    closeOrder: (p, o) => call('/pay/closeorder', { out_trade_no: p.out_trade_no }, o),
+    refund: (p, o) =>
       call(
         '/secapi/pay/refund',
         {
@@ -357,14 +412,16 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           refund_desc: p.refund_desc,
           notify_url: p.notify_url,
         },
+        o,
         { cert: true },
       ),
-    refundQuery: (p) => call('/pay/refundquery', { ...p }),
-    async downloadBill(p) {
+    refundQuery: (p, o) => call('/pay/refundquery', { ...p }, o),
+    async downloadBill(p, o) {
       const path = '/pay/downloadbill';
-      const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' });
+      const type = o?.signType ?? signType;
+      const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' }, type);
       return withRetries(async () => {
-        const res = await send(path, body, plainAgent, BILL_MAX_BYTES);
+        const res = await send(path, body, plainAgent, BILL_MAX_BYTES, o?.deadlineMs);
         // Success is the CSV itself (unsigned); a failure is an XML document with
         // return_code FAIL, e.g. return_msg "No Bill Exist".
         if (!/^\s*<xml>/.test(res.body.subarray(0, 64).toString('utf8'))) {
@@ -375,7 +432,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
             });
           return res.body.toString('utf8');
         }
-        judge(path, parseAnswer(path, res));
+        judge(path, parseAnswer(path, res), type);
         throw new WxPayApiError(
           'WXPAY_BAD_RESPONSE',
           `WeChat Pay ${path}: XML answer where a bill was expected`,
@@ -384,7 +441,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
             transient: false,
           },
         );
-      });
+      }, o?.deadlineMs);
     },
   };
 }

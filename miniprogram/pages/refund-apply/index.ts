@@ -2,6 +2,7 @@ import { api } from '../../services/api';
 import { CallError, userMessageOf } from '../../utils/errors';
 import { fenToYuan } from '../../utils/money';
 import { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../utils/refund-form';
+import { newRequestId } from '../../utils/request-id';
 
 Component({
   data: {
@@ -63,7 +64,7 @@ Component({
       }
       this.setData({ submitting: true, errorField: '', errorText: '' });
       try {
-        await api.applyRefund(check.event);
+        await api.applyRefund({ ...check.event, requestId: newRequestId() });
         wx.showToast({ title: '已提交，等待商家审核', icon: 'none' });
         wx.navigateBack();
       } catch (err) {
