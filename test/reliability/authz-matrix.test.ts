@@ -48,7 +48,8 @@ const EXPECTED: Record<string, string> = {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await testStack();
+  // Every approveRefund cell applies afresh on one order: more open applications than the default 5.
+  stack = await testStack({ env: { REFUND_MAX_OPEN_PER_ORDER: '20' } });
 });
 afterAll(() => stack?.close());
 
@@ -99,7 +100,12 @@ describe('authorization matrix', () => {
       createOrder: async () => ({ orderId: unpaid.orderId }),
       queryOrder: async () => ({ orderId: paidOrder }),
       listOrders: async () => ({}),
-      applyRefund: async () => ({ orderId: paidOrder, refundFee: 1, reason: 'matrix' }),
+      applyRefund: async () => ({
+        orderId: paidOrder,
+        refundFee: 1,
+        reason: 'matrix',
+        requestId: newRequestId(),
+      }),
       approveRefund: async () => {
         // A fresh application for each cell, so an allowed cell cannot hide a refused one.
         const r = unwrap(

@@ -13,7 +13,9 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await testStack({
     env: { ORDER_EXPIRE_MINUTES: '5' },
-    functionLog: () => {},
+    functionLog: (l) => {
+      if (process.env['STACK_LOGS']) console.log(l);
+    },
     // Mutation checks point this at a deliberately broken build.
     ...(process.env['RELIABILITY_FUNCTIONS_DIR']
       ? { functionsDir: process.env['RELIABILITY_FUNCTIONS_DIR'] }

@@ -98,10 +98,19 @@ export async function driveTime(stack: Stack): Promise<void> {
     .collection('refunds')
     .where({ status: 'APPROVED', leaseUntilMs: _.gt(0) })
     .update({ leaseUntilMs: 0 });
+  // Everything reconcile scheduled for later is due now.
+  await stack.db.raw
+    .collection('refunds')
+    .where({ nextCheckAtMs: _.gt(0) })
+    .update({ nextCheckAtMs: past });
   await stack.db.raw
     .collection('orders')
     .where({ status: 'NOTPAY' })
-    .update({ createdAtMs: past - 60_000, expiresAtMs: past });
+    .update({ createdAtMs: past - 60_000, expiresAtMs: past, nextCheckAtMs: past });
+  await stack.db.raw
+    .collection('orders')
+    .where({ reservationCheckAtMs: _.gt(0) })
+    .update({ reservationCheckAtMs: past });
 }
 
 /**

@@ -140,6 +140,7 @@ describe('orderQuery and closeOrder', () => {
     const client = env.client(HMAC_MERCHANT);
     const no = uniqueNo('C');
     await client.unifiedOrder(order(no));
+    env.advance(1_000); // past closeorder's 5 minutes (×0.001)
     await expect(client.closeOrder({ out_trade_no: no })).resolves.toMatchObject({ result_code: 'SUCCESS' });
     expect((await client.orderQuery({ out_trade_no: no }))['trade_state']).toBe('CLOSED');
   });

@@ -27,6 +27,10 @@ import {
   until,
 } from './fixtures';
 
+/** More than the simulator's scaled rules need (timeScale 0.001): closeorder 5 min, refunds 1 min apart. */
+const CLOSE_AFTER_MS = 1_000;
+const SPACING_MS = 1_000;
+
 let env: Env;
 let receiver: Receiver;
 const SUCCESS_REPLY = toXml({ return_code: 'SUCCESS', return_msg: 'OK' });
@@ -147,6 +151,7 @@ describe('paying through /sandbox/pay (the phone)', () => {
 
   it('cannot pay a closed order', async () => {
     const { no, prepayId } = await newOrder();
+    env.advance(CLOSE_AFTER_MS);
     await env.client(MD5_MERCHANT).closeOrder({ out_trade_no: no });
     expect(env.sim.pay(payment(MD5_MERCHANT, prepayId)).errMsg).toMatch(/^requestPayment:fail .*关闭/);
   });
@@ -176,6 +181,7 @@ describe('unifiedorder re-entry', () => {
       errCode: 'ORDERPAID',
     });
     const closed = await newOrder();
+    env.advance(CLOSE_AFTER_MS);
     await env.client(MD5_MERCHANT).closeOrder({ out_trade_no: closed.no });
     expect(await rejection(env.client(MD5_MERCHANT).unifiedOrder(orderParams(closed.no)))).toMatchObject({
       errCode: 'ORDERCLOSED',
@@ -262,7 +268,9 @@ describe('refund rules', () => {
   it('accepts partial refunds up to the total and refuses the cent beyond', async () => {
     const no = await paid(100);
     await refund(no, uniqueNo('R'), 60, 100);
+    env.advance(SPACING_MS);
     await refund(no, uniqueNo('R'), 40, 100);
+    env.advance(SPACING_MS);
     const e = await rejection(refund(no, uniqueNo('R'), 1, 100));
     expect(e).toMatchObject({ code: 'WXPAY_RESULT_FAIL', errCode: 'ERROR', transient: false });
     expect(e.errCodeDes).toContain('全额退款');
@@ -271,13 +279,17 @@ describe('refund rules', () => {
   it('refuses a refund larger than what is left', async () => {
     const no = await paid(100);
     await refund(no, uniqueNo('R'), 70, 100);
+    env.advance(SPACING_MS);
     const e = await rejection(refund(no, uniqueNo('R'), 31, 100));
     expect(e.errCodeDes).toMatch(/可退30分/);
   });
 
   it('allows at most 50 partial refunds per order', async () => {
     const no = await paid(60);
-    for (let i = 0; i < 50; i++) await refund(no, `${no}r${i}`, 1, 60);
+    for (let i = 0; i < 50; i++) {
+      await refund(no, `${no}r${i}`, 1, 60);
+      env.advance(SPACING_MS);
+    }
     const e = await rejection(refund(no, `${no}r50`, 1, 60));
     expect(e).toMatchObject({ errCode: 'ERROR' });
     expect(e.errCodeDes).toContain('50');
@@ -327,6 +339,7 @@ describe('refund rules', () => {
     } finally {
       env.sim.setFaults({ refundOutcome: 'SUCCESS', refundDelayMs: null });
     }
+    env.advance(SPACING_MS);
     await expect(refund(no, uniqueNo('R'), 100, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
   });
 

@@ -237,7 +237,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     deadlineMs: number | undefined,
   ): Promise<HttpResponse> {
     const left = deadlineMs === undefined ? totalTimeoutMs : deadlineMs - now();
-    if (left < MIN_ATTEMPT_MS) {
+    if (deadlineMs !== undefined && left < MIN_ATTEMPT_MS) {
       throw new WxPayNetworkError(`WeChat Pay ${path}: no time left before the function's deadline`, {
         path,
       });
