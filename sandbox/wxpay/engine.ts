@@ -87,6 +87,7 @@ const REPEATABLE_REFUND_ERRORS = new Set([
   'SYSTEMERROR',
   'BIZERR_NEED_RETRY',
 ]);
+const MAX_TIMER_MS = 2_147_483_647;
 /** "同一笔订单多次退款的请求需相隔1分钟" (申请退款 doc). */
 const REFUND_SPACING_MS = 60_000;
 /** "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟" (关闭订单 doc). */
@@ -484,12 +485,14 @@ export class Engine {
   private armSettle(r: SimRefund): void {
     const id = `${r.mchId}/${r.outRefundNo}`;
     clearTimeout(this.settleTimers.get(id));
+    // setTimeout fires at once for delays past 2^31-1 ms (24.8 days): wait in slices.
     const t = setTimeout(
       () => {
         this.settleTimers.delete(id);
-        this.settle(r);
+        if (Date.now() < r.settleAtMs) this.armSettle(r);
+        else this.settle(r);
       },
-      Math.max(0, r.settleAtMs - Date.now()),
+      Math.min(MAX_TIMER_MS, Math.max(0, r.settleAtMs - Date.now())),
     );
     t.unref();
     this.settleTimers.set(id, t);

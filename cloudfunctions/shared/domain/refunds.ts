@@ -107,40 +107,53 @@ export async function applyRefund(
   if ((order.refundOpenCount ?? 0) >= maxOpen) throw tooMany(maxOpen);
 
   const entry: RefundBookEntry = { fee: refundFee, state: 'reserved', atMs: now };
+  const limits = {
+    _id: orderId,
+    openid,
+    status: 'PAID',
+    refundUsedFee: _.lte(order.totalFee - refundFee),
+    refundCount: _.lt(MAX_REFUNDS_PER_ORDER),
+    refundOpenCount: _.lt(maxOpen),
+  };
+  const reserve = {
+    refundUsedFee: _.inc(refundFee),
+    refundReservedFee: _.inc(refundFee),
+    refundCount: _.inc(1),
+    refundOpenCount: _.inc(1),
+    [`refundBook.${refundId}`]: entry,
+    // If this call dies before the refund exists, reconcile finds the reservation then.
+    reservationCheckAtMs: now + Math.round(FOLLOW_UP_MS * deps.config.timeScale),
+    updatedAtMs: now,
+  };
   // One conditional update reserves the amount: concurrent applications each re-check
   // `refundUsedFee <= totalFee - fee` against the latest document, so together they can
   // never reserve more than was paid; the entry's absence stops a twin of this submission.
-  const reserved = await store.cas(
+  let reserved = await store.cas(
     COLLECTIONS.orders,
-    {
-      _id: orderId,
-      openid,
-      status: 'PAID',
-      refundUsedFee: _.lte(order.totalFee - refundFee),
-      refundCount: _.lt(MAX_REFUNDS_PER_ORDER),
-      refundOpenCount: _.lt(maxOpen),
-      [`refundBook.${refundId}`]: _.exists(false),
-    },
-    {
-      refundUsedFee: _.inc(refundFee),
-      refundReservedFee: _.inc(refundFee),
-      refundCount: _.inc(1),
-      refundOpenCount: _.inc(1),
-      [`refundBook.${refundId}`]: entry,
-      // If this call dies before the refund exists, reconcile finds the reservation then.
-      reservationCheckAtMs: now + Math.round(FOLLOW_UP_MS * deps.config.timeScale),
-      updatedAtMs: now,
-    },
+    { ...limits, [`refundBook.${refundId}`]: _.exists(false) },
+    reserve,
   );
   if (!reserved) {
     // Lost: to a twin of this very submission, or to a limit; say which, from the latest order.
     const latest = await store.get<OrderDoc>(COLLECTIONS.orders, orderId);
     const twin = latest?.refundBook?.[refundId];
-    if (!twin || twin.fee !== refundFee) {
-      if (twin) throw invalid('requestId was already used for a different application');
-      if (latest && latest.refundCount >= MAX_REFUNDS_PER_ORDER) throw fiftyLimit();
-      if (latest && (latest.refundOpenCount ?? 0) >= maxOpen) throw tooMany(maxOpen);
-      throw exceeds(latest ? latest.totalFee - latest.refundUsedFee : 0);
+    if (twin && twin.fee !== refundFee)
+      throw invalid('requestId was already used for a different application');
+    if (twin?.state === 'released') {
+      // An earlier try of this submission died before creating its refund, and reconcile
+      // released what it had reserved: reserve again, under the same limits.
+      reserved = await store.cas(
+        COLLECTIONS.orders,
+        { ...limits, [`refundBook.${refundId}.state`]: 'released' },
+        reserve,
+      );
+    } else if (twin?.state === 'reserved') reserved = true;
+    if (!reserved) {
+      const current = twin ? ((await store.get<OrderDoc>(COLLECTIONS.orders, orderId)) ?? latest) : latest;
+      if (current?.refundBook?.[refundId]?.state === 'reserved') reserved = true;
+      else if (current && current.refundCount >= MAX_REFUNDS_PER_ORDER) throw fiftyLimit();
+      else if (current && (current.refundOpenCount ?? 0) >= maxOpen) throw tooMany(maxOpen);
+      else throw exceeds(current ? current.totalFee - current.refundUsedFee : 0);
     }
   }
   // Reserve first, then create: a crash in between strands a reservation (money held back,
