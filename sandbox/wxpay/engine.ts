@@ -57,6 +57,11 @@ export interface Faults extends NotifyFaults {
   refundError: string | null;
   /** The next refund calls fail with these err_codes, one each, in order (same rules as refundError). */
   refundErrorQueue: string[];
+  /**
+   * refundError and the queue also hit a repeat of an out_refund_no WeChat already accepted:
+   * the definitive error a resubmission can meet although the first attempt went through.
+   */
+  refundErrorOnRepeat: boolean;
   /** A declined payment (cashier outcome FAIL) also sends a pay notify with result_code FAIL. */
   notifyPayFailures: boolean;
   /** Wall-clock ms from acceptance to the refund's result; null = 60 s × timeScale. */
@@ -76,6 +81,7 @@ export const DEFAULT_FAULTS: Faults = {
   refundOutcome: 'SUCCESS',
   refundError: null,
   refundErrorQueue: [],
+  refundErrorOnRepeat: false,
   notifyPayFailures: false,
   refundDelayMs: null,
 };
@@ -424,7 +430,8 @@ export class Engine {
       if (queued !== undefined) this.o.setFaults({ refundErrorQueue: faults.refundErrorQueue.slice(1) });
       return new ResultFail(code, REFUND_ERROR_DES[code] ?? '申请退款业务发生错误（模拟）');
     };
-    if (refundError && REPEATABLE_REFUND_ERRORS.has(refundError)) return failWith(refundError);
+    if (refundError && (REPEATABLE_REFUND_ERRORS.has(refundError) || faults.refundErrorOnRepeat))
+      return failWith(refundError);
 
     // "同一退款单号多次请求只退一笔": a repeat answers as the first time did.
     const previous = this.o.ledger.refund(m.mchId, p['out_refund_no']!);

@@ -80,7 +80,11 @@ describe('1. a refund WeChat accepted but whose answer was lost', () => {
     stack.simulator.setFaults({ hangAfterEffectRate: { '/secapi/pay/refund': 1 } });
     expect((await approve(r.refundId)).status).toBe('APPROVED');
     // Had it been resubmitted, this definitive refusal would have made it FAILED.
-    stack.simulator.setFaults({ hangAfterEffectRate: 0, refundErrorQueue: ['NOTENOUGH'] });
+    stack.simulator.setFaults({
+      hangAfterEffectRate: 0,
+      refundErrorQueue: ['NOTENOUGH'],
+      refundErrorOnRepeat: true,
+    });
     await passTime(60_000);
     expect((await approve(r.refundId)).status).toBe('PROCESSING');
     expect(await decide(r.refundId, 'reject')).toMatchObject({ ok: false, error: { code: 'INVALID_STATE' } });
@@ -211,6 +215,9 @@ describe('3. rate limits', () => {
     expect(made).toHaveLength(2);
     // The simulator refuses a second one within the minute (FREQUENCY_LIMITED); both went through.
     expect(Math.abs(made[1]!.createdAtMs - made[0]!.createdAtMs)).toBeGreaterThanOrEqual(60);
+    // …and the shop never asked too early: WeChat never had to say FREQUENCY_LIMITED.
+    for (const id of [r1.refundId, r2.refundId])
+      expect(JSON.stringify((await refund(stack, id)).history)).not.toContain('FREQUENCY_LIMITED');
   });
 });
 

@@ -350,6 +350,88 @@ describe('refund rules', () => {
   });
 });
 
+describe('the rules refund exceptions meet', () => {
+  async function paid(totalFee: number) {
+    const o = await newOrder(MD5_MERCHANT, { total_fee: totalFee });
+    env.sim.pay(payment(MD5_MERCHANT, o.prepayId));
+    return o.no;
+  }
+  const refund = (no: string, rn: string, fee: number, total: number) =>
+    env
+      .client(MD5_MERCHANT)
+      .refund({ out_trade_no: no, out_refund_no: rn, total_fee: total, refund_fee: fee });
+
+  it('refuses a second refund of one order within the minute (FREQUENCY_LIMITED), but repeats the first', async () => {
+    const no = await paid(100);
+    const first = uniqueNo('R');
+    await refund(no, first, 10, 100);
+    expect(await rejection(refund(no, uniqueNo('R'), 10, 100))).toMatchObject({
+      errCode: 'FREQUENCY_LIMITED',
+      rateLimited: true,
+    });
+    await expect(refund(no, first, 10, 100)).resolves.toMatchObject({ out_refund_no: first });
+    env.advance(SPACING_MS);
+    await expect(refund(no, uniqueNo('R'), 10, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
+  });
+
+  it('answers rate-limit codes even to a repeat of an accepted refund, and queued errors once each', async () => {
+    const no = await paid(100);
+    const rn = uniqueNo('R');
+    await refund(no, rn, 10, 100);
+    env.sim.setFaults({ refundErrorQueue: ['INVALID_REQ_TOO_MUCH', 'NOTENOUGH'] });
+    expect(await rejection(refund(no, rn, 10, 100))).toMatchObject({ errCode: 'INVALID_REQ_TOO_MUCH' });
+    // NOTENOUGH is a decision about a new application: a repeat is answered as the first time.
+    await expect(refund(no, rn, 10, 100)).resolves.toMatchObject({ out_refund_no: rn });
+    env.advance(SPACING_MS);
+    expect(await rejection(refund(no, uniqueNo('R'), 10, 100))).toMatchObject({ errCode: 'NOTENOUGH' });
+    env.advance(SPACING_MS);
+    await expect(refund(no, uniqueNo('R'), 10, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
+  });
+
+  it('closeorder: not before 5 minutes, and not while the user is paying', async () => {
+    const young = await newOrder();
+    expect(await rejection(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: young.no }))).toMatchObject({
+      errCode: 'SYSTEMERROR',
+    });
+    const paying = await newOrder();
+    env.sim.pay(payment(MD5_MERCHANT, paying.prepayId), 'USERPAYING');
+    env.advance(CLOSE_AFTER_MS);
+    expect(await rejection(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: paying.no }))).toMatchObject({
+      errCode: 'USERPAYING',
+    });
+    await expect(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: young.no })).resolves.toMatchObject({
+      result_code: 'SUCCESS',
+    });
+  });
+
+  it('a coupon-paid order reports cash_fee below total_fee, and refunds both in proportion', async () => {
+    const o = await newOrder(MD5_MERCHANT, { total_fee: 1000 });
+    expect(env.sim.pay(payment(MD5_MERCHANT, o.prepayId), 'SUCCESS', { couponFee: 200 }).errMsg).toBe(
+      'requestPayment:ok',
+    );
+    const q = await env.client(MD5_MERCHANT).orderQuery({ out_trade_no: o.no });
+    expect(q).toMatchObject({ total_fee: '1000', cash_fee: '800', coupon_fee: '200', coupon_count: '1' });
+    const r = await refund(o.no, uniqueNo('R'), 500, 1000);
+    expect(r).toMatchObject({ refund_fee: '500', coupon_refund_fee: '100', cash_refund_fee: '400' });
+  });
+
+  it('settles one refund with the outcome asked for, which refundquery then reports', async () => {
+    const no = await paid(100);
+    const rn = uniqueNo('R');
+    env.sim.setFaults({ refundDelayMs: 3_600_000 });
+    try {
+      await refund(no, rn, 10, 100);
+      expect(env.sim.settleRefund(rn, 'CHANGE')).toBe(true);
+      expect(env.sim.settleRefund(rn, 'SUCCESS')).toBe(false);
+      expect((await env.client(MD5_MERCHANT).refundQuery({ out_refund_no: rn }))['refund_status_0']).toBe(
+        'CHANGE',
+      );
+    } finally {
+      env.sim.setFaults({ refundDelayMs: null });
+    }
+  });
+});
+
 describe('notifies', () => {
   it('posts a pay notify that verifies with the codec under the order sign type, without sign_type', async () => {
     const { no, prepayId } = await newOrder(HMAC_MERCHANT, { attach: 'cart=7' });

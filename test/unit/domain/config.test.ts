@@ -119,4 +119,46 @@ describe('loadConfig', () => {
       setLogSink(prev);
     }
   });
+
+  it('refuses a notify sign-type list without the sign type new orders use', () => {
+    expect(() =>
+      loadConfig(
+        { ...GOOD, WXPAY_SIGN_TYPE: 'HMAC-SHA256', WXPAY_NOTIFY_SIGN_TYPES: 'MD5' },
+        { wxpay: true },
+      ),
+    ).toThrow(/WXPAY_NOTIFY_SIGN_TYPES must include WXPAY_SIGN_TYPE/);
+    expect(loadConfig({ ...GOOD }, { wxpay: true }).wxpay.notifySignTypes).toEqual(['MD5', 'HMAC-SHA256']);
+  });
+
+  it('keeps WeChat’s 1-minute refund spacing and the sandbox time scale out of production', () => {
+    expect(() => loadConfig({ ...GOOD, REFUND_SPACING_MS: '1000' })).toThrow(
+      /REFUND_SPACING_MS must be at least 60000/,
+    );
+    expect(() => loadConfig({ ...GOOD, SANDBOX_TIME_SCALE: '0.01' })).toThrow(
+      /SANDBOX_TIME_SCALE is for the local simulator only/,
+    );
+    const local = loadConfig({
+      ...GOOD,
+      WXPAY_BASE_URL: 'https://127.0.0.1:8789',
+      SANDBOX_TIME_SCALE: '0.01',
+    });
+    expect(local.refunds.spacingMs).toBe(600);
+    expect(local.reconcile.notifyGraceMs).toBe(600);
+    expect(() => loadConfig({ ...GOOD, REFUND_MAX_OPEN_PER_ORDER: '0' })).toThrow(
+      /REFUND_MAX_OPEN_PER_ORDER/,
+    );
+  });
+
+  it('refuses a WeChat timeout that cannot fit the function that calls WeChat, and only that one', () => {
+    expect(() =>
+      loadConfig(
+        { ...GOOD, WXPAY_TIMEOUT_MS: '20000' },
+        { wxpay: true, calls: true, functionTimeoutMs: 15_000 },
+      ),
+    ).toThrow(/WXPAY_TIMEOUT_MS \(20000 ms\) does not fit/);
+    // payNotify needs the key but never calls WeChat.
+    expect(() =>
+      loadConfig({ ...GOOD, WXPAY_TIMEOUT_MS: '20000' }, { wxpay: true, functionTimeoutMs: 5_000 }),
+    ).not.toThrow();
+  });
 });
