@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encryptRefundNotifyForTest } from '../../cloudfunctions/shared/wxpay';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
 import {
@@ -137,6 +138,44 @@ describe('database round trips', () => {
     );
     expect(dup.dbRequests).toBe(1);
     stack.simulator.setFaults({ dropPayNotifies: false });
+
+    const ctx = (openid: string) => ({
+      OPENID: openid,
+      APPID: stack.info.merchant.appid,
+      SOURCE: 'wx_client',
+    });
+    const applied = await stack.runtime.invoke(
+      'applyRefund',
+      { orderId: data.orderId, refundFee: 1, reason: 'db', requestId: newRequestId() },
+      ctx(SHOPPER),
+    );
+    expect(applied.dbRequests).toBe(4); // the requestId's refund, order, reserve, insert
+    const refundId = (applied.result as { data: { refund: { refundId: string } } }).data.refund.refundId;
+    stack.simulator.setFaults({ dropRefundNotifies: true });
+    const approved = await stack.runtime.invoke(
+      'approveRefund',
+      { refundId, decision: 'approve' },
+      ctx(ADMIN),
+    );
+    expect(approved.dbRequests).toBe(5); // refund, claim, the order's refund slot, PROCESSING, event
+    stack.simulator.settleRefunds();
+    await stack.simulator.flushNotifies();
+    stack.simulator.setFaults({ dropRefundNotifies: false });
+    const m = stack.info.merchant;
+    const refundBody = encryptRefundNotifyForTest(
+      { appid: m.appid, mchId: m.mchid, apiKey: m.apiKey },
+      {
+        out_refund_no: refundId,
+        out_trade_no: data.orderId,
+        refund_fee: 1,
+        total_fee: 1,
+        refund_status: 'SUCCESS',
+      },
+    );
+    const event = { httpMethod: 'POST', body: refundBody, isBase64Encoded: false, headers: {} };
+    const settled = await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' });
+    expect(settled.dbRequests).toBe(4); // refund, event, settle, CAS
+    expect((await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' })).dbRequests).toBe(1);
   });
 });
 
