@@ -21,13 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { buildFunctions, sdkVersion } from './build';
 import { checkConfiguration, renderChecks } from './golive/checks';
 import { type EnvFile, fromProcessEnv, readEnvFile } from './golive/envfile';
-import {
-  DeployError,
-  discoverEnvironment,
-  discoverHttpAccess,
-  executePlan,
-  type ManagerApi,
-} from './golive/executor';
+import { DeployError, type ManagerApi } from './golive/executor';
+import { deployEnvironment } from './golive/flow';
 import { withPemPair } from './golive/pkcs12';
 import {
   DEFAULT_REGION,
@@ -38,7 +33,6 @@ import {
   planDeployment,
   renderPlan,
 } from './golive/plan';
-import { verifyDeployment } from './golive/verify';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
 
@@ -156,35 +150,19 @@ async function main(): Promise<number> {
 
   try {
     log('');
-    const env = await discoverEnvironment(plan0.envId, vars['CLOUDBASE_REGION'], managerFor);
-    log(`environment ${plan0.envId}: region ${env.region} (DescribeEnvInfo)`);
-    const http = await discoverHttpAccess(env.manager, plan0.envId);
-    log(`HTTP access: ${http.note}`);
-    const plan = planDeployment({
+    const out = await deployEnvironment({
       functions,
       vars,
       rules,
       sdkVersion: sdkVersion(),
-      facts: {
-        region: env.region,
-        namespace: env.namespace,
-        httpApi: http.httpApi,
-        ...(http.defaultDomain ? { defaultDomain: http.defaultDomain } : {}),
-      },
+      managerFor,
+      log,
+      pollMs,
     });
-    plan.problems.unshift(...plan0.problems);
-    if (plan.problems.length > 0) {
-      log(renderPlan(maskedPlan(plan)));
-      return 1;
-    }
+    const { plan, readBack } = out;
     reportChangedUrls(plan0, plan, log);
-
-    log('');
-    const result = await executePlan(plan, env.manager, { log, pollMs });
-    for (const n of result.notes) log(`! ${n}`);
-
+    for (const n of out.result.notes) log(`! ${n}`);
     log('\nRead back from the environment:');
-    const readBack = await verifyDeployment(plan, env.manager);
     log(renderChecks(readBack));
     const failed = readBack.filter((c) => c.status === 'fail').length;
 

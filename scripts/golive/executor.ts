@@ -246,11 +246,12 @@ export async function discoverHttpAccess(
   }
 }
 
+/** Runs `run` over `items`, `limit` at a time; after a failure no new item starts. */
 async function pool<T>(items: T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
   const errors: unknown[] = [];
   let next = 0;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && errors.length === 0) {
       const item = items[next++]!;
       try {
         await run(item);

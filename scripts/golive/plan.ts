@@ -286,10 +286,14 @@ function pathOf(url: string): string | undefined {
  */
 export function notifyTargets(
   vars: Record<string, string>,
-  facts: { envId: string; region: string; defaultDomain?: string },
+  facts: { envId: string; region: string; defaultDomain?: string; httpApi?: 'current' | 'legacy' },
 ): { domain: string; urls: Plan['notifyUrls']; vars: Record<string, string> } {
-  const domain =
-    vars['CLOUDBASE_HTTP_DOMAIN'] || facts.defaultDomain || defaultHttpDomain(facts.envId, facts.region);
+  // HTTP 访问服务（旧） documents `<env-id>.service.tcloudbase.com` as its default domain.
+  const documented =
+    facts.httpApi === 'legacy'
+      ? `${facts.envId || '<env-id>'}.service.tcloudbase.com`
+      : defaultHttpDomain(facts.envId, facts.region);
+  const domain = vars['CLOUDBASE_HTTP_DOMAIN'] || facts.defaultDomain || documented;
   const effective = { ...vars };
   const urls = HTTP_ROUTES.map((r) => {
     const configured = vars[r.urlVariable];
@@ -349,6 +353,7 @@ export function planDeployment(input: {
   const targets = notifyTargets(vars, {
     envId,
     region,
+    httpApi,
     ...(facts?.defaultDomain ? { defaultDomain: facts.defaultDomain } : {}),
   });
   const domain = targets.domain;
