@@ -119,6 +119,7 @@ async function main(): Promise<number> {
   let deployed = false;
   let sandbox = false;
   let stateFile = resolve(root, '.data/tcloud/state.json');
+  let project = root;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--env-file') envFile = argv[++i];
@@ -126,6 +127,7 @@ async function main(): Promise<number> {
     else if (a === '--deployed') deployed = true;
     else if (a === '--sandbox') sandbox = true;
     else if (a === '--sandbox-state') stateFile = resolve(argv[++i] ?? '');
+    else if (a === '--project') project = resolve(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       return 0;
@@ -145,7 +147,7 @@ async function main(): Promise<number> {
     vars = { ...vars, ...file.vars };
   }
 
-  const checks = checkConfiguration(vars, { now: Date.now(), root });
+  const checks = checkConfiguration(vars, { now: Date.now(), root: project });
   // What was asked for explicitly: a failure there is always an answer worth exit 1.
   const requested: Check[] = [];
   if (online) requested.push(await checkOnline(vars));
