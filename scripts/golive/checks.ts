@@ -435,7 +435,13 @@ export function checkConfiguration(
     checkApiKey(vars['WXPAY_API_KEY']),
     checkSignType(vars['WXPAY_SIGN_TYPE']),
     ...targets.urls.map((u) =>
-      checkNotifyUrl(u.variable, u.path, vars[u.variable], vars['CLOUDBASE_HTTP_DOMAIN'], u.url),
+      checkNotifyUrl(
+        u.variable,
+        u.path,
+        vars[u.variable],
+        vars['CLOUDBASE_HTTP_DOMAIN'],
+        `https://${targets.domain}${u.path}`,
+      ),
     ),
     ...checkCertificate(vars, opts.now),
     checkEnvSize(effective),

@@ -42,7 +42,9 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Without a fake installed, manager-node would go to the real Tencent Cloud: refuse instead.
 beforeAll(() => {
-  const http = createRequire(createRequire(__filename).resolve('@cloudbase/manager-node'))('./utils/http-request') as {
+  const http = createRequire(createRequire(__filename).resolve('@cloudbase/manager-node'))(
+    './utils/http-request',
+  ) as {
     fetch: (url: string) => Promise<unknown>;
   };
   http.fetch = async (url) => {
