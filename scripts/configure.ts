@@ -85,8 +85,12 @@ function main(): number {
   let vars = fromProcessEnv(process.env);
   if (envFile) {
     const file = readEnvFile(resolve(envFile));
-    for (const p of file.problems) console.log(`✖ ${envFile}: ${p}`);
-    if (file.problems.length > 0) return 1;
+    if (file.problems.some((p) => p.startsWith('cannot read'))) {
+      console.log(`✖ ${file.problems[0]}`);
+      return 1;
+    }
+    // Only the appid and the environment matter here; the doctor reports the rest.
+    for (const p of file.problems) console.log(`! ${envFile}: ${p}`);
     vars = { ...vars, ...file.vars };
   }
   const r = configureMiniProgram(vars, project);

@@ -35,7 +35,7 @@ process.stdin.on('end', async () => {
 
 /** Installs an invoker on `fake` that runs deployed code with the function's configuration. */
 export function enableInvoke(fake: FakeTencentCloud): void {
-  fake.invoker = (env: EnvState, f: FunctionState, event: unknown) => {
+  fake.invoker = (env: EnvState, f: FunctionState, event: unknown, context: Record<string, string> = {}) => {
     const files = fake.codeFiles(env.EnvId, f.FunctionName);
     const dir = mkdtempSync(join(tmpdir(), `scf-${f.FunctionName}-`));
     const started = Date.now();
@@ -59,6 +59,7 @@ export function enableInvoke(fake: FakeTencentCloud): void {
           TENCENTCLOUD_RUNENV: 'SCF',
           TENCENTCLOUD_REGION: env.Region,
           ...Object.fromEntries(f.Variables.map((v) => [v.Key, v.Value])),
+          ...context,
         },
       });
       const out = r.stdout ?? '';
