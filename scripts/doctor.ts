@@ -30,6 +30,17 @@ const USAGE =
 
 const payment = (c: Check): Check => ({ ...c, stage: 'payment' });
 
+/**
+ * The variables a deploy could have set: it refuses a local WXPAY_BASE_URL (the simulator, for
+ * --online rehearsals), so neither it nor the simulator's CA can be on a deployed function.
+ */
+function deployable(vars: Record<string, string>): Record<string, string> {
+  const base = vars['WXPAY_BASE_URL'];
+  if (!base || !/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(`${base}/`)) return vars;
+  const { WXPAY_BASE_URL: _b, WXPAY_CA_PEM: _c, ...rest } = vars;
+  return rest;
+}
+
 async function deployedChecks(
   vars: Record<string, string>,
   sandbox: { stateFile: string } | undefined,
@@ -76,7 +87,7 @@ async function deployedChecks(
     await buildFunctions({ out });
     const plan = planDeployment({
       functions: loadBuiltFunctions(out, resolve(root, 'cloudfunctions')),
-      vars: withPemPair(vars).vars,
+      vars: withPemPair(deployable(vars)).vars,
       rules: loadRules(resolve(root, 'deploy')),
       sdkVersion: sdkVersion(),
       facts: {
