@@ -1269,11 +1269,13 @@ export class FakeTencentCloud {
 
   // ---------- running deployed code ----------
 
+  /** Runs a function's deployed code; `context` adds the WX_* variables CloudBase sets for a caller. */
   invoker:
     | ((
         env: EnvState,
         f: FunctionState,
         event: unknown,
+        context?: Record<string, string>,
       ) => { result?: unknown; error?: string; log: string; durationMs: number })
     | undefined;
 
