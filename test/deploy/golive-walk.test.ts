@@ -15,6 +15,7 @@ import { FakeTencentCloud } from '../../sandbox/tcloud/fake';
 import { SANDBOX_CREDENTIALS } from '../../sandbox/tcloud/index';
 import { enableInvoke } from '../../sandbox/tcloud/invoke';
 import { startWxPaySimulator, type WxPaySimulator } from '../../sandbox/wxpay';
+import { listFunctions } from '../../scripts/build';
 import { ADMIN, MERCHANT, merchantCerts } from './helpers';
 
 const root = resolve(__dirname, '../..');
@@ -154,6 +155,17 @@ it('follows GOING_LIVE §1 from a fresh deploy.env to a shop ready for its first
   // Steps 7 and 8: rehearse, dry run, deploy.
   r = await run(rehearse);
   expect(r.status, r.out).toBe(0);
+  // The read-back lists every function Active on the runtime, the timer, both routes with
+  // authentication off, the collections with their indexes, and the rules.
+  for (const fn of listFunctions())
+    expect(r.out).toMatch(new RegExp(`✔ function ${fn}: Active, Nodejs24\\.11, `));
+  expect(r.out).toContain('timer reconcileEvery5Min "0 */5 * * * * *"');
+  expect(r.out).toContain(
+    '✔ route /refund/notify: https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/refund/notify → refundNotify, authentication off',
+  );
+  expect(r.out).toContain('✔ collection orders: indexes openid_createdAtMs, status_createdAtMs');
+  expect(r.out).toContain('✔ collection refunds: indexes status_createdAtMs, status_updatedAtMs, orderId');
+  expect(r.out).toContain('✔ security rules: 5 applied');
   expect(r.out).toContain(
     '✔ route /pay/notify: https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/pay/notify → payNotify, authentication off',
   );
