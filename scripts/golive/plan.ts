@@ -365,6 +365,7 @@ export function planDeployment(input: {
   }
   const steps: Step[] = [];
   const names = new Set(functions.map((f) => f.name));
+  const cloudInstalls: string[] = [];
 
   for (const fn of functions) {
     const sdk = fn.dependencies['wx-server-sdk'];
@@ -400,11 +401,7 @@ export function planDeployment(input: {
       );
     }
     const installDependency = Object.keys(fn.dependencies).length > 0;
-    if (installDependency && runtime && runtime.onlineInstall !== 'yes') {
-      warnings.push(
-        `${fn.name}: installs ${Object.keys(fn.dependencies).join(', ')} in the cloud (云端安装依赖), which public deploy records report missing on ${runtime.name}; if the install fails, deploy stops and says so: bundle the SDK (npm run build) or choose Nodejs20.19`,
-      );
-    }
+    if (installDependency) cloudInstalls.push(fn.name);
     // CloudBase's default timeout is 3 s, too short for a WeChat Pay round trip with retries.
     steps.push({ kind: 'function.config', function: fn.name, timeout, envVariables, envBytes: bytes });
     // Configuration first: the executor applies it before new code replaces old code.
@@ -424,6 +421,11 @@ export function planDeployment(input: {
     }
   }
 
+  if (cloudInstalls.length > 0 && runtime && runtime.onlineInstall !== 'yes') {
+    warnings.push(
+      `${cloudInstalls.join(', ')} install their dependencies in the cloud (云端安装依赖), which public deploy records report missing on ${runtime.name}; a failed install stops the deploy and says so: bundle the SDK or choose Nodejs20.19`,
+    );
+  }
   for (const collection of Object.values(COLLECTIONS))
     steps.push({ kind: 'database.collection', collection });
   for (const index of INDEXES) steps.push({ kind: 'database.index', index });
