@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_VARIABLES, type ConfigNeeds } from '../../cloudfunctions/shared/config';
+import { CONFIG_VARIABLES, type ConfigNeeds, callBudgetProblem } from '../../cloudfunctions/shared/config';
 import { COLLECTIONS } from '../../cloudfunctions/shared/domain/model';
 import type { FunctionConfig } from '../build';
 import { chooseRuntime, DEFAULT_RUNTIME, isEndOfLife, type NodeRuntime } from '../runtimes';
@@ -198,8 +198,8 @@ export function parseNeeds(source: string): ConfigNeeds | undefined {
   if (!m) return undefined;
   const needs: ConfigNeeds = {};
   for (const part of m[1]!.split(',')) {
-    const kv = /^\s*(wxpay|cert)\s*:\s*(true|false)\s*$/.exec(part);
-    if (kv) needs[kv[1] as 'wxpay' | 'cert'] = kv[2] === 'true';
+    const kv = /^\s*(appid|wxpay|cert|calls)\s*:\s*(true|false)\s*$/.exec(part);
+    if (kv) needs[kv[1] as 'appid' | 'wxpay' | 'cert' | 'calls'] = kv[2] === 'true';
     else if (part.trim() !== '') return undefined;
   }
   return needs;
@@ -386,6 +386,10 @@ export function planDeployment(input: {
     const timeout = fn.config.timeout ?? 3;
     if (!(Number.isInteger(timeout) && timeout >= 1 && timeout <= 300)) {
       problems.push(`${fn.name}/config.json: timeout ${timeout} is not 1 to 300 seconds`);
+    } else if (fn.needs?.calls) {
+      // A WeChat Pay call that cannot end before the platform kills the function loses its answer.
+      const problem = callBudgetProblem(timeout * 1000, Number(fnVars['WXPAY_TIMEOUT_MS'] ?? 8000));
+      if (problem) problems.push(`${fn.name}: ${problem}`);
     }
     const openapi = fn.config.permissions?.openapi ?? [];
     if (openapi.length > 0) {
