@@ -11,6 +11,7 @@
 import type { FunctionMap, FunctionName } from '../cloudfunctions/shared/contract';
 import type { PaymentEventDoc } from '../cloudfunctions/shared/domain/model';
 import { fenToYuan } from '../cloudfunctions/shared/money';
+import { newRequestId } from '../miniprogram/utils/request-id';
 import { DEMO_ENV, DEMO_TIME_SCALE } from '../sandbox/console';
 import { type Stack, startStack } from '../sandbox/stack';
 import { buildFunctions } from './build';
@@ -101,7 +102,12 @@ async function tour(stack: Stack): Promise<void> {
 
   const applied = await call(
     'applyRefund',
-    { orderId: created.orderId, refundFee: created.totalFee, reason: '送错了口味 wrong flavour' },
+    {
+      requestId: newRequestId(),
+      orderId: created.orderId,
+      refundFee: created.totalFee,
+      reason: '送错了口味 wrong flavour',
+    },
     shopper,
   );
   check(applied.refund.status === 'PENDING_REVIEW', `refund is ${applied.refund.status}`);

@@ -203,6 +203,12 @@ export interface ApplyRefundEvent {
   refundFee: number;
   reason: string;
   contact?: string;
+  /**
+   * 8–64 of [A-Za-z0-9_-], made by the client once per form submission and sent again on
+   * every retry of that submission: the same shopper and requestId give the same refund, so
+   * a double tap or a retry after a lost answer never applies twice.
+   */
+  requestId: string;
 }
 export interface ApplyRefundResult {
   refund: RefundView;

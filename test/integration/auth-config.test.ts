@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, OTHER, order, payNotifyFor, SHOPPER, testStack, unwrap } from './support';
@@ -17,7 +18,13 @@ describe('authorization', () => {
     await stack.db.insertMany('products', [
       { _id: 'bad-price', name: 'bad', priceFen: 0.5, image: '', onSale: true, sort: 99 },
     ]);
-    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER));
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 1, reason: 'x' },
+        SHOPPER,
+      ),
+    );
     const before = {
       orders: await stack.db.count('orders'),
       refunds: await stack.db.count('refunds'),
@@ -26,7 +33,11 @@ describe('authorization', () => {
     };
     const forbidden = [
       await stack.call('queryOrder', { orderId }, OTHER),
-      await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'mine now' }, OTHER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 1, reason: 'mine now' },
+        OTHER,
+      ),
       await stack.call('createOrder', { orderId }, OTHER),
       await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, SHOPPER),
       await stack.call('listRefunds', {}, OTHER),
@@ -53,10 +64,14 @@ describe('authorization', () => {
       await stack.call('createOrder', { items: [{ productId: 'bad-price', quantity: 2 }] }, OTHER),
       await stack.call(
         'applyRefund',
-        { orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
+        { requestId: newRequestId(), orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
         SHOPPER,
       ),
-      await stack.call('applyRefund', { orderId, refundFee: -5, reason: 'x' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: -5, reason: 'x' },
+        SHOPPER,
+      ),
       await stack.call('listOrders', { openid: SHOPPER } as never, OTHER),
     ];
     for (const r of invalid) expect(r).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
 import { buyAndPay, events, order, SHOPPER, testStack, unwrap } from './support';
@@ -65,7 +66,13 @@ describe('stranded refund reservations', () => {
     stack.simulator.setFaults({ dropPayNotifies: false });
     const crashed = await buyAndPay(stack, SHOPPER, 'mooncake-box');
     const pending = await buyAndPay(stack, SHOPPER, 'chopsticks');
-    unwrap(await stack.call('applyRefund', { orderId: pending, refundFee: 990, reason: 'real' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId: pending, refundFee: 990, reason: 'real' },
+        SHOPPER,
+      ),
+    );
     // What applyRefund leaves when its function dies between the reservation and the insert.
     const _ = stack.db.command;
     await stack.db.raw
@@ -87,7 +94,13 @@ describe('stranded refund reservations', () => {
     expect((await order(stack, crashed)).refundOps).toContain('release:RSTRANDED0000000001');
     expect(await order(stack, pending)).toMatchObject({ refundReservedFee: 990, refundUsedFee: 990 });
     // The released amount can be applied for again.
-    unwrap(await stack.call('applyRefund', { orderId: crashed, refundFee: 12800, reason: 'again' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId: crashed, refundFee: 12800, reason: 'again' },
+        SHOPPER,
+      ),
+    );
     // A second run releases nothing more.
     await stack.db.raw.collection('orders').doc(crashed).update({ updatedAtMs: longAgo });
     const again = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });

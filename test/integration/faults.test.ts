@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
 
@@ -48,7 +49,11 @@ describe('faults', () => {
   it('WeChat timing out during a refund leaves it APPROVED; reconcile completes it with the same out_refund_no', async () => {
     const orderId = await buyAndPay(stack);
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 100, reason: 'timeout' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 100, reason: 'timeout' },
+        SHOPPER,
+      ),
     );
     stack.simulator.setFaults({ timeoutRate: { '/secapi/pay/refund': 1 } });
     const approved = unwrap(
@@ -75,7 +80,11 @@ describe('faults', () => {
       stack.simulator.setFaults({ refundOutcome: outcome, dropRefundNotifies: outcome === 'CHANGE' });
       const orderId = await buyAndPay(stack);
       const applied = unwrap(
-        await stack.call('applyRefund', { orderId, refundFee: 500, reason: outcome }, SHOPPER),
+        await stack.call(
+          'applyRefund',
+          { requestId: newRequestId(), orderId, refundFee: 500, reason: outcome },
+          SHOPPER,
+        ),
       );
       unwrap(
         await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
@@ -95,7 +104,11 @@ describe('faults', () => {
   it('NOTENOUGH refuses the refund at once: FAILED with the reason; the admin can retry it later', async () => {
     const orderId = await buyAndPay(stack);
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 300, reason: 'balance' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 300, reason: 'balance' },
+        SHOPPER,
+      ),
     );
     stack.simulator.setFaults({ refundError: 'NOTENOUGH' });
     const failed = unwrap(

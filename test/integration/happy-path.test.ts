@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
 
@@ -43,7 +44,13 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
       const applied = unwrap(
         await stack.call(
           'applyRefund',
-          { orderId: created.orderId, refundFee: 12800, reason: '多买了一盒', contact: '13800000000' },
+          {
+            requestId: newRequestId(),
+            orderId: created.orderId,
+            refundFee: 12800,
+            reason: '多买了一盒',
+            contact: '13800000000',
+          },
           SHOPPER,
         ),
       );

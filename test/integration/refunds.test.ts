@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, order, refund, SHOPPER, testStack, unwrap } from './support';
 
@@ -13,7 +14,11 @@ describe('refund races', () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing'); // 6800 fen
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        stack.call('applyRefund', { orderId, refundFee: 2000 + i, reason: 'race' }, SHOPPER),
+        stack.call(
+          'applyRefund',
+          { requestId: newRequestId(), orderId, refundFee: 2000 + i, reason: 'race' },
+          SHOPPER,
+        ),
       ),
     );
     const ok = results.filter((r) => r.ok);
@@ -31,7 +36,11 @@ describe('refund races', () => {
   it('20 concurrent approvals of one refund make one refund request to WeChat', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'chopsticks');
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 1990, reason: 'double click' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 1990, reason: 'double click' },
+        SHOPPER,
+      ),
     );
     const refundId = applied.refund.refundId;
     const answers = await Promise.all(
@@ -46,7 +55,13 @@ describe('refund races', () => {
 
   it('reject releases the reservation, and a rejected refund cannot be approved', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'sticker');
-    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'no' }, SHOPPER));
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 1, reason: 'no' },
+        SHOPPER,
+      ),
+    );
     const rejected = unwrap(
       await stack.call(
         'approveRefund',
@@ -68,7 +83,13 @@ describe('refund races', () => {
     );
     expect(approve).toMatchObject({ ok: false, error: { code: 'INVALID_STATE' } });
     // The amount can be applied for again.
-    unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'again' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 1, reason: 'again' },
+        SHOPPER,
+      ),
+    );
   });
 
   it('lists refunds for the merchant, newest first, with their orders', async () => {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encryptRefundNotifyForTest, parseXml } from '../../cloudfunctions/shared/wxpay';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { InvokeContext } from '../../sandbox/runtime';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, OTHER, payNotifyFor, SHOPPER, testStack, unwrap } from '../integration/support';
@@ -62,7 +63,11 @@ describe('authorization matrix', () => {
     );
     // A finished refund, whose genuine notify replay is a harmless SUCCESS.
     const done = unwrap(
-      await stack.call('applyRefund', { orderId: paidOrder, refundFee: 100, reason: 'm' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId: paidOrder, refundFee: 100, reason: 'm' },
+        SHOPPER,
+      ),
     );
     unwrap(await stack.call('approveRefund', { refundId: done.refund.refundId, decision: 'approve' }, ADMIN));
     stack.simulator.settleRefunds();
@@ -86,11 +91,20 @@ describe('authorization matrix', () => {
       createOrder: async () => ({ orderId: unpaid.orderId }),
       queryOrder: async () => ({ orderId: paidOrder }),
       listOrders: async () => ({}),
-      applyRefund: async () => ({ orderId: paidOrder, refundFee: 1, reason: 'matrix' }),
+      applyRefund: async () => ({
+        requestId: newRequestId(),
+        orderId: paidOrder,
+        refundFee: 1,
+        reason: 'matrix',
+      }),
       approveRefund: async () => {
         // A fresh application for each cell, so an allowed cell cannot hide a refused one.
         const r = unwrap(
-          await stack.call('applyRefund', { orderId: paidOrder, refundFee: 1, reason: 'cell' }, SHOPPER),
+          await stack.call(
+            'applyRefund',
+            { requestId: newRequestId(), orderId: paidOrder, refundFee: 1, reason: 'cell' },
+            SHOPPER,
+          ),
         );
         return { refundId: r.refund.refundId, decision: 'reject' };
       },

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { createWxPayClient, parseBill } from '../../cloudfunctions/shared/wxpay';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { billDate } from '../../sandbox/wxpay/time';
 import { ADMIN, testStack } from '../integration/support';
@@ -83,7 +84,12 @@ describe('fault campaign', () => {
         Array.from({ length: wantRefunds }, () =>
           invoke(
             'applyRefund',
-            { orderId, refundFee: 1 + Math.floor(rand() * (totalFee / 2)), reason: 'campaign' },
+            {
+              requestId: newRequestId(),
+              orderId,
+              refundFee: 1 + Math.floor(rand() * (totalFee / 2)),
+              reason: 'campaign',
+            },
             openid,
           ),
         ),

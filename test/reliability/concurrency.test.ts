@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, testStack, unwrap } from '../integration/support';
 import { driveTime, healUntilQuiet, pool, prng, runReconcile, SEED, scaled, summary } from './support';
@@ -44,7 +45,7 @@ describe('concurrency', () => {
         const r = unwrap(
           await stack.call(
             'applyRefund',
-            { orderId: o.orderId, refundFee: 700, reason: 'dup' },
+            { requestId: newRequestId(), orderId: o.orderId, refundFee: 700, reason: 'dup' },
             `o_dup_${i}`,
           ),
         );
@@ -146,7 +147,12 @@ describe('concurrency', () => {
           Array.from({ length: 8 }, () =>
             stack.call(
               'applyRefund',
-              { orderId, refundFee: 500 + Math.floor(rand() * 2500), reason: 'race' },
+              {
+                requestId: newRequestId(),
+                orderId,
+                refundFee: 500 + Math.floor(rand() * 2500),
+                reason: 'race',
+              },
               openid,
             ),
           ),

@@ -12,6 +12,7 @@ import {
   verify,
   type WxParams,
 } from '../../cloudfunctions/shared/wxpay';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, SHOPPER, testStack, unwrap } from '../integration/support';
 import { dbState, percentile, pool, prng, SEED, scaled, summary } from './support';
@@ -33,7 +34,11 @@ beforeAll(async () => {
   const paidId = await buyAndPay(stack, SHOPPER, 'chopsticks');
   paid = { orderId: paidId, totalFee: 1990 };
   const applied = unwrap(
-    await stack.call('applyRefund', { orderId: paidId, refundFee: 500, reason: 'fuzz' }, SHOPPER),
+    await stack.call(
+      'applyRefund',
+      { requestId: newRequestId(), orderId: paidId, refundFee: 500, reason: 'fuzz' },
+      SHOPPER,
+    ),
   );
   unwrap(
     await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),

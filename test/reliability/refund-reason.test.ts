@@ -5,6 +5,7 @@
  * was signed as CR while WeChat's XML parser reads LF (签名错误, FAILED on every retry).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, order, refund, SHOPPER, testStack, unwrap } from '../integration/support';
 import { runReconcile, summary } from './support';
@@ -25,7 +26,13 @@ describe('refund reasons', () => {
     let refunded = 0;
     for (const reason of reasons) {
       const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing');
-      const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 100, reason }, SHOPPER));
+      const applied = unwrap(
+        await stack.call(
+          'applyRefund',
+          { requestId: newRequestId(), orderId, refundFee: 100, reason },
+          SHOPPER,
+        ),
+      );
       const approved = await stack.call(
         'approveRefund',
         { refundId: applied.refund.refundId, decision: 'approve' },

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../miniprogram/utils/request-id';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, OTHER, payNotifyFor, postHttp, SHOPPER, testStack } from '../integration/support';
 import { runReconcile, summary } from './support';
@@ -89,7 +90,11 @@ describe('secrets', () => {
 
     // The full flow: order, pay (notify), refund (approve, WeChat, notify), reconcile.
     const orderId = await buyAndPay(stack, SHOPPER);
-    const applied = await stack.call('applyRefund', { orderId, refundFee: 100, reason: '退款' }, SHOPPER);
+    const applied = await stack.call(
+      'applyRefund',
+      { requestId: newRequestId(), orderId, refundFee: 100, reason: '退款' },
+      SHOPPER,
+    );
     keep(applied);
     const refundId = applied.ok ? applied.data.refund.refundId : '';
     keep(await stack.call('approveRefund', { refundId, decision: 'approve' }, ADMIN));
@@ -120,7 +125,11 @@ describe('secrets', () => {
     stack.simulator.setFaults({ systemErrorRate: 0, timeoutRate: 1 });
     keep(await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER));
     stack.simulator.setFaults({ timeoutRate: 0, refundError: 'NOTENOUGH' });
-    const second = await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER);
+    const second = await stack.call(
+      'applyRefund',
+      { requestId: newRequestId(), orderId, refundFee: 1, reason: 'x' },
+      SHOPPER,
+    );
     keep(second);
     if (second.ok)
       keep(
@@ -132,7 +141,13 @@ describe('secrets', () => {
       );
     stack.simulator.setFaults({ refundError: null });
     keep(await stack.call('approveRefund', { refundId, decision: 'approve' }, OTHER));
-    keep(await stack.call('applyRefund', { orderId, refundFee: 999_999, reason: 'x' }, SHOPPER));
+    keep(
+      await stack.call(
+        'applyRefund',
+        { requestId: newRequestId(), orderId, refundFee: 999_999, reason: 'x' },
+        SHOPPER,
+      ),
+    );
     keep(
       await stack.runtime.invoke('payNotify', { body: '<xml/>' }, { OPENID: SHOPPER, SOURCE: 'wx_client' }),
     );
