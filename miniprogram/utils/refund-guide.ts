@@ -51,6 +51,9 @@ const action = (decision: Decision, zh: string, en: string, primary = decision !
   primary,
 });
 
+/** Said when a rejection is sent without a comment: the shopper reads it. */
+export const REJECT_NEEDS_COMMENT = '拒绝时请填写说明，用户会看到';
+
 /** The merchant platform screen where WeChat has the merchant settle a CHANGE refund by hand. */
 export const MANUAL_REFUND_SCREEN = '商户平台 → 交易中心 → 退款 手动处理';
 

@@ -1,7 +1,7 @@
 import type { ListRefundsResult, RefundView } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { userMessageOf } from '../../utils/errors';
-import { type Decision, decisionResult } from '../../utils/refund-guide';
+import { type Decision, decisionResult, REJECT_NEEDS_COMMENT } from '../../utils/refund-guide';
 import { type AdminRefundRow, adminRefundRow, type OrderRow, orderRow } from '../../utils/view';
 
 type Item = ListRefundsResult['items'][number];
@@ -39,7 +39,7 @@ Component({
       const action = this.data.refund?.actions.find((a) => a.decision === decision);
       if (!action) return Promise.resolve();
       if (action.needsComment && this.data.comment.trim() === '') {
-        this.setData({ errorText: '拒绝时请填写说明，用户会看到' });
+        this.setData({ errorText: REJECT_NEEDS_COMMENT });
         return Promise.resolve();
       }
       return this.decide(decision);
