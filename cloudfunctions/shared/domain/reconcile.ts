@@ -1,6 +1,6 @@
 /**
  * The timer job that makes the books agree with WeChat when a notify never came, a call
- * timed out or a function died mid-way (DESIGN.md §1). Every step is a CAS or holds a lease,
+ * timed out or a function died mid-way (docs/ARCHITECTURE.md §1). Every step is a CAS or holds a lease,
  * so two runs at once do no harm; batches and a time budget keep one run inside the timeout.
  */
 import type { WxParams } from '../wxpay/types';
