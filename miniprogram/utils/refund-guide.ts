@@ -27,6 +27,16 @@ export const SHOPPER_NOTES: Partial<Record<RefundStatus, Text>> = {
   },
 };
 
+/** The shopper's line for a refund, if its state needs one. */
+export function shopperNote(r: Pick<RefundView, 'status' | 'successorId'>): Text | null {
+  if (r.status === 'CLOSED' && r.successorId)
+    return {
+      zh: '商家已重新发起退款，见新的退款记录',
+      en: 'The merchant has refunded it again: see the new refund',
+    };
+  return SHOPPER_NOTES[r.status] ?? null;
+}
+
 export type Decision = 'approve' | 'reject' | 'resolve';
 
 export interface MerchantAction {

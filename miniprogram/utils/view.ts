@@ -11,7 +11,7 @@ import {
   refundProgress,
 } from './labels';
 import { fenToYuan } from './money';
-import { type Decision, flagNote, historyRows, merchantGuide, SHOPPER_NOTES } from './refund-guide';
+import { type Decision, flagNote, historyRows, merchantGuide, shopperNote } from './refund-guide';
 
 export interface OrderRow {
   orderId: string;
@@ -92,7 +92,7 @@ export function refundRow(r: RefundView): RefundRow {
     reviewedAt: formatTime(r.reviewedAtMs),
     finishedAt: formatTime(r.finishedAtMs),
     steps: refundProgress(r.status),
-    note: SHOPPER_NOTES[r.status]?.zh ?? '',
+    note: shopperNote(r)?.zh ?? '',
   };
 }
 

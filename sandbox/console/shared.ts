@@ -15,6 +15,6 @@ export {
   MANUAL_REFUND_SCREEN,
   merchantGuide,
   REJECT_NEEDS_COMMENT,
-  SHOPPER_NOTES,
+  shopperNote,
 } from '../../miniprogram/utils/refund-guide';
 export { newRequestId, submissionFor } from '../../miniprogram/utils/request-id';

@@ -154,6 +154,23 @@ describe('refund states in the console', () => {
     await shot(page, 'states-merchant');
   });
 
+  it('opens on the role and the status filter the URL names', async () => {
+    const asked: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/functions/listRefunds')) asked.push(r.postData() ?? '');
+    });
+    await page.goto(`${stack.info.consoleUrl}?as=merchant&view=CLOSED`);
+    await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+    expect(await page.getByTestId('as-merchant').getAttribute('aria-pressed')).toBe('true');
+    expect(await page.getByTestId('view-CLOSED').getAttribute('aria-pressed')).toBe('true');
+    expect(JSON.parse(asked[0] ?? '{}')).toEqual({ status: 'CLOSED' });
+    await page.getByTestId('view-ABNORMAL').click();
+    expect(new URL(page.url()).searchParams.get('view')).toBe('ABNORMAL');
+    await page.reload();
+    await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+    expect(await page.getByTestId('view-ABNORMAL').getAttribute('aria-pressed')).toBe('true');
+  });
+
   it("shows the history with each step's own reason", async () => {
     await openAs('merchant');
     const history = review(FLAGGED.refundId).getByTestId('review-history');

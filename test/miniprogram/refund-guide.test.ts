@@ -6,6 +6,7 @@ import {
   MANUAL_REFUND_SCREEN,
   merchantGuide,
   SHOPPER_NOTES,
+  shopperNote,
 } from '../../miniprogram/utils/refund-guide';
 import { aRefund } from './harness';
 
@@ -50,6 +51,16 @@ describe('SHOPPER_NOTES', () => {
       expect(note?.zh).toMatch(/商家正在处理/);
       expect(note?.zh).not.toMatch(/[A-Z_]{4,}|余额/);
     }
+  });
+});
+
+describe('shopperNote', () => {
+  it('tells the shopper a closed refund was made again once the merchant retried it', () => {
+    expect(shopperNote({ status: 'CLOSED' })?.zh).toBe('退款未完成，商家正在处理');
+    expect(shopperNote({ status: 'CLOSED', successorId: 'R2' })?.zh).toBe(
+      '商家已重新发起退款，见新的退款记录',
+    );
+    expect(shopperNote({ status: 'SUCCESS' })).toBeNull();
   });
 });
 

@@ -94,6 +94,8 @@ async function npmStart(): Promise<Started> {
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const p of ports) expect(await isFree(p), `port ${p} in use once up`).toBe(false);
+  // The banner names everyone the console can act as.
+  for (const who of ['o_shopper_demo', 'o_shopper_two', 'o_admin_demo']) expect(out).toContain(who);
   return s;
 }
 

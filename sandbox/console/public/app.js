@@ -19,7 +19,7 @@ import {
   REASON_MAX,
   REFUND_STATUS_LABEL,
   REJECT_NEEDS_COMMENT,
-  SHOPPER_NOTES,
+  shopperNote,
   submissionFor,
 } from '/console/shared.js';
 
@@ -314,7 +314,7 @@ function renderProducts(products) {
 
 /** The shopper's line for a refund: label, amount, reason, the merchant's comment, a neutral note. */
 function refundLine(r) {
-  const note = SHOPPER_NOTES[r.status];
+  const note = shopperNote(r);
   return h(
     'li',
     { 'data-testid': 'refund', 'data-refund-id': r.refundId },
