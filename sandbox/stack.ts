@@ -1,7 +1,7 @@
 /**
  * The whole offline shop in one call: CloudBase emulator, WeChat Pay simulator, function
  * runtime and gateway on 127.0.0.1, wired exactly as production is except for endpoints and
- * credentials (DESIGN.md §1, §7). `npm start`, the integration tests, the benchmarks and
+ * credentials (docs/ARCHITECTURE.md §1, §7). `npm start`, the integration tests, the benchmarks and
  * the browser test all start it the same way.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ export interface MerchantInfo {
   pfxPath: string;
 }
 
-/** `.data/stack.json`: what the console, tests and scripts read (DESIGN.md §7). */
+/** `.data/stack.json`: what the console, tests and scripts read (docs/ARCHITECTURE.md §7). */
 export interface StackInfo {
   consoleUrl: string;
   gatewayUrl: string;

@@ -1,5 +1,5 @@
 /**
- * Configuration from function environment variables (DESIGN.md §3): validated once at cold
+ * Configuration from function environment variables (docs/ARCHITECTURE.md §3): validated once at cold
  * start, every problem named in one message, secrets registered so logs never print them.
  */
 import { AppError } from './errors';

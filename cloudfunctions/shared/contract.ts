@@ -1,5 +1,5 @@
 /**
- * The function contract (DESIGN.md §6). The mini-program imports it type-only; the one value
+ * The function contract (docs/ARCHITECTURE.md §6). The mini-program imports it type-only; the one value
  * here (ERROR_CODES) is plain data, so the file stays free of Node and of side effects. Amounts are integer fen; times are epoch ms.
  */
 

@@ -1,7 +1,7 @@
 /**
  * The only place that talks to the cloud functions and to the WeChat cashier.
  * Every call resolves to the function's `data` or throws a CallError whose `userMessage`
- * is ready to show (DESIGN.md §6 envelope).
+ * is ready to show (the envelope of docs/ARCHITECTURE.md §6).
  */
 import type {
   CreateOrderEvent,

@@ -1,4 +1,4 @@
-// The local WeChat Pay APIv2 simulator (DESIGN.md §7).
+// The local WeChat Pay APIv2 simulator (docs/ARCHITECTURE.md §7).
 export {
   API_PATHS,
   type ApiPath,

@@ -1,5 +1,6 @@
 /**
- * The simulator's own truth: orders, refunds and notify deliveries still owed. Optionally
+ * The simulator's own truth: orders, refunds, notify deliveries still owed and the last
+ * notify attempts with the shop's replies. Optionally
  * persisted as one JSON file, written to a temp file and renamed so a crash never leaves
  * half a ledger behind (`npm start` survives restarts).
  */
@@ -7,6 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SignType } from '../../cloudfunctions/shared/wxpay';
+import type { NotifyRecord } from './notifier';
+
+/** Notify attempts kept across restarts: what the console shows and a little more. */
+export const NOTIFY_LOG_KEPT = 200;
 
 export type TradeState = 'NOTPAY' | 'SUCCESS' | 'REFUND' | 'CLOSED' | 'USERPAYING' | 'PAYERROR';
 export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
@@ -70,12 +75,16 @@ export interface LedgerData {
   orders: SimOrder[];
   refunds: SimRefund[];
   pendingNotifies: PendingNotify[];
+  /** The last NOTIFY_LOG_KEPT attempts, oldest first (absent in ledgers written before it was kept). */
+  notifyLog?: NotifyRecord[];
 }
 
 export class Ledger {
   readonly orders = new Map<string, SimOrder>();
   readonly refunds = new Map<string, SimRefund>();
   readonly pending = new Map<string, PendingNotify>();
+  /** Every notify attempt since start, after the ones kept from before a restart. */
+  readonly notifyLog: NotifyRecord[] = [];
   private readonly prepayIndex = new Map<string, string>();
 
   constructor(private readonly stateFile?: string) {
@@ -84,6 +93,7 @@ export class Ledger {
       for (const o of data.orders) this.putOrder(o, false);
       for (const r of data.refunds) this.refunds.set(key(r.mchId, r.outRefundNo), r);
       for (const n of data.pendingNotifies) this.pending.set(n.id, n);
+      this.notifyLog.push(...(data.notifyLog ?? []));
     }
   }
 
@@ -127,6 +137,7 @@ export class Ledger {
     this.orders.clear();
     this.refunds.clear();
     this.pending.clear();
+    this.notifyLog.length = 0;
     this.prepayIndex.clear();
     this.save();
   }
@@ -136,6 +147,7 @@ export class Ledger {
       orders: [...this.orders.values()],
       refunds: [...this.refunds.values()],
       pendingNotifies: [...this.pending.values()],
+      notifyLog: this.notifyLog.slice(-NOTIFY_LOG_KEPT),
     };
   }
 

@@ -45,7 +45,6 @@ export interface NotifyFaults {
 }
 
 export class Notifier {
-  readonly records: NotifyRecord[] = [];
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly agent: https.Agent;
@@ -65,6 +64,11 @@ export class Notifier {
     for (const n of ledger.pending.values()) if (!n.held) this.arm(n);
   }
 
+  /** Every attempt with the shop's reply; kept in the ledger, so a restart does not empty it. */
+  get records(): NotifyRecord[] {
+    return this.ledger.notifyLog;
+  }
+
   enqueue(kind: 'pay' | 'refund', url: string, body: string): void {
     const f = this.opts.faults();
     const id = randomBytes(8).toString('hex');
@@ -79,6 +83,7 @@ export class Notifier {
         dropped: true,
         acknowledged: false,
       });
+      this.ledger.save();
       return;
     }
     const n: PendingNotify = {
@@ -187,7 +192,10 @@ export class Notifier {
     } catch (e) {
       rec.error = (e as Error).message;
     }
-    if (duplicate || this.closed || !this.ledger.pending.has(n.id)) return;
+    if (duplicate || this.closed || !this.ledger.pending.has(n.id)) {
+      if (!this.closed) this.ledger.save();
+      return;
+    }
     if (rec.acknowledged || n.attempt > NOTIFY_RETRY_SCHEDULE_S.length) {
       // Acknowledged, or the schedule (24h4m) is exhausted: WeChat stops either way.
       this.ledger.pending.delete(n.id);

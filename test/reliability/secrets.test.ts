@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §3: the API key and the client certificate's private key never appear in logs,
+ * docs/ARCHITECTURE.md §3: the API key and the client certificate's private key never appear in logs,
  * errors or responses. A stack with a recognisable key runs a full flow and its failure
  * paths while every line any part of it prints is captured; then everything is scanned for
  * the key, md5(key) (the req_info AES key) and the private key's body.

@@ -1,4 +1,4 @@
-/** Documents as stored (DESIGN.md §4). Amounts are integer fen; times are epoch ms (suffix Ms). */
+/** Documents as stored (docs/ARCHITECTURE.md §4). Amounts are integer fen; times are epoch ms (suffix Ms). */
 import type {
   OrderItemView,
   OrderStatus,

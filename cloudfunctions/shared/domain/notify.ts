@@ -1,5 +1,5 @@
 /**
- * payNotify and refundNotify (DESIGN.md §5). Raw bytes in, XML reply out. Order of checks:
+ * payNotify and refundNotify (docs/ARCHITECTURE.md §5). Raw bytes in, XML reply out. Order of checks:
  * size and hardened parse → return_code → authenticity (sign, or req_info decryption) →
  * appid/mch_id → order exists → amount → CAS. A duplicate answers SUCCESS with no second
  * effect; a transient failure answers FAIL so WeChat retries; SUCCESS is never sent before

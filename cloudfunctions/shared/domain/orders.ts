@@ -135,7 +135,7 @@ export async function createOrder(
     if (!p?.onSale || !Number.isSafeInteger(p.priceFen) || p.priceFen < 1) {
       throw invalid(`product ${l.productId} is not on sale`);
     }
-    // Prices come from the products collection only (DESIGN.md §3).
+    // Prices come from the products collection only (docs/ARCHITECTURE.md §3).
     return { productId: p._id, name: p.name, priceFen: p.priceFen, quantity: l.quantity };
   });
   const totalFee = items.reduce((sum, i) => sum + i.priceFen * i.quantity, 0);

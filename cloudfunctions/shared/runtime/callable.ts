@@ -5,7 +5,7 @@ import { getWxContext, type WxContext } from './cloud';
 
 const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
-/** Who is calling, as the platform says (DESIGN.md §3): never a field of the event. */
+/** Who is calling, as the platform says (docs/ARCHITECTURE.md §3): never a field of the event. */
 export interface Caller {
   openid: string | undefined;
   appid: string | undefined;

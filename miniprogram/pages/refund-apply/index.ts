@@ -2,7 +2,7 @@ import { api } from '../../services/api';
 import { CallError, userMessageOf } from '../../utils/errors';
 import { fenToYuan } from '../../utils/money';
 import { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../utils/refund-form';
-import { newRequestId } from '../../utils/request-id';
+import { type Submission, submissionFor } from '../../utils/request-id';
 
 Component({
   data: {
@@ -20,6 +20,8 @@ Component({
     errorField: '',
     errorText: '',
     submitting: false,
+    /** The last submission's requestId and values: resubmitting the same values is a retry of it. */
+    submission: null as Submission | null,
   },
   methods: {
     onLoad(query: Record<string, string | undefined>) {
@@ -62,9 +64,12 @@ Component({
         this.setData({ errorField: check.field, errorText: check.message });
         return;
       }
-      this.setData({ submitting: true, errorField: '', errorText: '' });
+      const e = check.event;
+      const submission = submissionFor(this.data.submission, [e.orderId, e.refundFee, e.reason, e.contact]);
+      // setData is synchronous on this.data: a second tap now sees submitting and stops above.
+      this.setData({ submitting: true, submission, errorField: '', errorText: '' });
       try {
-        await api.applyRefund({ ...check.event, requestId: newRequestId() });
+        await api.applyRefund({ ...e, requestId: submission.requestId });
         wx.showToast({ title: '已提交，等待商家审核', icon: 'none' });
         wx.navigateBack();
       } catch (err) {
