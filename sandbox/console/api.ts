@@ -218,8 +218,10 @@ export function consoleApi(
   options: ConsoleApiOptions,
 ): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const { info, simulator, runtime, db } = stack;
-  const notifyGraceSeconds = envSeconds(stack.env, 'RECONCILE_GRACE_SECONDS', 60);
-  const refundQueryDelaySeconds = envSeconds(stack.env, 'REFUND_QUERY_DELAY_SECONDS', 60);
+  // The functions run these waits in sandbox time, like WeChat's own timings.
+  const scale = envSeconds(stack.env, 'SANDBOX_TIME_SCALE', 1) || 1;
+  const notifyGraceSeconds = envSeconds(stack.env, 'RECONCILE_GRACE_SECONDS', 60) * scale;
+  const refundQueryDelaySeconds = envSeconds(stack.env, 'REFUND_QUERY_DELAY_SECONDS', 60) * scale;
   const consoleInfo: ConsoleInfo = {
     shoppers: [
       { openid: info.shopperOpenid, label: '顾客 A Shopper A' },

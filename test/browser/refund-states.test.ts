@@ -203,7 +203,10 @@ describe('refund states in the console', () => {
     await expect
       .poll(() => decisions, { timeout: SHOWN_MS })
       .toEqual([{ refundId: ABNORMAL.refundId, decision: 'resolve' }]);
-    expect(await page.getByTestId('toast').textContent()).toContain('已标记为已处理');
+    // The toast follows the function's answer, a moment after the call.
+    await expect
+      .poll(() => page.getByTestId('toast').textContent(), { timeout: SHOWN_MS })
+      .toContain('已标记为已处理');
 
     await review(FAILED.refundId).getByTestId('review-reject').click();
     expect(await page.getByTestId('toast').textContent()).toBe('拒绝时请填写说明，用户会看到');

@@ -1,6 +1,6 @@
 /**
  * Every function × every kind of caller, against an explicit table of what is allowed
- * (DESIGN.md §3: identity from the WX context only; admins from configuration; a user sees
+ * (docs/ARCHITECTURE.md §3: identity from the WX context only; admins from configuration; a user sees
  * and refunds only their own orders; notifies and the timer are not for mini-program users).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
