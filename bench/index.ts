@@ -78,7 +78,7 @@ export const DESIGN_MINIMUM: Record<string, { min: number | null; why: string }>
   'reconcile (timer)': { min: null, why: 'one query per kind of open work, then per item found' },
 };
 
-/** Function output (invocation lines, JSON logs from worker threads) is kept out of the tables. */
+/** Function output (invocation lines, JSON logs from function instances) is kept out of the tables. */
 function quietly<T>(fn: () => Promise<T>): Promise<T> {
   const write = process.stdout.write.bind(process.stdout);
   const held: string[] = [];
