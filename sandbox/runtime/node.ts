@@ -106,9 +106,9 @@ export function resolveFunctionNode(runtime: NodeRuntime, options: ResolveOption
   throw new FunctionNodeError(
     [
       `The sandbox runs cloud functions on ${want}, and none was found:`,
-      `- ${packageNote} (\`npm ci\` installs it through the postinstall; npm publishes no Node ${runtime.major} package for every platform);`,
+      `- ${packageNote}: \`npm ci\` installs it there (the postinstall) on the platforms npm has a Node ${runtime.major} package for;`,
       `- this process runs Node ${host.version}.`,
-      `Fix: install Node ${runtime.major} and either run the tests with it or set ${NODE_OVERRIDE_VARIABLE}=/path/to/node${runtime.major}; or build and test for another runtime with CLOUDBASE_FUNCTION_RUNTIME.`,
+      `Fix: run \`npm ci\`; or install Node ${runtime.major} and run the tests with it, or set ${NODE_OVERRIDE_VARIABLE}=/path/to/node${runtime.major}; or build and test for another runtime with CLOUDBASE_FUNCTION_RUNTIME.`,
     ].join('\n'),
   );
 }
