@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { buildFunctions, listFunctions, readFunctionConfig } from '../scripts/build';
+import { configuredRuntime, enginesRange, esbuildTarget } from '../scripts/target';
 import { median, msSince, percentile, round } from './stats';
 
 const ROOT = join(__dirname, '..');
@@ -39,7 +40,7 @@ export async function buildVariants(installedDir: string, bundledDir: string): P
         outfile: join(dest, 'index.js'),
         bundle: true,
         platform: 'node',
-        target: 'node16',
+        target: esbuildTarget(configuredRuntime()),
         format: 'cjs',
         minify: true,
         keepNames: true,
@@ -51,7 +52,7 @@ export async function buildVariants(installedDir: string, bundledDir: string): P
       // Nothing to install: the point of this variant.
       writeFileSync(
         join(dest, 'package.json'),
-        `${JSON.stringify({ name: fn, version: '1.0.0', private: true, main: 'index.js' }, null, 2)}\n`,
+        `${JSON.stringify({ name: fn, version: '1.0.0', private: true, main: 'index.js', engines: { node: enginesRange(configuredRuntime()) } }, null, 2)}\n`,
       );
     }),
   );

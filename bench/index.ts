@@ -23,6 +23,7 @@ import {
 import { benchCodec, checkAgreement, notifyBreakdown } from './codec';
 import { type FlowStep, runFlow } from './flow';
 import { notifyBurstPhase, shoppersPhase } from './load';
+import { runtimeTargetColdStarts } from './runtime-target';
 import { kb, median, round, table } from './stats';
 
 const ROOT = join(__dirname, '..');
@@ -77,7 +78,7 @@ export const DESIGN_MINIMUM: Record<string, { min: number | null; why: string }>
   'reconcile (timer)': { min: null, why: 'one query per kind of open work, then per item found' },
 };
 
-/** Function output (invocation lines, JSON logs from worker threads) is kept out of the tables. */
+/** Function output (invocation lines, JSON logs from function instances) is kept out of the tables. */
 function quietly<T>(fn: () => Promise<T>): Promise<T> {
   const write = process.stdout.write.bind(process.stdout);
   const held: string[] = [];
@@ -252,9 +253,14 @@ async function main(): Promise<void> {
     const initOf = (steps: FlowStep[]) =>
       steps.filter((s) => s.initMs !== undefined).map((s) => s.initMs!) as number[];
     console.log(
-      `  module load inside the runtime's worker threads (initMs, first call of each function): installed p50 ${round(
+      `  module load inside the runtime's instances (initMs, first call of each function): installed p50 ${round(
         median(initOf(flow)),
       )} ms, bundled p50 ${round(median(initOf(bundledFlow)))} ms`,
+    );
+    const runtimeTarget = await runtimeTargetColdStarts(
+      join(ROOT, '.data', 'bench', 'runtime-target'),
+      COLD_ROUNDS,
+      env,
     );
 
     // 3. Database requests.
@@ -393,6 +399,7 @@ async function main(): Promise<void> {
         workerInitMs: { installed: initOf(flow), bundled: initOf(bundledFlow) },
       },
       dbRequests: dbRows,
+      runtimeTarget,
       load: phases,
       targets,
     };

@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import type { NodeRuntime } from './runtimes';
+import { configuredRuntime, enginesRange, esbuildTarget } from './target';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(root, 'cloudfunctions');
@@ -67,8 +69,11 @@ export function sdkVersion(): string {
   return v;
 }
 
-export async function buildFunctions(options: { minify?: boolean; out?: string } = {}): Promise<string[]> {
+export async function buildFunctions(
+  options: { minify?: boolean; out?: string; runtime?: NodeRuntime } = {},
+): Promise<string[]> {
   const out = options.out ?? outDir;
+  const runtime = options.runtime ?? configuredRuntime();
   const fns = listFunctions();
   if (fns.length === 0) fail('no functions found under cloudfunctions/');
   const version = sdkVersion();
@@ -85,7 +90,7 @@ export async function buildFunctions(options: { minify?: boolean; out?: string }
         outfile: join(dest, 'index.js'),
         bundle: true,
         platform: 'node',
-        target: 'node16',
+        target: esbuildTarget(runtime),
         format: 'cjs',
         external: ['wx-server-sdk'],
         minify: options.minify ?? true,
@@ -101,6 +106,8 @@ export async function buildFunctions(options: { minify?: boolean; out?: string }
         private: true,
         main: 'index.js',
         dependencies: { 'wx-server-sdk': version },
+        // The Node major this bundle was compiled for; the sandbox refuses to run it on another.
+        engines: { node: enginesRange(runtime) },
       };
       writeFileSync(join(dest, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
       writeFileSync(join(dest, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);

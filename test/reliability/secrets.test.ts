@@ -233,7 +233,7 @@ describe('secrets', () => {
       occurrences: hits.length,
     });
     expect(logLines).toBeGreaterThan(20);
-    // The functions' own JSON log lines (worker stdout) are among them.
+    // The functions' own JSON log lines (instance stdout) are among them.
     expect(functionLines).toBeGreaterThan(10);
     expect(hits).toEqual([]);
   }, 120_000);

@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the reliability suite: counts that SOAK=1 raises, the one summary line
  * every test prints, database snapshots, reconcile-until-quiet and a copy of the built
- * functions with short timeouts (so a hung WeChat call gets its worker killed quickly).
+ * functions with short timeouts (so a hung WeChat call gets its instance killed quickly).
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -145,7 +145,7 @@ export async function healUntilQuiet(stack: Stack, maxRounds = 12): Promise<numb
 
 /**
  * A copy of dist/cloudfunctions with shorter config.json timeouts. The runtime enforces a
- * function's timeout by terminating its worker, which is how a process dies between a
+ * function's timeout by killing its instance process, which is how a process dies between a
  * WeChat call that took effect and the database write that should follow it.
  */
 export function functionsWithTimeouts(timeouts: Record<string, number>): string {

@@ -12,7 +12,10 @@ import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveFunctionNode } from '../../sandbox/runtime/node';
 import { buildFunctions, listFunctions, readFunctionConfig } from '../../scripts/build';
+import { findRuntime } from '../../scripts/runtimes';
+import { configuredRuntime } from '../../scripts/target';
 
 const root = resolve(__dirname, '../..');
 let out: string;
@@ -42,6 +45,27 @@ describe('npm run build', () => {
     }
   });
 
+  it('compiles for the configured runtime’s Node major and records it in each package.json', async () => {
+    const runtime = configuredRuntime();
+    const old = mkdtempSync(join(tmpdir(), 'build16-'));
+    try {
+      await buildFunctions({ out: old, runtime: findRuntime('Nodejs16.13')! });
+      for (const fn of fns) {
+        const pkg = JSON.parse(readFileSync(join(out, fn, 'package.json'), 'utf8'));
+        expect(pkg.engines, fn).toEqual({ node: `${runtime.major}.x` });
+        expect(JSON.parse(readFileSync(join(old, fn, 'package.json'), 'utf8')).engines).toEqual({
+          node: '16.x',
+        });
+        // Class static blocks are kept from Node 16.11 on; a node16 build rewrites them.
+        const code = readFileSync(join(out, fn, 'index.js'), 'utf8');
+        if (runtime.major > 16) expect(code.includes('static{'), `${fn} keeps static blocks`).toBe(true);
+        expect(readFileSync(join(old, fn, 'index.js'), 'utf8').includes('static{'), fn).toBe(false);
+      }
+    } finally {
+      rmSync(old, { recursive: true, force: true });
+    }
+  });
+
   it('requires nothing but node built-ins and wx-server-sdk', () => {
     const allowed = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'wx-server-sdk']);
     for (const fn of fns) {
@@ -54,7 +78,7 @@ describe('npm run build', () => {
     }
   });
 
-  it('loads and runs in a fresh node process whose only package is wx-server-sdk', () => {
+  it('loads and runs in a fresh process of the runtime’s Node whose only package is wx-server-sdk', () => {
     const app = mkdtempSync(join(tmpdir(), 'fn-'));
     try {
       mkdirSync(join(app, 'node_modules'));
@@ -65,7 +89,7 @@ describe('npm run build', () => {
       );
       writeFileSync(join(app, 'index.js'), readFileSync(join(out, 'whoami', 'index.js')));
       const stdout = execFileSync(
-        process.execPath,
+        resolveFunctionNode(configuredRuntime()).path,
         [
           '-e',
           "require('./index.js').main({userInfo:{openId:'forged'}}).then(r => console.log(JSON.stringify(r)))",

@@ -1,6 +1,8 @@
 /**
- * One POST over node:http/https with a connect timeout and a total timeout. No global
- * fetch: the functions run on Node 16 in CloudBase. Knows nothing about WeChat.
+ * One POST over node:http/https with a connect timeout and a total timeout. Not the global
+ * fetch: refunds need the merchant's client certificate and the sandbox an extra CA on the
+ * TLS connection, which node:https takes per agent and fetch takes only through undici's own
+ * dispatcher (one more dependency in every bundle). Knows nothing about WeChat.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
