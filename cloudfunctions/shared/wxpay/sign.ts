@@ -9,18 +9,22 @@ function assertKey(key: string): void {
   }
 }
 
-/** Upper-case hex signature of `params` (MD5, or HMAC-SHA256 keyed with the API key). */
-export function sign(params: WxParamsIn, key: string, signType: SignType): string {
+function digest(params: WxParamsIn, key: string, signType: SignType): Buffer {
   assertKey(key);
   if (!isSignType(signType))
     throw new CryptoError('WXPAY_SIGN_TYPE', `unsupported sign type: ${String(signType)}`);
   const stringSignTemp = `${canonicalString(params)}&key=${key}`;
-  const digest =
-    signType === 'MD5'
-      ? createHash('md5').update(stringSignTemp, 'utf8').digest('hex')
-      : createHmac('sha256', key).update(stringSignTemp, 'utf8').digest('hex');
-  return digest.toUpperCase();
+  return signType === 'MD5'
+    ? createHash('md5').update(stringSignTemp, 'utf8').digest()
+    : createHmac('sha256', key).update(stringSignTemp, 'utf8').digest();
 }
+
+/** Upper-case hex signature of `params` (MD5, or HMAC-SHA256 keyed with the API key). */
+export function sign(params: WxParamsIn, key: string, signType: SignType): string {
+  return digest(params, key, signType).toString('hex').toUpperCase();
+}
+
+const HEX = /^[0-9A-Fa-f]+$/;
 
 /**
  * Constant-time check of `params.sign`. The sign type is the configured one, never guessed
@@ -29,9 +33,10 @@ export function sign(params: WxParamsIn, key: string, signType: SignType): strin
 export function verify(params: WxParamsIn, key: string, signType: SignType): boolean {
   const given = params['sign'];
   if (typeof given !== 'string' || given.length === 0) return false;
-  const expected = Buffer.from(sign(params, key, signType), 'utf8');
-  const actual = Buffer.from(given.toUpperCase(), 'utf8');
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  const expected = digest(params, key, signType);
+  // Hex in either letter case, compared as the bytes it stands for.
+  if (given.length !== expected.length * 2 || !HEX.test(given)) return false;
+  return timingSafeEqual(expected, Buffer.from(given, 'hex'));
 }
 
 /** Returns `params` with `sign` (and `sign_type` unless MD5, which is the default) added. */
