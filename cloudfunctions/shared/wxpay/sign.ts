@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { CryptoError } from '../errors';
 import { canonicalString } from './canonical';
@@ -14,10 +15,17 @@ function digest(params: WxParamsIn, key: string, signType: SignType): Buffer {
   if (!isSignType(signType))
     throw new CryptoError('WXPAY_SIGN_TYPE', `unsupported sign type: ${String(signType)}`);
   const stringSignTemp = `${canonicalString(params)}&key=${key}`;
-  return signType === 'MD5'
-    ? createHash('md5').update(stringSignTemp, 'utf8').digest()
-    : createHmac('sha256', key).update(stringSignTemp, 'utf8').digest();
+  if (signType === 'MD5') {
+    return md5OneShot
+      ? md5OneShot('md5', stringSignTemp, 'buffer')
+      : createHash('md5').update(stringSignTemp, 'utf8').digest();
+  }
+  return createHmac('sha256', key).update(stringSignTemp, 'utf8').digest();
 }
+
+// crypto.hash (Node 20.12 and later) digests in one call, without a Hash object per notify;
+// older runtimes take the createHash path, with the same result.
+const md5OneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
 
 /** Upper-case hex signature of `params` (MD5, or HMAC-SHA256 keyed with the API key). */
 export function sign(params: WxParamsIn, key: string, signType: SignType): string {

@@ -15,8 +15,7 @@ export interface ParseXmlOptions {
 }
 
 // preserveOrder gives fast-xml-parser's own tree (no second "prettify" pass building an
-// object per element) and jPath:false skips building a path string per tag: together about
-// a third less time per notify, with the same values.
+// object per element) and jPath:false skips building a path string per tag.
 const PARSER_OPTIONS = {
   ignoreAttributes: true,
   parseTagValue: false,
@@ -33,11 +32,45 @@ const PARSER_OPTIONS = {
   jPath: false,
 };
 
+/**
+ * For a document with no `&` there is no reference to decode, so entity processing is off
+ * and fast-xml-parser gets this do-nothing decoder (its documented `entityDecoder` option)
+ * instead of building a real one for every parse. Most notifies carry their values in CDATA
+ * and contain no `&` at all.
+ */
+const NO_ENTITIES = {
+  setExternalEntities() {},
+  addInputEntities() {
+    throw new Error('entity declarations are refused');
+  },
+  reset() {},
+  decode(text: string): string {
+    if (text.includes('&')) throw new Error('an entity reference reached the plain parser');
+    return text;
+  },
+  setXmlVersion() {},
+};
+
 /** One element or text node of fast-xml-parser's preserveOrder tree. */
 type OrderedNode = Record<string, unknown>;
 
-// Built on first use: functions that never read XML (listProducts, whoami) never pay for it.
+// Built on first use: functions that never read XML (listProducts, whoami) never pay for them.
 let parser: XMLParser | undefined;
+let plainParser: XMLParser | undefined;
+
+function parserFor(text: string): XMLParser {
+  if (text.includes('&')) {
+    parser ??= new XMLParser(PARSER_OPTIONS);
+    return parser;
+  }
+  plainParser ??= new XMLParser({
+    ...PARSER_OPTIONS,
+    processEntities: false,
+    htmlEntities: false,
+    entityDecoder: NO_ENTITIES,
+  });
+  return plainParser;
+}
 
 const flatShapes = new Map<string, RegExp>();
 
@@ -104,7 +137,9 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
     throw new XmlError('XML_DOCTYPE', 'XML with a DOCTYPE or entity declaration is refused');
   }
   if (text.includes('\u0000')) throw new XmlError('XML_MALFORMED', 'XML contains a NUL character');
-  if (!isFlatWellFormed(text, root)) {
+  // Its element names are APIv2 names already when the shape matched.
+  const shaped = isFlatWellFormed(text, root);
+  if (!shaped) {
     // The parser alone accepts unclosed and mismatched tags; the validator does not.
     const valid = XMLValidator.validate(text);
     if (valid !== true) {
@@ -116,8 +151,7 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
   }
   let doc: unknown;
   try {
-    parser ??= new XMLParser(PARSER_OPTIONS);
-    doc = parser.parse(text);
+    doc = parserFor(text).parse(text);
   } catch (cause) {
     const msg = cause instanceof Error ? cause.message : String(cause);
     if (/nested/i.test(msg)) throw new XmlError('XML_NESTED', 'XML elements must not be nested', { cause });
@@ -148,7 +182,8 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
       if (typeof v === 'string' && v.trim() !== '') throw refusal(fields as OrderedNode[], root);
     } else {
       // Own keys only: "toString" or "valueOf" are fields like any other, not repeats.
-      const value = isField(k) && !Object.hasOwn(out, k) ? fieldValue(v) : undefined;
+      const named = shaped ? !FORBIDDEN_KEYS.has(k) : isField(k);
+      const value = named && !Object.hasOwn(out, k) ? fieldValue(v) : undefined;
       if (value === undefined) throw refusal(fields as OrderedNode[], root);
       out[k] = value;
     }
