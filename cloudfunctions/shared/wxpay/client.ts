@@ -160,14 +160,20 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   const maxAttempts = Math.max(1, config.maxAttempts ?? 3);
   const sleep = config.sleep ?? defaultSleep;
   const nonce = config.nonce ?? (() => nonceStr());
-  const ca = config.caPem ? [...rootCertificates, config.caPem] : undefined;
+  const ca = () => (config.caPem ? [...rootCertificates, config.caPem] : undefined);
   // Keep-alive saves a TLS handshake per call in a warm instance. A pooled socket that the
   // far end closed while the instance was frozen fails with a network error, which is
   // retried with the same body, so it costs a retry and nothing else.
   const agentOptions = { keepAlive: true, maxFreeSockets: 4 };
-  const plainAgent = base.startsWith('https:')
-    ? new https.Agent({ ...agentOptions, ca })
-    : new http.Agent(agentOptions);
+  // Built on the first call, not at cold start: a function that answers from the database
+  // alone never needs one, and the extra CA list is only copied when it is.
+  let plain: http.Agent | undefined;
+  function plainAgent(): http.Agent {
+    plain ??= base.startsWith('https:')
+      ? new https.Agent({ ...agentOptions, ca: ca() })
+      : new http.Agent(agentOptions);
+    return plain;
+  }
   let secureAgent: http.Agent | undefined;
 
   function certAgent(path: string): http.Agent {
@@ -179,7 +185,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           '{ certPem, keyPem } or { pfx, passphrase } (the passphrase is the mch_id)',
       );
     }
-    if (!base.startsWith('https:')) return plainAgent;
+    if (!base.startsWith('https:')) return plainAgent();
     const material =
       'pfx' in cert
         ? { pfx: cert.pfx, passphrase: cert.passphrase }
@@ -195,7 +201,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
         `the merchant API client certificate could not be loaded (${'pfx' in cert ? 'PKCS#12 with the configured passphrase' : 'PEM certificate and key'}): ${reason}`,
       );
     }
-    secureAgent = new https.Agent({ ...agentOptions, ca, ...material });
+    secureAgent = new https.Agent({ ...agentOptions, ca: ca(), ...material });
     return secureAgent;
   }
 
@@ -302,7 +308,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   async function call(path: string, params: WxParamsIn, opts: { cert?: boolean } = {}): Promise<WxParams> {
-    const agent = opts.cert ? certAgent(path) : plainAgent;
+    const agent = opts.cert ? certAgent(path) : plainAgent();
     // Built once, before the first attempt: every retry sends the very same bytes (same
     // nonce_str and sign), so WeChat sees one request repeated, never two different ones.
     const body = signedBody(params);
@@ -364,7 +370,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       const path = '/pay/downloadbill';
       const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' });
       return withRetries(async () => {
-        const res = await send(path, body, plainAgent, BILL_MAX_BYTES);
+        const res = await send(path, body, plainAgent(), BILL_MAX_BYTES);
         // Success is the CSV itself (unsigned); a failure is an XML document with
         // return_code FAIL, e.g. return_msg "No Bill Exist".
         if (!/^\s*<xml>/.test(res.body.subarray(0, 64).toString('utf8'))) {
