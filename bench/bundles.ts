@@ -121,6 +121,11 @@ export interface ColdResult {
   samples: number[];
   /** Peak resident set size of the process, median over the runs (KB). */
   maxRssKb: number;
+  /**
+   * CPU time (user + system) of the whole process, median over the runs: unlike the wall
+   * clock, it does not grow while the process waits for a core on a busy machine.
+   */
+  cpuMedianMs: number;
 }
 
 const MARK = '\u0000cold:';
@@ -136,6 +141,7 @@ export function coldStarts(
 ): ColdResult[] {
   const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const rss = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const childEnv = { PATH: process.env['PATH'] ?? '', ...env };
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < variants.length; k++) {
@@ -151,8 +157,10 @@ export function coldStarts(
       const out = String(res.stdout);
       const at = out.lastIndexOf(MARK);
       if (at < 0) throw new Error(`cold start of ${v.name} did not report its memory: ${out.slice(0, 300)}`);
+      const report = JSON.parse(out.slice(at + MARK.length)) as { rssKb: number; cpuMs: number };
       samples.get(v.name)!.push(ms);
-      rss.get(v.name)!.push(Number(out.slice(at + MARK.length)));
+      rss.get(v.name)!.push(report.rssKb);
+      cpu.get(v.name)!.push(report.cpuMs);
     }
   }
   return variants.map((v) => {
@@ -163,15 +171,16 @@ export function coldStarts(
       p90Ms: round(percentile(s, 90)),
       samples: s.map((x) => round(x)),
       maxRssKb: Math.round(median(rss.get(v.name)!)),
+      cpuMedianMs: round(median(cpu.get(v.name)!)),
     };
   });
 }
 
-// The peak RSS is read as the process ends, after the module load being measured, and
-// written after a marker so that nothing a function logs at load can be mistaken for it.
-// Linux's VmHWM belongs to the new process image; getrusage's maxRSS would start from the
-// parent's (this bench's) size, which fork hands down.
-const REPORT = `process.stdout.write(${JSON.stringify(MARK)} + (() => { try { return /VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]; } catch { return process.resourceUsage().maxRSS; } })())`;
+// Peak RSS and CPU time are read as the process ends, after the module load being measured,
+// and written after a marker so that nothing a function logs at load can be mistaken for
+// them. Linux's VmHWM belongs to the new process image; getrusage's maxRSS would start from
+// the parent's (this bench's) size, which fork hands down. CPU time starts at the fork.
+const REPORT = `{ const u = process.cpuUsage(); let rssKb = process.resourceUsage().maxRSS; try { rssKb = Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch {} process.stdout.write(${JSON.stringify(MARK)} + JSON.stringify({ rssKb, cpuMs: (u.user + u.system) / 1000 })); }`;
 
 /** Loads `index.js` from argv[1] the way the platform does: require, then check main. */
 export const LOAD_SCRIPT = `if (typeof require(process.argv[1]).main !== 'function') process.exit(3); ${REPORT}`;
