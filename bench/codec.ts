@@ -21,7 +21,7 @@ import { replyXml } from '../cloudfunctions/shared/wxpay/reply';
 import { sign, verify, withSign } from '../cloudfunctions/shared/wxpay/sign';
 import { signPayNotifyForTest } from '../cloudfunctions/shared/wxpay/testing';
 import type { SignType } from '../cloudfunctions/shared/wxpay/types';
-import { parseXml, toXml } from '../cloudfunctions/shared/wxpay/xml';
+import { isFlatWellFormed, parseXml, toXml } from '../cloudfunctions/shared/wxpay/xml';
 import { median, msSince, round } from './stats';
 
 /** reference/wechat-pay-v2.md §2.1: the official signature example (签名算法, chapter=4_3). */
@@ -386,7 +386,29 @@ export async function notifyBreakdown(opts: CodecOptions): Promise<Record<string
   const t: SignType = 'HMAC-SHA256';
   const xml = notifyXml(t);
   const parsed = parseXml(xml);
+  // fast-xml-parser alone, set up as parseXml sets up its parser for a document without '&'.
+  const bare = new XMLParser({
+    ignoreAttributes: true,
+    parseTagValue: false,
+    trimValues: false,
+    processEntities: false,
+    htmlEntities: false,
+    ignoreDeclaration: true,
+    ignorePiTags: true,
+    maxNestedTags: 4,
+    preserveOrder: true,
+    jPath: false,
+    entityDecoder: {
+      setExternalEntities() {},
+      addInputEntities() {},
+      reset() {},
+      decode: (text: string) => text,
+      setXmlVersion() {},
+    },
+  });
   const stages: Record<string, () => string> = {
+    'fast-xml-parser alone': () => (bare.parse(xml) as unknown[]).length.toString(),
+    isFlatWellFormed: () => (isFlatWellFormed(xml) ? 'y' : 'n'),
     parseXml: () => parseXml(xml)['sign'] ?? '',
     verify: () => (verify(parsed, MERCHANT.apiKey, t) ? 'y' : 'n'),
     replyXml: () => replyXml('SUCCESS'),
