@@ -1,8 +1,9 @@
 import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 /**
  * The whole shop flow, one step at a time through the function runtime, recording what the
- * emulator counted for each step. Section 3 reads the counts; section 1 runs the same flow
- * on the bundled variant to prove every SDK feature the functions use still works there.
+ * emulator counted for each step. Section 3 reads the counts; section 1 runs the same flow on
+ * both builds (wx-server-sdk bundled and external) to prove every SDK path the functions use
+ * works in each.
  *
  * Notifies are posted by this script (the simulator's own are switched off for the steps that
  * count them), so "first" and "duplicate" are exactly that, not a race with the simulator.

@@ -118,6 +118,8 @@ export interface BuiltFunction {
   files: string[];
   config: FunctionConfig;
   dependencies: Record<string, string>;
+  /** wx-server-sdk bundled into index.js, or left for the cloud install (package.json's sdkBuild). */
+  sdkBuild: { sdk: 'bundled' | 'external'; wxServerSdk: string } | undefined;
   /** Parsed from cloudfunctions/<name>/index.ts; undefined if it could not be read. */
   needs: ConfigNeeds | undefined;
   /** sha256 of the built files (names and contents): a second deploy skips unchanged code. */
@@ -131,6 +133,8 @@ export type Step =
       dir: string;
       files: string[];
       dependencies: Record<string, string>;
+      /** The wx-server-sdk version inside index.js, when it is bundled. */
+      bundledSdk: string | undefined;
       runtime: string;
       handler: 'index.main';
       /** 云端安装依赖: only when package.json lists dependencies (an SDK bundled in needs none). */
@@ -226,6 +230,7 @@ export function loadBuiltFunctions(distDir: string, srcDir: string): BuiltFuncti
         files,
         config: existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as FunctionConfig) : {},
         dependencies: pkg.dependencies ?? {},
+        sdkBuild: pkg.sdkBuild,
         needs: existsSync(srcPath) ? parseNeeds(readFileSync(srcPath, 'utf8')) : undefined,
         codeHash: hash.digest('hex').slice(0, 16),
       };
@@ -368,8 +373,14 @@ export function planDeployment(input: {
   const cloudInstalls: string[] = [];
 
   for (const fn of functions) {
-    const sdk = fn.dependencies['wx-server-sdk'];
-    if (sdk !== undefined && sdk !== input.sdkVersion) {
+    const sdk =
+      fn.dependencies['wx-server-sdk'] ??
+      (fn.sdkBuild?.sdk === 'bundled' ? fn.sdkBuild.wxServerSdk : undefined);
+    if (sdk === undefined) {
+      problems.push(
+        `${fn.name}: package.json neither bundles nor installs wx-server-sdk (run npm run build)`,
+      );
+    } else if (sdk !== input.sdkVersion) {
       problems.push(
         `${fn.name}: package.json must pin wx-server-sdk ${input.sdkVersion}, has ${sdk} (run npm run build)`,
       );
@@ -415,6 +426,7 @@ export function planDeployment(input: {
       dir: fn.dir,
       files: fn.files,
       dependencies: fn.dependencies,
+      bundledSdk: fn.sdkBuild?.sdk === 'bundled' ? fn.sdkBuild.wxServerSdk : undefined,
       runtime: runtimeName,
       handler: 'index.main',
       installDependency,
@@ -529,7 +541,11 @@ export function describeStep(s: Step): string {
   switch (s.kind) {
     case 'function.upload': {
       const deps = Object.entries(s.dependencies).map(([k, v]) => `${k}@${v}`);
-      const install = s.installDependency ? `${deps.join(', ')} installed in the cloud` : 'no cloud install';
+      const install = s.installDependency
+        ? `${deps.join(', ')} installed in the cloud`
+        : s.bundledSdk
+          ? `wx-server-sdk ${s.bundledSdk} bundled in index.js, nothing installed`
+          : 'no cloud install';
       return `upload ${s.function} (${s.files.join(', ')}; ${install}; runtime ${s.runtime} if new, handler ${s.handler}; build ${s.codeHash}, skipped when the deployed code is the same build)`;
     }
     case 'function.config':

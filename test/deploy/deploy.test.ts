@@ -67,13 +67,14 @@ describe('the deploy plan for this repository', () => {
     expect(stepsOf(on22, 'function.upload').every((s) => s.runtime === 'Nodejs22.21')).toBe(true);
   });
 
-  it('uploads every built function with wx-server-sdk pinned and installed in the cloud', () => {
+  it('uploads every built function with wx-server-sdk bundled in, so nothing is installed in the cloud', () => {
     const uploads = stepsOf(plan, 'function.upload');
     expect(uploads.map((s) => s.function)).toEqual(listFunctions());
     for (const s of uploads) {
       expect(s.files).toEqual(['config.json', 'index.js', 'package.json']);
-      expect(s.dependencies).toEqual({ 'wx-server-sdk': sdkVersion() });
-      expect(s.installDependency).toBe(true);
+      expect(s.dependencies).toEqual({});
+      expect(s.bundledSdk).toBe(sdkVersion());
+      expect(s.installDependency).toBe(false);
       expect(s.handler).toBe('index.main');
       expect(s.dir).toBe(join(out, s.function));
     }
@@ -400,7 +401,7 @@ describe('npm run deploy -- --dry-run', () => {
     expect(r.stdout).toContain('Deploy plan for environment shop-1a2b3c');
     for (const fn of listFunctions())
       expect(r.stdout).toContain(
-        `upload ${fn} (config.json, index.js, package.json; wx-server-sdk@${sdkVersion()}`,
+        `upload ${fn} (config.json, index.js, package.json; wx-server-sdk ${sdkVersion()} bundled in index.js, nothing installed`,
       );
     expect(r.stdout).toContain('timer trigger reconcileEvery5Min on reconcile: "0 */5 * * * * *"');
     expect(r.stdout).toContain(

@@ -28,7 +28,9 @@ let uninstall: (() => void) | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tcloud-'));
-  await buildFunctions({ out: join(dir, 'dist') });
+  // The external build: these tests exercise CloudBase's dependency install (云端安装依赖) and
+  // its failures; the default bundled build installs nothing (test/deploy/deploy.test.ts).
+  await buildFunctions({ out: join(dir, 'dist'), sdk: 'external' });
   built = loadBuiltFunctions(join(dir, 'dist'), join(root, 'cloudfunctions'));
   // The production shape with the notify URLs and domain left to deploy.
   const {

@@ -110,7 +110,12 @@ describe('the Node binary functions run on', () => {
     expect(() =>
       resolveFunctionNode(NODE24, { env: { [NODE_OVERRIDE_VARIABLE]: join(empty, 'node') } }),
     ).toThrow('is not a node binary that runs');
-    const right = { name: `Nodejs${hostMajor}`, major: hostMajor, endOfLife: '2100-01-01' };
+    const right = {
+      name: `Nodejs${hostMajor}`,
+      major: hostMajor,
+      endOfLife: '2100-01-01',
+      onlineInstall: 'yes' as const,
+    };
     expect(resolveFunctionNode(right, { env: { [NODE_OVERRIDE_VARIABLE]: process.execPath } })).toMatchObject(
       {
         path: process.execPath,

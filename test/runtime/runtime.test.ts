@@ -88,6 +88,7 @@ describe('the configured runtime', () => {
       name: `Nodejs${hostMajor}`,
       major: hostMajor,
       endOfLife: '2100-01-01',
+      onlineInstall: 'yes' as const,
     };
     const dir = mkdtempSync(join(tmpdir(), 'fns-host-'));
     try {

@@ -16,23 +16,33 @@ import { XML_MAX_BYTES } from '../wxpay/xml';
 import { type Caller, callable } from './callable';
 import { getWxContext, rawDatabase } from './cloud';
 
-// Set by scripts/build.ts from the function's config.json; absent when the source runs unbundled.
-declare const __FUNCTION_TIMEOUT_MS__: number | undefined;
 /** CloudBase's default when config.json names none. */
 const DEFAULT_TIMEOUT_MS = 3000;
-const FUNCTION_TIMEOUT_MS: number | undefined =
-  typeof __FUNCTION_TIMEOUT_MS__ === 'number' ? __FUNCTION_TIMEOUT_MS__ : undefined;
+
+/**
+ * The function's own timeout: scripts/build.ts sets it from config.json before the entry
+ * runs; absent when the source runs unbundled (unit tests).
+ */
+function builtTimeoutMs(): number | undefined {
+  const v = (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+}
 
 /**
  * The invocation's time budget. The platform kills a function at its timeout, whatever it is
  * doing; every WeChat call must end before then with time left to store its answer. A
  * platform context that knows the remaining time (SCF's getRemainingTimeInMillis) wins.
  */
-export function budgetFor(startedAtMs: number, context?: unknown, timeoutMs = FUNCTION_TIMEOUT_MS): Budget {
-  const limit = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+export function budgetFor(startedAtMs: number, context?: unknown, timeoutMs = builtTimeoutMs()): Budget {
+  const ctx = context as
+    | { getRemainingTimeInMillis?: unknown; time_limit_in_ms?: unknown }
+    | null
+    | undefined;
+  const platformLimit = Number(ctx?.time_limit_in_ms);
+  const limit =
+    Number.isFinite(platformLimit) && platformLimit > 0 ? platformLimit : (timeoutMs ?? DEFAULT_TIMEOUT_MS);
   let endsAtMs = startedAtMs + limit;
-  const remaining = (context as { getRemainingTimeInMillis?: unknown } | null | undefined)
-    ?.getRemainingTimeInMillis;
+  const remaining = ctx?.getRemainingTimeInMillis;
   if (typeof remaining === 'function') {
     const left = Number(remaining.call(context));
     if (Number.isFinite(left) && left > 0) endsAtMs = Math.min(endsAtMs, Date.now() + left);
@@ -45,9 +55,10 @@ export function wiring(fn: string, needs: ConfigNeeds): (budget: Budget) => Deps
   let config: ShopConfig | undefined;
   let configError: ConfigError | undefined;
   try {
+    const functionTimeoutMs = builtTimeoutMs();
     config = loadConfig(process.env, {
       ...needs,
-      ...(FUNCTION_TIMEOUT_MS !== undefined ? { functionTimeoutMs: FUNCTION_TIMEOUT_MS } : {}),
+      ...(functionTimeoutMs !== undefined ? { functionTimeoutMs } : {}),
     });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

@@ -190,14 +190,20 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   const nonce = config.nonce ?? (() => nonceStr());
   const now = config.now ?? Date.now;
   const transport = config.transport ?? post;
-  const ca = config.caPem ? [...rootCertificates, config.caPem] : undefined;
+  const ca = () => (config.caPem ? [...rootCertificates, config.caPem] : undefined);
   // Keep-alive saves a TLS handshake per call in a warm instance. A pooled socket that the
   // far end closed while the instance was frozen fails with a network error, which is
   // retried with the same body, so it costs a retry and nothing else.
   const agentOptions = { keepAlive: true, maxFreeSockets: 4 };
-  const plainAgent = base.startsWith('https:')
-    ? new https.Agent({ ...agentOptions, ca })
-    : new http.Agent(agentOptions);
+  // Built on the first call, not at cold start: a function that answers from the database
+  // alone never needs one, and the extra CA list is only copied when it is.
+  let plain: http.Agent | undefined;
+  function plainAgent(): http.Agent {
+    plain ??= base.startsWith('https:')
+      ? new https.Agent({ ...agentOptions, ca: ca() })
+      : new http.Agent(agentOptions);
+    return plain;
+  }
   let secureAgent: http.Agent | undefined;
 
   function certAgent(path: string): http.Agent {
@@ -209,7 +215,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           '{ certPem, keyPem } or { pfx, passphrase } (the passphrase is the mch_id)',
       );
     }
-    if (!base.startsWith('https:')) return plainAgent;
+    if (!base.startsWith('https:')) return plainAgent();
     const material =
       'pfx' in cert
         ? { pfx: cert.pfx, passphrase: cert.passphrase }
@@ -225,7 +231,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
         `the merchant API client certificate could not be loaded (${'pfx' in cert ? 'PKCS#12 with the configured passphrase' : 'PEM certificate and key'}): ${reason}`,
       );
     }
-    secureAgent = new https.Agent({ ...agentOptions, ca, ...material });
+    secureAgent = new https.Agent({ ...agentOptions, ca: ca(), ...material });
     return secureAgent;
   }
 
@@ -348,7 +354,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     o: CallOptions | undefined,
     opts: { cert?: boolean } = {},
   ): Promise<WxParams> {
-    const agent = opts.cert ? certAgent(path) : plainAgent;
+    const agent = opts.cert ? certAgent(path) : plainAgent();
     const type = o?.signType ?? signType;
     if (!isSignType(type))
       throw configError(`WeChat Pay signType must be MD5 or HMAC-SHA256, got ${String(type)}`);
@@ -421,7 +427,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       const type = o?.signType ?? signType;
       const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' }, type);
       return withRetries(async () => {
-        const res = await send(path, body, plainAgent, BILL_MAX_BYTES, o?.deadlineMs);
+        const res = await send(path, body, plainAgent(), BILL_MAX_BYTES, o?.deadlineMs);
         // Success is the CSV itself (unsigned); a failure is an XML document with
         // return_code FAIL, e.g. return_msg "No Bill Exist".
         if (!/^\s*<xml>/.test(res.body.subarray(0, 64).toString('utf8'))) {

@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { CryptoError } from '../errors';
 import { canonicalString } from './canonical';
@@ -9,18 +10,29 @@ function assertKey(key: string): void {
   }
 }
 
-/** Upper-case hex signature of `params` (MD5, or HMAC-SHA256 keyed with the API key). */
-export function sign(params: WxParamsIn, key: string, signType: SignType): string {
+function digest(params: WxParamsIn, key: string, signType: SignType): Buffer {
   assertKey(key);
   if (!isSignType(signType))
     throw new CryptoError('WXPAY_SIGN_TYPE', `unsupported sign type: ${String(signType)}`);
   const stringSignTemp = `${canonicalString(params)}&key=${key}`;
-  const digest =
-    signType === 'MD5'
-      ? createHash('md5').update(stringSignTemp, 'utf8').digest('hex')
-      : createHmac('sha256', key).update(stringSignTemp, 'utf8').digest('hex');
-  return digest.toUpperCase();
+  if (signType === 'MD5') {
+    return md5OneShot
+      ? md5OneShot('md5', stringSignTemp, 'buffer')
+      : createHash('md5').update(stringSignTemp, 'utf8').digest();
+  }
+  return createHmac('sha256', key).update(stringSignTemp, 'utf8').digest();
 }
+
+// crypto.hash (Node 20.12 and later) digests in one call, without a Hash object per notify;
+// older runtimes take the createHash path, with the same result.
+const md5OneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
+
+/** Upper-case hex signature of `params` (MD5, or HMAC-SHA256 keyed with the API key). */
+export function sign(params: WxParamsIn, key: string, signType: SignType): string {
+  return digest(params, key, signType).toString('hex').toUpperCase();
+}
+
+const HEX = /^[0-9A-Fa-f]+$/;
 
 /**
  * Constant-time check of `params.sign`. The sign type is the configured one, never guessed
@@ -29,9 +41,10 @@ export function sign(params: WxParamsIn, key: string, signType: SignType): strin
 export function verify(params: WxParamsIn, key: string, signType: SignType): boolean {
   const given = params['sign'];
   if (typeof given !== 'string' || given.length === 0) return false;
-  const expected = Buffer.from(sign(params, key, signType), 'utf8');
-  const actual = Buffer.from(given.toUpperCase(), 'utf8');
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  const expected = digest(params, key, signType);
+  // Hex in either letter case, compared as the bytes it stands for.
+  if (given.length !== expected.length * 2 || !HEX.test(given)) return false;
+  return timingSafeEqual(expected, Buffer.from(given, 'hex'));
 }
 
 /** Returns `params` with `sign` (and `sign_type` unless MD5, which is the default) added. */
