@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { openapiPermissionProblems } from './openapi-permissions';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(root, 'cloudfunctions');
@@ -93,6 +94,8 @@ export async function buildFunctions(options: { minify?: boolean; out?: string }
         legalComments: 'none',
         logLevel: 'warning',
       });
+      const openapi = openapiPermissionProblems(fn, readFileSync(join(dest, 'index.js'), 'utf8'), config);
+      if (openapi.length > 0) fail(openapi.join('; '));
       const pkg = {
         name: fn,
         version: '1.0.0',
