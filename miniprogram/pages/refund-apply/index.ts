@@ -1,7 +1,9 @@
+import type { NoticeTemplateOffer } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { CallError, userMessageOf } from '../../utils/errors';
 import { fenToYuan } from '../../utils/money';
 import { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../utils/refund-form';
+import { askSubscribe, choiceNote, loadNoticeTemplates } from '../../utils/subscribe';
 
 Component({
   data: {
@@ -19,11 +21,15 @@ Component({
     errorField: '',
     errorText: '',
     submitting: false,
+    /** The shopper's refund notices, asked for on the submit tap. */
+    noticeOffers: [] as NoticeTemplateOffer[],
+    subscribeNote: '',
   },
   methods: {
     onLoad(query: Record<string, string | undefined>) {
       this.setData({ orderId: query['orderId'] ?? '' });
       void this.loadOrder();
+      void loadNoticeTemplates().then((t) => this.setData({ noticeOffers: t.shopper }));
     },
 
     async loadOrder() {
@@ -61,10 +67,15 @@ Component({
         this.setData({ errorField: check.field, errorText: check.message });
         return;
       }
+      // The prompt only opens before the tap's first await; the application goes on whatever the answer.
+      const subscribing = askSubscribe(this.data.noticeOffers);
       this.setData({ submitting: true, errorField: '', errorText: '' });
+      const choice = await subscribing;
+      this.setData({ subscribeNote: choiceNote(choice) });
       try {
         await api.applyRefund(check.event);
-        wx.showToast({ title: '已提交，等待商家审核', icon: 'none' });
+        const told = choice.accepted.length > 0 ? '，结果将以服务通知告知' : '';
+        wx.showToast({ title: `已提交，等待商家审核${told}`, icon: 'none' });
         wx.navigateBack();
       } catch (err) {
         const message = userMessageOf(err);
