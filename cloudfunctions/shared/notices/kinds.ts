@@ -114,13 +114,14 @@ export const KIND_TITLE: Record<NoticeKind, string> = {
   refund_closed: '退款关闭',
 };
 
-/** The page a tap on the notice opens (in app.json; WeChat answers 41030 for any other). */
+/**
+ * The page a tap on the notice opens (it must be in app.json, or WeChat answers 41030). The
+ * merchant's land on the refund review list: admin-refund shows one refund only when the list
+ * hands it over, so it cannot be opened from a link yet.
+ */
 export function noticePage<K extends NoticeKind>(kind: K, facts: FactsByKind[K]): string {
-  if (kind === 'bill_mismatch') return 'pages/admin-refunds/index';
-  if (kind === 'order_paid') return 'pages/admin-refunds/index';
-  const f = facts as RefundFacts;
-  if (isAdminKind(kind)) return `pages/admin-refund/index?refundId=${encodeURIComponent(f.refundId)}`;
-  return `pages/order-detail/index?orderId=${encodeURIComponent(f.orderId)}`;
+  if (isAdminKind(kind)) return 'pages/admin-refunds/index';
+  return `pages/order-detail/index?orderId=${encodeURIComponent((facts as RefundFacts).orderId)}`;
 }
 
 const STATUS_WORD: Partial<Record<RefundStatus, string>> = {
