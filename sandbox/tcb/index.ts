@@ -148,7 +148,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       perScope.delete(scope);
       return send(res, 200, { scope, count });
     }
-    if (await subscribe.handleControl(req, res, path, new URL(req.url ?? '/', 'http://x'))) return;
+    if (await subscribe.handleControl(req, res)) return;
     const m = ADMIN_PATH.exec(path);
     if (!m || req.method !== 'POST')
       return send(res, 404, { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });

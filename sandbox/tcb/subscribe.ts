@@ -270,15 +270,18 @@ export class SubscribeService {
   }
 
   /** The control routes; resolves true when it answered the request. */
-  async handleControl(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<boolean> {
-    const m = /^\/_emulator\/subscribe\/([a-z]+)$/.exec(path);
-    if (!m) return false;
+  async handleControl(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (!req.url?.startsWith('/_emulator/subscribe/')) return false;
+    const url = new URL(req.url, 'http://emulator');
+    const path = url.pathname;
     const reply = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       res.end(text);
       return true;
     };
+    const m = /^\/_emulator\/subscribe\/([a-z]+)$/.exec(path);
+    if (!m) return reply(404, { error: `no route ${req.method} ${path}` });
     const route = `${req.method} ${m[1]}`;
     const openid = url.searchParams.get('openid') ?? undefined;
     try {

@@ -188,6 +188,16 @@ describe('the subscribe prompt (wx.requestSubscribeMessage) on the sandbox’s m
   });
 });
 
+describe('control routes', () => {
+  it('answer an unknown route with 404 rather than leaving it open', async () => {
+    for (const path of ['/_emulator/subscribe/nope', '/_emulator/subscribe/inbox/extra']) {
+      const res = await fetch(`${emu.url}${path}`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: `no route GET ${path}` });
+    }
+  });
+});
+
 describe('persistence', () => {
   it('keeps acceptances and inboxes across a restart with a data folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcb-subscribe-'));
