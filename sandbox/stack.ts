@@ -15,6 +15,7 @@ import type { SignType } from '../cloudfunctions/shared/wxpay/types';
 import { ensureCerts } from './certs';
 import { type AdminDb, adminDatabase } from './db';
 import { startGateway } from './gateway';
+import { DEMO_SUBSCRIBE_TEMPLATES, demoNoticeEnv } from './notice-templates';
 import { createFunctionRuntime } from './runtime';
 import { COLLECTION_NAMES, DEMO_PRODUCTS } from './seed';
 import { startTcbEmulator } from './tcb';
@@ -168,6 +169,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       port: await checkPort(host, options.ports?.tcb ?? 0, 'CloudBase emulator'),
       ...(persistent ? { dataDir: join(dataDir, 'tcb') } : {}),
       collections: [...COLLECTION_NAMES],
+      subscribe: {
+        templates: DEMO_SUBSCRIBE_TEMPLATES,
+        pages: JSON.parse(readFileSync(join(ROOT, 'miniprogram', 'app.json'), 'utf8')).pages,
+      },
     });
     cleanup.push(() => emulator.close());
 
@@ -210,6 +215,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ADMIN_OPENIDS: adminOpenid,
       ORDER_EXPIRE_MINUTES: '30',
       SHOP_NAME: '小店',
+      ...demoNoticeEnv(),
       ...options.env,
     };
 

@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
+import { openapiPermissionProblems } from './openapi-permissions';
 import type { NodeRuntime } from './runtimes';
 import { SDK_TRIMS, type SdkTrim, sdkTrimPlugin } from './sdk-trim';
 import { configuredRuntime, enginesRange, esbuildTarget } from './target';
@@ -205,6 +206,13 @@ export async function buildFunctions(options: BuildOptionsIn = {}): Promise<stri
   );
   for (const fn of fns) {
     const dest = join(out, fn);
+    // A function that calls cloud.openapi.* must declare it, or CloudBase refuses the call.
+    const openapi = openapiPermissionProblems(
+      fn,
+      readFileSync(join(dest, 'index.js'), 'utf8'),
+      configs.get(fn) ?? {},
+    );
+    if (openapi.length > 0) fail(openapi.join('; '));
     const sdkBuild: BuildInfo = { sdk, wxServerSdk: version };
     const pkg = {
       name: fn,

@@ -234,6 +234,20 @@ export interface ListRefundsEvent {
 }
 export type ListRefundsResult = Page<RefundView & { order?: OrderView }>;
 
+export type NoticeTemplatesEvent = Record<string, never>;
+/** A subscribe message template the user can accept (wx.requestSubscribeMessage's tmplIds). */
+export interface NoticeTemplateOffer {
+  templateId: string;
+  /** What it notifies of, e.g. 退款完成、退款关闭 (several notices may share one template). */
+  title: string;
+}
+export interface NoticeTemplatesResult {
+  /** The shopper's refund notices. */
+  shopper: NoticeTemplateOffer[];
+  /** The merchant's notices; empty unless the caller is an admin. */
+  admin: NoticeTemplateOffer[];
+}
+
 /** Name → [event, result], for typed wrappers of wx.cloud.callFunction. */
 export interface FunctionMap {
   listProducts: [ListProductsEvent, ListProductsResult];
@@ -244,5 +258,6 @@ export interface FunctionMap {
   applyRefund: [ApplyRefundEvent, ApplyRefundResult];
   approveRefund: [ApproveRefundEvent, ApproveRefundResult];
   listRefunds: [ListRefundsEvent, ListRefundsResult];
+  noticeTemplates: [NoticeTemplatesEvent, NoticeTemplatesResult];
 }
 export type FunctionName = keyof FunctionMap;

@@ -36,6 +36,7 @@ export const api = {
   applyRefund: (e: FunctionMap['applyRefund'][0]) => call('applyRefund', e),
   approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
   listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
+  noticeTemplates: () => call('noticeTemplates', {}),
 };
 
 /** Opens the cashier with exactly the server's parameters; never rejects. */

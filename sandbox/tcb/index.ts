@@ -14,7 +14,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ActionRequest, handleAction } from './actions';
 import { Journal, recover } from './journal';
+import { openApiAction } from './openapi';
 import { type IndexSpec, Store } from './store';
+import { type SubscribeOptions, SubscribeService } from './subscribe';
+import { handleWxApi, isMultipart } from './wxapi';
 
 export type { IndexSpec } from './store';
 
@@ -31,6 +34,8 @@ export interface TcbEmulatorOptions {
   compactBytes?: number;
   transactionLifetimeMs?: number;
   now?: () => number;
+  /** Subscribe message templates and pages (cloud.openapi.subscribeMessage.send). */
+  subscribe?: Omit<SubscribeOptions, 'dataDir' | 'now'>;
 }
 
 export interface TcbEmulator {
@@ -45,6 +50,8 @@ export interface TcbEmulator {
   /** Reads and forgets one scope's count (so per-invocation scopes do not pile up). */
   takeRequestCount(scope: string): number;
   collections(): string[];
+  /** Subscribe messages: acceptances, inboxes, faults (also at /_emulator/subscribe/*). */
+  subscribe: SubscribeService;
   close(): Promise<void>;
   /** Tests only: stop like a killed process, without the final compaction. */
   crash(): Promise<void>;
@@ -120,6 +127,13 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     if (!store.collectionNames().includes(name)) await store.createCollection(name);
   }
 
+  const subscribe = new SubscribeService({
+    ...options.subscribe,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    now,
+  });
+  const wxApis = { 'wx.openApi': openApiAction({ 'subscribeMessage.send': (p) => subscribe.send(p) }) };
+
   let total = 0;
   const perScope = new Map<string, number>();
 
@@ -134,9 +148,12 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       perScope.delete(scope);
       return send(res, 200, { scope, count });
     }
+    if (await subscribe.handleControl(req, res)) return;
     const m = ADMIN_PATH.exec(path);
     if (!m || req.method !== 'POST')
       return send(res, 404, { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });
+    // Cloud calls (wx.*) come as multipart forms; the database's actions as JSON.
+    if (isMultipart(req)) return handleWxApi(req, res, wxApis);
     let body: ActionRequest;
     try {
       body = JSON.parse((await readBody(req)).toString('utf8')) as ActionRequest;
@@ -181,6 +198,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       return n;
     },
     collections: () => store.collectionNames(),
+    subscribe,
     close: async () => {
       await stopServer();
       store.close();

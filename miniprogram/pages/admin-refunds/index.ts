@@ -1,6 +1,7 @@
 import type { ListRefundsResult, RefundStatus, RefundView } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { userMessageOf } from '../../utils/errors';
+import { loadNoticeTemplates, noticeSwitch, tapNoticeSwitch } from '../../utils/subscribe';
 import { type AdminRefundRow, adminRefundRow, type OrderRow, orderRow } from '../../utils/view';
 
 type Filter = RefundStatus | '';
@@ -41,6 +42,8 @@ Component({
     errorText: '',
     /** null until whoami answers; the server refuses non-admins anyway (FORBIDDEN). */
     isAdmin: null as boolean | null,
+    /** 接收通知: the merchant's notices, asked for again on each tap. */
+    notice: noticeSwitch([]),
   },
   methods: {
     async onLoad() {
@@ -51,7 +54,12 @@ Component({
         this.setData({ errorText: userMessageOf(err) });
         return;
       }
-      if (this.data.isAdmin) await this.load(null);
+      if (!this.data.isAdmin) return;
+      void loadNoticeTemplates().then((t) => this.setData({ notice: noticeSwitch(t.admin) }));
+      await this.load(null);
+    },
+    async onNoticeSwitch() {
+      this.setData({ notice: await tapNoticeSwitch(this.data.notice) });
     },
     onShow() {
       if (this.data.loaded) void this.load(null);
