@@ -11,6 +11,13 @@ import type { TLSSocket } from 'node:tls';
 import { type SignType, sign, toXml, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { CertPaths } from '../certs';
 import {
+  type CloudPayAnswer,
+  type CloudPayCall,
+  createCloudPaySide,
+  type FunctionInvoker,
+  type SimCloudPayOptions,
+} from './cloudpay';
+import {
   API_PATHS,
   type ApiPath,
   DEFAULT_FAULTS,
@@ -23,6 +30,16 @@ import {
 } from './engine';
 import { Ledger, type LedgerData } from './ledger';
 import { Notifier, type NotifyRecord } from './notifier';
+import {
+  findView,
+  type MerchantView,
+  partnerHead,
+  partnerPayer,
+  partnerPayNotify,
+  partnerRefundNotify,
+  partnerViews,
+} from './partner';
+import { createV3Side, type SimV3Options } from './v3';
 import { RETURN_MSG, type SimMerchant, verifyRequest } from './verify';
 
 export interface WxPaySimulatorOptions {
@@ -40,6 +57,10 @@ export interface WxPaySimulatorOptions {
   /** Randomness for the fault rates. */
   random?: () => number;
   faults?: Partial<Faults>;
+  /** Speak APIv3 too (paths under /v3/), with these WeChat Pay keys; merchants need `v3`. */
+  v3?: SimV3Options;
+  /** Answer cloudPay calls (through the CloudBase emulator) for these bound merchants. */
+  cloudPay?: SimCloudPayOptions;
 }
 
 export interface PayRequest {
@@ -65,6 +86,12 @@ export interface WxPaySimulator {
   /** Forgets orders, refunds, notifies and faults. */
   reset(): void;
   close(): Promise<void>;
+  /** With `v3`: the ids of the keys that sign answers and notifies. */
+  v3: { publicKeyId: string | undefined; platformSerial: string | undefined } | undefined;
+  /** With `cloudPay`: one call as the CloudBase emulator passes it on (wire format in sandbox/tcb/wxpayapi.ts). */
+  cloudPay(call: CloudPayCall): CloudPayAnswer;
+  /** Where cloudPay callbacks go: invokes a cloud function by name (the function runtime). */
+  setFunctionInvoker(invoke: FunctionInvoker | undefined): void;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -77,9 +104,79 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
   const caPem = readFileSync(opts.certs.caCertPath, 'utf8');
   let faults: Faults = { ...DEFAULT_FAULTS, ...opts.faults };
   const ledger = new Ledger(opts.stateFile);
-  const notifier = new Notifier(ledger, { timeScale, now, caPem, faults: () => faults });
-  const engine = new Engine({ merchants, ledger, notifier, now, timeScale, faults: () => faults });
   const hung = new Set<ServerResponse>();
+  const hang = (res: ServerResponse) => {
+    // Never answer; the client's own timeout decides. Closed with the server.
+    hung.add(res);
+    res.on('close', () => hung.delete(res));
+  };
+  const rate = (r: Rate, path: ApiPath) => (typeof r === 'number' ? r : (r[path] ?? 0));
+  const faultDecisions = {
+    timeout: (path: ApiPath) => random() < rate(faults.timeoutRate, path),
+    systemError(path: ApiPath): boolean {
+      if (faults.systemErrorNext > 0) {
+        faults = { ...faults, systemErrorNext: faults.systemErrorNext - 1 };
+        return true;
+      }
+      return random() < rate(faults.systemErrorRate, path);
+    },
+    hangAfterEffect: (path: ApiPath) => random() < rate(faults.hangAfterEffectRate, path),
+  };
+  let engineRef: Engine | undefined;
+  const engineOf = () => engineRef!;
+  let notifierRef: Notifier | undefined;
+  const v3 = opts.v3
+    ? createV3Side({
+        engine: engineOf,
+        ledger,
+        merchants,
+        options: opts.v3,
+        now,
+        random,
+        faults: faultDecisions,
+        hang,
+        post: (url, body, headers) => notifierRef!.post(url, body, headers),
+      })
+    : undefined;
+  const cloudPay = opts.cloudPay
+    ? createCloudPaySide({ engine: engineOf, ledger, options: opts.cloudPay, now })
+    : undefined;
+  const notifier = new Notifier(ledger, {
+    timeScale,
+    now,
+    caPem,
+    faults: () => faults,
+    transports: {
+      ...(v3 ? { v3: v3.deliver } : {}),
+      ...(cloudPay ? { function: cloudPay.deliver } : {}),
+    },
+  });
+  notifierRef = notifier;
+  const engine = new Engine({
+    // Service-provider views (and cloudPay's) are merchants to the engine; see partner.ts.
+    merchants: [...merchants, ...partnerViews(merchants), ...(cloudPay?.views ?? [])],
+    ledger,
+    notifier,
+    now,
+    timeScale,
+    faults: () => faults,
+    hooks: {
+      ...(v3 ? { checkPaySign: v3.hooks.checkPaySign } : {}),
+      payNotify: (order, m) =>
+        order.api === 'v3'
+          ? v3?.hooks.payNotify(order, m)
+          : order.api === 'cloudpay'
+            ? cloudPay?.payNotify(order, m)
+            : partnerPayNotify(order, m as MerchantView),
+      refundNotify: (r, m) =>
+        r.api === 'v3'
+          ? v3?.hooks.refundNotify(r, m)
+          : r.api === 'cloudpay'
+            ? cloudPay?.refundNotify(r, m)
+            : partnerRefundNotify(r, m as MerchantView),
+    },
+  });
+  engineRef = engine;
 
   function setFaults(patch: Partial<Faults>): Faults {
     const wasReordering = faults.reorderNotifies;
@@ -95,8 +192,6 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     ledger.clear();
   }
 
-  const rate = (r: Rate, path: ApiPath) => (typeof r === 'number' ? r : (r[path] ?? 0));
-
   function xml(res: ServerResponse, body: string, status = 200): void {
     res.writeHead(status, { 'content-type': 'text/xml; charset=utf-8' });
     res.end(body);
@@ -107,12 +202,11 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     res.end(JSON.stringify(body));
   }
 
-  function signedAnswer(m: SimMerchant, signType: SignType, fields: WxParamsIn): string {
+  function signedAnswer(m: MerchantView, signType: SignType, fields: WxParamsIn): string {
     const p: WxParamsIn = {
       return_code: 'SUCCESS',
       return_msg: 'OK',
-      appid: m.appid,
-      mch_id: m.mchId,
+      ...(m.partner ? partnerHead(m.partner) : { appid: m.appid, mch_id: m.mchId }),
       nonce_str: randomBytes(16).toString('hex'),
       ...fields,
     };
@@ -126,27 +220,35 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     res: ServerResponse,
     body: Buffer,
   ): Promise<void> {
-    if (random() < rate(faults.timeoutRate, path)) {
-      // Never answer; the client's own timeout decides. Closed with the server.
-      hung.add(res);
-      res.on('close', () => hung.delete(res));
-      return;
-    }
+    if (faultDecisions.timeout(path)) return hang(res);
     if (req.method !== 'POST')
       return xml(res, toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.REQUIRE_POST_METHOD }));
     const v = verifyRequest(body, merchants);
     if (!v.ok) return xml(res, toXml({ return_code: 'FAIL', return_msg: v.returnMsg }));
+    // Service-provider mode: the provider's key signed it; the sub-merchant's view is what the
+    // engine works on, and the payer may be named under the sub-merchant's appid.
+    let view: MerchantView = v.merchant;
+    let params = v.params;
+    if (params['sub_mch_id']) {
+      const found = findView(v.merchant, params['sub_mch_id'], params['sub_appid']);
+      if (!found) return xml(res, toXml({ return_code: 'FAIL', return_msg: '受理关系不存在' }));
+      view = found;
+      if (params['sub_openid']) {
+        if (!params['sub_appid'])
+          return xml(res, toXml({ return_code: 'FAIL', return_msg: 'sub_openid需与sub_appid一起传' }));
+        params = { ...params, openid: params['sub_openid'] };
+      }
+    }
     if (path.startsWith('/secapi/')) {
       // The certificate must also be this merchant's ("certificate not match", supersheep/wechat-pay#43).
       const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
       if (cn !== v.merchant.mchId)
         return xml(res, toXml({ return_code: 'FAIL', return_msg: '证书和商户号不匹配' }));
     }
-    if (faults.systemErrorNext > 0 || random() < rate(faults.systemErrorRate, path)) {
-      if (faults.systemErrorNext > 0) faults = { ...faults, systemErrorNext: faults.systemErrorNext - 1 };
+    if (faultDecisions.systemError(path)) {
       return xml(
         res,
-        signedAnswer(v.merchant, v.signType, {
+        signedAnswer(view, v.signType, {
           result_code: 'FAIL',
           err_code: 'SYSTEMERROR',
           err_code_des: '系统超时',
@@ -154,7 +256,7 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       );
     }
     if (path === '/pay/downloadbill') {
-      const bill = engine.bill(v.params, v.merchant);
+      const bill = engine.bill(params, view);
       if (bill instanceof ReturnFail) {
         // "No Bill Exist" comes with error_code 20002, unsigned.
         const code = bill.returnMsg === 'No Bill Exist' ? '20002' : '20001';
@@ -164,25 +266,26 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       res.end(bill.csv);
       return;
     }
-    const out = engine.handle(path, v.params, v.merchant);
-    if (random() < rate(faults.hangAfterEffectRate, path)) {
-      // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
-      hung.add(res);
-      res.on('close', () => hung.delete(res));
-      return;
-    }
+    const out = engine.handle(path, params, view);
+    // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
+    if (faultDecisions.hangAfterEffect(path)) return hang(res);
     if (out instanceof ReturnFail) return xml(res, toXml({ return_code: 'FAIL', return_msg: out.returnMsg }));
     if (out instanceof ResultFail) {
       return xml(
         res,
-        signedAnswer(v.merchant, v.signType, {
+        signedAnswer(view, v.signType, {
           result_code: 'FAIL',
           err_code: out.errCode,
           err_code_des: out.errCodeDes,
         }),
       );
     }
-    return xml(res, signedAnswer(v.merchant, v.signType, { result_code: 'SUCCESS', ...out }));
+    let fields: WxParamsIn = out;
+    if (view.partner && path === '/pay/orderquery' && typeof out['out_trade_no'] === 'string') {
+      const order = ledger.order(view.mchId, out['out_trade_no']);
+      if (order) fields = { ...out, ...partnerPayer(order) };
+    }
+    return xml(res, signedAnswer(view, v.signType, { result_code: 'SUCCESS', ...fields }));
   }
 
   async function handleSandbox(
@@ -255,6 +358,11 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
           if (size > MAX_BODY_BYTES)
             return xml(res, toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.XML_FORMAT_ERROR }));
           if (route.startsWith('/sandbox/')) return handleSandbox(route, req, res, body);
+          if (route.startsWith('/v3/')) {
+            if (!v3)
+              return json(res, 404, { code: 'NOT_FOUND', message: 'APIv3 is not enabled in this simulator' });
+            return v3.handle(req, res, body);
+          }
           if (!(API_PATHS as readonly string[]).includes(route))
             return json(res, 404, { error: 'not found' });
           if (route.startsWith('/secapi/')) {
@@ -296,6 +404,15 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     settleRefunds: () => engine.settleAll(),
     flushNotifies: () => notifier.flush(),
     reset,
+    v3: v3 ? { publicKeyId: v3.publicKeyId, platformSerial: v3.platformSerial } : undefined,
+    cloudPay(call) {
+      if (!cloudPay)
+        return { json: { return_code: 'FAIL', return_msg: 'cloudPay is not enabled in this simulator' } };
+      return cloudPay.call(call);
+    },
+    setFunctionInvoker(invoke) {
+      cloudPay?.setInvoker(invoke);
+    },
     async close() {
       engine.close();
       notifier.close();
