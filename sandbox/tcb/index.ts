@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { type ActionRequest, handleAction } from './actions';
 import { Journal, recover } from './journal';
 import { type IndexSpec, Store } from './store';
+import { isMultipart, serveWxPayApi, type WxPayApiHandler } from './wxpayapi';
 
 export type { IndexSpec } from './store';
 
@@ -31,6 +32,8 @@ export interface TcbEmulatorOptions {
   compactBytes?: number;
   transactionLifetimeMs?: number;
   now?: () => number;
+  /** Answers cloudPay's `wx.wxPayApi` calls (multipart); see wxpayapi.ts. */
+  wxPayApi?: WxPayApiHandler;
 }
 
 export interface TcbEmulator {
@@ -137,6 +140,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     const m = ADMIN_PATH.exec(path);
     if (!m || req.method !== 'POST')
       return send(res, 404, { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });
+    if (options.wxPayApi && isMultipart(req)) return serveWxPayApi(req, res, options.wxPayApi);
     let body: ActionRequest;
     try {
       body = JSON.parse((await readBody(req)).toString('utf8')) as ActionRequest;

@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { sign, type WxParams, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
-import { type Engine, type ForeignNotify, ResultFail, ReturnFail } from './engine';
+import { type ApiPath, type Engine, type ForeignNotify, ResultFail, ReturnFail } from './engine';
 import type { Ledger, PendingNotify, SimOrder, SimRefund } from './ledger';
 import type { NotifyDelivery } from './notifier';
 import { findView, type MerchantView, partnerHead, partnerView } from './partner';
@@ -83,11 +83,23 @@ function providerOpenid(openid: string): string {
   return `oSP${createHash('sha256').update(openid).digest('base64url').slice(0, 25)}`;
 }
 
+/** The v2 path whose faults a cloudPay API shares. */
+const FAULT_PATHS: Readonly<Record<string, ApiPath>> = {
+  unifiedOrder: '/pay/unifiedorder',
+  queryOrder: '/pay/orderquery',
+  closeOrder: '/pay/closeorder',
+  refund: '/secapi/pay/refund',
+  queryRefund: '/pay/refundquery',
+  downloadBill: '/pay/downloadbill',
+};
+
 export function createCloudPaySide(o: {
   engine: () => Engine;
   ledger: Ledger;
   options: SimCloudPayOptions;
   now: () => number;
+  /** SYSTEMERROR without effect, as on APIv2 (consumes systemErrorNext). */
+  systemError: (path: ApiPath) => boolean;
 }): CloudPaySide {
   const provider: SimMerchant = {
     ...CLOUDPAY_PROVIDER,
@@ -136,6 +148,17 @@ export function createCloudPaySide(o: {
     // Shared environment (资源复用): the mini program's appid comes in apiOptions.
     if (c.appid && c.appid !== view.partner?.subAppid) return fail('appid与商户号的绑定关系不存在');
     if (!str(d['nonce_str'])) return fail('缺少参数nonce_str');
+    const faultPath = FAULT_PATHS[c.apiName];
+    if (faultPath && o.systemError(faultPath)) {
+      return {
+        json: {
+          ...head(view),
+          result_code: 'FAIL',
+          err_code: 'SYSTEMERROR',
+          err_code_des: '系统超时，请使用相同参数再次调用API',
+        },
+      };
+    }
     switch (c.apiName) {
       case 'unifiedOrder': {
         const env = str(d['env_id']);

@@ -139,7 +139,13 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       })
     : undefined;
   const cloudPay = opts.cloudPay
-    ? createCloudPaySide({ engine: engineOf, ledger, options: opts.cloudPay, now })
+    ? createCloudPaySide({
+        engine: engineOf,
+        ledger,
+        options: opts.cloudPay,
+        now,
+        systemError: faultDecisions.systemError,
+      })
     : undefined;
   const notifier = new Notifier(ledger, {
     timeScale,
