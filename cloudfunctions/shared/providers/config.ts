@@ -115,14 +115,17 @@ export function loadProviderConfig(env: Env, nowMs: number = Date.now()): Provid
   }
   const provider = name as ProviderName;
 
-  const appid =
-    provider === 'cloudpay' ? (get('WXPAY_APPID') ?? '') : need('WXPAY_APPID', 'mini-program appid');
+  // APIv2 checks its own WXPAY_APPID/WXPAY_MCHID (../config.ts); the others need them here.
+  const appid = provider === 'v3' ? need('WXPAY_APPID', 'mini-program appid') : (get('WXPAY_APPID') ?? '');
   if (appid && !/^wx[0-9a-zA-Z]{16}$/.test(appid))
     problems.push('WXPAY_APPID must look like wx followed by 16 characters');
-  const mchId = need(
-    'WXPAY_MCHID',
-    provider === 'cloudpay' ? 'the merchant number bound to the environment' : 'merchant id',
-  );
+  const mchId =
+    provider === 'v2'
+      ? (get('WXPAY_MCHID') ?? '')
+      : need(
+          'WXPAY_MCHID',
+          provider === 'cloudpay' ? 'the merchant number bound to the environment' : 'merchant id',
+        );
   if (mchId && !/^\d{6,12}$/.test(mchId)) problems.push('WXPAY_MCHID must be 6 to 12 digits');
 
   let partner: PartnerConfig | undefined;
