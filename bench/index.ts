@@ -24,6 +24,7 @@ import { benchCodec, checkAgreement, notifyBreakdown } from './codec';
 import { type FlowStep, runFlow } from './flow';
 import { notifyBurstPhase, shoppersPhase } from './load';
 import { kb, median, round, table } from './stats';
+import { runV3Bench } from './v3';
 
 const ROOT = join(__dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,
     );
+    await runV3Bench(CODEC);
 
     // 1a. Sizes.
     section('1. Bundles: size and cold start');
