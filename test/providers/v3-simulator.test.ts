@@ -474,3 +474,33 @@ describe('APIv3 notifies from the simulator', () => {
     }
   });
 });
+
+describe("APIv2's faults on the APIv3 side", () => {
+  it('drops, duplicates and times out as configured', async () => {
+    const receiver = await startEndpoint();
+    try {
+      env.sim.setFaults({ dropPayNotifies: true });
+      const dropped = order({ notifyUrl: receiver.url });
+      env.sim.pay((await provider.createPayment(dropped)).payment as never);
+      expect(env.sim.notifies().filter((n) => n.url === receiver.url)).toMatchObject([
+        { transport: 'v3', dropped: true },
+      ]);
+      env.sim.setFaults({ dropPayNotifies: false, duplicateNotifies: 1 });
+      env.sim.pay((await provider.createPayment(order({ notifyUrl: receiver.url }))).payment as never);
+      await until(() => receiver.received.length === 2, 'the notify and its duplicate');
+      expect(receiver.received[0]!.headers['wechatpay-nonce']).not.toBe(
+        receiver.received[1]!.headers['wechatpay-nonce'],
+      );
+      expect(receiver.received[0]!.body.equals(receiver.received[1]!.body)).toBe(true);
+      env.sim.setFaults({ duplicateNotifies: 0, timeoutRate: { '/pay/orderquery': 1 } });
+      const quick = env.v3({ client: { totalTimeoutMs: 300, maxAttempts: 1 } });
+      expect(await failure(quick.queryPayment(dropped.outTradeNo))).toMatchObject({
+        failure: 'transient',
+        reason: 'NETWORK',
+      });
+    } finally {
+      env.sim.setFaults({ dropPayNotifies: false, duplicateNotifies: 0, timeoutRate: 0 });
+      await receiver.close();
+    }
+  });
+});
