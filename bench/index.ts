@@ -29,6 +29,7 @@ import { type FlowStep, runFlow } from './flow';
 import { notifyBurstPhase, shoppersPhase } from './load';
 import { runtimeTargetColdStarts } from './runtime-target';
 import { kb, median, round, table } from './stats';
+import { runV3Bench } from './v3';
 
 const ROOT = join(__dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,
     );
+    await runV3Bench(CODEC);
 
     // 1a. Both builds and their sizes.
     section('1. Bundles: size, upload, cold start and peak memory');

@@ -17,7 +17,8 @@ import { Journal, recover } from './journal';
 import { openApiAction } from './openapi';
 import { type IndexSpec, Store } from './store';
 import { type SubscribeOptions, SubscribeService } from './subscribe';
-import { handleWxApi, isMultipart } from './wxapi';
+import { handleWxApi, isMultipart, type WxApiHandler } from './wxapi';
+import { type WxPayApiHandler, wxPayApiAction } from './wxpayapi';
 
 export type { IndexSpec } from './store';
 
@@ -36,6 +37,8 @@ export interface TcbEmulatorOptions {
   now?: () => number;
   /** Subscribe message templates and pages (cloud.openapi.subscribeMessage.send). */
   subscribe?: Omit<SubscribeOptions, 'dataDir' | 'now'>;
+  /** Answers cloudPay's `wx.wxPayApi` calls (multipart); see wxpayapi.ts. */
+  wxPayApi?: WxPayApiHandler;
 }
 
 export interface TcbEmulator {
@@ -132,7 +135,10 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     now,
   });
-  const wxApis = { 'wx.openApi': openApiAction({ 'subscribeMessage.send': (p) => subscribe.send(p) }) };
+  const wxApis: Record<string, WxApiHandler> = {
+    'wx.openApi': openApiAction({ 'subscribeMessage.send': (p) => subscribe.send(p) }),
+    ...(options.wxPayApi ? { 'wx.wxPayApi': wxPayApiAction(options.wxPayApi) } : {}),
+  };
 
   let total = 0;
   const perScope = new Map<string, number>();

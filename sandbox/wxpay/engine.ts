@@ -17,7 +17,7 @@ import {
   type WxParams,
   type WxParamsIn,
 } from '../../cloudfunctions/shared/wxpay';
-import type { Ledger, RefundStatus, SimOrder, SimRefund } from './ledger';
+import type { Ledger, NotifyTransport, RefundStatus, SimOrder, SimRefund } from './ledger';
 import type { NotifyFaults } from './notifier';
 import { billDate, compactTime, dashedTime, parseCompactTime } from './time';
 import type { SimMerchant } from './verify';
@@ -136,7 +136,28 @@ export type ApiOutcome = WxParamsIn | ResultFail | ReturnFail;
 
 /** Where the engine's notifies go: the HTTP notifier, or a test's own list. */
 export interface NotifySink {
-  enqueue(kind: 'pay' | 'refund', url: string, body: string): void;
+  enqueue(kind: 'pay' | 'refund', url: string, body: string, transport?: NotifyTransport): void;
+}
+
+/** A notify in another API's format (see `EngineHooks`). */
+export interface ForeignNotify {
+  url: string;
+  body: string;
+  transport?: NotifyTransport;
+}
+
+/**
+ * Where APIv3, service-provider mode and cloudPay differ from APIv2 (sandbox/wxpay/v3.ts,
+ * cloudpay.ts): the engine's rules and ledger stay one; only the paySign check of APIv3
+ * orders and the format of notifies for orders and refunds they made come from outside.
+ */
+export interface EngineHooks {
+  /** Checks an APIv3 order's RSA paySign; returns why it fails, or undefined when it holds. */
+  checkPaySign?(order: SimOrder, payment: Record<string, string | undefined>): string | undefined;
+  /** The pay notify for an order APIv2 does not own, or undefined for APIv2's XML. */
+  payNotify?(order: SimOrder, m: SimMerchant): ForeignNotify | undefined;
+  /** The refund notify for a refund APIv2 does not own, or undefined for APIv2's XML. */
+  refundNotify?(refund: SimRefund, m: SimMerchant): ForeignNotify | undefined;
 }
 
 export interface EngineOptions {
@@ -146,6 +167,7 @@ export interface EngineOptions {
   now: () => number;
   timeScale: number;
   faults: () => Faults;
+  hooks?: EngineHooks;
   /** Lets the engine use up one-shot faults (refundErrorQueue). */
   setFaults: (patch: Partial<Faults>) => void;
 }
@@ -275,15 +297,24 @@ export class Engine {
     const order = this.o.ledger.orderByPrepayId(prepayId);
     if (!order || order.prepayId !== prepayId) return fail('prepay_id 无效或已被新的 prepay_id 取代');
     const m = this.merchant(order.mchId);
-    // "signType…注意此处需与统一下单的签名类型一致".
-    if (!isSignType(signType) || signType !== order.signType)
-      return fail('支付验证签名失败（signType 与统一下单不一致）');
-    const expected = sign(
-      { appId: order.appid, timeStamp, nonceStr, package: pkg, signType },
-      m.apiKey,
-      signType,
-    );
-    if (expected !== paySign!.toUpperCase()) return fail('支付验证签名失败');
+    if (order.api === 'v3') {
+      // APIv3 orders are paid with an RSA paySign ("仅支持RSA"), checked by the v3 side.
+      const check = this.o.hooks?.checkPaySign;
+      const why = check
+        ? check(order, { timeStamp, nonceStr, package: pkg, signType, paySign })
+        : 'APIv3 is not enabled';
+      if (why) return fail(why);
+    } else {
+      // "signType…注意此处需与统一下单的签名类型一致".
+      if (!isSignType(signType) || signType !== order.signType)
+        return fail('支付验证签名失败（signType 与统一下单不一致）');
+      const expected = sign(
+        { appId: order.appid, timeStamp, nonceStr, package: pkg, signType },
+        m.apiKey,
+        signType,
+      );
+      if (expected !== paySign!.toUpperCase()) return fail('支付验证签名失败');
+    }
     const now = this.o.now();
     if (now - order.prepayIssuedAtMs >= PREPAY_TTL_MS) return fail('prepay_id 已过期（2小时），请重新下单');
     if (order.tradeState === 'SUCCESS' || order.tradeState === 'REFUND') return fail('该订单已支付');
@@ -316,7 +347,9 @@ export class Engine {
     if (coupon > 0) order.couponFee = coupon;
     order.transactionId = `4200${compactTime(now).slice(0, 8)}${digits(16)}`;
     this.o.ledger.putOrder(order);
-    this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
+    const foreign = this.o.hooks?.payNotify?.(order, m);
+    if (foreign) this.o.notifier.enqueue('pay', foreign.url, foreign.body, foreign.transport);
+    else this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
     return { errMsg: 'requestPayment:ok' };
   }
 
@@ -536,7 +569,11 @@ export class Engine {
     }
     this.o.ledger.putRefund(r);
     // "当商户申请的退款有结果后（退款状态为：退款成功、退款关闭、退款异常）" a notify goes out.
-    if (r.notifyUrl) this.o.notifier.enqueue('refund', r.notifyUrl, this.refundNotifyXml(r));
+    if (r.notifyUrl) {
+      const foreign = this.o.hooks?.refundNotify?.(r, this.merchant(r.mchId));
+      if (foreign) this.o.notifier.enqueue('refund', foreign.url, foreign.body, foreign.transport);
+      else this.o.notifier.enqueue('refund', r.notifyUrl, this.refundNotifyXml(r));
+    }
   }
 
   private refundNotifyXml(r: SimRefund): string {

@@ -15,6 +15,14 @@ export const NOTIFY_LOG_KEPT = 200;
 
 export type TradeState = 'NOTPAY' | 'SUCCESS' | 'REFUND' | 'CLOSED' | 'USERPAYING' | 'PAYERROR';
 export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
+/**
+ * Which API created an order or refund, when not APIv2 over HTTP: it decides the format of
+ * its notifies (v3: signed JSON with an encrypted resource; cloudpay: a function invocation)
+ * and, for orders, how the paySign is checked.
+ */
+export type SimApi = 'v3' | 'cloudpay';
+/** How a notify travels: APIv2 XML over HTTP when absent. */
+export type NotifyTransport = 'v3' | 'function';
 
 export interface SimOrder {
   mchId: string;
@@ -39,6 +47,7 @@ export interface SimOrder {
   transactionId?: string;
   paidAtMs?: number;
   closedAtMs?: number;
+  api?: SimApi;
 }
 
 export interface SimRefund {
@@ -56,14 +65,17 @@ export interface SimRefund {
   createdAtMs: number;
   settleAtMs: number;
   settledAtMs?: number;
+  api?: SimApi;
 }
 
 /** One notify that is still owed: its next attempt is due at `dueAtMs` (wall clock). */
 export interface PendingNotify {
   id: string;
   kind: 'pay' | 'refund';
+  /** A URL, or a function name for the `function` transport. */
   url: string;
   body: string;
+  transport?: NotifyTransport;
   /** The attempt number the next send will be (1-based). */
   attempt: number;
   dueAtMs: number;

@@ -11,10 +11,18 @@ import type { TLSSocket } from 'node:tls';
 import { type SignType, sign, toXml, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { CertPaths } from '../certs';
 import {
+  type CloudPayAnswer,
+  type CloudPayCall,
+  createCloudPaySide,
+  type FunctionInvoker,
+  type SimCloudPayOptions,
+} from './cloudpay';
+import {
   API_PATHS,
   type ApiPath,
   DEFAULT_FAULTS,
   Engine,
+  type EngineHooks,
   type Faults,
   type NotifySink,
   type PayOptions,
@@ -25,6 +33,16 @@ import {
 } from './engine';
 import { Ledger, type LedgerData } from './ledger';
 import { Notifier, type NotifyRecord } from './notifier';
+import {
+  findView,
+  type MerchantView,
+  partnerHead,
+  partnerPayer,
+  partnerPayNotify,
+  partnerRefundNotify,
+  partnerViews,
+} from './partner';
+import { createV3Side, type SimV3Options } from './v3';
 import { RETURN_MSG, type SimMerchant, verifyRequest } from './verify';
 
 export interface WxPaySimulatorOptions {
@@ -42,6 +60,10 @@ export interface WxPaySimulatorOptions {
   /** Randomness for the fault rates. */
   random?: () => number;
   faults?: Partial<Faults>;
+  /** Speak APIv3 too (paths under /v3/), with these WeChat Pay keys; merchants need `v3`. */
+  v3?: SimV3Options;
+  /** Answer cloudPay calls (through the CloudBase emulator) for these bound merchants. */
+  cloudPay?: SimCloudPayOptions;
 }
 
 export interface PayRequest {
@@ -69,6 +91,12 @@ export interface WxPaySimulator {
   /** Forgets orders, refunds, notifies and faults. */
   reset(): void;
   close(): Promise<void>;
+  /** With `v3`: the ids of the keys that sign answers and notifies. */
+  v3: { publicKeyId: string | undefined; platformSerial: string | undefined } | undefined;
+  /** With `cloudPay`: one call as the CloudBase emulator passes it on (wire format in sandbox/tcb/wxpayapi.ts). */
+  cloudPay(call: CloudPayCall): CloudPayAnswer;
+  /** Where cloudPay callbacks go: invokes a cloud function by name (the function runtime). */
+  setFunctionInvoker(invoke: FunctionInvoker | undefined): void;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -76,11 +104,19 @@ const MAX_BODY_BYTES = 256 * 1024;
 /** An API answer as bytes on the wire, or none at all (the caller's timeout decides). */
 export type ApiReply = { status: number; contentType: string; body: string } | { hang: true };
 
+/** Whether a fault strikes this call (rates, and the one-shot systemErrorNext). */
+export interface FaultDecisions {
+  timeout(path: ApiPath): boolean;
+  systemError(path: ApiPath): boolean;
+  hangAfterEffect(path: ApiPath): boolean;
+}
+
 export interface WxPayCore {
   engine: Engine;
   ledger: Ledger;
   faults(): Faults;
   setFaults(patch: Partial<Faults>): Faults;
+  decisions: FaultDecisions;
   /**
    * Answers one APIv2 request as WeChat would, after TLS: `clientCertCN` is the CN of the
    * client certificate the connection presented (required on /secapi/*).
@@ -97,9 +133,13 @@ export interface WxPayCoreOptions {
   timeScale: number;
   faults?: Partial<Faults>;
   onFaultsChanged?: (before: Faults, after: Faults) => void;
+  /** APIv3's and cloudPay's differences (see EngineHooks); APIv2 alone needs none. */
+  hooks?: EngineHooks;
+  /** More merchant views for the engine (cloudPay's bound merchants). */
+  views?: readonly MerchantView[];
 }
 
-/** The simulator without HTTP: the engine, its faults and the exact answers, for in-process use. */
+/** The simulator without HTTP: the engine, its faults and APIv2's exact answers, for in-process use. */
 export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
   let faults: Faults = { ...DEFAULT_FAULTS, ...o.faults };
   function setFaults(patch: Partial<Faults>): Faults {
@@ -108,24 +148,41 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
     o.onFaultsChanged?.(before, faults);
     return faults;
   }
+  const rate = (r: Rate, path: ApiPath) => (typeof r === 'number' ? r : (r[path] ?? 0));
+  const decisions: FaultDecisions = {
+    timeout: (path) => o.random() < rate(faults.timeoutRate, path),
+    systemError(path) {
+      if (faults.systemErrorNext > 0) {
+        setFaults({ systemErrorNext: faults.systemErrorNext - 1 });
+        return true;
+      }
+      return o.random() < rate(faults.systemErrorRate, path);
+    },
+    hangAfterEffect: (path) => o.random() < rate(faults.hangAfterEffectRate, path),
+  };
+  const ledger = o.ledger;
   const engine = new Engine({
-    merchants: o.merchants,
-    ledger: o.ledger,
+    // Service-provider views (and cloudPay's) are merchants to the engine; see partner.ts.
+    merchants: [...o.merchants, ...partnerViews([...o.merchants]), ...(o.views ?? [])],
+    ledger,
     notifier: o.notifier,
     now: o.now,
     timeScale: o.timeScale,
     faults: () => faults,
     setFaults,
+    hooks: {
+      payNotify: (order, m) => partnerPayNotify(order, m as MerchantView),
+      refundNotify: (r, m) => partnerRefundNotify(r, m as MerchantView),
+      ...o.hooks,
+    },
   });
-  const rate = (r: Rate, path: ApiPath) => (typeof r === 'number' ? r : (r[path] ?? 0));
   const xml = (body: string): ApiReply => ({ status: 200, contentType: 'text/xml; charset=utf-8', body });
 
-  function signedAnswer(m: SimMerchant, signType: SignType, fields: WxParamsIn): string {
+  function signedAnswer(m: MerchantView, signType: SignType, fields: WxParamsIn): string {
     const p: WxParamsIn = {
       return_code: 'SUCCESS',
       return_msg: 'OK',
-      appid: m.appid,
-      mch_id: m.mchId,
+      ...(m.partner ? partnerHead(m.partner) : { appid: m.appid, mch_id: m.mchId }),
       nonce_str: randomBytes(16).toString('hex'),
       ...fields,
     };
@@ -134,19 +191,31 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
   }
 
   function answer(path: ApiPath, method: string, body: Buffer, clientCertCN: string | undefined): ApiReply {
-    // Never answer; the client's own timeout decides.
-    if (o.random() < rate(faults.timeoutRate, path)) return { hang: true };
+    if (decisions.timeout(path)) return { hang: true };
     if (method !== 'POST')
       return xml(toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.REQUIRE_POST_METHOD }));
     const v = verifyRequest(body, o.merchants);
     if (!v.ok) return xml(toXml({ return_code: 'FAIL', return_msg: v.returnMsg }));
+    // Service-provider mode: the provider's key signed it; the sub-merchant's view is what the
+    // engine works on, and the payer may be named under the sub-merchant's appid.
+    let view: MerchantView = v.merchant;
+    let params = v.params;
+    if (params['sub_mch_id']) {
+      const found = findView(v.merchant, params['sub_mch_id'], params['sub_appid']);
+      if (!found) return xml(toXml({ return_code: 'FAIL', return_msg: '受理关系不存在' }));
+      view = found;
+      if (params['sub_openid']) {
+        if (!params['sub_appid'])
+          return xml(toXml({ return_code: 'FAIL', return_msg: 'sub_openid需与sub_appid一起传' }));
+        params = { ...params, openid: params['sub_openid'] };
+      }
+    }
     // The certificate must also be this merchant's ("certificate not match", supersheep/wechat-pay#43).
     if (path.startsWith('/secapi/') && clientCertCN !== v.merchant.mchId)
       return xml(toXml({ return_code: 'FAIL', return_msg: '证书和商户号不匹配' }));
-    if (faults.systemErrorNext > 0 || o.random() < rate(faults.systemErrorRate, path)) {
-      if (faults.systemErrorNext > 0) setFaults({ systemErrorNext: faults.systemErrorNext - 1 });
+    if (decisions.systemError(path)) {
       return xml(
-        signedAnswer(v.merchant, v.signType, {
+        signedAnswer(view, v.signType, {
           result_code: 'FAIL',
           err_code: 'SYSTEMERROR',
           err_code_des: '系统超时',
@@ -154,7 +223,7 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
       );
     }
     if (path === '/pay/downloadbill') {
-      const bill = engine.bill(v.params, v.merchant);
+      const bill = engine.bill(params, view);
       if (bill instanceof ReturnFail) {
         // "No Bill Exist" comes with error_code 20002, unsigned.
         const code = bill.returnMsg === 'No Bill Exist' ? '20002' : '20001';
@@ -162,23 +231,28 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
       }
       return { status: 200, contentType: 'text/plain; charset=utf-8', body: bill.csv };
     }
-    const out = engine.handle(path, v.params, v.merchant);
+    const out = engine.handle(path, params, view);
     // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
-    if (o.random() < rate(faults.hangAfterEffectRate, path)) return { hang: true };
+    if (decisions.hangAfterEffect(path)) return { hang: true };
     if (out instanceof ReturnFail) return xml(toXml({ return_code: 'FAIL', return_msg: out.returnMsg }));
     if (out instanceof ResultFail) {
       return xml(
-        signedAnswer(v.merchant, v.signType, {
+        signedAnswer(view, v.signType, {
           result_code: 'FAIL',
           err_code: out.errCode,
           err_code_des: out.errCodeDes,
         }),
       );
     }
-    return xml(signedAnswer(v.merchant, v.signType, { result_code: 'SUCCESS', ...out }));
+    let fields: WxParamsIn = out;
+    if (view.partner && path === '/pay/orderquery' && typeof out['out_trade_no'] === 'string') {
+      const order = ledger.order(view.mchId, out['out_trade_no']);
+      if (order) fields = { ...out, ...partnerPayer(order) };
+    }
+    return xml(signedAnswer(view, v.signType, { result_code: 'SUCCESS', ...fields }));
   }
 
-  return { engine, ledger: o.ledger, faults: () => faults, setFaults, answer };
+  return { engine, ledger, faults: () => faults, setFaults, decisions, answer };
 }
 
 export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<WxPaySimulator> {
@@ -188,9 +262,55 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
   const merchants = opts.merchants;
   const caPem = readFileSync(opts.certs.caCertPath, 'utf8');
   const ledger = new Ledger(opts.stateFile);
-  let core: WxPayCore | undefined;
-  const notifier = new Notifier(ledger, { timeScale, now, caPem, faults: () => core!.faults() });
-  core = createWxPayCore({
+  const hung = new Set<ServerResponse>();
+  const hang = (res: ServerResponse) => {
+    // Never answer; the client's own timeout decides. Closed with the server.
+    hung.add(res);
+    res.on('close', () => hung.delete(res));
+  };
+  // The APIv3 and cloudPay sides and the core refer to each other: each reaches the others lazily.
+  let coreRef: WxPayCore | undefined;
+  const core = () => coreRef!;
+  const decisions: FaultDecisions = {
+    timeout: (path) => core().decisions.timeout(path),
+    systemError: (path) => core().decisions.systemError(path),
+    hangAfterEffect: (path) => core().decisions.hangAfterEffect(path),
+  };
+  let notifierRef: Notifier | undefined;
+  const v3 = opts.v3
+    ? createV3Side({
+        engine: () => core().engine,
+        ledger,
+        merchants,
+        options: opts.v3,
+        now,
+        random,
+        faults: decisions,
+        hang,
+        post: (url, body, headers) => notifierRef!.post(url, body, headers),
+      })
+    : undefined;
+  const cloudPay = opts.cloudPay
+    ? createCloudPaySide({
+        engine: () => core().engine,
+        ledger,
+        options: opts.cloudPay,
+        now,
+        systemError: decisions.systemError,
+      })
+    : undefined;
+  const notifier = new Notifier(ledger, {
+    timeScale,
+    now,
+    caPem,
+    faults: () => core().faults(),
+    transports: {
+      ...(v3 ? { v3: v3.deliver } : {}),
+      ...(cloudPay ? { function: cloudPay.deliver } : {}),
+    },
+  });
+  notifierRef = notifier;
+  coreRef = createWxPayCore({
     merchants,
     ledger,
     notifier,
@@ -201,16 +321,36 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     onFaultsChanged: (before, after) => {
       if (before.reorderNotifies && !after.reorderNotifies) notifier.releaseHeld();
     },
+    ...(cloudPay ? { views: cloudPay.views } : {}),
+    hooks: {
+      ...(v3 ? { checkPaySign: v3.hooks.checkPaySign } : {}),
+      payNotify: (order, m) =>
+        order.api === 'v3'
+          ? v3?.hooks.payNotify(order, m)
+          : order.api === 'cloudpay'
+            ? cloudPay?.payNotify(order, m)
+            : partnerPayNotify(order, m as MerchantView),
+      refundNotify: (r, m) =>
+        r.api === 'v3'
+          ? v3?.hooks.refundNotify(r, m)
+          : r.api === 'cloudpay'
+            ? cloudPay?.refundNotify(r, m)
+            : partnerRefundNotify(r, m as MerchantView),
+    },
   });
-  const { engine, setFaults } = core;
-  const faults = () => core!.faults();
-  const hung = new Set<ServerResponse>();
+  const { engine, setFaults } = coreRef;
+  const faults = () => core().faults();
 
   function reset(): void {
     setFaults({ ...DEFAULT_FAULTS });
     engine.close();
     notifier.clear();
     ledger.clear();
+  }
+
+  function xml(res: ServerResponse, body: string, status = 200): void {
+    res.writeHead(status, { 'content-type': 'text/xml; charset=utf-8' });
+    res.end(body);
   }
 
   function json(res: ServerResponse, status: number, body: unknown): void {
@@ -228,13 +368,8 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       ? (req.socket as TLSSocket).getPeerCertificate().subject?.CN
       : undefined;
     const cn = Array.isArray(subjectCN) ? subjectCN[0] : subjectCN;
-    const reply = core!.answer(path, req.method ?? 'GET', body, cn);
-    if ('hang' in reply) {
-      // Closed with the server.
-      hung.add(res);
-      res.on('close', () => hung.delete(res));
-      return;
-    }
+    const reply = core().answer(path, req.method ?? 'GET', body, cn);
+    if ('hang' in reply) return hang(res);
     res.writeHead(reply.status, { 'content-type': reply.contentType });
     res.end(reply.body);
   }
@@ -317,12 +452,14 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         const route = new URL(req.url ?? '/', 'https://localhost').pathname;
         const body = Buffer.concat(chunks);
         const run = async () => {
-          if (size > MAX_BODY_BYTES) {
-            res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
-            res.end(toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.XML_FORMAT_ERROR }));
-            return;
-          }
+          if (size > MAX_BODY_BYTES)
+            return xml(res, toXml({ return_code: 'FAIL', return_msg: RETURN_MSG.XML_FORMAT_ERROR }));
           if (route.startsWith('/sandbox/')) return handleSandbox(route, req, res, body);
+          if (route.startsWith('/v3/')) {
+            if (!v3)
+              return json(res, 404, { code: 'NOT_FOUND', message: 'APIv3 is not enabled in this simulator' });
+            return v3.handle(req, res, body);
+          }
           if (!(API_PATHS as readonly string[]).includes(route))
             return json(res, 404, { error: 'not found' });
           if (route.startsWith('/secapi/')) {
@@ -365,6 +502,15 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     settleRefund: (outRefundNo, outcome) => engine.settleOne(outRefundNo, outcome),
     flushNotifies: () => notifier.flush(),
     reset,
+    v3: v3 ? { publicKeyId: v3.publicKeyId, platformSerial: v3.platformSerial } : undefined,
+    cloudPay(call) {
+      if (!cloudPay)
+        return { json: { return_code: 'FAIL', return_msg: 'cloudPay is not enabled in this simulator' } };
+      return cloudPay.call(call);
+    },
+    setFunctionInvoker(invoke) {
+      cloudPay?.setInvoker(invoke);
+    },
     async close() {
       engine.close();
       notifier.close();

@@ -93,7 +93,12 @@ export async function startWorld(): Promise<World> {
     transport: async (url, body) => {
       const reply = core.answer(url.pathname as ApiPath, 'POST', Buffer.from(body), MERCHANT.mchId);
       if ('hang' in reply) throw new HttpFailure('timeout', 'no answer (simulated)');
-      return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body) };
+      return {
+        status: reply.status,
+        contentType: reply.contentType,
+        body: Buffer.from(reply.body),
+        headers: {},
+      };
     },
   });
 

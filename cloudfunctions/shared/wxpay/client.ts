@@ -35,6 +35,13 @@ export interface WxPayClientConfig {
   sleep?: (ms: number) => Promise<void>;
   /** Injectable nonce source; default `nonceStr`. */
   nonce?: () => string;
+  /**
+   * Service-provider mode (服务商): `appid`/`mchId`/`apiKey`/`cert` are the service provider's,
+   * and every request names the sub-merchant. Answers must be about that sub-merchant.
+   */
+  subMchId?: string;
+  /** The sub-merchant's own mini program (needed for `sub_openid`). */
+  subAppid?: string;
   /** Injectable clock for deadlines; default Date.now. */
   now?: () => number;
   /** The HTTP edge; default one POST over node:http/https. Tests pass an in-process one. */
@@ -60,7 +67,10 @@ export interface UnifiedOrderParams {
   total_fee: number;
   spbill_create_ip: string;
   notify_url: string;
-  openid: string;
+  /** The payer under `appid`. In service-provider mode either this or `sub_openid`. */
+  openid?: string;
+  /** Service-provider mode: the payer under `sub_appid` ("如果选择传sub_openid,则必须传sub_appid"). */
+  sub_openid?: string;
   trade_type?: 'JSAPI';
   time_expire?: string;
   attach?: string;
@@ -170,6 +180,8 @@ function configError(message: string): AppError {
 function validateConfig(c: WxPayClientConfig): void {
   const missing = (['appid', 'mchId', 'apiKey'] as const).filter((k) => !c[k]);
   if (missing.length > 0) throw configError(`WeChat Pay client config is missing: ${missing.join(', ')}`);
+  if (c.subAppid && !c.subMchId)
+    throw configError('WeChat Pay subAppid needs subMchId (service-provider mode)');
   if (!isSignType(c.signType)) {
     throw configError(`WeChat Pay signType must be MD5 or HMAC-SHA256, got ${String(c.signType)}`);
   }
@@ -182,6 +194,8 @@ function validateConfig(c: WxPayClientConfig): void {
 export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   validateConfig(config);
   const { appid, mchId, apiKey, signType } = config;
+  // Service-provider mode: every request and answer also names the sub-merchant.
+  const subFields = config.subMchId ? { sub_mch_id: config.subMchId, sub_appid: config.subAppid } : {};
   const base = (config.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
   const connectTimeoutMs = config.connectTimeoutMs ?? 3000;
   const totalTimeoutMs = config.totalTimeoutMs ?? 8000;
@@ -304,7 +318,9 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           ? `signature does not verify with the ${signType} key`
           : raw['appid'] !== appid || raw['mch_id'] !== mchId
             ? 'is for another appid/mch_id'
-            : undefined;
+            : config.subMchId && raw['sub_mch_id'] !== config.subMchId
+              ? 'is for another sub_mch_id'
+              : undefined;
       if (problem) {
         throw new WxPayApiError('WXPAY_BAD_RESPONSE', `WeChat Pay ${path}: answer ${problem}`, {
           path,
@@ -345,7 +361,9 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   function signedBody(params: WxParamsIn, type: SignType): string {
-    return toXml(withSign({ appid, mch_id: mchId, nonce_str: nonce(), ...params }, apiKey, type));
+    return toXml(
+      withSign({ appid, mch_id: mchId, ...subFields, nonce_str: nonce(), ...params }, apiKey, type),
+    );
   }
 
   async function call(
@@ -386,6 +404,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           spbill_create_ip: p.spbill_create_ip,
           notify_url: p.notify_url,
           openid: p.openid,
+          sub_openid: p.sub_openid,
           trade_type: p.trade_type ?? 'JSAPI',
           time_expire: p.time_expire,
           attach: p.attach,

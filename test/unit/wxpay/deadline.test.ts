@@ -38,6 +38,7 @@ function rig(answer: (attempt: number, o: PostOptions) => 'hang' | Record<string
       return {
         status: 200,
         contentType: 'text/xml',
+        headers: {},
         body: Buffer.from(toXml({ ...fields, sign: sign(fields, KEY, 'MD5') })),
       };
     },
@@ -110,6 +111,7 @@ describe('signType per call', () => {
         return {
           status: 200,
           contentType: 'text/xml',
+          headers: {},
           body: Buffer.from(toXml({ ...f, sign: sign(f, KEY, 'MD5') })),
         };
       },
