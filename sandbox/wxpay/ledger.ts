@@ -116,9 +116,9 @@ export class Ledger {
       .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
-  putRefund(r: SimRefund): void {
+  putRefund(r: SimRefund, save = true): void {
     this.refunds.set(key(r.mchId, r.outRefundNo), r);
-    this.save();
+    if (save) this.save();
   }
 
   clear(): void {

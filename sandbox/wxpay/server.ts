@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type SignType, sign, toXml, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { CertPaths } from '../certs';
+import { type BillFailure, generateBill, MerchantPlatformRefundError, merchantPlatformRefund } from './bills';
 import {
   API_PATHS,
   type ApiPath,
@@ -21,9 +22,11 @@ import {
   ResultFail,
   ReturnFail,
 } from './engine';
-import { Ledger, type LedgerData } from './ledger';
+import { Ledger, type LedgerData, type SimOrder, type SimRefund } from './ledger';
 import { Notifier, type NotifyRecord } from './notifier';
 import { RETURN_MSG, type SimMerchant, verifyRequest } from './verify';
+
+const errorCode = (f: BillFailure) => ('errorCode' in f ? f.errorCode : undefined);
 
 export interface WxPaySimulatorOptions {
   host?: string;
@@ -64,13 +67,29 @@ export interface WxPaySimulator {
   flushNotifies(): Promise<void>;
   /** Forgets orders, refunds, notifies and faults. */
   reset(): void;
+  /**
+   * Moves the simulator's clock (what bills, prepay_id validity and time_expire go by) this
+   * far ahead of the wall clock; e.g. to the next morning, when yesterday's bill exists.
+   */
+  setClockOffset(ms: number): void;
+  /** The simulator's clock, epoch ms. */
+  now(): number;
+  /**
+   * A refund made by hand on the merchant platform: no notify, only the bill shows it.
+   * Settles like API refunds (faults.refundOutcome, after the refund delay).
+   */
+  merchantPlatformRefund(p: { outTradeNo: string; refundFee: number }): SimRefund;
+  /** Adds trades as they would be after their API calls (benchmarks seed large days this way). */
+  importTrades(data: { orders?: SimOrder[]; refunds?: SimRefund[] }): void;
   close(): Promise<void>;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
 
 export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<WxPaySimulator> {
-  const now = opts.now ?? Date.now;
+  const clock = opts.now ?? Date.now;
+  let clockOffsetMs = 0;
+  const now = () => clock() + clockOffsetMs;
   const random = opts.random ?? Math.random;
   const timeScale = opts.timeScale ?? 1;
   const merchants = opts.merchants;
@@ -88,8 +107,17 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     return faults;
   }
 
+  function platformRefund(p: { outTradeNo: string; refundFee: number }): SimRefund {
+    const m = merchants[0]!;
+    const delayMs = faults.refundDelayMs ?? 60_000 * timeScale;
+    const r = merchantPlatformRefund(ledger, m, p, now(), Date.now() + delayMs);
+    engine.acceptRefund(r);
+    return r;
+  }
+
   function reset(): void {
     faults = { ...DEFAULT_FAULTS };
+    clockOffsetMs = 0;
     engine.close();
     notifier.clear();
     ledger.clear();
@@ -154,14 +182,16 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       );
     }
     if (path === '/pay/downloadbill') {
-      const bill = engine.bill(v.params, v.merchant);
-      if (bill instanceof ReturnFail) {
-        // "No Bill Exist" comes with error_code 20002, unsigned.
-        const code = bill.returnMsg === 'No Bill Exist' ? '20002' : '20001';
-        return xml(res, toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: code }));
+      const bill = generateBill(ledger, v.merchant, v.params, now());
+      if ('returnMsg' in bill) {
+        // Failures are unsigned XML with WeChat's return_msg (and error_code where it has one).
+        return xml(
+          res,
+          toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: errorCode(bill) }),
+        );
       }
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(bill.csv);
+      res.writeHead(200, { 'content-type': bill.contentType, 'content-length': bill.body.length });
+      res.end(bill.body);
       return;
     }
     const out = engine.handle(path, v.params, v.merchant);
@@ -220,6 +250,28 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       case 'POST /sandbox/notifies/flush':
         await notifier.flush();
         return json(res, 200, { ok: true });
+      case 'GET /sandbox/clock':
+        return json(res, 200, { nowMs: now(), offsetMs: clockOffsetMs });
+      case 'POST /sandbox/clock': {
+        const offset = input['offsetMs'];
+        const advance = input['advanceMs'];
+        if (typeof offset === 'number' && Number.isSafeInteger(offset)) clockOffsetMs = offset;
+        else if (typeof advance === 'number' && Number.isSafeInteger(advance)) clockOffsetMs += advance;
+        else return json(res, 400, { error: 'give offsetMs or advanceMs, whole milliseconds' });
+        return json(res, 200, { nowMs: now(), offsetMs: clockOffsetMs });
+      }
+      case 'POST /sandbox/refunds/merchant-platform': {
+        try {
+          const r = platformRefund({
+            outTradeNo: String(input['outTradeNo'] ?? ''),
+            refundFee: input['refundFee'] as number,
+          });
+          return json(res, 200, { outRefundNo: r.outRefundNo, refundId: r.refundId, status: r.status });
+        } catch (e) {
+          if (e instanceof MerchantPlatformRefundError) return json(res, 400, { error: e.message });
+          throw e;
+        }
+      }
       case 'POST /sandbox/reset':
         reset();
         return json(res, 200, { ok: true });
@@ -296,6 +348,16 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     settleRefunds: () => engine.settleAll(),
     flushNotifies: () => notifier.flush(),
     reset,
+    setClockOffset(ms) {
+      clockOffsetMs = ms;
+    },
+    now,
+    merchantPlatformRefund: platformRefund,
+    importTrades(data) {
+      for (const o of data.orders ?? []) ledger.putOrder(o, false);
+      for (const r of data.refunds ?? []) ledger.putRefund(r, false);
+      ledger.save();
+    },
     async close() {
       engine.close();
       notifier.close();
