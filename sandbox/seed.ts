@@ -47,4 +47,4 @@ export const DEMO_PRODUCTS: ProductDoc[] = [
   },
 ];
 
-export const COLLECTION_NAMES = ['products', 'orders', 'refunds', 'payment_events'] as const;
+export const COLLECTION_NAMES = ['products', 'orders', 'refunds', 'payment_events', 'bill_checks'] as const;

@@ -71,6 +71,56 @@ export const INDEXES: IndexSpec[] = [
     keys: [{ field: 'orderId', direction: 1 }],
     unique: false,
   },
+  {
+    // reconcile's scan of stranded reservations: PAID orders by last change.
+    collection: COLLECTIONS.orders,
+    name: 'status_updatedAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'updatedAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // reconcile at scale: NOTPAY orders whose next look is due, oldest due first.
+    collection: COLLECTIONS.orders,
+    name: 'status_nextCheckAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'nextCheckAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // reconcile at scale: APPROVED and PROCESSING refunds whose next look is due.
+    collection: COLLECTIONS.refunds,
+    name: 'status_nextCheckAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'nextCheckAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // The bill check: one count (and, on a difference, one scan) of the day's PAID orders.
+    collection: COLLECTIONS.orders,
+    name: 'status_paidAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'paidAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // The bill check: the day's SUCCESS refunds, by when WeChat accepted them.
+    collection: COLLECTIONS.refunds,
+    name: 'status_submittedAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'submittedAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
 ];
 
 /** SCF refuses a function whose environment variables exceed 4 KB (cloud.tencent.com/document/product/583/11637). */

@@ -9,6 +9,7 @@ import { DEPLOY_VARIABLES, FILE_VARIABLES, parseEnvFile } from '../../scripts/go
 import { executePlan, type ManagerApi } from '../../scripts/golive/executor';
 import {
   type BuiltFunction,
+  INDEXES,
   loadBuiltFunctions,
   loadRules,
   maskedPlan,
@@ -76,7 +77,7 @@ describe('the deploy plan for this repository', () => {
     }
   });
 
-  it('sets exactly the timers of config.json: the reconcile trigger', () => {
+  it('sets exactly the timers of config.json: the bill check and reconcile triggers', () => {
     const expected = listFunctions().flatMap((fn) =>
       (readFunctionConfig(fn).triggers ?? []).map((trigger) => ({
         kind: 'function.trigger',
@@ -86,6 +87,11 @@ describe('the deploy plan for this repository', () => {
     );
     expect(stepsOf(plan, 'function.trigger')).toEqual(expected);
     expect(expected).toEqual([
+      {
+        kind: 'function.trigger',
+        function: 'billCheck',
+        trigger: { name: 'billCheckMorning', type: 'timer', config: '0 */15 10-11 * * * *' },
+      },
       {
         kind: 'function.trigger',
         function: 'reconcile',
@@ -128,12 +134,13 @@ describe('the deploy plan for this repository', () => {
     ]);
   });
 
-  it('creates the four collections, the listing indexes and the one reconcile scans', () => {
+  it('creates the collections, the listing indexes and those reconcile and the bill check scan', () => {
     expect(stepsOf(plan, 'database.collection').map((s) => s.collection)).toEqual([
       'products',
       'orders',
       'refunds',
       'payment_events',
+      'bill_checks',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(
@@ -145,17 +152,23 @@ describe('the deploy plan for this repository', () => {
       'refunds:status1+createdAtMs-1',
       'refunds:status1+updatedAtMs1',
       'refunds:orderId1',
+      'orders:status1+updatedAtMs1',
+      'orders:status1+nextCheckAtMs1',
+      'refunds:status1+nextCheckAtMs1',
+      'orders:status1+paidAtMs1',
+      'refunds:status1+submittedAtMs1',
     ]);
   });
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(4);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(5);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },
       refundNotify: { invoke: false },
       reconcile: { invoke: false },
+      billCheck: { invoke: false },
     });
   });
 
@@ -367,24 +380,18 @@ describe('the executor', () => {
     expect(reconcile).toContain('"envVariables":{');
     expect(reconcile).toContain('"runtime":"Nodejs16.13"');
     expect(calls.filter((c) => c.startsWith('updateFunctionConfig'))).toEqual([]);
-    expect(calls.filter((c) => c.startsWith('updateCollection'))).toHaveLength(5);
+    expect(calls.filter((c) => c.startsWith('updateCollection'))).toHaveLength(INDEXES.length);
     expect(calls.filter((c) => c.startsWith('createAccess'))).toEqual([
       'createAccess [{"path":"/pay/notify","name":"payNotify","type":1,"auth":false}]',
       'createAccess [{"path":"/refund/notify","name":"refundNotify","type":1,"auth":false}]',
     ]);
-    expect(calls.filter((c) => c.startsWith('modifyResourcePermission'))).toHaveLength(5);
+    expect(calls.filter((c) => c.startsWith('modifyResourcePermission'))).toHaveLength(6);
     expect(res.notifyUrls.map((n) => n.url === n.configured)).toEqual([true, true]);
   });
 
   it('on a second deploy updates configuration before code and replaces the timer', async () => {
     const { m, calls } = fakeManager(listFunctions(), {
-      indexes: [
-        'orders.openid_createdAtMs',
-        'orders.status_createdAtMs',
-        'refunds.status_createdAtMs',
-        'refunds.status_updatedAtMs',
-        'refunds.orderId',
-      ],
+      indexes: INDEXES.map((i) => `${i.collection}.${i.name}`),
       routes: [
         { Path: '/pay/notify', Name: 'payNotify' },
         { Path: '/refund/notify', Name: 'refundNotify' },

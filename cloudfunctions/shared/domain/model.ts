@@ -1,5 +1,6 @@
 /** Documents as stored (DESIGN.md §4). Amounts are integer fen; times are epoch ms (suffix Ms). */
 import type {
+  ExternalRefundView,
   OrderItemView,
   OrderStatus,
   OrderView,
@@ -14,6 +15,7 @@ export const COLLECTIONS = {
   orders: 'orders',
   refunds: 'refunds',
   events: 'payment_events',
+  billChecks: 'bill_checks',
 } as const;
 
 export interface ProductDoc {
@@ -57,6 +59,8 @@ export interface OrderDoc {
   refundCount: number;
   /** Applied bookkeeping steps (`reserve:R`, `settle:R`, `release:R`): makes each step idempotent. */
   refundOps: string[];
+  /** Refunds made outside the shop (merchant platform), recorded by the bill check (`external:R` in refundOps). */
+  externalRefunds?: ExternalRefundView[];
 }
 
 export interface RefundDoc {
@@ -135,6 +139,7 @@ export function orderView(o: OrderDoc, nowMs: number): OrderView {
   if (o.transactionId) v.transactionId = o.transactionId;
   if (o.closedAtMs !== undefined) v.closedAtMs = o.closedAtMs;
   if (o.flag) v.flag = o.flag;
+  if (o.externalRefunds?.length) v.externalRefunds = o.externalRefunds;
   return v;
 }
 
