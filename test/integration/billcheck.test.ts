@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BillCheckView, RunBillCheckResult } from '../../cloudfunctions/shared/contract';
-import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billcheck';
+import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, order, refund, SHOPPER, testStack, unwrap } from './support';
