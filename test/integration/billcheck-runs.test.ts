@@ -16,6 +16,7 @@ import {
   timerWindow,
 } from '../../cloudfunctions/shared/domain/billcheck';
 import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
+import { recordExternalRefund } from '../../cloudfunctions/shared/domain/externalrefund';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { Store } from '../../cloudfunctions/shared/store';
 import { createWxPayClient, nonceStr } from '../../cloudfunctions/shared/wxpay';
@@ -310,6 +311,47 @@ describe('bill check runs', () => {
       refundedFee: 300,
       externalRefunds: [expect.objectContaining({ status: 'CHANGE', refundFee: 300 })],
     });
+  });
+});
+
+describe('external refunds', () => {
+  it('two recordings of one external refund at once count it once', async () => {
+    const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing');
+    let arrived = 0;
+    let open!: () => void;
+    const bothThere = new Promise<void>((r) => {
+      open = r;
+    });
+    // Both recordings read the order (no marker yet) and reach the conditional update
+    // before either makes it: the interleaving that only the CAS condition can settle.
+    class PausingStore extends Store {
+      override async cas(collection: string, where: { _id: string }, data: Record<string, unknown>) {
+        if (collection === 'orders') {
+          if (++arrived === 2) open();
+          await bothThere;
+        }
+        return super.cas(collection, where, data);
+      }
+    }
+    const input = {
+      refundId: `EXT${Date.now()}`,
+      orderId,
+      refundFee: 100,
+      status: 'SUCCESS' as const,
+      billDate: today(),
+      fields: { refund_status: 'SUCCESS' },
+    };
+    const paused = (): BillCheckDeps => ({ ...deps(handMade([])), store: new PausingStore(sdk.db) });
+    const outcomes = await Promise.all([
+      recordExternalRefund(paused(), input),
+      recordExternalRefund(paused(), input),
+    ]);
+    expect(arrived).toBe(2);
+    expect(outcomes.sort()).toEqual(['ALREADY', 'RECORDED']);
+    const o = await order(stack, orderId);
+    expect(o).toMatchObject({ refundedFee: 100, refundUsedFee: 100 });
+    expect(o.refundOps.filter((op) => op === `external:${input.refundId}`)).toHaveLength(1);
+    expect(o.externalRefunds).toHaveLength(1);
   });
 });
 
