@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Stack, startStack } from '../sandbox/stack';
+import { billCheckBench } from './billcheck';
 import {
   assertStandalone,
   type BundleSizes,
@@ -23,6 +24,7 @@ import {
 import { benchCodec, checkAgreement, notifyBreakdown } from './codec';
 import { type FlowStep, runFlow } from './flow';
 import { notifyBurstPhase, shoppersPhase } from './load';
+import { reconcileBench } from './reconcile';
 import { kb, median, round, table } from './stats';
 
 const ROOT = join(__dirname, '..');
@@ -318,6 +320,8 @@ async function main(): Promise<void> {
       ]),
     );
     for (const p of phases) for (const e of p.errorSamples) console.log(`  error: ${e}`);
+    await billCheckBench(installedDir, quick); // 5. .data/bench-billcheck.json
+    await reconcileBench(installedDir, quick); // 6. .data/bench-reconcile.json
 
     // Targets.
     const notifyRows = codec.filter((r) => r.op === 'parse+verify+reply notify');

@@ -265,6 +265,22 @@ export interface BillCheckView {
   actions: BillAction[];
   /** Items left for the next run (WeChat busy, out of time, a refund still processing). */
   pending: number;
+  /** What the last run cost. */
+  lastRun?: BillCheckRunStats;
+}
+
+export interface BillCheckRunStats {
+  trigger: 'timer' | 'admin';
+  /** The admin who ran it. */
+  by?: string;
+  durationMs: number;
+  dbRequests: number;
+  /** Of durationMs, the time spent waiting for the database. */
+  dbMs: number;
+  wxCalls: number;
+  /** Peak JS heap plus buffers seen during the run, in MB (and at its start). */
+  peakHeapMb?: number;
+  startHeapMb?: number;
 }
 
 export interface Page<T> {

@@ -38,6 +38,7 @@ export function isDuplicateKey(e: unknown): boolean {
 
 export class Store {
   private count = 0;
+  private waited = 0;
   readonly cmd: Command;
 
   constructor(private readonly db: Raw) {
@@ -49,8 +50,14 @@ export class Store {
     return this.count;
   }
 
+  /** Milliseconds spent waiting for the database (lookups, queries, counts, updates). */
+  get waitMs(): number {
+    return this.waited;
+  }
+
   private async call(what: string, run: () => Promise<Raw>): Promise<Raw> {
     this.count++;
+    const started = Date.now();
     try {
       return await run();
     } catch (e) {
@@ -59,6 +66,8 @@ export class Store {
         cause: e,
         details: { errCode: errCode(e) },
       });
+    } finally {
+      this.waited += Date.now() - started;
     }
   }
 

@@ -36,6 +36,8 @@ export const api = {
   applyRefund: (e: FunctionMap['applyRefund'][0]) => call('applyRefund', e),
   approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
   listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
+  listBillChecks: (e: FunctionMap['listBillChecks'][0]) => call('listBillChecks', e),
+  runBillCheck: (e: FunctionMap['runBillCheck'][0]) => call('runBillCheck', e),
 };
 
 /** Opens the cashier with exactly the server's parameters; never rejects. */

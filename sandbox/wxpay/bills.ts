@@ -105,6 +105,10 @@ function baseRow(o: SimOrder): BillRow {
   };
 }
 
+// WeChat makes a day's bill once; the simulator makes it on the first download and again only
+// when the ledger changed since (tests move the clock back and forth around new trades).
+const made = new WeakMap<Ledger, { version: number; files: Map<string, BillFile | BillFailure> }>();
+
 /** The answer to one downloadbill request: the file, or WeChat's failure. */
 export function generateBill(
   ledger: Ledger,
@@ -120,6 +124,25 @@ export function generateBill(
   const tar = p['tar_type'];
   if (tar !== undefined && tar !== 'GZIP') return BILL_ERRORS.tarType;
   if (nowMs < start + (24 + BILL_READY_HOUR) * HOUR_MS) return BILL_ERRORS.creating;
+  let cache = made.get(ledger);
+  if (cache?.version !== ledger.version) {
+    cache = { version: ledger.version, files: new Map() };
+    made.set(ledger, cache);
+  }
+  const key = `${m.mchId}/${date}/${type}/${tar ?? ''}`;
+  const file = cache.files.get(key) ?? makeBill(ledger, m, start, type, tar === 'GZIP');
+  cache.files.set(key, file);
+  return file;
+}
+
+function makeBill(
+  ledger: Ledger,
+  m: SimMerchant,
+  start: number,
+  type: BillType,
+  gzip: boolean,
+): BillFile | BillFailure {
+  const date = billDate(start);
   const generatedAtMs = start + (24 + BILL_GENERATED_HOUR) * HOUR_MS;
 
   const rows: { at: number; key: string; row: BillRow }[] = [];
@@ -197,7 +220,7 @@ export function generateBill(
       申请退款总金额: fenToYuan(sums.applied),
     },
   });
-  return tar === 'GZIP'
+  return gzip
     ? { body: gzipSync(csv), contentType: 'application/x-gzip', rows: rows.length }
     : { body: Buffer.from(csv, 'utf8'), contentType: 'text/plain; charset=utf-8', rows: rows.length };
 }

@@ -75,6 +75,8 @@ export class Ledger {
   readonly refunds = new Map<string, SimRefund>();
   readonly pending = new Map<string, PendingNotify>();
   private readonly prepayIndex = new Map<string, string>();
+  /** Bumped by every change, so what is derived from the ledger (bills) knows when to redo it. */
+  version = 0;
 
   constructor(private readonly stateFile?: string) {
     if (stateFile && existsSync(stateFile)) {
@@ -101,6 +103,7 @@ export class Ledger {
   }
 
   putOrder(o: SimOrder, save = true): void {
+    this.version++;
     this.orders.set(key(o.mchId, o.outTradeNo), o);
     this.prepayIndex.set(o.prepayId, key(o.mchId, o.outTradeNo));
     if (save) this.save();
@@ -117,11 +120,13 @@ export class Ledger {
   }
 
   putRefund(r: SimRefund, save = true): void {
+    this.version++;
     this.refunds.set(key(r.mchId, r.outRefundNo), r);
     if (save) this.save();
   }
 
   clear(): void {
+    this.version++;
     this.orders.clear();
     this.refunds.clear();
     this.pending.clear();

@@ -16,6 +16,7 @@
  */
 import type {
   BillAction,
+  BillCheckRunStats,
   BillCheckStatus,
   BillCheckView,
   BillDiscrepancy,
@@ -66,14 +67,7 @@ export interface BillCheckDoc {
   discrepancies: BillDiscrepancy[];
   actions: BillAction[];
   pending: number;
-  lastRun?: {
-    trigger: 'timer' | 'admin';
-    by?: string;
-    durationMs: number;
-    dbRequests: number;
-    wxCalls: number;
-    peakHeapMb?: number;
-  };
+  lastRun?: BillCheckRunStats;
 }
 
 /** The record stays small: every fix is also in payment_events and the logs. */
@@ -126,6 +120,7 @@ export function billCheckView(d: BillCheckDoc): BillCheckView {
   };
   if (d.message) v.message = d.message;
   if (d.finishedAtMs !== undefined) v.finishedAtMs = d.finishedAtMs;
+  if (d.lastRun) v.lastRun = d.lastRun;
   return v;
 }
 
@@ -188,6 +183,7 @@ export async function checkBillDate(
 ): Promise<{ doc: BillCheckDoc; ran: boolean }> {
   const started = deps.now();
   const startRequests = deps.store.requests;
+  const startWaitMs = deps.store.waitMs;
   if (dayStartMs(billDate) === undefined) throw invalid(`not a bill date: ${billDate}`);
   const claimed = await claim(deps, billDate, options.leaseMs);
   if ('busy' in claimed) return { doc: claimed.busy, ran: false };
@@ -195,6 +191,7 @@ export async function checkBillDate(
   // Leave room for the final write after the last WeChat call.
   const run = new Run(deps, billDate, started + options.budgetMs - 3000);
   run.sampleMemory();
+  const startHeap = run.peakHeap;
 
   let outcome: { status: BillCheckStatus; noBill: boolean; message?: string; compared: boolean };
   try {
@@ -223,10 +220,15 @@ export async function checkBillDate(
     trigger: options.trigger,
     durationMs: now - started,
     dbRequests: deps.store.requests - startRequests + 1,
+    dbMs: deps.store.waitMs - startWaitMs,
     wxCalls: run.wxCalls,
   };
   if (options.by) lastRun.by = options.by;
-  if (run.peakHeap > 0) lastRun.peakHeapMb = Math.round((run.peakHeap / 1024 / 1024) * 10) / 10;
+  const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+  if (run.peakHeap > 0) {
+    lastRun.peakHeapMb = mb(run.peakHeap);
+    lastRun.startHeapMb = mb(startHeap);
+  }
   const _ = deps.store.cmd;
   const actions = mergeActions(before.actions, run.actions);
   const patch: Record<string, unknown> = {

@@ -135,13 +135,17 @@ function splitRow(line: string, lineNo: number): string[] {
   return line.slice(1).split(',`');
 }
 
-function zip(columns: readonly string[], values: string[], lineNo: number): BillRow {
+function checkLength(columns: readonly string[], values: string[], lineNo: number): string[] {
   if (values.length !== columns.length) {
     throw new BillError(
       'BILL_MALFORMED',
       `bill line ${lineNo} has ${values.length} fields, its header has ${columns.length}`,
     );
   }
+  return values;
+}
+
+function zip(columns: readonly string[], values: string[]): BillRow {
   const row: BillRow = {};
   for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i]!;
   return row;
@@ -149,8 +153,10 @@ function zip(columns: readonly string[], values: string[], lineNo: number): Bill
 
 /**
  * Reads a bill one line at a time, so a bill of any size costs one row of memory. Feed every
- * line (without its line break) to `line()`, which returns the trade row it held, if any;
- * `end()` then returns the summary and refuses a bill that stopped early.
+ * line (without its line break) to `line()`, which returns the trade row's values, if the
+ * line held one, in header order (`index()` finds a column; `row()` makes an object, which
+ * costs more than the parsing itself on a large bill); `end()` then returns the summary and
+ * refuses a bill that stopped early.
  */
 export class BillReader {
   private lineNo = 0;
@@ -163,9 +169,9 @@ export class BillReader {
   /** `expected`: the bill_type asked for; a bill with another header is refused. */
   constructor(private readonly expected?: BillType) {}
 
-  line(raw: string): BillRow | undefined {
+  line(raw: string): string[] | undefined {
     this.lineNo++;
-    const text = (this.lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\s+$/, '');
+    const text = (this.lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trimEnd();
     if (text === '') return undefined;
     switch (this.state) {
       case 'header': {
@@ -183,9 +189,9 @@ export class BillReader {
         return undefined;
       }
       case 'rows': {
-        if (text.startsWith('`')) {
+        if (text.charCodeAt(0) === 96 /* ` */) {
           this.rows++;
-          return zip(this.columns, splitRow(text, this.lineNo), this.lineNo);
+          return checkLength(this.columns, splitRow(text, this.lineNo), this.lineNo);
         }
         const summaryColumns = text.split(',');
         if (summaryColumns[0] !== '总交易单数')
@@ -195,12 +201,27 @@ export class BillReader {
         return undefined;
       }
       case 'summary':
-        this.summary = zip(this.summaryColumns, splitRow(text, this.lineNo), this.lineNo);
+        this.summary = zip(
+          this.summaryColumns,
+          checkLength(this.summaryColumns, splitRow(text, this.lineNo), this.lineNo),
+        );
         this.state = 'done';
         return undefined;
       case 'done':
         throw new BillError('BILL_MALFORMED', 'bill must end with one summary header and one summary row');
     }
+  }
+
+  /** Where `column` is in this bill's rows; BILL_MALFORMED when the header lacks it. */
+  index(column: string): number {
+    const i = this.columns.indexOf(column);
+    if (i < 0) throw new BillError('BILL_MALFORMED', `bill has no ${column} column`);
+    return i;
+  }
+
+  /** A row's values as an object keyed by column. */
+  row(values: string[]): BillRow {
+    return zip(this.columns, values);
   }
 
   /** The summary; throws when the bill ended before it (a cut-off download). */
@@ -218,8 +239,8 @@ export function parseBill(csv: string, expected?: BillType): Bill {
   const reader = new BillReader(expected);
   const rows: BillRow[] = [];
   for (const line of csv.split(/\r?\n/)) {
-    const row = reader.line(line);
-    if (row) rows.push(row);
+    const values = reader.line(line);
+    if (values) rows.push(reader.row(values));
   }
   const summary = reader.end();
   return {
