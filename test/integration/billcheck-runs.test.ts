@@ -11,7 +11,9 @@ import {
   type BillCheckDeps,
   type BillCheckDoc,
   type BillSource,
+  ADMIN_RUN,
   checkBillDate,
+  TIMER_RUN,
   timerPlan,
   timerWindow,
 } from '../../cloudfunctions/shared/domain/billcheck';
@@ -352,6 +354,22 @@ describe('external refunds', () => {
     expect(o).toMatchObject({ refundedFee: 100, refundUsedFee: 100 });
     expect(o.refundOps.filter((op) => op === `external:${input.refundId}`)).toHaveLength(1);
     expect(o.externalRefunds).toHaveLength(1);
+  });
+});
+
+describe('time budgets', () => {
+  it('end every run inside its function timeout, and hold the lease past it', async () => {
+    const { readFunctionConfig } = await import('../../scripts/build');
+    for (const [fn, run] of [
+      ['billCheck', TIMER_RUN],
+      ['runBillCheck', ADMIN_RUN],
+    ] as const) {
+      const timeoutMs = readFunctionConfig(fn).timeout! * 1000;
+      // A run stops starting WeChat calls at its budget; the platform kills it at the timeout;
+      // until the lease runs out after that, no second run can take the day.
+      expect(run.budgetMs, fn).toBeLessThan(timeoutMs);
+      expect(run.leaseMs, fn).toBeGreaterThan(timeoutMs);
+    }
   });
 });
 
