@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type ShopConfig } from '../../cloudfunctions/shared/config';
 import type { BillCheckStatus } from '../../cloudfunctions/shared/contract';
 import {
+  ADMIN_RUN,
   type BillCheckDeps,
   type BillCheckDoc,
   type BillSource,
-  ADMIN_RUN,
   checkBillDate,
   TIMER_RUN,
   timerPlan,

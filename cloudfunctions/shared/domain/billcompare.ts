@@ -25,6 +25,8 @@ import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 export const BILL_BATCH = 1000;
 /** The record stays small: a day with more differences than this has a systemic cause. */
 const MAX_STORED_DISCREPANCIES = 100;
+/** Each one is logged too, up to this many a run, so a systemic failure cannot flood the logs. */
+const MAX_LOGGED_DISCREPANCIES = 5000;
 /**
  * A notify that WeChat retried past midnight books an order the next day; its bill row is in
  * the day it was paid. Orders booked this long after the day ends are still looked for in it.
@@ -130,11 +132,11 @@ export class Run {
   }
 
   flag(d: BillDiscrepancy): void {
+    const n = Object.values(this.counts).reduce((a, c) => a + (c ?? 0), 0);
     this.counts[d.kind] = (this.counts[d.kind] ?? 0) + 1;
-    if (this.discrepancies.length < MAX_STORED_DISCREPANCIES) {
-      this.discrepancies.push(d);
+    if (this.discrepancies.length < MAX_STORED_DISCREPANCIES) this.discrepancies.push(d);
+    if (n < MAX_LOGGED_DISCREPANCIES)
       this.deps.log('warn', 'billcheck.discrepancy', { billDate: this.billDate, ...d });
-    }
   }
 
   act(a: Omit<BillAction, 'atMs'>): void {
@@ -324,7 +326,10 @@ export async function compare(
     let n = 0;
     for await (const line of answer.lines) {
       const values = reader.line(line);
-      if (values) await run.row(values, (columns ??= columnsOf(reader)));
+      if (values) {
+        columns ??= columnsOf(reader);
+        await run.row(values, columns);
+      }
       if (++n % 5000 === 0) run.sampleMemory();
     }
     const summary = reader.end();
