@@ -4,7 +4,7 @@
  * once, forced to overlap), WeChat busy or time running out (INCOMPLETE, finished by the
  * next run), a bill cut short, fee and summary checks, and the timer's choice of days.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, type ShopConfig } from '../../cloudfunctions/shared/config';
 import type { BillCheckStatus } from '../../cloudfunctions/shared/contract';
 import {
@@ -158,6 +158,9 @@ function payRow(
 async function record(date: string): Promise<BillCheckDoc> {
   return (await stack.db.get<BillCheckDoc>('bill_checks', date))!;
 }
+
+// Tests that trade today need WeChat's clock back on today's time.
+beforeEach(() => stack.simulator.setClockOffset(0));
 
 describe('bill check runs', () => {
   it('two runs of one date at once: one compares, the other is told the day is taken', async () => {
