@@ -117,6 +117,8 @@ function runAlone(
     TENCENTCLOUD: 'true',
     TENCENTCLOUD_SECRETID: 'local',
     TENCENTCLOUD_SECRETKEY: 'local',
+    TENCENTCLOUD_REGION: 'ap-shanghai',
+    SCF_NAMESPACE: 'local',
     SCF_FUNCTIONNAME: 'runBillCheck',
     TCB_ENV: 'local',
     TCB_CONTEXT_CNFG: JSON.stringify({ URL: stack.info.tcbServiceUrl }),
