@@ -81,6 +81,16 @@ const REFUND_FIELDS = ['orderId', 'status', 'refundFee', 'submittedAtMs', 'creat
 type OrderRow = Pick<OrderDoc, '_id' | (typeof ORDER_FIELDS)[number]>;
 type RefundRowDoc = Pick<RefundDoc, '_id' | (typeof REFUND_FIELDS)[number]>;
 
+/**
+ * A copy of `s` that does not hold on to the line it was cut from. V8 keeps a substring as a
+ * view of its parent string, so an id kept from every row would keep every ~300-byte row
+ * alive: 100,000 rows, 35 MB. Prefixing forces a flat copy; slicing the prefix off leaves a
+ * view of that small copy only.
+ */
+function detached(s: string): string {
+  return ` ${s}`.slice(1);
+}
+
 export function emptyTotals(): BillTotals {
   return {
     rows: 0,
@@ -180,7 +190,7 @@ export class Run {
       if (status === 'SUCCESS') this.totals.refundSuccessFen += settledRefund;
       this.checkFee(orderId, -settledRefund, ratePpm, feeMilli);
       const entry = { orderId, refundId: v[c.商户退款单号] ?? '', transactionId, refundFen, status };
-      this.billRefundIds.add(entry.refundId);
+      this.billRefundIds.add(detached(entry.refundId));
       this.refundBatch.push(entry);
       if (this.refundBatch.length >= BILL_BATCH) await this.flushRefunds();
       return;
@@ -194,7 +204,7 @@ export class Run {
     this.totals.paymentFen += totalFen;
     this.totals.settledFen += settledFen;
     this.checkFee(orderId, settledFen, ratePpm, feeMilli);
-    this.billOrderIds.add(orderId);
+    this.billOrderIds.add(detached(orderId));
     this.payBatch.push({ orderId, transactionId, totalFen });
     if (this.payBatch.length >= BILL_BATCH) await this.flushPayments();
   }
