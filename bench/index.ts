@@ -11,6 +11,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Stack, startStack } from '../sandbox/stack';
 import { SDK_TRIMS } from '../scripts/sdk-trim';
+import { billCheckBench } from './billcheck';
 import {
   assertStandalone,
   type BundleSizes,
@@ -27,6 +28,7 @@ import {
 import { benchCodec, checkAgreement, notifyBreakdown, REFERENCES } from './codec';
 import { type FlowStep, runFlow } from './flow';
 import { notifyBurstPhase, shoppersPhase } from './load';
+import { reconcileBench } from './reconcile';
 import { runtimeTargetColdStarts } from './runtime-target';
 import { kb, median, round, table } from './stats';
 import { runV3Bench } from './v3';
@@ -371,6 +373,8 @@ async function main(): Promise<void> {
       ]),
     );
     for (const p of phases) for (const e of p.errorSamples) console.log(`  error: ${e}`);
+    await billCheckBench(bundledDir, quick); // 5. .data/bench-billcheck.json
+    await reconcileBench(bundledDir, quick); // 6. .data/bench-reconcile.json
 
     // Targets.
     const notifyRows = codec.filter((r) => r.op === 'parse+verify+reply notify');

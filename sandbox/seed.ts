@@ -47,4 +47,11 @@ export const DEMO_PRODUCTS: ProductDoc[] = [
   },
 ];
 
-export const COLLECTION_NAMES = ['products', 'orders', 'refunds', 'payment_events', 'notices'] as const;
+export const COLLECTION_NAMES = [
+  'products',
+  'orders',
+  'refunds',
+  'payment_events',
+  'notices',
+  'bill_checks',
+] as const;

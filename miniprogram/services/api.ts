@@ -37,6 +37,8 @@ export const api = {
   approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
   listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
   noticeTemplates: () => call('noticeTemplates', {}),
+  listBillChecks: (e: FunctionMap['listBillChecks'][0]) => call('listBillChecks', e),
+  runBillCheck: (e: FunctionMap['runBillCheck'][0]) => call('runBillCheck', e),
 };
 
 /** Opens the cashier with exactly the server's parameters; never rejects. */

@@ -10,8 +10,10 @@
  * and refund callbacks invoke the cloud function named at order/refund time with the
  * camel-cased APIv2 notify fields (no sign) and count only `{errcode: 0}` as received.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { sign, type WxParams, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
+import { generateBill } from './bills';
 import { type ApiPath, type Engine, type ForeignNotify, ResultFail, ReturnFail } from './engine';
 import type { Ledger, PendingNotify, SimOrder, SimRefund } from './ledger';
 import type { NotifyDelivery } from './notifier';
@@ -241,10 +243,13 @@ export function createCloudPaySide(o: {
           transaction_id: str(d['transaction_id']),
         });
       case 'downloadBill': {
-        const bill = o
-          .engine()
-          .bill({ bill_date: str(d['bill_date']) ?? '', bill_type: str(d['bill_type']) ?? 'ALL' }, view);
-        return bill instanceof ReturnFail ? fail(bill.returnMsg) : { text: bill.csv };
+        const bill = generateBill(
+          o.ledger,
+          view,
+          { bill_date: str(d['bill_date']) ?? '', bill_type: str(d['bill_type']) ?? 'ALL' },
+          o.now(),
+        );
+        return 'returnMsg' in bill ? fail(bill.returnMsg) : { text: bill.body.toString('utf8') };
       }
       default:
         return fail(`cloudPay.${c.apiName} is not simulated`);

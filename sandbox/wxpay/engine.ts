@@ -4,12 +4,8 @@
  * (summarised in ../shared/reference/wechat-pay-v2.md §2.6 and §4).
  */
 import { randomBytes } from 'node:crypto';
-import { fenToYuan } from '../../cloudfunctions/shared/money';
 import {
-  BILL_ALL_COLUMNS,
-  BILL_SUMMARY_COLUMNS,
   encryptReqInfo,
-  formatBill,
   isSignType,
   type RequestPaymentParams,
   sign,
@@ -19,7 +15,7 @@ import {
 } from '../../cloudfunctions/shared/wxpay';
 import type { Ledger, NotifyTransport, RefundStatus, SimOrder, SimRefund } from './ledger';
 import type { NotifyFaults } from './notifier';
-import { billDate, compactTime, dashedTime, parseCompactTime } from './time';
+import { compactTime, dashedTime, parseCompactTime } from './time';
 import type { SimMerchant } from './verify';
 
 export const API_PATHS = [
@@ -117,8 +113,6 @@ export const MAX_REFUNDS_PER_ORDER = 50;
 const REFUND_WINDOW_MS = 365 * 24 * 3600 * 1000;
 /** time_expire: "建议：最短失效时间间隔大于1分钟". */
 const MIN_EXPIRE_MS = 60 * 1000;
-/** The default settlement fee rate of small merchants, for the bill's 手续费 column. */
-const FEE_RATE_PER_MILLE = 6;
 
 export class ResultFail {
   constructor(
@@ -191,7 +185,7 @@ export class Engine {
     this.settleTimers.clear();
   }
 
-  /** Every API but downloadbill, whose success is CSV (see `bill`). */
+  /** Every API but downloadbill, whose success is a file (see bills.ts). */
   handle(path: Exclude<ApiPath, '/pay/downloadbill'>, p: WxParams, m: SimMerchant): ApiOutcome {
     switch (path) {
       case '/pay/unifiedorder':
@@ -646,100 +640,15 @@ export class Engine {
     return out;
   }
 
-  // --- downloadbill -------------------------------------------------------------------
-
-  /** The day's bill as CSV, or a ReturnFail: the bill API answers errors with return_code FAIL. */
-  bill(p: WxParams, m: SimMerchant): { csv: string } | ReturnFail {
-    const date = p['bill_date'];
-    if (!date || !/^\d{8}$/.test(date)) return new ReturnFail('invalid bill_date');
-    const type = p['bill_type'] ?? 'ALL';
-    if (type !== 'ALL' && type !== 'SUCCESS' && type !== 'REFUND') return new ReturnFail('invalid bill_type');
-    const fee = (fen: number) => Math.round((fen * FEE_RATE_PER_MILLE) / 1000);
-    const rows: Record<string, string>[] = [];
-    const base = (o: SimOrder, atMs: number): Record<string, string> => ({
-      交易时间: dashedTime(atMs),
-      公众账号ID: o.appid,
-      商户号: o.mchId,
-      特约商户号: '0',
-      设备号: '',
-      微信订单号: o.transactionId ?? '',
-      商户订单号: o.outTradeNo,
-      用户标识: o.openid,
-      交易类型: 'JSAPI',
-      付款银行: 'OTHERS',
-      货币种类: 'CNY',
-      代金券金额: '0.00',
-      充值券退款金额: '0.00',
-      商品名称: o.body,
-      商户数据包: o.attach ?? '',
-      费率: '0.60%',
-      订单金额: fenToYuan(o.totalFee),
-      费率备注: '',
-    });
-    let settled = 0;
-    let refundedSum = 0;
-    let feeSum = 0;
-    let orderSum = 0;
-    let appliedRefundSum = 0;
-    if (type !== 'REFUND') {
-      for (const o of this.o.ledger.orders.values()) {
-        if (o.mchId !== m.mchId || o.paidAtMs === undefined || billDate(o.paidAtMs) !== date) continue;
-        rows.push({
-          ...base(o, o.paidAtMs),
-          交易状态: 'SUCCESS',
-          应结订单金额: fenToYuan(o.totalFee),
-          微信退款单号: '0',
-          商户退款单号: '0',
-          退款金额: '0.00',
-          退款类型: '',
-          退款状态: '',
-          手续费: fenToYuan(fee(o.totalFee)),
-          申请退款金额: '0.00',
-        });
-        settled += o.totalFee;
-        orderSum += o.totalFee;
-        feeSum += fee(o.totalFee);
-      }
+  /** Takes a refund made outside the API (merchant platform, see bills.ts) and settles it like any other. */
+  acceptRefund(r: SimRefund): void {
+    const o = this.o.ledger.order(r.mchId, r.outTradeNo);
+    if (o) {
+      o.tradeState = 'REFUND';
+      this.o.ledger.putOrder(o, false);
     }
-    if (type !== 'SUCCESS') {
-      for (const r of this.o.ledger.refunds.values()) {
-        if (r.mchId !== m.mchId || billDate(r.createdAtMs) !== date) continue;
-        const o = this.o.ledger.order(r.mchId, r.outTradeNo);
-        if (!o) continue;
-        rows.push({
-          ...base(o, r.createdAtMs),
-          交易状态: 'REFUND',
-          应结订单金额: '0.00',
-          微信退款单号: r.refundId,
-          商户退款单号: r.outRefundNo,
-          退款金额: fenToYuan(r.refundFee),
-          退款类型: 'ORIGINAL',
-          退款状态: r.status,
-          手续费: fenToYuan(-fee(r.refundFee)),
-          申请退款金额: fenToYuan(r.refundFee),
-        });
-        refundedSum += r.refundFee;
-        appliedRefundSum += r.refundFee;
-        feeSum -= fee(r.refundFee);
-      }
-    }
-    if (rows.length === 0) return new ReturnFail('No Bill Exist');
-    rows.sort((a, b) => (a['交易时间']! < b['交易时间']! ? -1 : 1));
-    const csv = formatBill({
-      columns: [...BILL_ALL_COLUMNS],
-      rows,
-      summaryColumns: [...BILL_SUMMARY_COLUMNS],
-      summary: {
-        总交易单数: String(rows.length),
-        应结订单总金额: fenToYuan(settled),
-        退款总金额: fenToYuan(refundedSum),
-        充值券退款总金额: '0.00',
-        手续费总金额: fenToYuan(feeSum),
-        订单总金额: fenToYuan(orderSum),
-        申请退款总金额: fenToYuan(appliedRefundSum),
-      },
-    });
-    return { csv };
+    this.o.ledger.putRefund(r);
+    this.armSettle(r);
   }
 
   private merchant(mchId: string): SimMerchant {

@@ -98,6 +98,8 @@ export class Ledger {
   /** Every notify attempt since start, after the ones kept from before a restart. */
   readonly notifyLog: NotifyRecord[] = [];
   private readonly prepayIndex = new Map<string, string>();
+  /** Bumped by every change, so what is derived from the ledger (bills) knows when to redo it. */
+  version = 0;
 
   constructor(private readonly stateFile?: string) {
     if (stateFile && existsSync(stateFile)) {
@@ -125,6 +127,7 @@ export class Ledger {
   }
 
   putOrder(o: SimOrder, save = true): void {
+    this.version++;
     this.orders.set(key(o.mchId, o.outTradeNo), o);
     this.prepayIndex.set(o.prepayId, key(o.mchId, o.outTradeNo));
     if (save) this.save();
@@ -140,12 +143,14 @@ export class Ledger {
       .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
-  putRefund(r: SimRefund): void {
+  putRefund(r: SimRefund, save = true): void {
+    this.version++;
     this.refunds.set(key(r.mchId, r.outRefundNo), r);
-    this.save();
+    if (save) this.save();
   }
 
   clear(): void {
+    this.version++;
     this.orders.clear();
     this.refunds.clear();
     this.pending.clear();

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type SignType, sign, toXml, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { CertPaths } from '../certs';
+import { type BillFailure, generateBill, MerchantPlatformRefundError, merchantPlatformRefund } from './bills';
 import {
   type CloudPayAnswer,
   type CloudPayCall,
@@ -31,7 +32,7 @@ import {
   ResultFail,
   ReturnFail,
 } from './engine';
-import { Ledger, type LedgerData } from './ledger';
+import { Ledger, type LedgerData, type SimOrder, type SimRefund } from './ledger';
 import { Notifier, type NotifyRecord } from './notifier';
 import {
   findView,
@@ -88,6 +89,20 @@ export interface WxPaySimulator {
   settleRefund(outRefundNo: string, outcome?: Faults['refundOutcome']): boolean;
   /** Sends every owed notify attempt now and waits for the replies. */
   flushNotifies(): Promise<void>;
+  /**
+   * Moves the simulator's clock (what bills, prepay_id validity and time_expire go by) this
+   * far ahead of the wall clock; e.g. to the next morning, when yesterday's bill exists.
+   */
+  setClockOffset(ms: number): void;
+  /** The simulator's clock, epoch ms. */
+  now(): number;
+  /**
+   * A refund made by hand on the merchant platform: no notify, only the bill shows it.
+   * Settles like API refunds (faults.refundOutcome, after the refund delay).
+   */
+  merchantPlatformRefund(p: { outTradeNo: string; refundFee: number }): SimRefund;
+  /** Adds trades as they would be after their API calls (benchmarks seed large days this way). */
+  importTrades(data: { orders?: SimOrder[]; refunds?: SimRefund[] }): void;
   /** Forgets orders, refunds, notifies and faults. */
   reset(): void;
   close(): Promise<void>;
@@ -100,9 +115,10 @@ export interface WxPaySimulator {
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
+const errorCode = (f: BillFailure) => ('errorCode' in f ? f.errorCode : undefined);
 
 /** An API answer as bytes on the wire, or none at all (the caller's timeout decides). */
-export type ApiReply = { status: number; contentType: string; body: string } | { hang: true };
+export type ApiReply = { status: number; contentType: string; body: string | Buffer } | { hang: true };
 
 /** Whether a fault strikes this call (rates, and the one-shot systemErrorNext). */
 export interface FaultDecisions {
@@ -223,13 +239,11 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
       );
     }
     if (path === '/pay/downloadbill') {
-      const bill = engine.bill(params, view);
-      if (bill instanceof ReturnFail) {
-        // "No Bill Exist" comes with error_code 20002, unsigned.
-        const code = bill.returnMsg === 'No Bill Exist' ? '20002' : '20001';
-        return xml(toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: code }));
-      }
-      return { status: 200, contentType: 'text/plain; charset=utf-8', body: bill.csv };
+      const bill = generateBill(ledger, view, params, o.now());
+      // Failures are unsigned XML with WeChat's return_msg (and error_code where it has one).
+      if ('returnMsg' in bill)
+        return xml(toXml({ return_code: 'FAIL', return_msg: bill.returnMsg, error_code: errorCode(bill) }));
+      return { status: 200, contentType: bill.contentType, body: bill.body };
     }
     const out = engine.handle(path, params, view);
     // The effect is in the ledger; the answer is lost (hangAfterEffectRate fault).
@@ -256,7 +270,9 @@ export function createWxPayCore(o: WxPayCoreOptions): WxPayCore {
 }
 
 export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<WxPaySimulator> {
-  const now = opts.now ?? Date.now;
+  const clock = opts.now ?? Date.now;
+  let clockOffsetMs = 0;
+  const now = () => clock() + clockOffsetMs;
   const random = opts.random ?? Math.random;
   const timeScale = opts.timeScale ?? 1;
   const merchants = opts.merchants;
@@ -341,8 +357,17 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
   const { engine, setFaults } = coreRef;
   const faults = () => core().faults();
 
+  function platformRefund(p: { outTradeNo: string; refundFee: number }): SimRefund {
+    const m = merchants[0]!;
+    const delayMs = faults().refundDelayMs ?? 60_000 * timeScale;
+    const r = merchantPlatformRefund(ledger, m, p, now(), Date.now() + delayMs);
+    engine.acceptRefund(r);
+    return r;
+  }
+
   function reset(): void {
     setFaults({ ...DEFAULT_FAULTS });
+    clockOffsetMs = 0;
     engine.close();
     notifier.clear();
     ledger.clear();
@@ -420,6 +445,28 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       case 'POST /sandbox/notifies/flush':
         await notifier.flush();
         return json(res, 200, { ok: true });
+      case 'GET /sandbox/clock':
+        return json(res, 200, { nowMs: now(), offsetMs: clockOffsetMs });
+      case 'POST /sandbox/clock': {
+        const offset = input['offsetMs'];
+        const advance = input['advanceMs'];
+        if (typeof offset === 'number' && Number.isSafeInteger(offset)) clockOffsetMs = offset;
+        else if (typeof advance === 'number' && Number.isSafeInteger(advance)) clockOffsetMs += advance;
+        else return json(res, 400, { error: 'give offsetMs or advanceMs, whole milliseconds' });
+        return json(res, 200, { nowMs: now(), offsetMs: clockOffsetMs });
+      }
+      case 'POST /sandbox/refunds/merchant-platform': {
+        try {
+          const r = platformRefund({
+            outTradeNo: String(input['outTradeNo'] ?? ''),
+            refundFee: input['refundFee'] as number,
+          });
+          return json(res, 200, { outRefundNo: r.outRefundNo, refundId: r.refundId, status: r.status });
+        } catch (e) {
+          if (e instanceof MerchantPlatformRefundError) return json(res, 400, { error: e.message });
+          throw e;
+        }
+      }
       case 'POST /sandbox/reset':
         reset();
         return json(res, 200, { ok: true });
@@ -502,6 +549,16 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
     settleRefund: (outRefundNo, outcome) => engine.settleOne(outRefundNo, outcome),
     flushNotifies: () => notifier.flush(),
     reset,
+    setClockOffset(ms) {
+      clockOffsetMs = ms;
+    },
+    now,
+    merchantPlatformRefund: platformRefund,
+    importTrades(data) {
+      for (const o of data.orders ?? []) ledger.putOrder(o, false);
+      for (const r of data.refunds ?? []) ledger.putRefund(r, false);
+      ledger.save();
+    },
     v3: v3 ? { publicKeyId: v3.publicKeyId, platformSerial: v3.platformSerial } : undefined,
     cloudPay(call) {
       if (!cloudPay)

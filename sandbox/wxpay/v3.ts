@@ -8,6 +8,7 @@
  * Paths, fields and error codes follow the official v3 pages summarised in the provider
  * code (cloudfunctions/shared/providers/v3).
  */
+
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRfc3339, rfc3339Beijing } from '../../cloudfunctions/shared/providers/time';
@@ -21,6 +22,7 @@ import {
 } from '../../cloudfunctions/shared/providers/v3/crypto';
 import { notifyBodyForTest, signAnswerForTest } from '../../cloudfunctions/shared/providers/v3/testing';
 import type { WxParams, WxParamsIn } from '../../cloudfunctions/shared/wxpay';
+import { generateBill } from './bills';
 import {
   type ApiPath,
   type Engine,
@@ -435,18 +437,22 @@ export function createV3Side(o: V3SideOptions): V3Side {
     const date = q.get('bill_date') ?? '';
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date))
       throw new V3Error(400, 'PARAM_ERROR', 'bill_date格式应为YYYY-MM-DD');
-    const bill = o
-      .engine()
-      .bill({ bill_date: date.replace(/-/g, ''), bill_type: q.get('bill_type') ?? 'ALL' }, view);
-    if (bill instanceof ReturnFail) {
+    const bill = generateBill(
+      o.ledger,
+      view,
+      { bill_date: date.replace(/-/g, ''), bill_type: q.get('bill_type') ?? 'ALL' },
+      o.now(),
+    );
+    if ('returnMsg' in bill) {
       if (bill.returnMsg === 'No Bill Exist') throw new V3Error(400, 'NO_STATEMENT_EXIST', '账单不存在');
       throw new V3Error(400, 'PARAM_ERROR', bill.returnMsg);
     }
+    const csv = bill.body.toString('utf8');
     const token = randomBytes(16).toString('hex');
-    bills.set(token, { csv: bill.csv, untilMs: Date.now() + 10 * 60_000 });
+    bills.set(token, { csv, untilMs: Date.now() + 10 * 60_000 });
     return {
       hash_type: 'SHA1',
-      hash_value: sha1Hex(Buffer.from(bill.csv, 'utf8')),
+      hash_value: sha1Hex(Buffer.from(csv, 'utf8')),
       download_url: `https://${req.headers.host}/v3/billdownload/file?token=${token}`,
     };
   }

@@ -80,19 +80,72 @@ export const INDEXES: IndexSpec[] = [
     unique: false,
   },
   {
-    // reconcile's scans: APPROVED refunds whose lease ran out, PROCESSING ones to query.
     collection: COLLECTIONS.refunds,
-    name: 'status_updatedAtMs',
+    name: 'orderId',
+    keys: [{ field: 'orderId', direction: 1 }],
+    unique: false,
+  },
+  {
+    // reconcile: orders whose reservations are due a check for one stranded by a crash.
+    collection: COLLECTIONS.orders,
+    name: 'reservationCheckAtMs',
+    keys: [{ field: 'reservationCheckAtMs', direction: 1 }],
+    unique: false,
+  },
+  {
+    // reconcile at scale: NOTPAY orders whose next look is due, oldest due first.
+    collection: COLLECTIONS.orders,
+    name: 'status_nextCheckAtMs',
     keys: [
       { field: 'status', direction: 1 },
-      { field: 'updatedAtMs', direction: 1 },
+      { field: 'nextCheckAtMs', direction: 1 },
     ],
     unique: false,
   },
   {
+    // reconcile: refunds in any state whose next look is due, oldest due first.
     collection: COLLECTIONS.refunds,
-    name: 'orderId',
-    keys: [{ field: 'orderId', direction: 1 }],
+    name: 'nextCheckAtMs',
+    keys: [{ field: 'nextCheckAtMs', direction: 1 }],
+    unique: false,
+  },
+  {
+    // The bill check: one count (and, on a difference, one scan) of the day's PAID orders.
+    collection: COLLECTIONS.orders,
+    name: 'status_paidAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'paidAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // The bill check: the day's SUCCESS refunds, by when WeChat accepted them.
+    collection: COLLECTIONS.refunds,
+    name: 'status_submittedAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'submittedAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    // The notices outbox: due sends and resends, and lapsed claims, for reconcile.
+    collection: COLLECTIONS.notices,
+    name: 'status_nextAttemptAtMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'nextAttemptAtMs', direction: 1 },
+    ],
+    unique: false,
+  },
+  {
+    collection: COLLECTIONS.notices,
+    name: 'status_leaseUntilMs',
+    keys: [
+      { field: 'status', direction: 1 },
+      { field: 'leaseUntilMs', direction: 1 },
+    ],
     unique: false,
   },
 ];

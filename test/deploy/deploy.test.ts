@@ -8,6 +8,7 @@ import { buildFunctions, listFunctions, readFunctionConfig, sdkVersion } from '.
 import { DEPLOY_VARIABLES, FILE_VARIABLES, parseEnvFile } from '../../scripts/golive/envfile';
 import {
   type BuiltFunction,
+  INDEXES,
   loadBuiltFunctions,
   loadRules,
   maskedPlan,
@@ -90,7 +91,7 @@ describe('the deploy plan for this repository', () => {
     }
   });
 
-  it('sets exactly the timers of config.json: the reconcile trigger', () => {
+  it('sets exactly the timers of config.json: the bill check and reconcile triggers', () => {
     const expected = listFunctions().flatMap((fn) =>
       (readFunctionConfig(fn).triggers ?? []).map((trigger) => ({
         kind: 'function.trigger',
@@ -100,6 +101,11 @@ describe('the deploy plan for this repository', () => {
     );
     expect(stepsOf(plan, 'function.trigger')).toEqual(expected);
     expect(expected).toEqual([
+      {
+        kind: 'function.trigger',
+        function: 'billCheck',
+        trigger: { name: 'billCheckMorning', type: 'timer', config: '0 */15 10-11 * * * *' },
+      },
       {
         kind: 'function.trigger',
         function: 'reconcile',
@@ -157,12 +163,14 @@ describe('the deploy plan for this repository', () => {
     ]);
   });
 
-  it('creates the four collections, the listing indexes and the one reconcile scans', () => {
+  it('creates the collections, the listing indexes and those reconcile and the bill check scan', () => {
     expect(stepsOf(plan, 'database.collection').map((s) => s.collection)).toEqual([
       'products',
       'orders',
       'refunds',
       'payment_events',
+      'bill_checks',
+      'notices',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(
@@ -172,19 +180,26 @@ describe('the deploy plan for this repository', () => {
       'orders:openid1+createdAtMs-1',
       'orders:status1+createdAtMs-1',
       'refunds:status1+createdAtMs-1',
-      'refunds:status1+updatedAtMs1',
       'refunds:orderId1',
+      'orders:reservationCheckAtMs1',
+      'orders:status1+nextCheckAtMs1',
+      'refunds:nextCheckAtMs1',
+      'orders:status1+paidAtMs1',
+      'refunds:status1+submittedAtMs1',
+      'notices:status1+nextAttemptAtMs1',
+      'notices:status1+leaseUntilMs1',
     ]);
   });
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(4);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(6);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },
       refundNotify: { invoke: false },
       reconcile: { invoke: false },
+      billCheck: { invoke: false },
     });
   });
 

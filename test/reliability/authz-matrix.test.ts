@@ -44,6 +44,9 @@ const EXPECTED: Record<string, string> = {
   payNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the signature is the authority
   refundNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the req_info decryption is
   reconcile: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
+  listBillChecks: '✗ ✗ ✓ ✗ ✗ ✗',
+  runBillCheck: '✗ ✗ ✓ ✗ ✗ ✗',
+  billCheck: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
 };
 
 let stack: Stack;
@@ -64,7 +67,7 @@ function httpEvent(body: string) {
 }
 
 describe('authorization matrix', () => {
-  it('only the cells the design allows succeed, for 11 functions × 6 callers', async () => {
+  it('only the cells the design allows succeed, for 14 functions × 6 callers', async () => {
     const paidOrder = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     stack.simulator.setFaults({ dropPayNotifies: true });
     const unpaid = unwrap(
@@ -118,6 +121,11 @@ describe('authorization matrix', () => {
         return { refundId: r.refund.refundId, decision: 'reject' };
       },
       listRefunds: async () => ({}),
+      listBillChecks: async () => ({}),
+      // Yesterday: a day that exists for every clock; its answer (a check) is what counts.
+      runBillCheck: async () => ({
+        date: new Date(Date.now() + 8 * 3600_000 - 86_400_000).toISOString().slice(0, 10).replace(/-/g, ''),
+      }),
     };
 
     const observed: Record<string, string[]> = {};
@@ -168,6 +176,13 @@ describe('authorization matrix', () => {
       observed['reconcile'].push(
         typeof (out.result as { ordersChecked?: unknown })?.ordersChecked === 'number' ? '✓' : '✗',
       );
+    }
+
+    observed['billCheck'] = [];
+    for (const who of CALLERS) {
+      const event = who === 'http' ? httpEvent('') : TIMER_EVENT();
+      const out = await stack.runtime.invoke('billCheck', event, CONTEXT[who]);
+      observed['billCheck'].push(Array.isArray((out.result as { checked?: unknown })?.checked) ? '✓' : '✗');
     }
 
     const table = Object.entries(observed).map(([fn, cells]) => `  ${fn.padEnd(14)} ${cells.join(' ')}`);

@@ -248,6 +248,8 @@ describe('fault campaign', () => {
       ...paidAtWx.map((o) => billDate(o.paidAtMs!)),
       ...ledger.refunds.map((r) => billDate(r.createdAtMs)),
     ]);
+    // Bills of a day exist from 10:00 the next day: let WeChat's clock run to then.
+    stack.simulator.setClockOffset(34 * 3600_000);
     const billPaid = new Map<string, number>();
     const billRefunded = new Map<string, number>();
     let billRows = 0;

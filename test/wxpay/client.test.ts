@@ -455,9 +455,12 @@ describe('answer verification', () => {
 describe('downloadBill', () => {
   it("returns the day's CSV with amounts in yuan", async () => {
     const { outTradeNo } = await paidOrder(HMAC_MERCHANT, 1234);
+    // A day's bill exists from 10:00 the next day: move WeChat's clock a day ahead.
+    env.sim.setClockOffset(24 * 3600_000 + 10 * 3600_000);
     const csv = await env
       .client(HMAC_MERCHANT)
-      .downloadBill({ bill_date: billDate(Date.now()), bill_type: 'SUCCESS' });
+      .downloadBill({ bill_date: billDate(Date.now()), bill_type: 'SUCCESS' })
+      .finally(() => env.sim.setClockOffset(0));
     const bill = parseBill(csv);
     const row = bill.rows.find((r) => r['商户订单号'] === outTradeNo);
     expect(row).toMatchObject({

@@ -1,5 +1,6 @@
 /** Documents as stored (docs/ARCHITECTURE.md §4). Amounts are integer fen; times are epoch ms (suffix Ms). */
 import type {
+  ExternalRefundView,
   OrderItemView,
   OrderStatus,
   OrderView,
@@ -15,6 +16,8 @@ export const COLLECTIONS = {
   orders: 'orders',
   refunds: 'refunds',
   events: 'payment_events',
+  billChecks: 'bill_checks',
+  notices: 'notices',
 } as const;
 
 export interface ProductDoc {
@@ -73,6 +76,8 @@ export interface OrderDoc {
   refundCallUntilMs?: number;
   /** When reconcile checks this order's reservations for one stranded by a crash. */
   reservationCheckAtMs?: number;
+  /** Refunds made outside the shop (merchant platform), recorded by the bill check: counted in refundedFee. */
+  externalRefunds?: ExternalRefundView[];
 }
 
 export interface RefundBookEntry {
@@ -83,6 +88,8 @@ export interface RefundBookEntry {
   late?: boolean;
   /** With `moved`: the refund that took the reservation over. */
   to?: string;
+  /** A refund made outside the shop (merchant platform), found in WeChat's bill. */
+  external?: boolean;
 }
 
 export interface RefundDoc {
@@ -192,6 +199,7 @@ export function orderView(o: OrderDoc, nowMs: number): OrderView {
   if (o.transactionId) v.transactionId = o.transactionId;
   if (o.closedAtMs !== undefined) v.closedAtMs = o.closedAtMs;
   if (o.flag) v.flag = o.flag;
+  if (o.externalRefunds?.length) v.externalRefunds = o.externalRefunds;
   return v;
 }
 
