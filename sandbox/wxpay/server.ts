@@ -300,6 +300,7 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         merchants,
         options: opts.v3,
         now,
+        wallNow: clock,
         random,
         faults: decisions,
         hang,

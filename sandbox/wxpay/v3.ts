@@ -112,6 +112,11 @@ export interface V3SideOptions {
   merchants: readonly SimMerchant[];
   options: SimV3Options;
   now: () => number;
+  /**
+   * The clock of signatures and their 5-minute window: the wall clock both sides keep, even
+   * while the business clock (`now`) runs ahead to reach the next day's bill. Default `now`.
+   */
+  wallNow?: () => number;
   random: () => number;
   /** The same fault decisions as APIv2's, by the v2 path an operation corresponds to. */
   faults: FaultDecisions;
@@ -141,6 +146,7 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function createV3Side(o: V3SideOptions): V3Side {
+  const wallNow = o.wallNow ?? o.now;
   const pub: Signer | undefined = o.options.publicKey
     ? { serial: o.options.publicKey.id, privateKey: createPrivateKey(o.options.publicKey.privateKeyPem) }
     : undefined;
@@ -178,7 +184,7 @@ export function createV3Side(o: V3SideOptions): V3Side {
   function send(res: ServerResponse, req: IncomingMessage, status: number, body: Json | undefined): void {
     const text = body === undefined ? '' : JSON.stringify(body);
     const signer = answerSigner(header(req, 'wechatpay-serial'));
-    const headers = signAnswerForTest(signer, text, { timestampS: Math.floor(o.now() / 1000) });
+    const headers = signAnswerForTest(signer, text, { timestampS: Math.floor(wallNow() / 1000) });
     res.writeHead(status, {
       ...headers,
       'Request-ID': randomBytes(12).toString('hex'),
@@ -198,7 +204,7 @@ export function createV3Side(o: V3SideOptions): V3Side {
     if (auth.serial_no.toUpperCase() !== key.serial)
       throw new V3Error(401, 'SIGN_ERROR', '证书序列号错误，请检查商户API证书');
     const ts = Number(auth.timestamp);
-    if (!/^\d{1,12}$/.test(auth.timestamp) || Math.abs(o.now() / 1000 - ts) > REQUEST_SKEW_S) {
+    if (!/^\d{1,12}$/.test(auth.timestamp) || Math.abs(wallNow() / 1000 - ts) > REQUEST_SKEW_S) {
       throw new V3Error(401, 'SIGN_ERROR', '请求时间戳与当前时间相差过大');
     }
     // The URL as sent (path + query, not re-encoded) and the body bytes as sent.
@@ -637,7 +643,7 @@ export function createV3Side(o: V3SideOptions): V3Side {
   /** Each attempt is signed anew: a retry 24 hours later must still pass the 5-minute window. */
   async function deliver(n: PendingNotify): Promise<{ status: number; body: string; acknowledged: boolean }> {
     const headers = signAnswerForTest(notifySigner(), n.body, {
-      timestampS: Math.floor(o.now() / 1000),
+      timestampS: Math.floor(wallNow() / 1000),
       signatureType: true,
     });
     const reply = await o.post(n.url, n.body, { ...headers, 'content-type': 'application/json' });

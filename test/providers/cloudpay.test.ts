@@ -19,6 +19,9 @@ import type { WxPayApiCall } from '../../sandbox/tcb/wxpayapi';
 import { connectSdk, type Sdk } from '../emulator/sdk';
 import { DIRECT, startV3Env, uniqueNo, until, type V3Env } from './fixtures';
 
+/** From any time of a day to past 10:00 of the next (Beijing): 34 hours. */
+const NEXT_MORNING_MS = 34 * 3600_000;
+
 let env: V3Env;
 let emulator: TcbEmulator;
 let sdk: Sdk;
@@ -353,8 +356,14 @@ describe('cloudPay behind the port', () => {
     expect((await provider.queryPayment(input.outTradeNo)).state).toBe('CLOSED');
     const paid = order();
     env.sim.pay((await provider.createPayment(paid)).payment as never);
-    const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
-    expect(await provider.downloadBill(today)).toContain(paid.outTradeNo);
+    const today = new Date(env.sim.now() + 8 * 3600_000).toISOString().slice(0, 10);
+    // WeChat makes a day's bill from 10:00 the next day (Beijing): look then, and come back.
+    env.sim.setClockOffset(NEXT_MORNING_MS);
+    try {
+      expect(await provider.downloadBill(today)).toContain(paid.outTradeNo);
+    } finally {
+      env.sim.setClockOffset(0);
+    }
     expect(provider.capabilities).toMatchObject({
       canResignPayment: false,
       notifyTransport: 'function',
