@@ -1,0 +1,118 @@
+/**
+ * The merchant platform's apiclient_cert.p12 is often encrypted with RC2-40, which OpenSSL 3
+ * (every Node from 17, and the functions' Node 24) refuses. Deploy converts it to the PEM pair
+ * before setting it on the functions; here a stack's functions, on the runtime's Node, get only
+ * what deploy would give them from such a file, and a refund goes through mutual TLS end to end.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../sandbox/stack';
+import { usesLegacyPkcs12Cipher } from '../../scripts/golive/checks';
+import { withPemPair } from '../../scripts/golive/pkcs12';
+import { ADMIN, buyAndPay, newRequestId, order, refund, SHOPPER, testStack, unwrap } from './support';
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let stack: Stack | undefined;
+const dir = mkdtempSync(join(tmpdir(), 'legacy-p12-'));
+afterAll(async () => {
+  await stack?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(!hasOpenssl())("an RC2-40 apiclient_cert.p12 on the functions' runtime", () => {
+  let legacy: Buffer;
+  beforeAll(async () => {
+    // A stack first, for its merchant certificate; then the .p12 made the merchant platform's way.
+    // One data folder for every stack here: the same CA and merchant certificate each time.
+    stack = await testStack({ dataDir: join(dir, 'data') });
+    const m = stack.info.merchant;
+    const out = join(dir, 'apiclient_cert.p12');
+    execFileSync('openssl', [
+      'pkcs12',
+      '-export',
+      '-legacy',
+      '-certpbe',
+      'PBE-SHA1-RC2-40',
+      '-keypbe',
+      'PBE-SHA1-3DES',
+      '-in',
+      m.certPath,
+      '-inkey',
+      m.keyPath,
+      '-passout',
+      `pass:${m.mchid}`,
+      '-out',
+      out,
+    ]);
+    legacy = readFileSync(out);
+    expect(usesLegacyPkcs12Cipher(legacy)).toBe(true);
+    await stack.close();
+    stack = undefined;
+  });
+
+  it('refunds end to end with the PEM pair deploy converts it to', async () => {
+    const converted = withPemPair({ WXPAY_PFX_BASE64: legacy.toString('base64'), WXPAY_MCHID: '1900000109' });
+    // Nothing else of the .p12 reaches the functions.
+    expect(converted.vars['WXPAY_PFX_BASE64']).toBeUndefined();
+    expect(converted.problem).toBeUndefined();
+    stack = await testStack({
+      dataDir: join(dir, 'data'),
+      env: {
+        WXPAY_CERT_PEM: converted.vars['WXPAY_CERT_PEM']!,
+        WXPAY_KEY_PEM: converted.vars['WXPAY_KEY_PEM']!,
+      },
+    });
+    const orderId = await buyAndPay(stack);
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 6800, reason: '旧证书', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
+    const approved = unwrap(
+      await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
+    );
+    expect(approved.refund.status).toBe('PROCESSING');
+    expect(stack.simulator.settleRefund(applied.refund.refundId, 'SUCCESS')).toBe(true);
+    await stack.simulator.flushNotifies();
+    expect((await refund(stack, applied.refund.refundId)).status).toBe('SUCCESS');
+    expect((await order(stack, orderId)).refundedFee).toBe(6800);
+    await stack.close();
+    stack = undefined;
+  });
+
+  it('handed over as it is, the functions refuse it at the refund with a clear message', async () => {
+    stack = await testStack({
+      dataDir: join(dir, 'data'),
+      env: { WXPAY_CERT_PEM: '', WXPAY_KEY_PEM: '', WXPAY_PFX_BASE64: legacy.toString('base64') },
+    });
+    const orderId = await buyAndPay(stack);
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 100, reason: '旧证书', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
+    const out = await stack.call(
+      'approveRefund',
+      { refundId: applied.refund.refundId, decision: 'approve' },
+      ADMIN,
+    );
+    expect(out).toMatchObject({ ok: false, error: { code: 'CONFIG_INVALID' } });
+    expect(JSON.stringify(out)).toContain('PKCS#12');
+    expect(stack.simulator.ledger().refunds.filter((w) => w.outTradeNo === orderId)).toHaveLength(0);
+  });
+});
