@@ -8,7 +8,6 @@ import { buildFunctions, listFunctions, readFunctionConfig, sdkVersion } from '.
 import { DEPLOY_VARIABLES, FILE_VARIABLES, parseEnvFile } from '../../scripts/golive/envfile';
 import {
   type BuiltFunction,
-  INDEXES,
   loadBuiltFunctions,
   loadRules,
   maskedPlan,

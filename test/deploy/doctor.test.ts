@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import {
 } from '../../scripts/golive/checks';
 import { withPemPair } from '../../scripts/golive/pkcs12';
 import { functionEnvironment } from '../../scripts/golive/plan';
-import { goodVars, MERCHANT, merchantCerts } from './helpers';
+import { goodVars, hasOpenssl, MERCHANT, makeLegacyP12, merchantCerts } from './helpers';
 
 const root = resolve(__dirname, '../..');
 let dir: string;
@@ -260,39 +260,16 @@ describe('npm run doctor names each broken setting with its fix', () => {
   });
 });
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("the merchant platform's RC2-40 apiclient_cert.p12", () => {
   // Made the way older merchant-platform downloads are: certificates under PBE-SHA1-RC2-40, the
   // key under PBE-SHA1-3DES (forge never encrypts certificate bags, so the openssl CLI makes it).
-  const makeLegacy = () => {
-    const legacy = join(dir, 'apiclient_cert_rc2.p12');
-    execFileSync('openssl', [
-      'pkcs12',
-      '-export',
-      '-legacy',
-      '-certpbe',
-      'PBE-SHA1-RC2-40',
-      '-keypbe',
-      'PBE-SHA1-3DES',
-      '-in',
-      certs.certPath,
-      '-inkey',
-      certs.keyPath,
-      '-passout',
-      `pass:${MERCHANT.mchId}`,
-      '-out',
-      legacy,
-    ]);
-    return readFileSync(legacy);
-  };
+  const makeLegacy = () =>
+    makeLegacyP12({
+      certPath: certs.certPath,
+      keyPath: certs.keyPath,
+      mchId: MERCHANT.mchId,
+      out: join(dir, 'apiclient_cert_rc2.p12'),
+    });
 
   it.skipIf(!hasOpenssl())(
     'is refused by this Node (OpenSSL 3), and the doctor says deploy converts it',

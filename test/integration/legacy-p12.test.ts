@@ -1,27 +1,12 @@
-/**
- * The merchant platform's apiclient_cert.p12 is often encrypted with RC2-40, which OpenSSL 3
- * (every Node from 17, and the functions' Node 24) refuses. Deploy converts it to the PEM pair
- * before setting it on the functions; here a stack's functions, on the runtime's Node, get only
- * what deploy would give them from such a file, and a refund goes through mutual TLS end to end.
- */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
 import { usesLegacyPkcs12Cipher } from '../../scripts/golive/checks';
 import { withPemPair } from '../../scripts/golive/pkcs12';
+import { hasOpenssl, makeLegacyP12 } from '../deploy/helpers';
 import { ADMIN, buyAndPay, newRequestId, order, refund, SHOPPER, testStack, unwrap } from './support';
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 let stack: Stack | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'legacy-p12-'));
@@ -37,25 +22,12 @@ describe.skipIf(!hasOpenssl())("an RC2-40 apiclient_cert.p12 on the functions' r
     // One data folder for every stack here: the same CA and merchant certificate each time.
     stack = await testStack({ dataDir: join(dir, 'data') });
     const m = stack.info.merchant;
-    const out = join(dir, 'apiclient_cert.p12');
-    execFileSync('openssl', [
-      'pkcs12',
-      '-export',
-      '-legacy',
-      '-certpbe',
-      'PBE-SHA1-RC2-40',
-      '-keypbe',
-      'PBE-SHA1-3DES',
-      '-in',
-      m.certPath,
-      '-inkey',
-      m.keyPath,
-      '-passout',
-      `pass:${m.mchid}`,
-      '-out',
-      out,
-    ]);
-    legacy = readFileSync(out);
+    legacy = makeLegacyP12({
+      certPath: m.certPath,
+      keyPath: m.keyPath,
+      mchId: m.mchid,
+      out: join(dir, 'apiclient_cert.p12'),
+    });
     expect(usesLegacyPkcs12Cipher(legacy)).toBe(true);
     await stack.close();
     stack = undefined;
