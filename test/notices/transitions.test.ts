@@ -9,7 +9,9 @@
  * the subscription, WeChat's subscribe API failing transiently or answering slowly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
+import { shapeValue } from '../../cloudfunctions/shared/notices/rules';
 import { DEMO_TEMPLATE_IDS as T } from '../../sandbox/notice-templates';
 import type { Stack } from '../../sandbox/stack';
 import type { InboxMessage } from '../../sandbox/tcb/subscribe';
@@ -358,5 +360,40 @@ describe('what each side hears', () => {
     expect(msg!.data['thing2']).toBe('🎁🎁 中秋特惠 广式月饼礼盒 Mo…');
     expect(msg!.data['thing2']!.length).toBe(20);
     expect(msg!.data['amount3']).toBe('3.00元');
+  });
+});
+
+describe('the daily bill check', () => {
+  it('tells every admin once per day that it found differences, however often the day is checked', async () => {
+    for (const a of ADMINS) await control.grant(a, T.billMismatch, 3);
+    const shopper = newShopper();
+    const orderId = await buyAndPay(stack, shopper, 'chopsticks');
+    const paid = await order(stack, orderId);
+    // An amount edited in the database: a difference the check reports and leaves to a person.
+    await stack.db.raw
+      .collection('orders')
+      .doc(orderId)
+      .update({ totalFee: paid.totalFee + 1 });
+    const billDate = billDateOf(Date.now());
+    // WeChat's clock at 10:30 tomorrow, when today's bill exists.
+    stack.simulator.setClockOffset(dayStartMs(billDate)! + 34.5 * 3600_000 - Date.now());
+    try {
+      const first = unwrap(await stack.call('runBillCheck', { date: billDate }, ADMIN)).check;
+      expect(first.discrepancyCount).toBeGreaterThanOrEqual(1);
+      unwrap(await stack.call('runBillCheck', { date: billDate }, ADMIN));
+      for (const admin of ADMINS) {
+        const got = (await control.inbox(admin)).filter((m) => m.templateId === T.billMismatch);
+        expect(got.map((m) => m.data)).toEqual([
+          {
+            date1: shapeValue('date', { kind: 'date', ms: dayStartMs(billDate)! }),
+            number2: String(first.discrepancyCount),
+            thing3: '请在控制台查看对账差异',
+          },
+        ]);
+      }
+      expect(await notices({ kind: 'bill_mismatch' })).toHaveLength(ADMINS.length);
+    } finally {
+      stack.simulator.setClockOffset(0);
+    }
   });
 });
