@@ -4,6 +4,8 @@
  */
 import { AppError } from './errors';
 import { registerSecret } from './log';
+import { loadNoticeConfig, NOTICE_CONFIG_VARIABLES, NOTICE_ENV, type NoticeConfig } from './notices/config';
+import { NOTICE_KINDS, type NoticeKind } from './notices/kinds';
 import { isSignType, type SignType } from './wxpay/types';
 
 export class ConfigError extends AppError {
@@ -48,9 +50,11 @@ export interface ShopConfig {
     /** Between two refund calls for one order (WeChat: at least 1 minute). */
     spacingMs: number;
   };
+  /** The subscribe message templates of the notices this function writes (ConfigNeeds.notices). */
+  notices: NoticeConfig;
   /**
    * Multiplies every business wait (reconcile's grace, backoff and query delays, refund
-   * spacing) by this; 1 in production. The sandbox runs WeChat's timings scaled the same way,
+   * spacing, notice retries) by this; 1 in production. The sandbox runs WeChat's timings scaled the same way,
    * so the two stay in step. Function and network timeouts are never scaled.
    */
   timeScale: number;
@@ -67,6 +71,18 @@ export interface ConfigNeeds {
   calls?: boolean;
   /** The function's own timeout (config.json), to check that a WeChat call fits in it. */
   functionTimeoutMs?: number;
+  /**
+   * The notices this function renders with its own template (`'all'`: every kind), so it
+   * gets and checks only those NOTICE_* variables. SCF allows 4 KB of variables per function
+   * and the merchant certificate takes 3 of them: a function that writes a notice it was
+   * not given leaves it for reconcile to render (notices/outbox.ts). Absent: it writes none.
+   */
+  notices?: readonly NoticeKind[] | 'all';
+}
+
+/** The notice kinds a function with these needs renders itself. */
+export function noticeKindsOf(needs: ConfigNeeds): readonly NoticeKind[] {
+  return needs.notices === 'all' ? NOTICE_KINDS : (needs.notices ?? []);
 }
 
 /**
@@ -119,6 +135,7 @@ export const CONFIG_VARIABLES = {
     "least time between two refund calls for one order in ms (default 60000, WeChat's rule; less only against the local simulator)",
   SANDBOX_TIME_SCALE:
     'local simulator only: business waits run this much faster than in production, 0 < x ≤ 1 (default 1)',
+  ...NOTICE_CONFIG_VARIABLES,
 } as const;
 
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
@@ -324,11 +341,21 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     );
   }
 
+  // Only the kinds this function renders: a broken variable stops the functions that use it.
+  const noticeEnv: Env = { NOTICE_MINIPROGRAM_STATE: env['NOTICE_MINIPROGRAM_STATE'] };
+  for (const kind of noticeKindsOf(needs)) {
+    const name = NOTICE_ENV[kind];
+    noticeEnv[name] = env[name];
+  }
+  const notices = loadNoticeConfig(noticeEnv);
+  problems.push(...notices.problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     wxpay,
     cert,
     adminOpenids,
+    notices: notices.config,
     orderExpireMs: Number(expireMin) * 60_000,
     shopName: get('SHOP_NAME') ?? '小店',
     reconcile,

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decryptReqInfo, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../stack';
 import type { Faults, NotifyRecord, PayOutcome } from '../wxpay';
+import { noticeRoutes } from './notices';
 
 export const CONSOLE_API_PREFIX = '/console/api/';
 /** The mini-program's shared tables and checks, bundled for the page (see ./shared.ts). */
@@ -300,6 +301,11 @@ export function consoleApi(
       await simulator.flushNotifies();
       return { settled };
     },
+    ...noticeRoutes(
+      info.tcbServiceUrl,
+      [...consoleInfo.shoppers.map((s) => s.openid), info.adminOpenid],
+      (message) => new BadRequest(message),
+    ),
   };
 
   return async (req, res, url) => {

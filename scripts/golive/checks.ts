@@ -8,12 +8,20 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { ConfigError, loadConfig } from '../../cloudfunctions/shared/config';
+import { ConfigError, type ConfigNeeds, loadConfig } from '../../cloudfunctions/shared/config';
 import { createWxPayClient, WxPayApiError, WxPayNetworkError } from '../../cloudfunctions/shared/wxpay';
 import { chooseRuntime, DEFAULT_RUNTIME, isEndOfLife } from '../runtimes';
 import { openPkcs12 } from './pkcs12';
-import { DEFAULT_REGION, ENV_LIMIT_BYTES, envBytes, functionEnvironment, notifyTargets } from './plan';
+import {
+  DEFAULT_REGION,
+  ENV_LIMIT_BYTES,
+  envBytes,
+  functionEnvironment,
+  notifyTargets,
+  parseNeeds,
+} from './plan';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
 
@@ -385,10 +393,19 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
   return out;
 }
 
+/** What the functions holding the certificate declare (their notice templates too): the largest environments. */
+function refundingNeeds(): ConfigNeeds[] {
+  return ['approveRefund', 'reconcile'].map((fn) => {
+    const entry = join(__dirname, '../../cloudfunctions', fn, 'index.ts');
+    const needs = existsSync(entry) ? parseNeeds(readFileSync(entry, 'utf8')) : undefined;
+    return needs ?? { wxpay: true, cert: true, notices: 'all' };
+  });
+}
+
 function checkEnvSize(vars: Record<string, string>): Check {
   // Measured as in production: the simulator-only variables are reported separately and go.
   const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = vars;
-  const bytes = envBytes(functionEnvironment({ wxpay: true, cert: true }, production));
+  const bytes = Math.max(...refundingNeeds().map((n) => envBytes(functionEnvironment(n, production))));
   const name = 'function environment size';
   if (bytes > ENV_LIMIT_BYTES) {
     return fail(
@@ -403,7 +420,8 @@ function checkEnvSize(vars: Record<string, string>): Check {
 function checkLoadConfig(vars: Record<string, string>): Check {
   const name = 'functions start';
   try {
-    loadConfig(vars, { wxpay: true, cert: true });
+    // Every notice template too: a miswritten one would stop the functions that render it.
+    loadConfig(vars, { wxpay: true, cert: true, notices: 'all' });
     return ok(name, 'loadConfig accepts this configuration');
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

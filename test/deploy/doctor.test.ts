@@ -258,6 +258,24 @@ describe('npm run doctor names each broken setting with its fix', () => {
     // The functions would refuse to start too, and the doctor says so.
     expect(failed(checks, 'functions start')).toContain('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
   });
+
+  it('a notice template whose field cannot show what it is mapped to', () => {
+    const checks = offline({ NOTICE_REFUND_APPLIED: `${'t'.repeat(43)} amount2=reason` });
+    expect(failed(checks, 'functions start')).toContain(
+      'NOTICE_REFUND_APPLIED: a amount field cannot show reason',
+    );
+  });
+
+  it('counts the notice templates of reconcile and approveRefund with the certificate', () => {
+    const big = `${'t'.repeat(43)} ${Array.from({ length: 20 }, (_, i) => `thing${i + 1}=status`).join(' ')}`;
+    expect(failures(offline({ NOTICE_REFUND_APPLIED: big, NOTICE_BILL_MISMATCH: big }))).toEqual([]);
+    expect(
+      failed(
+        offline({ NOTICE_ORDER_PAID: big, NOTICE_REFUND_CLOSED: big, NOTICE_REFUND_COMPLETED: big }),
+        'function environment size',
+      ),
+    ).toMatch(/over SCF's 4096/);
+  });
 });
 
 describe("the merchant platform's RC2-40 apiclient_cert.p12", () => {

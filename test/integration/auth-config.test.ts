@@ -130,7 +130,7 @@ describe('database round trips', () => {
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
       { SOURCE: 'wx_http' },
     );
-    expect(first.dbRequests).toBe(3); // order, event, CAS
+    expect(first.dbRequests).toBe(5); // order, event, CAS; the admin's notice: insert, WeChat's answer
     const dup = await stack.runtime.invoke(
       'payNotify',
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
@@ -149,7 +149,7 @@ describe('database round trips', () => {
       { orderId: data.orderId, refundFee: 1, reason: 'db', requestId: newRequestId() },
       ctx(SHOPPER),
     );
-    expect(applied.dbRequests).toBe(4); // the requestId's refund, order, reserve, insert
+    expect(applied.dbRequests).toBe(6); // the requestId's refund, order, reserve, insert; notice insert, answer
     const refundId = (applied.result as { data: { refund: { refundId: string } } }).data.refund.refundId;
     stack.simulator.setFaults({ dropRefundNotifies: true });
     const approved = await stack.runtime.invoke(
@@ -157,7 +157,8 @@ describe('database round trips', () => {
       { refundId, decision: 'approve' },
       ctx(ADMIN),
     );
-    expect(approved.dbRequests).toBe(5); // refund, claim, the order's refund slot, PROCESSING, event
+    // refund, claim, the order's refund slot, PROCESSING, event; the shopper's notice: insert, answer
+    expect(approved.dbRequests).toBe(7);
     stack.simulator.settleRefunds();
     await stack.simulator.flushNotifies();
     stack.simulator.setFaults({ dropRefundNotifies: false });
@@ -174,7 +175,7 @@ describe('database round trips', () => {
     );
     const event = { httpMethod: 'POST', body: refundBody, isBase64Encoded: false, headers: {} };
     const settled = await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' });
-    expect(settled.dbRequests).toBe(4); // refund, event, settle, CAS
+    expect(settled.dbRequests).toBe(6); // refund, event, settle, CAS; the shopper's notice: insert, answer
     expect((await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' })).dbRequests).toBe(1);
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { ShopConfig } from '../config';
 import type { LogFields } from '../log';
+import type { NoticeRuntime } from '../notices/outbox';
 import type { Store } from '../store';
 import type { CallOptions, WxPayClient } from '../wxpay/client';
 
@@ -32,6 +33,11 @@ export interface Deps {
   random: (length: number) => string;
   log: (level: 'info' | 'warn' | 'error', event: string, fields?: LogFields) => void;
   budget: Budget;
+  /**
+   * Subscribe message notices (服务通知): the templates of the kinds this function renders
+   * and, in the functions allowed to send, the sender. Absent: this function writes none.
+   */
+  notices?: NoticeRuntime;
 }
 
 /** What a WeChat Pay failure tells the domain, read without importing the client's classes. */

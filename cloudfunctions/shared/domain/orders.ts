@@ -8,6 +8,7 @@ import type {
 } from '../contract';
 import { AppError } from '../errors';
 import { parseFen } from '../money';
+import { tellOrderPaid } from '../notices/transitions';
 import type { Caller } from '../runtime/callable';
 import { paySign } from '../wxpay/paysign';
 import type { WxParams } from '../wxpay/types';
@@ -312,6 +313,7 @@ export async function markPaid(
         transactionId: paid.transactionId,
         dbRequests: store.requests,
       });
+      await tellOrderPaid(deps, order, paid.paidAtMs);
       return from === 'CLOSED' ? 'PAID_AFTER_CLOSE' : 'PAID';
     }
     current = await store.get<OrderDoc>(COLLECTIONS.orders, order._id);

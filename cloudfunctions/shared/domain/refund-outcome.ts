@@ -8,6 +8,7 @@
  */
 import type { RefundStatus } from '../contract';
 import { parseFen } from '../money';
+import { tellRefund } from '../notices/transitions';
 import type { WxParams } from '../wxpay/types';
 import type { Deps } from './deps';
 import { keptFields, recordEvent } from './events';
@@ -142,6 +143,7 @@ async function applyTo(
     log(flagged ? 'warn' : 'info', target === 'SUCCESS' ? 'refund.success' : 'refund.abnormal', {
       ...(flagged ? { flag: 'SUCCESS_AFTER_FINAL' } : {}),
     });
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
     return target;
   }
 
@@ -171,6 +173,7 @@ async function applyTo(
       fields,
     });
     log('warn', 'refund.closed');
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
     return 'CLOSED';
   }
 

@@ -13,6 +13,7 @@
  */
 import type { RefundHistoryEntry } from '../contract';
 import { AppError } from '../errors';
+import { tellRefund } from '../notices/transitions';
 import type { WxParams } from '../wxpay/types';
 import { type Deps, failureReason, requireWxpay, type WxFailure, wxFailure } from './deps';
 import { keptFields, recordEvent } from './events';
@@ -257,6 +258,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
       errCode: f.errCode,
       dbRequests: deps.store.requests,
     });
+    await tellRefund(deps, failed, 'failed');
     return failed;
   }
   const now = deps.now();
