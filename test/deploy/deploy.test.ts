@@ -171,6 +171,7 @@ describe('the deploy plan for this repository', () => {
       'payment_events',
       'bill_checks',
       'notices',
+      'caller_limits',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(

@@ -169,6 +169,7 @@ describe('two full deploys of every function against the fake', () => {
       'payment_events',
       'bill_checks',
       'notices',
+      'caller_limits',
     ]);
     // One update per index.
     expect(fake.actions('UpdateTable')).toHaveLength(INDEXES.length);

@@ -32,6 +32,8 @@ export interface Deps {
   random: (length: number) => string;
   log: (level: 'info' | 'warn' | 'error', event: string, fields?: LogFields) => void;
   budget: Budget;
+  /** Waits this long; a test with its own clock passes one that moves it. Default: a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What a WeChat Pay failure tells the domain, read without importing the client's classes. */
