@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiError, CreateOrderResult, Result } from '../../cloudfunctions/shared/contract';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
+import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
 import type { Stack } from '../../sandbox/stack';
-import { newRequestId, OTHER, order, testStack, unwrap } from './support';
+import { newRequestId, OTHER, order, postHttp, testStack, unwrap } from './support';
 
 const PRODUCTS = ['tea-longjing', 'mooncake-box', 'chopsticks', 'sticker'];
 /** The i-th of many different carts. */
@@ -27,7 +28,8 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 const ordersOf = (openid: string) => stack.db.all<OrderDoc>('orders', { openid });
-const ledgerOrdersOf = (openid: string) => stack.simulator.ledger().orders.filter((o) => o.openid === openid);
+const ledgerOf = (s: Stack, openid: string) => s.simulator.ledger().orders.filter((o) => o.openid === openid);
+const ledgerOrdersOf = (openid: string) => ledgerOf(stack, openid);
 
 describe('one shopper cannot flood createOrder', () => {
   it('200 concurrent calls from one shopper make at most 10 orders, the rest RATE_LIMITED; another shopper buys meanwhile', async () => {
@@ -126,6 +128,7 @@ describe('calls per minute', () => {
     LIMIT_APPLY_REFUND_PER_MINUTE: '2',
     LIMIT_READS_PER_MINUTE: '5',
     LIMIT_ADMIN_PER_MINUTE: '8',
+    LIMIT_OPEN_ORDERS: '3',
   };
   beforeAll(async () => {
     small = await testStack({ timers: false, env: CTX_LIMITS });
@@ -172,6 +175,23 @@ describe('calls per minute', () => {
     expect(refused.payOrCancelFirst).toBeUndefined();
   });
 
+  it('a refusal costs two database requests, a full open-orders list four, and none reaches WeChat', async () => {
+    const shopper = 'o_refused_cost';
+    const ctx = { OPENID: shopper, APPID: small.info.merchant.appid, SOURCE: 'wx_client' };
+    for (let i = 0; i < 3; i++) unwrap(await small.call('createOrder', cart(i), shopper));
+    const full = await small.runtime.invoke('createOrder', cart(3), ctx);
+    expect(full.result).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED', payOrCancelFirst: 1 } });
+    expect(full.dbRequests).toBe(4); // limits update, read, the listed orders, the refused call counted
+    const tooFast = await small.runtime.invoke('createOrder', cart(4), ctx);
+    expect(tooFast.result).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    expect(tooFast.dbRequests).toBe(2); // limits update, read
+    expect(ledgerOf(small, shopper)).toHaveLength(3);
+    for (let i = 0; i < 5; i++) unwrap(await small.call('listOrders', {}, shopper));
+    const listing = await small.runtime.invoke('listOrders', {}, ctx);
+    expect(listing.result).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    expect(listing.dbRequests).toBe(2);
+  });
+
   it('queryOrder past the limit shows the stored order without asking WeChat', async () => {
     const shopper = 'o_querier';
     const created = unwrap(await small.call('createOrder', cart(0), shopper));
@@ -184,5 +204,48 @@ describe('calls per minute', () => {
     const shown = unwrap(await small.call('queryOrder', { orderId: created.orderId }, shopper));
     expect(shown.order.status).toBe('NOTPAY');
     small.simulator.setFaults({ dropPayNotifies: false });
+  });
+});
+
+describe('pay notifies under a flood', () => {
+  let flooded: Stack;
+  beforeAll(async () => {
+    flooded = await testStack({ timers: false });
+  });
+  afterAll(() => flooded?.close());
+
+  it('1,000 forged pay notifies (wrong key, both sign types) cost no database request and change nothing', async () => {
+    const created = unwrap(
+      await flooded.call(
+        'createOrder',
+        { items: [{ productId: 'chopsticks', quantity: 1 }] },
+        'o_flood_target',
+      ),
+    );
+    await flooded.simulator.flushNotifies();
+    const m = flooded.info.merchant;
+    // Aimed at a real unpaid order with its real amount: only the signature is wrong.
+    const forged = Array.from({ length: 1000 }, (_, i) =>
+      signPayNotifyForTest(
+        {
+          appid: m.appid,
+          mchId: m.mchid,
+          apiKey: 'WRONGKEY0WRONGKEY0WRONGKEY012345',
+          signType: i % 2 === 0 ? 'MD5' : 'HMAC-SHA256',
+        },
+        { out_trade_no: created.orderId, total_fee: created.totalFee, nonce_str: `forged${i}` },
+      ),
+    );
+    const before = flooded.emulator.requestCount();
+    const replies: { status: number; text: string }[] = [];
+    for (let i = 0; i < forged.length; i += 50) {
+      replies.push(
+        ...(await Promise.all(forged.slice(i, i + 50).map((b) => postHttp(flooded, '/pay/notify', b)))),
+      );
+    }
+    expect(flooded.emulator.requestCount() - before).toBe(0);
+    expect(replies.every((r) => r.text.includes('<return_code><![CDATA[FAIL]]></return_code>'))).toBe(true);
+    expect((await order(flooded, created.orderId)).status).toBe('NOTPAY');
+    expect(await flooded.db.count('payment_events')).toBe(0);
   });
 });
