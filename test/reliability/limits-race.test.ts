@@ -44,7 +44,11 @@ function pausePoint() {
   const gate = new Promise<void>((r) => {
     release = r;
   });
-  return { arrived, release, wait: () => (reached(), gate) };
+  const wait = () => {
+    reached();
+    return gate;
+  };
+  return { arrived, release, wait };
 }
 
 /** Deps whose store stops before the first call that `when` picks. */
