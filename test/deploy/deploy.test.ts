@@ -194,7 +194,7 @@ describe('the deploy plan for this repository', () => {
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(6);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(7);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },
