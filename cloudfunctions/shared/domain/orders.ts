@@ -139,7 +139,13 @@ export async function createOrder(
   const expiresAtMs = now + deps.config.orderExpireMs;
   // The limits come first: a refused call costs no product read, no order and no WeChat call.
   const cart = cartKey(lines);
+  const [requestsBefore, waitedBefore] = [deps.store.requests, deps.store.waitMs];
   let admission = await admitNewOrder(deps, openid, { orderId, cart, untilMs: expiresAtMs });
+  // What the limits cost this call, in the log line below (and in `npm run bench`).
+  const limits = {
+    dbRequests: deps.store.requests - requestsBefore,
+    dbMs: deps.store.waitMs - waitedBefore,
+  };
   if (admission.kind === 'same') {
     // A repeated cart is a call like any other.
     await admitCall(deps, openid, 'createOrder');
@@ -160,6 +166,12 @@ export async function createOrder(
     await forgetOrder(deps, openid, orderId).catch(() => undefined);
     throw e;
   }
+  deps.log('info', 'order.created', {
+    orderId,
+    totalFee: order.totalFee,
+    dbRequests: deps.store.requests,
+    limits,
+  });
   const withPrepay = await requestPrepay(deps, order);
   return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
 }
@@ -226,7 +238,6 @@ async function placeOrder(
   if ((await store.insert(COLLECTIONS.orders, order)) === 'duplicate') {
     throw new AppError('CONFLICT', 'order number collision, please try again');
   }
-  deps.log('info', 'order.created', { orderId: order._id, totalFee, dbRequests: store.requests });
   return order;
 }
 
