@@ -6,5 +6,5 @@ export const main = callableFunction(
   'applyRefund',
   { appid: true, notices: ['refund_applied'] },
   applyRefund,
-  { sendNotices: subscribeSender },
+  { limit: 'applyRefund', sendNotices: subscribeSender },
 );

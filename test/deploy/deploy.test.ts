@@ -233,6 +233,7 @@ describe('the deploy plan for this repository', () => {
       'payment_events',
       'bill_checks',
       'notices',
+      'caller_limits',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(
@@ -255,7 +256,7 @@ describe('the deploy plan for this repository', () => {
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(6);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(7);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },

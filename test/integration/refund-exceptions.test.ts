@@ -18,6 +18,7 @@ import {
   order,
   passTime,
   postHttp,
+  ROOMY_LIMITS,
   refund,
   SHOPPER,
   testStack,
@@ -27,7 +28,8 @@ import {
 let stack: Stack;
 beforeAll(async () => {
   // A lost answer costs one WeChat timeout; 1.5 s (a valid production setting) keeps the file fast.
-  stack = await testStack({ env: { WXPAY_TIMEOUT_MS: '1500' } });
+  // One shopper applies for many refunds here; the per-caller limits are tested elsewhere.
+  stack = await testStack({ env: { WXPAY_TIMEOUT_MS: '1500', ...ROOMY_LIMITS } });
 });
 afterAll(() => stack?.close());
 beforeEach(() => {

@@ -38,6 +38,8 @@ export interface Deps {
    * and, in the functions allowed to send, the sender. Absent: this function writes none.
    */
   notices?: NoticeRuntime;
+  /** Waits this long; a test with its own clock passes one that moves it. Default: a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What a WeChat Pay failure tells the domain, read without importing the client's classes. */

@@ -7,12 +7,14 @@ import {
   ConfigError,
   type ConfigNeeds,
   callReserveMs,
+  type LimitScope,
   loadConfig,
   noticeKindsOf,
   type ShopConfig,
 } from '../config';
 import type { Result } from '../contract';
 import { type Budget, type Deps, withDeadline } from '../domain/deps';
+import { limitCaller } from '../domain/limits';
 import type { NotifyReply } from '../domain/notify';
 import { log } from '../log';
 import type { NoticeRuntime } from '../notices/outbox';
@@ -122,17 +124,32 @@ export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (bu
 
 export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, caller: Caller) => Promise<T>;
 
+export interface CallableOptions extends Extras {
+  /**
+   * Count every call against the caller's per-minute limit of this kind before the handler
+   * runs (domain/limits.ts); over it, the call answers RATE_LIMITED with the wait.
+   */
+  limit?: LimitScope;
+  /** Non-admins are refused by the handler before any database request: they are not counted. */
+  adminOnly?: boolean;
+}
+
 /** A function the mini-program calls with wx.cloud.callFunction. */
 export function callableFunction<T>(
   fn: string,
   needs: ConfigNeeds,
   handler: DomainHandler<T>,
-  extras?: Extras,
+  options: CallableOptions = {},
 ) {
-  const deps = wiring(fn, needs, extras);
+  const deps = wiring(fn, needs, options);
+  const { limit, adminOnly } = options;
   return (event: unknown, context?: unknown): Promise<Result<T>> => {
     const budget = budgetFor(Date.now(), context);
-    return callable<T>(fn, (e, caller) => handler(deps(budget), e, caller))(event);
+    return callable<T>(fn, async (e, caller) => {
+      const d = deps(budget);
+      if (limit) await limitCaller(d, caller, limit, { adminOnly: adminOnly === true });
+      return handler(d, e, caller);
+    })(event);
   };
 }
 

@@ -19,6 +19,7 @@ import {
   REASON_MAX,
   REFUND_STATUS_LABEL,
   REJECT_NEEDS_COMMENT,
+  rateLimitText,
   shopperNote,
   submissionFor,
 } from '/console/shared.js';
@@ -160,13 +161,21 @@ function writeUrl() {
 
 // ---- calls ----
 
-/** A function's refusal, shown with the mini-program's message for its code. */
+/**
+ * A function's refusal, shown with the mini-program's message for its code; RATE_LIMITED in
+ * Chinese and English with the wait (and how many unpaid orders to settle first).
+ */
 class CallFailed extends Error {
-  constructor(code, detail, retryAfterSeconds) {
+  constructor(code, detail, error = {}) {
     const known = Object.hasOwn(ERROR_MESSAGES, code);
-    const wait = retryAfterSeconds ? `（${retryAfterSeconds} 秒后再试）` : '';
     super(
-      `${code === 'NETWORK' ? NETWORK_MESSAGE : known ? ERROR_MESSAGES[code] : ERROR_MESSAGES.INTERNAL}${wait}`,
+      code === 'RATE_LIMITED'
+        ? both(rateLimitText(error))
+        : code === 'NETWORK'
+          ? NETWORK_MESSAGE
+          : known
+            ? ERROR_MESSAGES[code]
+            : ERROR_MESSAGES.INTERNAL,
     );
     this.code = code;
     this.detail = detail;
@@ -194,7 +203,7 @@ async function call(name, event = {}) {
   if (body && body.ok === true) return body.data;
   if (body && body.ok === false) {
     console.warn(`${name} → ${body.error.code}: ${body.error.message}`);
-    throw new CallFailed(body.error.code, body.error.message, body.error.retryAfterSeconds);
+    throw new CallFailed(body.error.code, body.error.message, body.error);
   }
   throw new CallFailed('INTERNAL', `${name}: ${body?.errMsg ?? `HTTP ${res.status}`}`);
 }
