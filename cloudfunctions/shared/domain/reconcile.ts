@@ -8,6 +8,10 @@
  * hiding newer ones behind it, and two runs at once never work on the same item. Every step
  * after the claim is itself a CAS or holds a lease. A run stops starting work when its own
  * time budget is spent and says what it left for next time.
+ *
+ * At scale (thousands of unpaid orders due at once) a run is mostly waiting for WeChat, so it
+ * works on several items of a page at once, each under its own claim, and takes the kinds of
+ * work in turns, a page each, so a crowd of one kind never starves the others.
  */
 import type { Query } from '../store';
 import { type Deps, requireWxpay, wxFailure } from './deps';
@@ -24,6 +28,8 @@ export { refundInfoFromQuery } from './refund-outcome';
 export interface ReconcileOptions {
   /** Items per database page. */
   batch?: number;
+  /** Items worked on at once, each under its own claim. */
+  concurrency?: number;
 }
 
 export interface ReconcileReport {
@@ -44,9 +50,15 @@ export interface ReconcileReport {
 
 /** Leave this much of the call budget for the last item's writes. */
 const STOP_MARGIN_MS = 2_000;
+/**
+ * WeChat calls in flight at once. Far under WeChat Pay's published per-merchant limits
+ * (orderquery 1800 QPS, refundquery 300, refund 150): 8 calls of ~150 ms are ~50 a second.
+ */
+const CONCURRENCY = 8;
 
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const batch = options.batch ?? 50;
+  const concurrency = Math.max(1, options.concurrency ?? CONCURRENCY);
   const start = deps.now();
   const report: ReconcileReport = {
     ordersChecked: 0,
@@ -81,50 +93,67 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       });
     }
   };
-  /** Due items of one kind, page after page, each seen once per run. */
-  const eachDue = async <T extends { _id: string }>(
+  /**
+   * Due items of one kind, a page per call, oldest due first, each seen once per run; the
+   * page's items run `concurrency` at a time. Resolves false when no more of them are due.
+   */
+  const lane = <T extends { _id: string }>(
     collection: string,
     where: (now: number) => Query,
     field: string,
     work: (item: T) => Promise<void>,
   ) => {
     const seen = new Set<string>();
-    while (inTime()) {
+    return async (): Promise<boolean> => {
       const page = await store.find<T>(collection, where(deps.now()), {
         orderBy: [[field, 'asc']],
         limit: batch,
       });
       const fresh = page.filter((x) => !seen.has(x._id));
-      if (fresh.length === 0) return;
-      for (const item of fresh) {
-        if (!inTime()) return;
-        seen.add(item._id);
-        await guarded(collection, item._id, () => work(item));
-      }
-      if (page.length < batch) return;
-    }
+      let next = 0;
+      const worker = async () => {
+        while (next < fresh.length && inTime()) {
+          const item = fresh[next++]!;
+          seen.add(item._id);
+          await guarded(collection, item._id, () => work(item));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker));
+      return fresh.length > 0 && page.length === batch;
+    };
   };
 
-  await eachDue<OrderDoc>(
-    COLLECTIONS.orders,
-    (now) => ({ status: 'NOTPAY', nextCheckAtMs: _.lte(now) }),
-    'nextCheckAtMs',
-    (order) => checkOrder(deps, order, report),
-  );
-  await eachDue<RefundDoc>(
-    COLLECTIONS.refunds,
-    (now) => ({ nextCheckAtMs: _.lte(now) }),
-    'nextCheckAtMs',
-    (refund) => checkRefund(deps, refund, report),
-  );
-  await eachDue<OrderDoc>(
-    COLLECTIONS.orders,
-    (now) => ({ reservationCheckAtMs: _.lte(now) }),
-    'reservationCheckAtMs',
-    async (order) => {
-      report.reservationsReleased += await releaseStrandedReservations(deps, order);
-    },
-  );
+  let lanes = [
+    lane<OrderDoc>(
+      COLLECTIONS.orders,
+      (now) => ({ status: 'NOTPAY', nextCheckAtMs: _.lte(now) }),
+      'nextCheckAtMs',
+      (order) => checkOrder(deps, order, report),
+    ),
+    lane<RefundDoc>(
+      COLLECTIONS.refunds,
+      (now) => ({ nextCheckAtMs: _.lte(now) }),
+      'nextCheckAtMs',
+      (refund) => checkRefund(deps, refund, report),
+    ),
+    lane<OrderDoc>(
+      COLLECTIONS.orders,
+      (now) => ({ reservationCheckAtMs: _.lte(now) }),
+      'reservationCheckAtMs',
+      async (order) => {
+        report.reservationsReleased += await releaseStrandedReservations(deps, order);
+      },
+    ),
+  ];
+  // A page of each kind in turn, until every kind is done or the budget is spent.
+  while (lanes.length > 0 && inTime()) {
+    const more: typeof lanes = [];
+    for (const nextPage of lanes) {
+      if (!inTime()) break;
+      if (await nextPage()) more.push(nextPage);
+    }
+    lanes = more;
+  }
 
   if (inTime()) report.nextDueAtMs = await nextDue(deps);
   report.dbRequests = store.requests;
