@@ -10,7 +10,7 @@ import type { Deps, WxPayPort } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
-import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
+import { RECONCILE_CONCURRENCY, reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
@@ -101,12 +101,13 @@ function hooked(
 
 describe('reconcile with a crowd of due work', () => {
   it('asks about several orders at once, and two runs reading one page ask about each order once', async () => {
-    const ids = await unpaidOrders(60);
+    const ids = await unpaidOrders(2 * RECONCILE_CONCURRENCY + 20);
     w.advance(2 * 60_000); // past the notify grace: all due
     const asked = new Map<string, number>();
     let inFlight = 0;
     let peak = 0;
-    // The first 16 queries wait until 16 are in flight (both runs' full concurrency), or 2 s.
+    // The first queries wait until both runs have all they may have in flight, or 2 s.
+    const full = 2 * RECONCILE_CONCURRENCY;
     let held = 0;
     let openBarrier!: () => void;
     const barrier = new Promise<void>((r) => {
@@ -116,9 +117,9 @@ describe('reconcile with a crowd of due work', () => {
       asked.set(id, (asked.get(id) ?? 0) + 1);
       inFlight++;
       peak = Math.max(peak, inFlight);
-      if (held < 16) {
+      if (held < full) {
         held++;
-        if (held === 16) openBarrier();
+        if (held === full) openBarrier();
         await Promise.race([barrier, new Promise((r) => setTimeout(r, 2000))]);
       }
       inFlight--;
@@ -140,8 +141,8 @@ describe('reconcile with a crowd of due work', () => {
       reconcile(hooked(w.deps(), hooks)),
       reconcile(hooked(w.deps(), hooks)),
     ]);
-    expect(peak).toBe(16);
-    expect(a.ordersChecked + b.ordersChecked).toBe(60);
+    expect(peak).toBe(full);
+    expect(a.ordersChecked + b.ordersChecked).toBe(ids.length);
     expect(a.ordersChecked).toBeGreaterThan(0);
     expect(b.ordersChecked).toBeGreaterThan(0);
     expect([...asked.keys()].sort()).toEqual([...ids].sort());

@@ -51,14 +51,18 @@ export interface ReconcileReport {
 /** Leave this much of the call budget for the last item's writes. */
 const STOP_MARGIN_MS = 2_000;
 /**
- * WeChat calls in flight at once. Far under WeChat Pay's published per-merchant limits
- * (orderquery 1800 QPS, refundquery 300, refund 150): 8 calls of ~150 ms are ~50 a second.
+ * Items worked on at once, so WeChat calls in flight at once: 16 calls of ~150 ms are ~100 a
+ * second, far under WeChat Pay's published per-merchant limits (orderquery 1800 QPS,
+ * refundquery 300, refund 150), and each holds at most one database request at a time. The
+ * WeChat Pay client keeps as many sockets open (../wxpay/client.ts).
  */
-const CONCURRENCY = 8;
+export const RECONCILE_CONCURRENCY = 16;
+/** Items per page: a page of full order documents stays far under the 1 MB result limit. */
+export const RECONCILE_BATCH = 100;
 
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
-  const batch = options.batch ?? 50;
-  const concurrency = Math.max(1, options.concurrency ?? CONCURRENCY);
+  const batch = options.batch ?? RECONCILE_BATCH;
+  const concurrency = Math.max(1, options.concurrency ?? RECONCILE_CONCURRENCY);
   const start = deps.now();
   const report: ReconcileReport = {
     ordersChecked: 0,
