@@ -150,22 +150,54 @@ describe('reconcile with a crowd of due work', () => {
     expect(a.errors + b.errors).toBe(0);
   });
 
-  it('unpaid orders that outnumber the run do not keep a due refund waiting', async () => {
+  it('pages through due items that share one due time, each looked at once', async () => {
+    const ids = await unpaidOrders(25);
+    // Orders made in one burst can share a due time to the millisecond.
+    const deps = w.deps();
+    const dueAt = w.now() + 70_000;
+    for (const id of ids) await deps.store.cas('orders', { _id: id }, { nextCheckAtMs: dueAt });
+    w.advance(2 * 60_000);
+    const asked: string[] = [];
+    const report = await reconcile(
+      hooked(w.deps(), {
+        orderQuery: async (id) => {
+          asked.push(id);
+        },
+      }),
+      { batch: 10, concurrency: 3 },
+    );
+    expect(report.ordersChecked).toBe(25);
+    expect(asked.sort()).toEqual([...ids].sort());
+  });
+
+  it('takes the kinds of work in turns: unpaid orders that outnumber the run do not keep a due refund waiting', async () => {
     const refunds = [await processingRefund('o_refund_a'), await processingRefund('o_refund_b')];
     await unpaidOrders(80);
     w.advance(5 * 60_000);
-    // Every orderquery takes 200 ms of the run's clock: a 6 s budget covers about 20 of them.
+    // Every orderquery takes 200 ms of the run's clock: a 6 s budget covers about 30 of them.
+    const calls: string[] = [];
     const deps = hooked(w.deps(), {
       orderQuery: async () => {
+        calls.push('order');
         w.advance(200);
       },
     });
+    const refundQuery = deps.wxpay!.refundQuery;
+    deps.wxpay = {
+      ...deps.wxpay!,
+      refundQuery: (p, o) => {
+        calls.push('refund');
+        return refundQuery(p, o);
+      },
+    };
     const start = w.now();
     deps.budget = { endsAtMs: start + 10_000, callDeadlineMs: start + 8_000 };
-    const report = await reconcile(deps, { batch: 10 });
+    // One at a time, so the order in which the run takes its work is the order of the calls.
+    const report = await reconcile(deps, { batch: 10, concurrency: 1 });
     expect(report.outOfTime).toBe(true);
     expect(report.ordersChecked).toBeLessThan(80);
     expect(report.refundsFinalized).toBe(2);
+    expect(calls.slice(0, 4)).toEqual(['order', 'refund', 'order', 'refund']);
     for (const id of refunds)
       expect((await w.deps().store.get<RefundDoc>('refunds', id))?.status).toBe('SUCCESS');
   });

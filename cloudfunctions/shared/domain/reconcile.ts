@@ -98,49 +98,83 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     }
   };
   /**
-   * Due items of one kind, a page per call, oldest due first, each seen once per run; the
-   * page's items run `concurrency` at a time. Resolves false when no more of them are due.
+   * Due items of one kind, oldest due first, read a page at a time after the last one read
+   * (so items queued or in flight are not read again) and the next page read while the
+   * last items of this one are still being worked on. Each item is taken once per run.
    */
-  const lane = <T extends { _id: string }>(
+  const lane = <T extends { _id: string } & Record<string, unknown>>(
     collection: string,
     where: (now: number) => Query,
     field: string,
     work: (item: T) => Promise<void>,
   ) => {
     const seen = new Set<string>();
-    return async (): Promise<boolean> => {
-      const page = await store.find<T>(collection, where(deps.now()), {
-        orderBy: [[field, 'asc']],
-        limit: batch,
-      });
-      const fresh = page.filter((x) => !seen.has(x._id));
-      let next = 0;
-      const worker = async () => {
-        while (next < fresh.length && inTime()) {
-          const item = fresh[next++]!;
-          seen.add(item._id);
-          await guarded(collection, item._id, () => work(item));
+    const queue: T[] = [];
+    let after: { at: unknown; id: string } | undefined;
+    let done = false;
+    let failure: unknown;
+    let fetching: Promise<void> | undefined;
+    const fetch = () => {
+      fetching ??= (async () => {
+        try {
+          const due = where(deps.now());
+          const page = await store.find<T>(
+            collection,
+            after
+              ? _.and([due, _.or([{ [field]: _.gt(after.at) }, { [field]: after.at, _id: _.gt(after.id) }])])
+              : due,
+            {
+              orderBy: [
+                [field, 'asc'],
+                ['_id', 'asc'],
+              ],
+              limit: batch,
+            },
+          );
+          const last = page[page.length - 1];
+          if (last) after = { at: last[field], id: last._id };
+          for (const item of page) {
+            if (seen.has(item._id)) continue;
+            seen.add(item._id);
+            queue.push(item);
+          }
+          if (page.length < batch) done = true;
+        } catch (e) {
+          failure = e;
+        } finally {
+          fetching = undefined;
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker));
-      return fresh.length > 0 && page.length === batch;
+      })();
+      return fetching;
+    };
+    return {
+      /** The next item's work, or undefined when nothing is queued now (see `waitFor`). */
+      take(): (() => Promise<void>) | undefined {
+        if (failure) throw failure;
+        const item = queue.shift();
+        if (queue.length < concurrency && !done) void fetch();
+        return item && (() => guarded(collection, item._id, () => work(item)));
+      },
+      /** Settles when this kind may have more to take; undefined when it never will. */
+      waitFor: (): Promise<void> | undefined =>
+        queue.length > 0 ? Promise.resolve() : done ? undefined : (fetching ?? fetch()),
     };
   };
 
-  let lanes = [
-    lane<OrderDoc>(
+  const lanes = [
+    lane<OrderDoc & Record<string, unknown>>(
       COLLECTIONS.orders,
       (now) => ({ status: 'NOTPAY', nextCheckAtMs: _.lte(now) }),
       'nextCheckAtMs',
       (order) => checkOrder(deps, order, report),
     ),
-    lane<RefundDoc>(
+    lane<RefundDoc & Record<string, unknown>>(
       COLLECTIONS.refunds,
       (now) => ({ nextCheckAtMs: _.lte(now) }),
       'nextCheckAtMs',
       (refund) => checkRefund(deps, refund, report),
     ),
-    lane<OrderDoc>(
+    lane<OrderDoc & Record<string, unknown>>(
       COLLECTIONS.orders,
       (now) => ({ reservationCheckAtMs: _.lte(now) }),
       'reservationCheckAtMs',
@@ -149,15 +183,39 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       },
     ),
   ];
-  // A page of each kind in turn, until every kind is done or the budget is spent.
-  while (lanes.length > 0 && inTime()) {
-    const more: typeof lanes = [];
-    for (const nextPage of lanes) {
-      if (!inTime()) break;
-      if (await nextPage()) more.push(nextPage);
+  // `concurrency` workers take items from the kinds in turn, so a crowd of one kind never
+  // starves another, until every kind is done or the budget is spent.
+  let turn = 0;
+  const nextJob = async (): Promise<(() => Promise<void>) | undefined> => {
+    for (;;) {
+      for (let k = 0; k < lanes.length; k++) {
+        const job = lanes[(turn + k) % lanes.length]!.take();
+        if (job) {
+          turn = (turn + k + 1) % lanes.length;
+          return job;
+        }
+      }
+      const pending = lanes.map((l) => l.waitFor()).filter((p) => p !== undefined);
+      if (pending.length === 0) return undefined;
+      await Promise.race(pending);
     }
-    lanes = more;
-  }
+  };
+  // A page that cannot be read fails the run, as before; every worker stops first, so no work
+  // goes on after the run has answered.
+  let failed: { error: unknown } | undefined;
+  const worker = async () => {
+    try {
+      while (!failed && inTime()) {
+        const job = await nextJob();
+        if (!job) return;
+        await job();
+      }
+    } catch (error) {
+      failed ??= { error };
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  if (failed) throw failed.error;
 
   if (inTime()) report.nextDueAtMs = await nextDue(deps);
   report.dbRequests = store.requests;
