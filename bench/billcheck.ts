@@ -14,8 +14,10 @@ import type { RunBillCheckResult } from '../cloudfunctions/shared/contract';
 import { billDateOf, DAY_MS, dayStartMs } from '../cloudfunctions/shared/domain/billdates';
 import type { RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { createBillDownloader } from '../cloudfunctions/shared/wxpay/billdownload';
+import { resolveFunctionNode } from '../sandbox/runtime/node';
 import { ROOT, type Stack, startStack } from '../sandbox/stack';
 import type { SimRefund } from '../sandbox/wxpay';
+import { configuredRuntime } from '../scripts/target';
 import { BENCH_ADMIN, insertAll, refundOf, type Trade, trade } from './backlog';
 import { round, table } from './stats';
 
@@ -57,9 +59,9 @@ export interface BillCheckBench {
 const HEAP_CAP_MB = 128;
 
 /**
- * The built runBillCheck bundle in a Node process of its own, as an SCF instance is, called as
- * the admin with the platform's environment (what the function runtime sets), its old-space
- * capped, its RSS sampled every 20 ms. A worker thread would share the bench's process, whose
+ * The built runBillCheck bundle in a process of the function runtime's Node, as an SCF
+ * instance is, called as the admin with the platform's environment (what the function runtime
+ * sets), its old-space capped, its RSS sampled every 20 ms. A worker thread would share the bench's process, whose
  * memory says nothing about the function's.
  */
 function runAlone(
@@ -101,8 +103,9 @@ function runAlone(
     ...stack.env,
   };
   return new Promise((resolve, reject) => {
+    // The function runtime's Node, as the sandbox and CloudBase run the bundle.
     const child = spawn(
-      process.execPath,
+      resolveFunctionNode(configuredRuntime()).path,
       [
         `--max-old-space-size=${HEAP_CAP_MB}`,
         '-e',
