@@ -21,14 +21,14 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { loadConfig } from '../cloudfunctions/shared/config';
 import type { Deps, WxPayPort } from '../cloudfunctions/shared/domain/deps';
-import type { OrderDoc, RefundDoc } from '../cloudfunctions/shared/domain/model';
+import type { RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { reconcile } from '../cloudfunctions/shared/domain/reconcile';
 import { budgetFor } from '../cloudfunctions/shared/runtime/function';
 import { Store } from '../cloudfunctions/shared/store';
 import { createWxPayClient, nonceStr, type WxPayClient } from '../cloudfunctions/shared/wxpay';
 import { type Stack, startStack } from '../sandbox/stack';
-import type { SimOrder, SimRefund } from '../sandbox/wxpay';
-import { insertAll, refundOf, trade } from './backlog';
+import type { SimRefund } from '../sandbox/wxpay';
+import { insertAll, refundOf, type Trade, trade } from './backlog';
 import { round, table } from './stats';
 
 /** Assumptions for production, not measurements: one WeChat API call, one CloudBase request. */
@@ -146,37 +146,39 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
     env: { RECONCILE_GRACE_SECONDS: '60', REFUND_QUERY_DELAY_SECONDS: '60' },
   });
   try {
-    const now = Date.now();
-    const simOrders: SimOrder[] = [];
-    const orders: OrderDoc[] = [];
-    for (let i = 0; i < nOrders; i++) {
-      // Created over the last 25 minutes, all past the notify grace, none expired yet.
-      const t = trade(stack, i, {
-        prefix: 'N',
-        createdAtMs: now - 25 * 60_000 + Math.floor((i / nOrders) * 23 * 60_000),
-      });
-      orders.push(t.order);
-      simOrders.push(t.sim);
-    }
-    const unpaid = orders.slice();
-    const refunds: RefundDoc[] = [];
-    const simRefunds: SimRefund[] = [];
-    for (let i = 0; i < nRefunds; i++) {
-      const paidAt = now - 3 * 3600_000 + i * 1000;
-      const t = trade(stack, nOrders + i, { prefix: 'P', createdAtMs: paidAt - 30_000, paidAtMs: paidAt });
-      const r = refundOf(t, i, {
-        fee: t.order.totalFee,
-        atMs: now - 60 * 60_000 + Math.floor((i / nRefunds) * 55 * 60_000),
-        status: 'PROCESSING',
-        wxStatus: 'PROCESSING',
-      });
-      orders.push(t.order);
-      simOrders.push(t.sim);
-      refunds.push(r.refund);
-      simRefunds.push(r.sim);
-    }
-    // Every measurement starts from this backlog (or its first `nO` orders and `nR` refunds),
-    // both sides as they were.
+    /**
+     * The backlog as it stands at `now` (or its first `nO` orders and `nR` refunds), both
+     * sides; the ids are the same every time, the times move with `now`.
+     */
+    const backlog = (now: number, nO = nOrders, nR = nRefunds) => {
+      const unpaid: Trade[] = [];
+      for (let i = 0; i < nO; i++) {
+        // Created over the last 25 minutes, all past the notify grace, none expired yet.
+        unpaid.push(
+          trade(stack, i, {
+            prefix: 'N',
+            createdAtMs: now - 25 * 60_000 + Math.floor((i / nOrders) * 23 * 60_000),
+          }),
+        );
+      }
+      const paid: Trade[] = [];
+      const refunds: { refund: RefundDoc; sim: SimRefund }[] = [];
+      for (let i = 0; i < nR; i++) {
+        const paidAt = now - 3 * 3600_000 + i * 1000;
+        const t = trade(stack, nOrders + i, { prefix: 'P', createdAtMs: paidAt - 30_000, paidAtMs: paidAt });
+        refunds.push(
+          refundOf(t, i, {
+            fee: t.order.totalFee,
+            atMs: now - 60 * 60_000 + Math.floor((i / nRefunds) * 55 * 60_000),
+            status: 'PROCESSING',
+            wxStatus: 'PROCESSING',
+          }),
+        );
+        paid.push(t);
+      }
+      return { unpaid, paid, refunds };
+    };
+    // Every measurement starts from the backlog as it stands when the measurement starts.
     const _ = stack.db.command;
     const writeBacklog = async (nO = nOrders, nR = nRefunds) => {
       for (const c of ['orders', 'refunds', 'payment_events'])
@@ -184,13 +186,20 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
           .collection(c)
           .where({ _id: _.exists(true) })
           .remove();
-      const part = <T>(list: T[]) => [...list.slice(0, nO), ...list.slice(nOrders, nOrders + nR)];
+      const b = backlog(Date.now(), nO, nR);
+      const trades = [...b.unpaid, ...b.paid];
       stack.simulator.importTrades({
-        orders: structuredClone(part(simOrders)),
-        refunds: structuredClone(simRefunds.slice(0, nR)),
+        orders: trades.map((t) => t.sim),
+        refunds: b.refunds.map((r) => r.sim),
       });
-      await insertAll(stack, 'orders', part(orders));
-      await insertAll(stack, 'refunds', refunds.slice(0, nR));
+      await insertAll(
+        stack,
+        'orders',
+        trades.map((t) => t.order),
+      );
+      const refunds = b.refunds.map((r) => r.refund);
+      await insertAll(stack, 'refunds', refunds);
+      return { unpaid: b.unpaid.map((t) => t.order), refunds };
     };
 
     const require = createRequire(__filename);
@@ -211,7 +220,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
 
     // 1. The timer's runs at production latency and production schedules (timeScale 1), the
     // shop's clock and WeChat's moved to each run's time.
-    await writeBacklog();
+    const { unpaid, refunds } = await writeBacklog();
     let offsetMs = 0;
     const shopNow = () => Date.now() + offsetMs;
     const wxSlow = counting(client, WX_MS, shopNow);
