@@ -188,7 +188,7 @@ export interface ExternalRefundView {
  */
 export type BillCheckStatus = 'RUNNING' | 'DONE' | 'INCOMPLETE' | 'NOT_READY' | 'FAILED';
 
-/** What the check found that it must not fix by itself; docs/BILLCHECK.md says what to do. */
+/** What the check found that it must not fix by itself; docs/GOING_LIVE.md §8.4 says what to do. */
 export type BillDiscrepancyKind =
   | 'UNKNOWN_ORDER'
   | 'AMOUNT_MISMATCH'

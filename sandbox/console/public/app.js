@@ -6,6 +6,7 @@
 // from the mini-program's own code, bundled by the gateway as /console/shared.js.
 
 import {
+  billCheckRow,
   CONTACT_MAX,
   checkRefundForm,
   decisionResult,
@@ -16,12 +17,14 @@ import {
   merchantGuide,
   NETWORK_MESSAGE,
   ORDER_STATUS_LABEL,
+  parseYuanToFen,
   REASON_MAX,
   REFUND_STATUS_LABEL,
   REJECT_NEEDS_COMMENT,
   rateLimitText,
   shopperNote,
   submissionFor,
+  yesterdayBeijing,
 } from '/console/shared.js';
 
 const POLL_MS = 1000;
@@ -1005,6 +1008,166 @@ function wireNotices() {
   };
 }
 
+// ---- bill checks (对账): the merchant's list, a check run now, WeChat's clock, merchant-platform refunds ----
+
+const billState = {
+  /** WeChat's clock as the simulator last said: { nowMs, offsetMs }. */
+  clock: null,
+  /** The merchant picked a day: a clock change no longer moves it. */
+  dateTouched: false,
+  running: false,
+};
+
+/** yyyy-MM-dd (the date input's format) → yyyyMMdd (the bill's). */
+const billDate = (day) => day.replaceAll('-', '');
+
+function renderBillChecks(items) {
+  if (items.length === 0) {
+    $('billchecks').replaceChildren(h('p', { className: 'muted' }, '还没有对账记录 No bill checks yet.'));
+    return;
+  }
+  $('billchecks').replaceChildren(
+    ...items.map((v) => {
+      const row = billCheckRow(v);
+      return h(
+        'div',
+        {
+          className: `card billcheck ${row.clean ? 'clean' : 'attention'}`,
+          'data-testid': 'billcheck',
+          'data-date': row.billDate,
+          'data-status': row.status,
+          'data-clean': String(row.clean),
+        },
+        h(
+          'div',
+          { className: 'row' },
+          h('b', {}, row.day),
+          h(
+            'span',
+            { className: 'badge billcheck-status', 'data-testid': 'billcheck-status' },
+            row.statusLabel,
+          ),
+          h('span', { className: 'muted' }, `${v.status}${v.runs > 1 ? ` · ${v.runs} runs` : ''}`),
+        ),
+        h('div', { 'data-testid': 'billcheck-summary' }, row.summary),
+        row.message ? h('div', { className: 'error' }, row.message) : null,
+        row.fixes.length > 0
+          ? h(
+              'ul',
+              { className: 'billcheck-list' },
+              row.fixes.map((f, i) =>
+                h(
+                  'li',
+                  { 'data-testid': 'billcheck-fix', 'data-kind': v.actions[i]?.kind ?? '' },
+                  `✓ ${f.label} · `,
+                  h('span', { className: 'mono id' }, f.orderId),
+                  f.refundId ? [' · ', h('span', { className: 'mono id' }, f.refundId)] : null,
+                  ` · ¥${f.yuan}`,
+                ),
+              ),
+            )
+          : null,
+        row.issues.length > 0
+          ? h(
+              'ul',
+              { className: 'billcheck-list' },
+              row.issues.map((d, i) =>
+                h(
+                  'li',
+                  {
+                    className: 'billcheck-issue',
+                    'data-testid': 'billcheck-issue',
+                    'data-kind': v.discrepancies[i]?.kind ?? '',
+                  },
+                  h('b', {}, `⚠ ${d.title}`),
+                  h('span', { className: 'muted' }, ` · ${v.discrepancies[i]?.kind ?? ''}`),
+                  d.ids ? h('div', { className: 'mono id' }, d.ids) : null,
+                  d.detail ? h('div', { className: 'muted' }, d.detail) : null,
+                  h('div', { className: 'guide', 'data-testid': 'billcheck-todo' }, `处理 To do: ${d.todo}`),
+                ),
+              ),
+            )
+          : null,
+        row.moreIssues > 0
+          ? h(
+              'div',
+              { className: 'muted' },
+              `另有 ${row.moreIssues} 项差异未列出 ${row.moreIssues} more in the log (billcheck.discrepancy)`,
+            )
+          : null,
+        h('div', { className: 'muted' }, `最近核对 Last run ${row.lastRunAt}`),
+      );
+    }),
+  );
+}
+
+async function refreshBillChecks() {
+  const page = await call('listBillChecks', {});
+  renderIfChanged('billchecks', page.items, renderBillChecks);
+}
+
+function renderClock(clock) {
+  billState.clock = clock;
+  const ahead = Math.round(clock.offsetMs / 60_000);
+  $('wx-clock').textContent =
+    `${new Date(clock.nowMs).toLocaleString('zh-CN', { hour12: false, timeZone: 'Asia/Shanghai' })}` +
+    (Math.abs(ahead) >= 1 ? ` (+${ahead} min)` : '');
+  $('wx-clock').dataset.offsetMs = String(clock.offsetMs);
+  // The day the morning check looks at, on WeChat's clock: the one whose bill now exists.
+  if (!billState.dateTouched) $('billcheck-date').value = yesterdayBeijing(clock.nowMs);
+}
+
+async function runBillCheck(button) {
+  const day = $('billcheck-date').value;
+  if (!day || billState.running) return;
+  billState.running = true;
+  await act(button, async () => {
+    try {
+      const out = await api('billcheck', { date: billDate(day) });
+      const answer = out.result;
+      if (!answer?.ok) throw new CallFailed(answer?.error?.code ?? 'INTERNAL', answer?.error?.message);
+      const row = billCheckRow(answer.data.check);
+      toast(
+        answer.data.ran
+          ? `${row.day} ${row.statusLabel} · ${answer.data.check.status}`
+          : `${row.day} 正在对账中 A check of this day is running`,
+      );
+    } finally {
+      billState.running = false;
+    }
+  });
+}
+
+function wireBillChecks() {
+  $('billcheck-date').onchange = () => {
+    billState.dateTouched = true;
+  };
+  $('billcheck-run').onclick = (e) => runBillCheck(e.currentTarget);
+  const setClock = (body, what) =>
+    act(null, async () => {
+      renderClock(await api('clock', body));
+      toast(what);
+    });
+  $('clock-next-morning').onclick = () =>
+    setClock({ nextMorning: true }, '微信时钟已到次日 10:30 WeChat is at 10:30 the next day');
+  $('clock-now').onclick = () => setClock({ offsetMs: 0 }, '微信时钟回到现在 WeChat is back to now');
+  $('platform-refund').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const outTradeNo = $('platform-refund-order').value.trim();
+    const yuan = parseYuanToFen($('platform-refund-amount').value);
+    if (!outTradeNo || !yuan.ok) {
+      toast('填写订单号和金额 Give the order number and an amount in yuan', 'error');
+      return;
+    }
+    void act(e.submitter, async () => {
+      const r = await api('platform-refund', { outTradeNo, refundFee: yuan.fen });
+      $('platform-refund-order').value = '';
+      $('platform-refund-amount').value = '';
+      toast(`商户平台退款 ${r.outRefundNo} · ${r.status}（无通知 no notify; only the bill shows it）`);
+    });
+  });
+}
+
 // ---- polling ----
 
 /**
@@ -1036,8 +1199,10 @@ function refresh() {
       await Promise.all([
         isMerchant() ? refreshMerchant() : refreshShop(),
         refreshNotices(),
+        isMerchant() ? refreshBillChecks() : null,
         api('notifies').then((n) => renderIfChanged('notifies', n, renderNotifies)),
         api('faults').then((f) => renderIfChanged('faults', f, renderFaults)),
+        api('clock').then(renderClock),
       ]);
       document.body.dataset.ready = 'true';
     } catch (e) {
@@ -1054,6 +1219,7 @@ async function main() {
   renderInfo(state.info);
   wireFaults();
   wireNotices();
+  wireBillChecks();
   $('cashier').addEventListener('click', cashierChoice);
   $('cashier').addEventListener('cancel', (e) => {
     if (state.paying) e.preventDefault();
