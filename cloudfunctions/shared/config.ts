@@ -4,6 +4,13 @@
  */
 import { AppError } from './errors';
 import { registerSecret } from './log';
+import {
+  DEFAULT_REFUND_REASONS,
+  DEFAULT_REJECT_REASONS,
+  parseRefundReasons,
+  parseRejectReasons,
+  type RefundReason,
+} from './reasons';
 import { isSignType, type SignType } from './wxpay/types';
 
 export class ConfigError extends AppError {
@@ -47,6 +54,10 @@ export interface ShopConfig {
     maxOpenPerOrder: number;
     /** Between two refund calls for one order (WeChat: at least 1 minute). */
     spacingMs: number;
+    /** What a shopper picks from when applying; always includes OTHER. */
+    reasons: readonly RefundReason[];
+    /** Comments a merchant can pick when rejecting. */
+    rejectReasons: readonly string[];
   };
   /**
    * Multiplies every business wait (reconcile's grace, backoff and query delays, refund
@@ -115,6 +126,10 @@ export const CONFIG_VARIABLES = {
   REFUND_QUERY_DELAY_SECONDS:
     'reconcile asks refundquery about a refund this long after WeChat accepted it (default 60)',
   REFUND_MAX_OPEN_PER_ORDER: 'refund applications of one order that may be open at once, 1 to 50 (default 5)',
+  REFUND_REASONS:
+    'the reasons a shopper picks from, CODE:label comma-separated, including OTHER (default: NOT_WANTED:不想要了,… ,OTHER:其他)',
+  REFUND_REJECT_REASONS:
+    'comments the merchant can pick when rejecting a refund, comma-separated (default: 商品已发货，请收货后申请退货退款,…)',
   REFUND_SPACING_MS:
     "least time between two refund calls for one order in ms (default 60000, WeChat's rule; less only against the local simulator)",
   SANDBOX_TIME_SCALE:
@@ -225,7 +240,12 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
       'REFUND_SPACING_MS must be at least 60000: WeChat wants refunds of one order 1 minute apart',
     );
   }
-  const refunds = { maxOpenPerOrder: Number(maxOpen), spacingMs: scaled(Number(spacing)) };
+  const refunds = {
+    maxOpenPerOrder: Number(maxOpen),
+    spacingMs: scaled(Number(spacing)),
+    reasons: parseRefundReasons(get('REFUND_REASONS') ?? DEFAULT_REFUND_REASONS, problems),
+    rejectReasons: parseRejectReasons(get('REFUND_REJECT_REASONS') ?? DEFAULT_REJECT_REASONS, problems),
+  };
 
   let wxpay: WxPayConfig = {
     appid: get('WXPAY_APPID') ?? '',
