@@ -52,6 +52,8 @@ export interface OrderDoc {
   transactionId?: string;
   closedAtMs?: number;
   closeReason?: string;
+  /** The shopper cancelled it: not payable from then on; closed at WeChat as soon as WeChat allows. */
+  cancelledAtMs?: number;
   flag?: 'PAID_AFTER_CLOSE';
   /** While NOTPAY: when reconcile next asks WeChat about it (absent once PAID or CLOSED). */
   nextCheckAtMs?: number;
@@ -101,7 +103,10 @@ export interface RefundDoc {
   requestId?: string;
   refundFee: number;
   totalFee: number;
+  /** The preset's label and the shopper's note, as shown to the merchant and sent as refund_desc. */
   reason: string;
+  /** The preset reason (REFUND_REASONS), kept apart from the text for the merchant's statistics. */
+  reasonCode?: string;
   contact?: string;
   status: RefundStatus;
   comment?: string;
@@ -154,6 +159,7 @@ export interface PaymentEventDoc {
     | 'refund'
     | 'review'
     | 'resolve'
+    | 'withdraw'
     | 'reconcile'
     | 'unifiedorder';
   /** The verified WeChat fields behind the transition (never the key or a signature). */
@@ -193,11 +199,12 @@ export function orderView(o: OrderDoc, nowMs: number): OrderView {
     refundReservedFee: o.refundReservedFee,
     refundedFee: o.refundedFee,
     refundableFee: o.status === 'PAID' ? Math.max(0, o.totalFee - o.refundUsedFee) : 0,
-    payable: o.status === 'NOTPAY' && o.expiresAtMs > nowMs,
+    payable: o.status === 'NOTPAY' && o.expiresAtMs > nowMs && o.cancelledAtMs === undefined,
   };
   if (o.paidAtMs !== undefined) v.paidAtMs = o.paidAtMs;
   if (o.transactionId) v.transactionId = o.transactionId;
   if (o.closedAtMs !== undefined) v.closedAtMs = o.closedAtMs;
+  if (o.cancelledAtMs !== undefined) v.cancelledAtMs = o.cancelledAtMs;
   if (o.flag) v.flag = o.flag;
   if (o.externalRefunds?.length) v.externalRefunds = o.externalRefunds;
   return v;
@@ -218,6 +225,7 @@ export function refundView(r: RefundDoc, admin = false): RefundView {
     createdAtMs: r.createdAtMs,
     updatedAtMs: r.updatedAtMs,
   };
+  if (r.reasonCode) v.reasonCode = r.reasonCode;
   if (r.contact) v.contact = r.contact;
   if (r.comment) v.comment = r.comment;
   if (r.reviewedAtMs !== undefined) v.reviewedAtMs = r.reviewedAtMs;
