@@ -41,6 +41,10 @@ const EXPECTED: Record<string, string> = {
   applyRefund: '✓ ✗ ✗ ✗ ✗ ✗',
   approveRefund: '✗ ✗ ✓ ✗ ✗ ✗',
   listRefunds: '✗ ✗ ✓ ✗ ✗ ✗',
+  getRefund: '✓ ✗ ✓ ✗ ✗ ✗', // the applicant's view, or the merchant's
+  withdrawRefund: '✓ ✗ ✗ ✗ ✗ ✗', // the applicant only, not even the merchant
+  cancelOrder: '✓ ✗ ✗ ✗ ✗ ✗',
+  refundReasons: '✓ ✓ ✓ ✗ ✗ ✗',
   payNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the signature is the authority
   refundNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the req_info decryption is
   reconcile: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
@@ -67,7 +71,7 @@ function httpEvent(body: string) {
 }
 
 describe('authorization matrix', () => {
-  it('only the cells the design allows succeed, for 14 functions × 6 callers', async () => {
+  it('only the cells the design allows succeed, for 18 functions × 6 callers', async () => {
     const paidOrder = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     stack.simulator.setFaults({ dropPayNotifies: true });
     const unpaid = unwrap(
@@ -121,6 +125,24 @@ describe('authorization matrix', () => {
         return { refundId: r.refund.refundId, decision: 'reject' };
       },
       listRefunds: async () => ({}),
+      getRefund: async () => ({ refundId: done.refund.refundId }),
+      withdrawRefund: async () => {
+        // A fresh application for each cell: one withdrawal cannot stand for another's refusal.
+        const r = unwrap(
+          await stack.call(
+            'applyRefund',
+            { orderId: paidOrder, refundFee: 1, reason: 'cell', requestId: newRequestId() },
+            SHOPPER,
+          ),
+        );
+        return { refundId: r.refund.refundId };
+      },
+      cancelOrder: async () => ({
+        orderId: unwrap(
+          await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+        ).orderId,
+      }),
+      refundReasons: async () => ({}),
       listBillChecks: async () => ({}),
       // Yesterday: a day that exists for every clock; its answer (a check) is what counts.
       runBillCheck: async () => ({
