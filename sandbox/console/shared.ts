@@ -4,11 +4,19 @@
  * refund form's checks, the requestId of a submission, the state labels and what each refund
  * state asks of the merchant. One source, so the console and the phone never disagree.
  */
+
+export { CANCEL_OUTCOME_MESSAGE } from '../../miniprogram/utils/confirm';
 export { ERROR_MESSAGES, NETWORK_MESSAGE } from '../../miniprogram/utils/errors';
-export { ORDER_STATUS_LABEL, REFUND_STATUS_LABEL } from '../../miniprogram/utils/labels';
+export {
+  ORDER_DISPLAY_LABEL,
+  ORDER_STATUS_LABEL,
+  orderDisplay,
+  REFUND_STATUS_LABEL,
+} from '../../miniprogram/utils/labels';
 export { fenToYuan } from '../../miniprogram/utils/money';
 export { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../miniprogram/utils/refund-form';
 export {
+  confirmDecision,
   decisionResult,
   flagNote,
   historyRows,
