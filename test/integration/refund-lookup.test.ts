@@ -4,6 +4,7 @@
  * search by order number, and the preset reasons an application is made with.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ListRefundsResult } from '../../cloudfunctions/shared/contract';
 import type { Stack } from '../../sandbox/stack';
 import { ADMIN, buyAndPay, newRequestId, OTHER, refund, SHOPPER, testStack, unwrap } from './support';
 
@@ -83,7 +84,7 @@ describe('listRefunds for the review queue', () => {
     const orderA = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     const orderB = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     const before = unwrap(await stack.call('listRefunds', { status: 'PENDING_REVIEW' }, ADMIN)).pendingCount;
-    const made = [];
+    const made: Awaited<ReturnType<typeof apply>>[] = [];
     for (let i = 0; i < 3; i++) made.push(await apply(orderA, 100 + i));
     made.push(await apply(orderB, 200));
     unwrap(
@@ -152,7 +153,7 @@ describe('listRefunds paging', () => {
     let pages = 0;
     let firstCursor: string | null = null;
     do {
-      const page = unwrap(
+      const page: ListRefundsResult = unwrap(
         await stack.call(
           'listRefunds',
           { orderId: 'paging-order', order: 'oldest', ...(cursor ? { cursor } : {}) },
