@@ -192,3 +192,44 @@ describe('cancelOrder', () => {
     expect((await order(stack, created.orderId)).cancelledAtMs).toBeUndefined();
   });
 });
+
+describe('listOrders tabs', () => {
+  it('待支付 lists only orders that can still be paid; 售后 only orders with refunds in progress or refunded', async () => {
+    const shopper = 'o_tabs_shopper';
+    const make = async () =>
+      unwrap(
+        await stack.call('createOrder', { items: [{ productId: 'tea-longjing', quantity: 1 }] }, shopper),
+      );
+    const open = await make();
+    const cancelled = await make();
+    unwrap(await stack.call('cancelOrder', { orderId: cancelled.orderId }, shopper));
+    const refunded = await make();
+    const untouched = await make();
+    for (const o of [refunded, untouched]) expect(pay(o)).toBe('requestPayment:ok');
+    await stack.simulator.flushNotifies();
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        {
+          orderId: refunded.orderId,
+          refundFee: 100,
+          reasonCode: 'NOT_WANTED',
+          requestId: `tabs${Date.now()}`,
+        },
+        shopper,
+      ),
+    );
+
+    const ids = async (event: Parameters<typeof stack.call<'listOrders'>>[1]) =>
+      unwrap(await stack.call('listOrders', event, shopper)).items.map((o) => o.orderId);
+    expect(await ids({ filter: 'payable' })).toEqual([open.orderId]);
+    expect(await ids({ filter: 'afterSale' })).toEqual([refunded.orderId]);
+    expect((await ids({})).sort()).toEqual(
+      [open.orderId, cancelled.orderId, refunded.orderId, untouched.orderId].sort(),
+    );
+    expect(await stack.call('listOrders', { status: 'PAID', filter: 'payable' }, shopper)).toMatchObject({
+      ok: false,
+      error: { code: 'INVALID_INPUT' },
+    });
+  });
+});
