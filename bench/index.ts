@@ -82,8 +82,8 @@ export const STEP_MINIMUM: Record<string, { min: number | null; why: string }> =
     why: 'read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; CAS → PROCESSING; append payment_events',
   },
   listRefunds: {
-    min: 5,
-    why: "the admin's first limited call: their limits document is created (update, read, insert); one page of refunds; their orders in one `in` query",
+    min: 6,
+    why: "the admin's first limited call: their limits document is created (update, read, insert); one page of refunds; their orders in one `in` query; the count of applications waiting (the queue's badge)",
   },
   'refundNotify (first)': {
     min: 4,

@@ -6,11 +6,18 @@
  * source, so the console and the phone never disagree.
  */
 export { billCheckRow, yesterdayBeijing } from '../../miniprogram/utils/billcheck';
+export { CANCEL_OUTCOME_MESSAGE } from '../../miniprogram/utils/confirm';
 export { ERROR_MESSAGES, NETWORK_MESSAGE, rateLimitText } from '../../miniprogram/utils/errors';
-export { ORDER_STATUS_LABEL, REFUND_STATUS_LABEL } from '../../miniprogram/utils/labels';
+export {
+  ORDER_DISPLAY_LABEL,
+  ORDER_STATUS_LABEL,
+  orderDisplay,
+  REFUND_STATUS_LABEL,
+} from '../../miniprogram/utils/labels';
 export { fenToYuan, parseYuanToFen } from '../../miniprogram/utils/money';
 export { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../miniprogram/utils/refund-form';
 export {
+  confirmDecision,
   decisionResult,
   flagNote,
   historyRows,

@@ -15,11 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { type ActionRequest, handleAction } from './actions';
 import { Journal, recover } from './journal';
 import { openApiAction } from './openapi';
+import { type Pause, type PausedRequest, PausePoints } from './pause';
 import { type IndexSpec, Store } from './store';
 import { type SubscribeOptions, SubscribeService } from './subscribe';
 import { handleWxApi, isMultipart, type WxApiHandler } from './wxapi';
 import { type WxPayApiHandler, wxPayApiAction } from './wxpayapi';
 
+export type { Pause, PausedRequest } from './pause';
 export type { IndexSpec } from './store';
 
 export interface TcbEmulatorOptions {
@@ -58,6 +60,8 @@ export interface TcbEmulator {
   close(): Promise<void>;
   /** Tests only: stop like a killed process, without the final compaction. */
   crash(): Promise<void>;
+  /** Tests only: hold the first database request that matches until released (pause.ts). */
+  pause(match: (request: PausedRequest) => boolean): Pause;
 }
 
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -142,6 +146,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
 
   let total = 0;
   const perScope = new Map<string, number>();
+  const pauses = new PausePoints();
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -175,6 +180,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
         perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
       }
     }
+    await pauses.gate(body);
     send(res, 200, await handleAction(store, body, now()));
   });
   // The SDK keeps connections alive outside SCF; do not let idle sockets hold close() up.
@@ -205,6 +211,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     },
     collections: () => store.collectionNames(),
     subscribe,
+    pause: (match) => pauses.add(match),
     close: async () => {
       await stopServer();
       store.close();

@@ -261,7 +261,7 @@ async function checkOrder(deps: Deps, order: OrderDoc, report: ReconcileReport):
   const after = await confirmWithQuery(deps, order);
   if (after.status === 'PAID') report.ordersPaid++;
   else if (after.status === 'CLOSED') report.ordersClosed++;
-  else if (deps.now() >= order.expiresAtMs) {
+  else if (deps.now() >= order.expiresAtMs || order.cancelledAtMs !== undefined) {
     const r = await expireOrder(deps, after);
     if (r === 'CLOSED') report.ordersClosed++;
     if (r === 'PAID') report.ordersPaid++;

@@ -7,8 +7,10 @@
 
 import {
   billCheckRow,
+  CANCEL_OUTCOME_MESSAGE,
   CONTACT_MAX,
   checkRefundForm,
+  confirmDecision,
   decisionResult,
   ERROR_MESSAGES,
   fenToYuan,
@@ -16,7 +18,9 @@ import {
   historyRows,
   merchantGuide,
   NETWORK_MESSAGE,
+  ORDER_DISPLAY_LABEL,
   ORDER_STATUS_LABEL,
+  orderDisplay,
   parseYuanToFen,
   REASON_MAX,
   REFUND_STATUS_LABEL,
@@ -46,8 +50,8 @@ const orderLabel = (s) => `${ORDER_STATUS_LABEL[s] ?? s} ${ORDER_EN[s] ?? ''}`.t
 const refundLabel = (s) => `${REFUND_STATUS_LABEL[s] ?? s} ${REFUND_EN[s] ?? ''}`.trim();
 const both = (t) => (t ? `${t.zh} · ${t.en}` : '');
 
-/** The views each role can filter by; kept in the URL as ?view=. */
-const ORDER_VIEWS = ['', 'NOTPAY', 'PAID', 'CLOSED'];
+/** The views each role can filter by; kept in the URL as ?view=. AFTER_SALE is 售后 (listOrders filter). */
+const ORDER_VIEWS = ['', 'NOTPAY', 'PAID', 'AFTER_SALE', 'CLOSED'];
 const REFUND_VIEWS = [
   '',
   'PENDING_REVIEW',
@@ -58,6 +62,7 @@ const REFUND_VIEWS = [
   'PROCESSING',
   'SUCCESS',
   'REJECTED',
+  'WITHDRAWN',
 ];
 
 const money = (fen) => `¥${fenToYuan(fen)}`;
@@ -137,6 +142,11 @@ const state = {
   submission: null,
   applying: false,
   paying: false,
+  /** The shop's preset refund reasons (refundReasons), loaded with the first refund form. */
+  reasons: [],
+  /** The merchant's queue: oldest or newest first (?sort=), and an order number searched for (?q=). */
+  sort: 'oldest',
+  search: '',
 };
 
 function openidOf(role) {
@@ -152,6 +162,7 @@ function readUrl() {
   state.role = as === 'b' || as === 'merchant' ? as : 'a';
   const view = p.get('view') ?? '';
   state.view = (isMerchant() ? REFUND_VIEWS : ORDER_VIEWS).includes(view) ? view : '';
+  readQueueUrl(p);
 }
 
 function writeUrl() {
@@ -159,6 +170,7 @@ function writeUrl() {
   p.set('as', state.role);
   if (state.view) p.set('view', state.view);
   else p.delete('view');
+  writeQueueUrl(p);
   history.replaceState(null, '', `${location.pathname}?${p}`);
 }
 
@@ -263,7 +275,14 @@ function identities() {
 function filterTabs() {
   const merchant = isMerchant();
   const views = merchant ? REFUND_VIEWS : ORDER_VIEWS;
-  const label = (v) => (v === '' ? '全部 All' : merchant ? refundLabel(v) : orderLabel(v));
+  const label = (v) =>
+    v === ''
+      ? '全部 All'
+      : v === 'AFTER_SALE'
+        ? '售后 After-sale'
+        : merchant
+          ? refundLabel(v)
+          : orderLabel(v);
   $(merchant ? 'refund-filters' : 'order-filters').replaceChildren(
     ...views.map((v) =>
       h(
@@ -340,6 +359,7 @@ function refundLine(r) {
     // Never r.failReason here: WeChat's reason is about the merchant's account.
     note ? h('div', { className: 'muted', 'data-testid': 'refund-note' }, both(note)) : null,
     h('div', { className: 'muted mono id' }, r.refundId),
+    r.status === 'PENDING_REVIEW' ? withdrawButton(r) : null,
   );
 }
 
@@ -369,6 +389,7 @@ function renderOrders(rows) {
             { className: `badge ${o.status}`, 'data-testid': 'order-status', 'data-status': o.status },
             orderLabel(o.status),
           ),
+          orderDisplayBadge(o),
           h('b', {}, money(o.totalFee)),
           h('span', {}, o.description),
           h('span', { className: 'muted' }, time(o.createdAtMs)),
@@ -400,6 +421,7 @@ function renderOrders(rows) {
                 '去支付 Pay',
               )
             : null,
+          o.payable ? cancelOrderButton(o) : null,
           o.status === 'NOTPAY'
             ? h(
                 'button',
@@ -432,7 +454,7 @@ function renderOrders(rows) {
 async function refreshShop() {
   const [products, orders] = await Promise.all([
     state.rendered.products ? null : call('listProducts'),
-    call('listOrders', state.view ? { status: state.view } : {}),
+    call('listOrders', listOrdersEvent(state.view)),
   ]);
   if (products) {
     renderProducts(products.items);
@@ -457,6 +479,7 @@ function openRefundForm(o) {
   $('refund-order').textContent =
     `${o.description} · ${o.orderId} · 可退 refundable ${money(o.refundableFee)}`;
   $('refund-amount').value = fenToYuan(o.refundableFee);
+  void fillReasonChoices();
   $('refund-reason').value = '';
   $('refund-reason').maxLength = REASON_MAX;
   $('refund-contact').value = '';
@@ -466,13 +489,13 @@ function openRefundForm(o) {
 }
 
 function showFormError(field, message) {
-  for (const f of ['amount', 'reason', 'contact']) {
-    const input = $(`refund-${f}`);
+  for (const f of ['amount', 'reasonCode', 'reason', 'contact']) {
+    const input = fieldInput(f);
     if (f === field) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
   }
   $('refund-error').textContent = message;
-  if (field) $(`refund-${field}`).focus();
+  if (field) fieldInput(field).focus();
 }
 
 function setApplying(on) {
@@ -495,17 +518,25 @@ async function submitRefund(event) {
     o.orderId,
     {
       amount: $('refund-amount').value,
+      reasonCode: $('refund-reason-code').value,
       reason: $('refund-reason').value,
       contact: $('refund-contact').value,
     },
     o.refundableFee,
+    state.reasons,
   );
   if (!check.ok) {
     showFormError(check.field, check.message);
     return;
   }
   const e = check.event;
-  state.submission = submissionFor(state.submission, [e.orderId, e.refundFee, e.reason, e.contact]);
+  state.submission = submissionFor(state.submission, [
+    e.orderId,
+    e.refundFee,
+    e.reasonCode,
+    e.reason,
+    e.contact,
+  ]);
   showFormError(null, '');
   setApplying(true);
   try {
@@ -570,9 +601,22 @@ async function decide(r, decision, button) {
     toast(REJECT_NEEDS_COMMENT, 'error');
     return;
   }
+  // Money moves on approve and retry, and cannot be called back: say how much, and ask. A
+  // second click while the question is open is ignored like one while the call runs.
   state.deciding.add(r.refundId);
-  const card = button.closest('[data-testid="review"]');
-  for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = true;
+  const ask = confirmDecision(decision, r, comment);
+  if (!(await confirmAction(ask.title, ask.content, ask.confirm))) {
+    state.deciding.delete(r.refundId);
+    return;
+  }
+  // The list may have been redrawn while the question was open: find the card again.
+  const buttons = () => [
+    ...document.querySelectorAll(
+      `[data-testid="review"][data-refund-id="${CSS.escape(r.refundId)}"] button[data-decision]`,
+    ),
+    button,
+  ];
+  for (const b of buttons()) b.disabled = true;
   try {
     const out = await call('approveRefund', {
       refundId: r.refundId,
@@ -586,7 +630,7 @@ async function decide(r, decision, button) {
     toast(describe(e), 'error');
   } finally {
     state.deciding.delete(r.refundId);
-    for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = false;
+    for (const b of buttons()) b.disabled = false;
   }
   await refresh();
 }
@@ -719,8 +763,9 @@ function renderReviews(refunds) {
 }
 
 async function refreshMerchant() {
-  const page = await call('listRefunds', state.view ? { status: state.view } : {});
+  const page = await call('listRefunds', listRefundsEvent());
   renderIfChanged('reviews', page.items, renderReviews);
+  renderIfChanged('queue', queueSummary(page), renderQueueBar);
 }
 
 // ---- sandbox panel ----
@@ -882,6 +927,196 @@ function renderInfo(info) {
   $('urls').replaceChildren(
     ...Object.entries(info.urls).flatMap(([k, v]) => [h('dt', {}, k), h('dd', { className: 'mono' }, v)]),
   );
+}
+
+// ---- orders: cancel, after-sale view ----
+
+function listOrdersEvent(view) {
+  if (view === 'AFTER_SALE') return { filter: 'afterSale' };
+  return view ? { status: view } : {};
+}
+
+/** The order as the shopper reads it in the mini-program, when that differs from its raw status. */
+function orderDisplayBadge(o) {
+  const display = orderDisplay(o, Date.now());
+  if (display === o.status) return null;
+  return h(
+    'span',
+    { className: 'muted', 'data-testid': 'order-display', 'data-display': display },
+    ORDER_DISPLAY_LABEL[display],
+  );
+}
+
+function cancelOrderButton(o) {
+  return h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'order-cancel',
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        const ok = await confirmAction(
+          { zh: '取消订单', en: 'Cancel this order?' },
+          {
+            zh: `取消后这笔 ${money(o.totalFee)} 的订单不能再支付`,
+            en: `The order of ${money(o.totalFee)} can no longer be paid`,
+          },
+          { zh: '取消订单', en: 'Cancel order' },
+        );
+        if (!ok) return;
+        await act(button, async () => {
+          const out = await call('cancelOrder', { orderId: o.orderId });
+          toast(`${CANCEL_OUTCOME_MESSAGE[out.outcome]} · cancelOrder → ${out.outcome}`);
+        });
+      },
+    },
+    '取消订单 Cancel',
+  );
+}
+
+// ---- refunds: withdraw, preset reasons ----
+
+function withdrawButton(r) {
+  return h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'refund-withdraw',
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        const ok = await confirmAction(
+          { zh: '撤销退款申请', en: 'Withdraw this application?' },
+          {
+            zh: `撤销这笔 ${money(r.refundFee)} 的退款申请？撤销后可重新申请`,
+            en: `Withdraw the refund of ${money(r.refundFee)}; you can apply again`,
+          },
+          { zh: '撤销', en: 'Withdraw' },
+        );
+        if (!ok) return;
+        await act(button, async () => {
+          const out = await call('withdrawRefund', { refundId: r.refundId });
+          toast(`已撤销申请 Withdrawn · ${out.refund.status}`);
+        });
+      },
+    },
+    '撤销申请 Withdraw',
+  );
+}
+
+/** The refund form's preset reasons, from refundReasons (once per page). */
+async function fillReasonChoices() {
+  if (state.reasons.length === 0) {
+    try {
+      state.reasons = (await call('refundReasons')).apply;
+    } catch (e) {
+      showFormError(null, describe(e));
+      return;
+    }
+  }
+  const select = $('refund-reason-code');
+  select.replaceChildren(
+    h('option', { value: '' }, '请选择 Choose a reason'),
+    ...state.reasons.map((r) => h('option', { value: r.code }, r.label)),
+  );
+  select.value = '';
+}
+
+function fieldInput(field) {
+  return $(field === 'reasonCode' ? 'refund-reason-code' : `refund-${field}`);
+}
+
+// ---- merchant queue: oldest first, pending count, search by order number ----
+
+function readQueueUrl(p) {
+  state.sort = p.get('sort') === 'newest' ? 'newest' : 'oldest';
+  state.search = p.get('q') ?? '';
+}
+
+function writeQueueUrl(p) {
+  if (state.sort === 'newest') p.set('sort', 'newest');
+  else p.delete('sort');
+  if (state.search) p.set('q', state.search);
+  else p.delete('q');
+}
+
+function listRefundsEvent() {
+  // A search looks at every state of that order's refunds.
+  if (state.search) return { orderId: state.search, order: state.sort };
+  return { ...(state.view ? { status: state.view } : {}), order: state.sort };
+}
+
+function queueSummary(page) {
+  return { pendingCount: page.pendingCount, sort: state.sort, search: state.search };
+}
+
+function renderQueueBar(q) {
+  $('queue-pending').textContent = `待审核 ${q.pendingCount} 笔 · ${q.pendingCount} pending review`;
+  $('queue-pending').dataset.count = String(q.pendingCount);
+  $('queue-sort').textContent = q.sort === 'oldest' ? '最早优先 Oldest first' : '最新优先 Newest first';
+  $('queue-sort').dataset.sort = q.sort;
+  $('queue-search-clear').hidden = !q.search;
+  if (document.activeElement !== $('queue-search')) $('queue-search').value = q.search;
+}
+
+function wireQueueBar() {
+  const search = () => {
+    const q = $('queue-search').value.trim();
+    if (q && !/^[0-9A-Za-z_-]{1,32}$/.test(q)) {
+      toast('订单号由字母、数字、- 和 _ 组成 · an order number is letters, digits, - and _', 'error');
+      return;
+    }
+    state.search = q;
+    state.rendered = {};
+    writeUrl();
+    void refresh();
+  };
+  $('queue-search-go').onclick = search;
+  $('queue-search').onkeydown = (e) => {
+    if (e.key === 'Enter') search();
+  };
+  $('queue-search-clear').onclick = () => {
+    $('queue-search').value = '';
+    search();
+  };
+  $('queue-sort').onclick = () => {
+    state.sort = state.sort === 'oldest' ? 'newest' : 'oldest';
+    state.rendered = {};
+    writeUrl();
+    void refresh();
+  };
+}
+
+// ---- confirmation before what cannot be taken back ----
+
+let confirming = null;
+
+/** Opens the confirmation dialog; resolves true on its confirm button only. */
+function confirmAction(title, content, confirm) {
+  if (confirming) return Promise.resolve(false);
+  $('confirm-title').textContent = both(title);
+  $('confirm-text').textContent = both(content);
+  $('confirm-ok').textContent = `${confirm.zh} ${confirm.en}`;
+  $('confirm-ok').disabled = false;
+  $('confirm-dialog').showModal();
+  return new Promise((resolve) => {
+    confirming = resolve;
+  });
+}
+
+function wireConfirm() {
+  const answer = (yes) => {
+    const resolve = confirming;
+    confirming = null;
+    $('confirm-ok').disabled = true;
+    $('confirm-dialog').close();
+    resolve?.(yes);
+  };
+  $('confirm-ok').onclick = () => answer(true);
+  $('confirm-cancel').onclick = () => answer(false);
+  $('confirm-dialog').addEventListener('cancel', (e) => {
+    e.preventDefault();
+    answer(false);
+  });
 }
 
 // ---- 服务通知: the identity's inbox, and its 接收通知 switch ----
@@ -1228,6 +1463,8 @@ async function main() {
     if (state.applying) e.preventDefault();
   });
   $('refund-form').addEventListener('submit', submitRefund);
+  wireConfirm();
+  wireQueueBar();
   readUrl();
   switchTo(state.role, state.view);
   // A poll is skipped while another refresh is queued, so a slow stack is not flooded.
