@@ -78,8 +78,8 @@ export const STEP_MINIMUM: Record<string, { min: number | null; why: string }> =
     why: "the caller's limits; read the order (owner, paid); reserve the amount with one conditional update; insert the refund",
   },
   'approveRefund (approve)': {
-    min: 4,
-    why: 'read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; CAS → PROCESSING; append payment_events',
+    min: 6,
+    why: "read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; the order's 1-minute refund slot, taken before the call and held a minute past its answer; CAS → PROCESSING; append payment_events",
   },
   listRefunds: {
     min: 6,
