@@ -21,8 +21,9 @@ import { loadConfig } from '../cloudfunctions/shared/config';
 import type { Deps } from '../cloudfunctions/shared/domain/deps';
 import type { OrderDoc, RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { reconcile } from '../cloudfunctions/shared/domain/reconcile';
+import { type PaymentProvider, providersFromConfig } from '../cloudfunctions/shared/providers';
 import { Store } from '../cloudfunctions/shared/store';
-import { createWxPayClient, nonceStr, type WxPayClient } from '../cloudfunctions/shared/wxpay';
+import { nonceStr } from '../cloudfunctions/shared/wxpay';
 import { type Stack, startStack } from '../sandbox/stack';
 import type { SimOrder, SimRefund } from '../sandbox/wxpay';
 import { insertAll, refundOf, trade } from './backlog';
@@ -55,30 +56,30 @@ export interface ReconcileBench {
 }
 
 /** The WeChat port, counting calls and which orders orderquery was asked about. */
-function counting(client: WxPayClient) {
+function counting(provider: PaymentProvider) {
   const seen = new Map<string, number>();
   let calls = 0;
-  const port: WxPayClient = {
-    ...client,
-    orderQuery: (p) => {
+  const port: PaymentProvider = {
+    ...provider,
+    queryPayment: (id, c) => {
       calls++;
-      if ('out_trade_no' in p) seen.set(p.out_trade_no, (seen.get(p.out_trade_no) ?? 0) + 1);
-      return client.orderQuery(p);
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+      return provider.queryPayment(id, c);
     },
-    refundQuery: (p) => {
+    queryRefund: (id, c) => {
       calls++;
-      return client.refundQuery(p);
+      return provider.queryRefund(id, c);
     },
-    closeOrder: (p) => {
+    closePayment: (id, c) => {
       calls++;
-      return client.closeOrder(p);
+      return provider.closePayment(id, c);
     },
-    refund: (p) => {
+    refund: (input, c) => {
       calls++;
-      return client.refund(p);
+      return provider.refund(input, c);
     },
   };
-  return { port, seen, calls: () => calls };
+  return { payments: { current: port, byName: { v2: port } }, seen, calls: () => calls };
 }
 
 export async function reconcileBench(functionsDir: string, quick: boolean): Promise<ReconcileBench> {
@@ -142,15 +143,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
     cloud.init({ env: 'bench', secretId: 'x', secretKey: 'x', serviceUrl: stack.info.tcbServiceUrl });
     const db = cloud.database({ throwOnNotFound: false });
     const config = loadConfig(stack.env, { wxpay: true, cert: true, calls: true });
-    const client = createWxPayClient({
-      appid: config.wxpay.appid,
-      mchId: config.wxpay.mchId,
-      apiKey: config.wxpay.apiKey,
-      signType: config.wxpay.signType,
-      baseUrl: config.wxpay.baseUrl,
-      ...(config.wxpay.caPem ? { caPem: config.wxpay.caPem } : {}),
-      ...(config.cert ? { cert: config.cert } : {}),
-    });
+    const client = providersFromConfig(config).v2!;
     // One run as deployed: reconcile's config.json timeout is 60 s.
     const budget = () => ({ endsAtMs: Date.now() + 60_000, callDeadlineMs: Date.now() + 54_000 });
     const byBatch: ReconcileBench['byBatch'] = [];
@@ -159,7 +152,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
       const deps: Deps = {
         store: new Store(db),
         config,
-        wxpay: wx.port,
+        wxpay: wx.payments,
         now: Date.now,
         random: nonceStr,
         log: () => {},
@@ -185,7 +178,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
       const deps: Deps = {
         store: new Store(db),
         config,
-        wxpay: wx.port,
+        wxpay: wx.payments,
         now: Date.now,
         random: nonceStr,
         log: () => {},

@@ -27,7 +27,7 @@ import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/r
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import { DEFAULT_FAULTS } from '../../sandbox/wxpay';
 import { SEED, scaled, summary } from './support';
-import { type Kill, MERCHANT, startWorld, type World } from './world';
+import { type Kill, MERCHANT, type Sent, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
@@ -291,15 +291,15 @@ class Heal implements fc.AsyncCommand<Model, Real> {
   toString = () => 'heal and check';
 }
 
-async function deliver(n: { kind: 'pay' | 'refund'; body: string }) {
+async function deliver(n: Sent) {
   counts.notifies++;
   const deps = w.deps();
   const reply =
     n.kind === 'pay'
-      ? await handlePayNotify(deps, Buffer.from(n.body))
-      : await handleRefundNotify(deps, Buffer.from(n.body));
+      ? await handlePayNotify(deps, w.delivery(n))
+      : await handleRefundNotify(deps, w.delivery(n));
   // Not acknowledged: WeChat sends it again later.
-  if (!reply.xml.includes('SUCCESS')) w.outbox.push(n);
+  if (!reply.ok) w.outbox.push(n);
 }
 
 async function heal() {

@@ -7,12 +7,10 @@ import type {
   RequestPaymentParams,
 } from '../contract';
 import { AppError } from '../errors';
-import { parseFen } from '../money';
+import type { PaymentStatus, PreparedPayment, TradeRecord } from '../providers/port';
 import type { Caller } from '../runtime/callable';
-import { paySign } from '../wxpay/paysign';
-import type { WxParams } from '../wxpay/types';
-import { type Deps, requireWxpay, wxFailure } from './deps';
-import { keptFields, recordEvent } from './events';
+import { type Deps, providerOf, requireWxpay, wxFailure } from './deps';
+import { recordEvent } from './events';
 import {
   COLLECTIONS,
   type OrderDoc,
@@ -39,7 +37,10 @@ const MAX_LINES = 20;
 const MAX_QUANTITY = 99;
 /** One million yuan: far above any shop basket, far below integer trouble. */
 const MAX_TOTAL_FEE = 100_000_000;
-/** WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟". */
+/**
+ * WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟" (APIv2 and cloudPay; APIv3
+ * advises the same). Each provider says its own as `capabilities.minCloseAgeMs`.
+ */
 export const CLOSE_MIN_AGE_MS = 5 * 60_000;
 /** queryOrder waits this long for orderquery before showing the stored order: a shopper is watching. */
 const QUERY_WAIT_MS = 5_000;
@@ -77,17 +78,14 @@ function describe(shopName: string, items: OrderItemView[]): string {
   return Array.from(text).slice(0, 40).join('');
 }
 
-export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
-  return paySign(
-    {
-      appId: deps.config.wxpay.appid,
-      timeStamp: String(Math.floor(deps.now() / 1000)),
-      nonceStr: deps.random(32),
-      package: `prepay_id=${order.prepayId}`,
-      signType: order.signType,
-    },
-    deps.config.wxpay.apiKey,
-  );
+/** APIv2 orders repeat the sign type they were first placed with; the others sign their own way. */
+function v2SignType(order: OrderDoc): 'MD5' | 'HMAC-SHA256' | undefined {
+  return order.signType === 'MD5' || order.signType === 'HMAC-SHA256' ? order.signType : undefined;
+}
+
+/** wx.requestPayment parameters for the order's stored prepay_id, signed anew (APIv2, APIv3). */
+function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
+  return providerOf(deps, order).resignPayment(order.prepayId ?? '', v2SignType(order));
 }
 
 /**
@@ -98,15 +96,6 @@ export function requireOwnApp(deps: Deps, caller: Caller): void {
   if (caller.appid !== deps.config.wxpay.appid) {
     throw new AppError('FORBIDDEN', 'this mini-program is not the one bound to the merchant account');
   }
-}
-
-/** yyyyMMddHHmmss in Beijing time (time_end) → epoch ms, or undefined. */
-export function parseBeijingTime(text: string | undefined): number | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(text ?? '');
-  if (!m) return undefined;
-  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h - 8, mi, se);
-  return Number.isFinite(ms) && beijingTime(ms) === text ? ms : undefined;
 }
 
 export async function createOrder(
@@ -143,6 +132,10 @@ export async function createOrder(
     throw invalid('the order total is out of range');
   }
   const now = deps.now();
+  // New orders go through WXPAY_PROVIDER; the order keeps it for good.
+  const provider = requireWxpay(deps).current;
+  const subMchId =
+    provider.name === 'cloudpay' ? deps.config.wxpay.mchId : deps.config.providers.partner?.subMchId;
   const order: OrderDoc = {
     // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
     _id: `${beijingTime(now)}${deps.random(12)}`,
@@ -153,8 +146,13 @@ export async function createOrder(
     description: describe(deps.config.shopName, items),
     clientIp:
       caller.clientIp && /^[0-9a-fA-F.:]{3,45}$/.test(caller.clientIp) ? caller.clientIp : '127.0.0.1',
-    signType: deps.config.wxpay.signType,
-    notifyUrl: deps.config.wxpay.payNotifyUrl,
+    provider: provider.name,
+    signType: provider.capabilities.signType,
+    ...(subMchId ? { subMchId } : {}),
+    // cloudPay's callbacks go to a function, not a URL.
+    ...(provider.capabilities.notifyTransport === 'http'
+      ? { notifyUrl: deps.config.wxpay.payNotifyUrl }
+      : {}),
     createdAtMs: now,
     updatedAtMs: now,
     expiresAtMs: now + deps.config.orderExpireMs,
@@ -176,9 +174,14 @@ export async function createOrder(
   if ((await store.insert(COLLECTIONS.orders, order)) === 'duplicate') {
     throw new AppError('CONFLICT', 'order number collision, please try again');
   }
-  deps.log('info', 'order.created', { orderId: order._id, totalFee, dbRequests: store.requests });
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee, payment: signPayment(deps, withPrepay) };
+  deps.log('info', 'order.created', {
+    orderId: order._id,
+    totalFee,
+    provider: provider.name,
+    dbRequests: store.requests,
+  });
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee, payment };
 }
 
 async function payAgain(deps: Deps, orderId: string, openid: string): Promise<CreateOrderResult> {
@@ -190,46 +193,63 @@ async function payAgain(deps: Deps, orderId: string, openid: string): Promise<Cr
     await expireOrder(deps, order);
     throw new AppError('ORDER_EXPIRED', 'the order has expired; place a new order');
   }
-  if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+  const live = order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now;
+  // cloudPay's paySign is the platform's: paying again re-enters the order there (same
+  // out_trade_no, same parameters), which gives back the same prepay_id.
+  if (live && providerOf(deps, order).capabilities.canResignPayment) {
     return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
   }
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
 }
 
-/** unifiedorder with the order's stored parameters; re-entry with the same ones is allowed by WeChat. */
-async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
-  const wxpay = requireWxpay(deps);
-  let res: WxParams;
+/**
+ * Places the order at WeChat through its own provider, with its stored parameters (re-entry
+ * with the same ones is allowed), and returns what wx.requestPayment takes.
+ */
+async function requestPrepay(
+  deps: Deps,
+  order: OrderDoc,
+): Promise<{ order: OrderDoc; payment: RequestPaymentParams }> {
+  const provider = providerOf(deps, order);
+  const signType = v2SignType(order);
+  const notifyUrl =
+    provider.capabilities.notifyTransport === 'http'
+      ? (order.notifyUrl ?? deps.config.wxpay.payNotifyUrl)
+      : undefined;
+  let prepared: PreparedPayment;
   try {
-    res = await wxpay.unifiedOrder(
-      {
-        body: order.description,
-        out_trade_no: order._id,
-        total_fee: order.totalFee,
-        spbill_create_ip: order.clientIp,
-        notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
-        openid: order.openid,
-        trade_type: 'JSAPI',
-        time_expire: beijingTime(order.expiresAtMs),
-      },
+    prepared = await provider.createPayment({
+      outTradeNo: order._id,
+      description: order.description,
+      totalFen: order.totalFee,
+      payerOpenid: order.openid,
+      clientIp: order.clientIp,
+      expiresAtMs: order.expiresAtMs,
+      ...(notifyUrl ? { notifyUrl } : {}),
       // Re-entry must repeat the first request exactly, sign type included, even after the
       // merchant switched WXPAY_SIGN_TYPE: otherwise WeChat answers 201 商户订单号重复.
-      { signType: order.signType },
-    );
+      ...(provider.name === 'v2' && signType ? { signType } : {}),
+    });
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;
-    deps.log('warn', 'order.unifiedorder_failed', { orderId: order._id, errCode: f.errCode, code: f.code });
-    if (f.errCode === 'ORDERPAID') {
+    deps.log('warn', 'order.unifiedorder_failed', {
+      orderId: order._id,
+      provider: provider.name,
+      errCode: f.errCode,
+      code: f.code,
+    });
+    if (f.reason === 'ORDER_PAID') {
       await confirmWithQuery(deps, order);
       throw notPayable('the order is already paid');
     }
-    if (f.errCode === 'ORDERCLOSED') {
+    if (f.reason === 'ORDER_CLOSED') {
       await closeLocally(deps, order, 'ORDERCLOSED', 'unifiedorder');
       throw notPayable('the order is closed; place a new order');
     }
-    if (f.transient) {
+    // No answer, or "later": the same parameters may succeed on the next try.
+    if (f.transient || f.rateLimited) {
       throw new AppError(
         'WXPAY_UNAVAILABLE',
         'WeChat Pay is busy; the order is kept, please pay again shortly',
@@ -240,15 +260,39 @@ async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
     await closeLocally(deps, order, `unifiedorder ${f.errCode ?? f.code}`, 'unifiedorder');
     throw new AppError('WXPAY_ERROR', `WeChat Pay refused the order: ${f.errCodeDes ?? f.errCode ?? f.code}`);
   }
-  const prepayId = res['prepay_id'];
-  if (!prepayId) throw new AppError('WXPAY_ERROR', 'WeChat Pay answered without a prepay_id');
+  const { prepayId, payment } = prepared;
   const now = deps.now();
+  if (prepayId === order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+    // cloudPay's re-entry: the same prepay_id, still valid, already stored.
+    return { order, payment };
+  }
   const patch = { prepayId, prepayExpiresAtMs: now + PREPAY_TTL_MS, updatedAtMs: now };
   if (!(await deps.store.cas(COLLECTIONS.orders, { _id: order._id, status: 'NOTPAY' }, patch))) {
     // Paid or closed while we were asking WeChat (a fast notify, or reconcile).
     throw notPayable('the order is no longer awaiting payment');
   }
-  return { ...order, ...patch };
+  return { order: { ...order, ...patch }, payment };
+}
+
+/**
+ * What a verified notify or query says about the money, normalized by the order's provider:
+ * the amount (compared with the order before anything is booked), WeChat's transaction id and
+ * time of payment, and the facts for the trade log.
+ */
+export interface PaidFacts {
+  totalFen: number | undefined;
+  transactionId: string;
+  paidAtMs?: number;
+  record: TradeRecord;
+}
+
+export function paidFacts(s: PaymentStatus): PaidFacts {
+  return {
+    totalFen: s.totalFen,
+    transactionId: s.transactionId ?? '',
+    ...(s.paidAtMs !== undefined ? { paidAtMs: s.paidAtMs } : {}),
+    record: s.record,
+  };
 }
 
 export type PaidOutcome = 'PAID' | 'PAID_AFTER_CLOSE' | 'ALREADY_PAID' | 'AMOUNT_MISMATCH';
@@ -266,14 +310,14 @@ export type PaidOutcome = 'PAID' | 'PAID_AFTER_CLOSE' | 'ALREADY_PAID' | 'AMOUNT
 export async function markPaid(
   deps: Deps,
   order: OrderDoc,
-  fields: WxParams,
+  facts: PaidFacts,
   source: 'notify' | 'orderquery' | 'closeorder',
 ): Promise<PaidOutcome> {
-  if (parseFen(fields['total_fee']) !== order.totalFee) {
+  if (facts.totalFen !== order.totalFee) {
     deps.log('error', 'order.amount_mismatch', {
       orderId: order._id,
       expected: order.totalFee,
-      got: fields['total_fee'],
+      got: facts.totalFen,
       source,
     });
     return 'AMOUNT_MISMATCH';
@@ -286,15 +330,15 @@ export async function markPaid(
     from: order.status,
     to: 'PAID',
     source,
-    fields: keptFields(fields),
+    fields: facts.record,
   });
   const now = deps.now();
   const _ = store.cmd;
   const paid = {
     status: 'PAID',
     // WeChat's time of payment: the one-year refund window and the bills count from it.
-    paidAtMs: parseBeijingTime(fields['time_end']) ?? now,
-    transactionId: fields['transaction_id'] ?? '',
+    paidAtMs: facts.paidAtMs ?? now,
+    transactionId: facts.transactionId,
     updatedAtMs: now,
     nextCheckAtMs: _.remove(),
   };
@@ -324,7 +368,7 @@ export async function closeLocally(
   order: OrderDoc,
   reason: string,
   source: 'orderquery' | 'closeorder' | 'unifiedorder',
-  fields?: WxParams,
+  record?: TradeRecord,
 ): Promise<boolean> {
   const now = deps.now();
   const won = await deps.store.cas(
@@ -345,7 +389,7 @@ export async function closeLocally(
       from: 'NOTPAY',
       to: 'CLOSED',
       source,
-      fields: keptFields(fields),
+      fields: record ?? {},
     });
     deps.log('info', 'order.closed', {
       orderId: order._id,
@@ -368,27 +412,26 @@ export async function confirmWithQuery(
   order: OrderDoc,
   options: { deadlineMs?: number } = {},
 ): Promise<OrderDoc> {
-  let res: WxParams;
+  let res: PaymentStatus;
   try {
-    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id }, options);
+    res = await providerOf(deps, order).queryPayment(order._id, options);
   } catch (e) {
     const f = wxFailure(e);
-    if (f?.errCode === 'ORDERNOTEXIST') return order; // never reached WeChat
+    if (f?.reason === 'ORDER_NOT_FOUND') return order; // never reached WeChat
     throw e;
   }
-  const state = res['trade_state'];
-  if (state === 'SUCCESS' || state === 'REFUND') {
-    const outcome = await markPaid(deps, order, res, 'orderquery');
+  if (res.paid) {
+    const outcome = await markPaid(deps, order, paidFacts(res), 'orderquery');
     if (outcome === 'AMOUNT_MISMATCH') return order;
     return {
       ...order,
       status: 'PAID',
-      transactionId: res['transaction_id'] ?? '',
-      paidAtMs: parseBeijingTime(res['time_end']) ?? deps.now(),
+      transactionId: res.transactionId ?? '',
+      paidAtMs: res.paidAtMs ?? deps.now(),
     };
   }
-  if (state === 'CLOSED' || state === 'REVOKED') {
-    await closeLocally(deps, order, `trade_state ${state}`, 'orderquery', res);
+  if (res.state === 'CLOSED' || res.state === 'REVOKED') {
+    await closeLocally(deps, order, `trade_state ${res.state}`, 'orderquery', res.record);
     return { ...order, status: 'CLOSED' };
   }
   return order;
@@ -398,17 +441,20 @@ export async function confirmWithQuery(
 export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
   const now = deps.now();
   if (order.prepayId) {
-    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS * deps.config.timeScale) return 'PENDING';
+    const provider = providerOf(deps, order);
+    if (now - order.createdAtMs < provider.capabilities.minCloseAgeMs * deps.config.timeScale)
+      return 'PENDING';
     try {
-      await requireWxpay(deps).closeOrder({ out_trade_no: order._id });
+      // An order already closed at WeChat counts as closed.
+      await provider.closePayment(order._id);
     } catch (e) {
       const f = wxFailure(e);
-      if (f?.errCode === 'ORDERPAID') {
+      if (f?.reason === 'ORDER_PAID') {
         // "订单已支付，不能发起关单，请当作已支付的正常交易": the money is there, notify or not.
         const after = await confirmWithQuery(deps, order);
         return after.status === 'PAID' ? 'PAID' : 'PENDING';
       }
-      if (f?.errCode !== 'ORDERCLOSED' && f?.errCode !== 'ORDERNOTEXIST') {
+      if (f?.reason !== 'ORDER_CLOSED' && f?.reason !== 'ORDER_NOT_FOUND') {
         deps.log('warn', 'order.closeorder_failed', {
           orderId: order._id,
           errCode: f?.errCode,
