@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApplyRefundResult, ApproveRefundResult, ListRefundsResult, RefundStatus } from '../contract';
 import { AppError } from '../errors';
 import type { Caller } from '../runtime/callable';
-import type { Deps } from './deps';
+import { type Deps, providerOf } from './deps';
 import { recordEvent } from './events';
 import {
   COLLECTIONS,
@@ -163,6 +163,8 @@ export async function applyRefund(
     orderId,
     openid,
     requestId,
+    // Refunded, queried and notified through its order's provider, whatever new orders use.
+    ...(order.provider ? { provider: order.provider } : {}),
     refundFee,
     totalFee: order.totalFee,
     reason,
@@ -320,6 +322,9 @@ async function approve(deps: Deps, refund: RefundDoc, review: Review): Promise<R
     case 'CLOSED':
       return retryClosed(deps, refund, review);
     default: {
+      // Its provider must be reachable before anything is written (a switch without
+      // WXPAY_KEEP_PROVIDERS is a configuration error, not a failed refund).
+      providerOf(deps, refund);
       const claimed = await claimSubmitLease(deps, refund, refund.status === 'APPROVED' ? undefined : review);
       if (!claimed) return (await getRefund(deps, refund._id)) ?? refund;
       if (refund.status !== 'APPROVED') {

@@ -71,7 +71,8 @@ const TEXT_RULES: readonly [RegExp, FailureReason, FailureClass][] = [
     'SYSTEM_ERROR',
     'transient',
   ],
-  [/退款.{0,6}不存在|REFUNDNOTEXIST/, 'REFUND_NOT_FOUND', 'definitive'],
+  // REFUNDNOTEXIST's err_code_des is "退款订单查询失败" (申请退款/查询退款 docs).
+  [/退款.{0,6}不存在|退款订单查询失败|REFUNDNOTEXIST/, 'REFUND_NOT_FOUND', 'definitive'],
   [/订单不存在|ORDERNOTEXIST/, 'ORDER_NOT_FOUND', 'definitive'],
   [/已支付|ORDERPAID/, 'ORDER_PAID', 'definitive'],
   [/已关闭|ORDERCLOSED/, 'ORDER_CLOSED', 'definitive'],
