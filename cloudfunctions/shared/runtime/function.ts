@@ -159,12 +159,12 @@ export function notifyFunction(
     const e = (typeof event === 'object' && event !== null ? event : {}) as HttpAccessEvent;
     const ctx = getWxContext();
     let input: NotificationInput;
-    if (ctx.OPENID) {
+    const refused = () => {
       log('warn', `${fn}.rejected`, { reason: 'NOT_A_NOTIFY', source: ctx.SOURCE });
-      return typeof e.httpMethod === 'string'
-        ? asResponse(v2Reply({ ok: false, retry: false, message: 'not an HTTP notify' }), 400)
-        : asResponse(cloudPayReply({ ok: false, retry: false, message: 'not a callback' }));
-    }
+      return asResponse(v2Reply({ ok: false, retry: false, message: 'not a notify' }), 400);
+    };
+    // The mini-program (it carries an OPENID) is never WeChat Pay, whatever it sends.
+    if (ctx.OPENID) return refused();
     if (typeof e.httpMethod === 'string') {
       const raw = typeof e.body === 'string' ? e.body : '';
       const headers = e.headers ?? {};
@@ -183,10 +183,7 @@ export function notifyFunction(
       input = { transport: 'http', method: 'POST', headers, body };
     } else if ((ctx.SOURCE ?? '').split(',').includes('wx_paycallback')) {
       input = { transport: 'function', event, source: ctx.SOURCE ?? '' };
-    } else {
-      log('warn', `${fn}.rejected`, { reason: 'NOT_A_NOTIFY', source: ctx.SOURCE });
-      return asResponse(cloudPayReply({ ok: false, retry: false, message: 'not a notify' }));
-    }
+    } else return refused();
     const dialect = notifyDialect(input);
     const transientFail = (message: string) =>
       asResponse(REPLIES[dialect]({ ok: false, retry: true, message }));
