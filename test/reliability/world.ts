@@ -163,10 +163,37 @@ async function v3Answer(
   };
 }
 
+/**
+ * One emulator per process, shared by the worlds a file starts one after another (one per
+ * provider): wx-server-sdk's init is global and its pooled sockets outlive an emulator, so the
+ * next world reuses the same one. Each world empties the collections in reset(); the emulator
+ * stops shortly after the last world closes, unless another starts meanwhile.
+ */
+let backend: Promise<{ emulator: TcbEmulator; sdk: ReturnType<typeof connectSdk> }> | undefined;
+let users = 0;
+let stopping: NodeJS.Timeout | undefined;
+function sharedBackend() {
+  users++;
+  clearTimeout(stopping);
+  backend ??= (async () => {
+    const emulator = await startTcbEmulator({ collections: COLLECTIONS });
+    return { emulator, sdk: connectSdk(emulator.serviceUrl) };
+  })();
+  return backend;
+}
+async function releaseBackend(): Promise<void> {
+  if (--users > 0 || !backend) return;
+  const current = backend;
+  stopping = setTimeout(() => {
+    if (users > 0 || backend !== current) return;
+    backend = undefined;
+    void current.then(({ emulator }) => emulator.close());
+  }, 1000);
+}
+
 export async function startWorld(options: { provider?: 'v2' | 'v3' } = {}): Promise<World> {
   const provider = options.provider ?? 'v2';
-  const emulator = await startTcbEmulator({ collections: COLLECTIONS });
-  const sdk = connectSdk(emulator.serviceUrl);
+  const { emulator, sdk } = await sharedBackend();
   let clock = Date.UTC(2026, 10, 30, 2, 0, 0);
   const now = () => clock;
   const outbox: World['outbox'] = [];
@@ -323,6 +350,6 @@ export async function startWorld(options: { provider?: 'v2' | 'v3' } = {}): Prom
       outbox.length = 0;
       core.setFaults({ ...DEFAULT_FAULTS, refundDelayMs: 365 * 24 * 3600_000 });
     },
-    close: () => emulator.close(),
+    close: releaseBackend,
   };
 }
