@@ -191,7 +191,12 @@ async function releaseBackend(): Promise<void> {
   }, 1000);
 }
 
-export async function startWorld(options: { provider?: 'v2' | 'v3' } = {}): Promise<World> {
+/** The sub-merchant a service-provider world takes payments for (`partner: true`). */
+export const SUB_MERCHANT = { subMchId: '1900000119', subAppid: 'wxsubmerchant00001' };
+
+export async function startWorld(
+  options: { provider?: 'v2' | 'v3'; partner?: boolean } = {},
+): Promise<World> {
   const provider = options.provider ?? 'v2';
   const { emulator, sdk } = await sharedBackend();
   let clock = Date.UTC(2026, 10, 30, 2, 0, 0);
@@ -204,6 +209,8 @@ export async function startWorld(options: { provider?: 'v2' | 'v3' } = {}): Prom
     signType: 'HMAC-SHA256' as const,
     refundNotifyUrl: 'http://127.0.0.1:9/http/refund/notify',
     ...(v3m ? { v3: { apiV3Key: v3m.apiV3Key, certPem: v3m.certPem } } : {}),
+    // Service-provider mode: MERCHANT is the provider, with two sub-merchants of its own.
+    ...(options.partner ? { subMerchants: [SUB_MERCHANT, { subMchId: '1900000129' }] } : {}),
   };
   // The APIv3 side and the core refer to each other.
   let coreRef: WxPayCore | undefined;
@@ -265,6 +272,9 @@ export async function startWorld(options: { provider?: 'v2' | 'v3' } = {}): Prom
     WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nmodel\n-----END PRIVATE KEY-----',
     ADMIN_OPENIDS: 'o_admin',
     ...v3m?.env,
+    ...(options.partner
+      ? { WXPAY_SUB_MCHID: SUB_MERCHANT.subMchId, WXPAY_SUB_APPID: SUB_MERCHANT.subAppid }
+      : {}),
   };
   const config = loadConfig(env, { wxpay: true, cert: true, calls: true });
   const byName = providersFromConfig(config, {

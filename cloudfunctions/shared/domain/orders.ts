@@ -93,7 +93,9 @@ function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
  * another appid (a shared cloud environment) cannot pay or be refunded through this one.
  */
 export function requireOwnApp(deps: Deps, caller: Caller): void {
-  if (caller.appid !== deps.config.wxpay.appid) {
+  // A service provider's sub-merchant with its own mini-program (WXPAY_SUB_APPID): its users.
+  const own = deps.config.providers.partner?.subAppid ?? deps.config.wxpay.appid;
+  if (caller.appid !== own) {
     throw new AppError('FORBIDDEN', 'this mini-program is not the one bound to the merchant account');
   }
 }
