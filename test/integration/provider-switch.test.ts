@@ -5,6 +5,9 @@
  * reconcile; new orders go through APIv3. Without APIv2 kept, those orders are refused with a
  * clear configuration error, and cold start names the variables a kept APIv2 still needs.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
 import { DEFAULT_FAULTS } from '../../sandbox/wxpay';
@@ -141,6 +144,48 @@ describe('switching a running shop from APIv2 to APIv3', () => {
       expect(JSON.stringify(r)).toMatch(/WXPAY_API_KEY is missing.*APIv2 is kept for the orders it made/);
     } finally {
       await stack.runtime.reconfigure({ ...stack.env, WXPAY_PROVIDER: 'v3', WXPAY_KEEP_PROVIDERS: 'v2' });
+    }
+  });
+});
+
+describe('npm start -- --provider v3 on a data folder that took APIv2 orders', () => {
+  it('keeps APIv2 for them (WXPAY_KEEP_PROVIDERS, in stack.json) and refunds them through it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'switch-data-'));
+    try {
+      const before = await testStack({ dataDir });
+      let orderId: string;
+      try {
+        orderId = await buyAndPay(before);
+      } finally {
+        await before.close();
+      }
+      const after = await testStack({ dataDir, provider: 'v3' });
+      try {
+        expect(after.info).toMatchObject({ provider: 'v3', keptProviders: ['v2'] });
+        expect(JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8')).keptProviders).toEqual(['v2']);
+        expect(after.env['WXPAY_KEEP_PROVIDERS']).toBe('v2');
+        const r = unwrap(
+          await after.call(
+            'applyRefund',
+            { orderId, refundFee: 1, reason: 'x', requestId: newRequestId() },
+            SHOPPER,
+          ),
+        ).refund;
+        expect(
+          unwrap(await after.call('approveRefund', { refundId: r.refundId, decision: 'approve' }, ADMIN))
+            .refund.status,
+        ).toBe('PROCESSING');
+        after.simulator.settleRefunds();
+        await after.simulator.flushNotifies();
+        expect((await refund(after, r.refundId)).status).toBe('SUCCESS');
+        expect(
+          after.simulator.ledger().refunds.find((w) => w.outRefundNo === r.refundId)?.api,
+        ).toBeUndefined();
+      } finally {
+        await after.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
