@@ -27,6 +27,7 @@ import {
 } from './bundles';
 import { benchCodec, checkAgreement, notifyBreakdown, REFERENCES } from './codec';
 import { type FlowStep, runFlow } from './flow';
+import { limitsBench } from './limits';
 import { notifyBurstPhase, shoppersPhase } from './load';
 import { reconcileBench } from './reconcile';
 import { runtimeTargetColdStarts } from './runtime-target';
@@ -48,42 +49,51 @@ const TARGET = { coldRatio: 0.6, notifyRatio: 1.5 };
  * it). `null`: no fixed minimum (depends on the open work or on WeChat's answer).
  */
 export const DESIGN_MINIMUM: Record<string, { min: number | null; why: string }> = {
-  listProducts: { min: 1, why: 'one query for the products on sale' },
+  listProducts: {
+    min: 4,
+    why: "the caller's first limited call: their limits document is created (conditional update, read, insert); one query for the products on sale",
+  },
   whoami: { min: 0, why: 'admins are configuration, not data' },
   createOrder: {
-    min: 3,
-    why: 'read the products (prices never come from the client); insert the order before calling WeChat; store the prepay_id',
+    min: 4,
+    why: 'one conditional update admits it (calls per minute, a free place among the open orders, not the same cart again); read the products (prices never come from the client); insert the order before calling WeChat; store the prepay_id',
   },
   'createOrder (pay again)': {
     min: 1,
-    why: 'read the order (owner, NOTPAY, prepay_id still valid); re-signing is local',
+    why: 'read the order (owner, NOTPAY, prepay_id still valid); re-signing is local and not counted',
   },
   'payNotify (first)': {
     min: 3,
     why: 'read the order (exists, amount); append payment_events; CAS NOTPAY→PAID',
   },
   'payNotify (duplicate)': { min: 1, why: 'read the order: already PAID, answer SUCCESS, change nothing' },
-  'queryOrder (PAID)': { min: 2, why: 'read the order; list its refunds' },
-  listOrders: { min: 1, why: 'one paged query' },
+  'queryOrder (PAID)': {
+    min: 2,
+    why: 'read the order; list its refunds (no question to WeChat, not counted)',
+  },
+  listOrders: { min: 2, why: "the caller's limits (one conditional update); one paged query" },
   applyRefund: {
-    min: 3,
-    why: 'read the order (owner, paid); reserve the amount with one conditional update; insert the refund',
+    min: 4,
+    why: "the caller's limits; read the order (owner, paid); reserve the amount with one conditional update; insert the refund",
   },
   'approveRefund (approve)': {
     min: 4,
     why: 'read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; CAS → PROCESSING; append payment_events',
   },
-  listRefunds: { min: 2, why: 'one page of refunds; their orders in one `in` query' },
+  listRefunds: {
+    min: 5,
+    why: "the admin's first limited call: their limits document is created (update, read, insert); one page of refunds; their orders in one `in` query",
+  },
   'refundNotify (first)': {
     min: 4,
     why: 'read the refund; append payment_events; settle the order (conditional update); CAS → SUCCESS',
   },
   'refundNotify (duplicate)': { min: 1, why: 'read the refund: already SUCCESS, answer SUCCESS' },
   'queryOrder (refunded)': { min: 2, why: 'read the order; list its refunds' },
-  'createOrder (second order)': { min: 3, why: 'as createOrder' },
+  'createOrder (second order)': { min: 4, why: 'as createOrder' },
   'queryOrder (NOTPAY, orderquery)': {
-    min: 2,
-    why: 'read the order; orderquery says still NOTPAY so nothing is written; list its refunds',
+    min: 3,
+    why: "asking WeChat counts against the caller's read limit (one conditional update); read the order; orderquery says still NOTPAY so nothing is written; list its refunds",
   },
   'reconcile (timer)': { min: null, why: 'one query per kind of open work, then per item found' },
 };
@@ -375,6 +385,7 @@ async function main(): Promise<void> {
     for (const p of phases) for (const e of p.errorSamples) console.log(`  error: ${e}`);
     await billCheckBench(bundledDir, quick); // 5. .data/bench-billcheck.json
     await reconcileBench(bundledDir, quick); // 6. .data/bench-reconcile.json
+    await limitsBench(bundledDir, quick); // 7. .data/bench-limits.json
 
     // Targets.
     const notifyRows = codec.filter((r) => r.op === 'parse+verify+reply notify');

@@ -2,7 +2,7 @@
  * The sandbox merchant's subscribe message templates: what a merchant would pick in the
  * mini-program admin console (公共模板库), here given to the CloudBase emulator (titles and
  * fields, to check and render what is sent) and to the functions (the NOTICE_* variables).
- * docs/NOTICES.md explains how to pick the real ones.
+ * docs/GOING_LIVE.md §9 explains how to pick the real ones.
  */
 import type { SubscribeTemplate } from './tcb/subscribe';
 

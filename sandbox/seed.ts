@@ -54,4 +54,5 @@ export const COLLECTION_NAMES = [
   'payment_events',
   'notices',
   'bill_checks',
+  'caller_limits',
 ] as const;

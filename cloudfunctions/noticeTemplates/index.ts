@@ -1,8 +1,4 @@
-import { noticeConfigAtColdStart, noticeTemplates } from '../shared/notices/templates';
+import { noticeTemplates } from '../shared/notices/templates';
 import { callableFunction } from '../shared/runtime/function';
 
-const notices = noticeConfigAtColdStart('noticeTemplates', process.env);
-
-export const main = callableFunction('noticeTemplates', {}, (deps, event, caller) =>
-  noticeTemplates({ ...deps, notices: { config: notices() } }, event, caller),
-);
+export const main = callableFunction('noticeTemplates', { notices: 'all' }, noticeTemplates);

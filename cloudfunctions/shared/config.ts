@@ -4,6 +4,8 @@
  */
 import { AppError } from './errors';
 import { registerSecret } from './log';
+import { loadNoticeConfig, NOTICE_CONFIG_VARIABLES, NOTICE_ENV, type NoticeConfig } from './notices/config';
+import { NOTICE_KINDS, type NoticeKind } from './notices/kinds';
 import {
   type CloudPayProviderConfig,
   type PartnerConfig,
@@ -66,6 +68,25 @@ export interface ProvidersConfig {
   cloudpay: CloudPayProviderConfig | undefined;
 }
 
+/** Kinds of call counted per caller per minute (domain/limits.ts). */
+export type LimitScope = 'createOrder' | 'applyRefund' | 'reads';
+
+/**
+ * Per-caller limits (domain/limits.ts): one shopper's script cannot fill the orders
+ * collection or spend the merchant's WeChat Pay call rate, which WeChat counts per merchant.
+ */
+export interface LimitsConfig {
+  /** A shopper's calls per minute, by kind. */
+  perMinute: Readonly<Record<LimitScope, number>>;
+  /** An admin's calls per minute, for each kind. */
+  adminPerMinute: number;
+  /** Unpaid orders a shopper may have open (still payable) at once. */
+  openOrders: number;
+  adminOpenOrders: number;
+  /** The same cart again within this time gives back the unpaid order made for it; 0 = off. */
+  sameCartMs: number;
+}
+
 export interface ShopConfig {
   wxpay: WxPayConfig;
   cert: ClientCert | undefined;
@@ -81,9 +102,12 @@ export interface ShopConfig {
     /** Between two refund calls for one order (WeChat: at least 1 minute). */
     spacingMs: number;
   };
+  /** The subscribe message templates of the notices this function writes (ConfigNeeds.notices). */
+  notices: NoticeConfig;
+  limits: LimitsConfig;
   /**
    * Multiplies every business wait (reconcile's grace, backoff and query delays, refund
-   * spacing) by this; 1 in production. The sandbox runs WeChat's timings scaled the same way,
+   * spacing, notice retries) by this; 1 in production. The sandbox runs WeChat's timings scaled the same way,
    * so the two stay in step. Function and network timeouts are never scaled.
    */
   timeScale: number;
@@ -101,6 +125,18 @@ export interface ConfigNeeds {
   calls?: boolean;
   /** The function's own timeout (config.json), to check that a WeChat call fits in it. */
   functionTimeoutMs?: number;
+  /**
+   * The notices this function renders with its own template (`'all'`: every kind), so it
+   * gets and checks only those NOTICE_* variables. SCF allows 4 KB of variables per function
+   * and the merchant certificate takes 3 of them: a function that writes a notice it was
+   * not given leaves it for reconcile to render (notices/outbox.ts). Absent: it writes none.
+   */
+  notices?: readonly NoticeKind[] | 'all';
+}
+
+/** The notice kinds a function with these needs renders itself. */
+export function noticeKindsOf(needs: ConfigNeeds): readonly NoticeKind[] {
+  return needs.notices === 'all' ? NOTICE_KINDS : (needs.notices ?? []);
 }
 
 /**
@@ -175,8 +211,21 @@ export const CONFIG_VARIABLES = {
   REFUND_MAX_OPEN_PER_ORDER: 'refund applications of one order that may be open at once, 1 to 50 (default 5)',
   REFUND_SPACING_MS:
     "least time between two refund calls for one order in ms (default 60000, WeChat's rule; less only against the local simulator)",
+  LIMIT_CREATE_ORDER_PER_MINUTE:
+    'createOrder calls one shopper may make per minute, 1 to 1000 (default 20); paying again that only re-signs the stored prepay_id is not counted',
+  LIMIT_APPLY_REFUND_PER_MINUTE: 'applyRefund calls one shopper may make per minute, 1 to 1000 (default 10)',
+  LIMIT_READS_PER_MINUTE:
+    "listing calls (listProducts, listOrders, listRefunds, listBillChecks) and queryOrder's questions to WeChat one caller may make per minute, 1 to 1000 (default 120)",
+  LIMIT_ADMIN_PER_MINUTE:
+    "an admin's calls per minute, for each kind above, 1 to 1000 (default 300); at least each shopper limit",
+  LIMIT_OPEN_ORDERS: 'unpaid orders one shopper may have open (still payable) at once, 1 to 100 (default 10)',
+  LIMIT_ADMIN_OPEN_ORDERS:
+    'unpaid orders an admin may have open at once, 1 to 100 (default 50); at least LIMIT_OPEN_ORDERS',
+  LIMIT_SAME_CART_SECONDS:
+    'the same cart ordered again within this many seconds gives back its unpaid order instead of a new one, 0 (off) to 600 (default 30)',
   SANDBOX_TIME_SCALE:
     'local simulator only: business waits run this much faster than in production, 0 < x ≤ 1 (default 1)',
+  ...NOTICE_CONFIG_VARIABLES,
 } as const;
 
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
@@ -279,6 +328,9 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     );
   }
   const refunds = { maxOpenPerOrder: Number(maxOpen), spacingMs: scaled(Number(spacing)) };
+  // Real minutes and seconds, never scaled: they bound what a caller does per minute of
+  // their own time, and a double tap is as quick in the sandbox as on a phone.
+  const limits = loadLimits(get, problems);
 
   // ---- providers ----
   // Providers also read the platform's own variables (TCB_ENV), which are not ours to list.
@@ -440,16 +492,60 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     );
   }
 
+  // Only the kinds this function renders: a broken variable stops the functions that use it.
+  const noticeEnv: Env = { NOTICE_MINIPROGRAM_STATE: env['NOTICE_MINIPROGRAM_STATE'] };
+  for (const kind of noticeKindsOf(needs)) {
+    const name = NOTICE_ENV[kind];
+    noticeEnv[name] = env[name];
+  }
+  const notices = loadNoticeConfig(noticeEnv);
+  problems.push(...notices.problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     wxpay,
     cert,
     providers: { current, enabled, partner, v3, cloudpay },
     adminOpenids,
+    notices: notices.config,
     orderExpireMs: Number(expireMin) * 60_000,
     shopName: get('SHOP_NAME') ?? '小店',
     reconcile,
     refunds,
+    limits,
     timeScale,
   };
+}
+
+function loadLimits(get: (k: ConfigVariable) => string | undefined, problems: string[]): LimitsConfig {
+  const count = (k: ConfigVariable, dflt: number, min: number, max: number): number => {
+    const v = get(k) ?? String(dflt);
+    const n = Number(v);
+    if (!/^\d{1,4}$/.test(v) || n < min || n > max) {
+      problems.push(`${k} must be a whole number from ${min} to ${max}`);
+      return dflt;
+    }
+    return n;
+  };
+  const perMinute = {
+    createOrder: count('LIMIT_CREATE_ORDER_PER_MINUTE', 20, 1, 1000),
+    applyRefund: count('LIMIT_APPLY_REFUND_PER_MINUTE', 10, 1, 1000),
+    reads: count('LIMIT_READS_PER_MINUTE', 120, 1, 1000),
+  };
+  const adminPerMinute = count('LIMIT_ADMIN_PER_MINUTE', 300, 1, 1000);
+  const openOrders = count('LIMIT_OPEN_ORDERS', 10, 1, 100);
+  const adminOpenOrders = count('LIMIT_ADMIN_OPEN_ORDERS', 50, 1, 100);
+  const sameCartSeconds = count('LIMIT_SAME_CART_SECONDS', 30, 0, 600);
+  const highest = Math.max(...Object.values(perMinute));
+  if (adminPerMinute < highest) {
+    problems.push(
+      `LIMIT_ADMIN_PER_MINUTE (${adminPerMinute}) is below a shopper's limit (${highest}): admins' limits are meant to be higher; raise it`,
+    );
+  }
+  if (adminOpenOrders < openOrders) {
+    problems.push(
+      `LIMIT_ADMIN_OPEN_ORDERS (${adminOpenOrders}) is below LIMIT_OPEN_ORDERS (${openOrders}); raise it`,
+    );
+  }
+  return { perMinute, adminPerMinute, openOrders, adminOpenOrders, sameCartMs: sameCartSeconds * 1000 };
 }

@@ -40,6 +40,12 @@ export interface ApiError {
   message: string;
   /** With RATE_LIMITED: when the same call may succeed again. */
   retryAfterSeconds?: number;
+  /**
+   * With RATE_LIMITED from createOrder when the caller's unpaid orders fill every place: how
+   * many of them to pay or cancel before a new order is taken (retryAfterSeconds is then when
+   * the first of them expires by itself).
+   */
+  payOrCancelFirst?: number;
 }
 
 export type Result<T> = { ok: true; data: T } | { ok: false; error: ApiError };

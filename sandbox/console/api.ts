@@ -13,6 +13,7 @@ import { aesGcmOpen, type EncryptedResource } from '../../cloudfunctions/shared/
 import { decryptReqInfo, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../stack';
 import type { Faults, NotifyRecord, PayOutcome } from '../wxpay';
+import { noticeRoutes } from './notices';
 
 export const CONSOLE_API_PREFIX = '/console/api/';
 /** The mini-program's shared tables and checks, bundled for the page (see ./shared.ts). */
@@ -335,6 +336,11 @@ export function consoleApi(
       await simulator.flushNotifies();
       return { settled };
     },
+    ...noticeRoutes(
+      info.tcbServiceUrl,
+      [...consoleInfo.shoppers.map((s) => s.openid), info.adminOpenid],
+      (message) => new BadRequest(message),
+    ),
   };
 
   return async (req, res, url) => {

@@ -4,7 +4,7 @@
  * refund form's checks, the requestId of a submission, the state labels and what each refund
  * state asks of the merchant. One source, so the console and the phone never disagree.
  */
-export { ERROR_MESSAGES, NETWORK_MESSAGE } from '../../miniprogram/utils/errors';
+export { ERROR_MESSAGES, NETWORK_MESSAGE, rateLimitText } from '../../miniprogram/utils/errors';
 export { ORDER_STATUS_LABEL, REFUND_STATUS_LABEL } from '../../miniprogram/utils/labels';
 export { fenToYuan } from '../../miniprogram/utils/money';
 export { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../miniprogram/utils/refund-form';

@@ -64,6 +64,8 @@ export interface SubscribeFaults {
   failNext: number;
   errcode: number;
   errmsg: string;
+  /** Every send is answered this much later (WeChat slow); the message is delivered at once. */
+  delayMs: number;
 }
 
 interface State {
@@ -131,7 +133,7 @@ export class SubscribeService {
   private readonly file: string | undefined;
   private readonly now: () => number;
   private state: State = { acceptances: {}, inboxes: {}, seq: 0 };
-  private faults: SubscribeFaults = { failNext: 0, errcode: -1, errmsg: 'system error' };
+  private faults: SubscribeFaults = { failNext: 0, errcode: -1, errmsg: 'system error', delayMs: 0 };
 
   constructor(options: SubscribeOptions = {}) {
     for (const t of options.templates ?? []) this.templates.set(t.id, t);
@@ -216,7 +218,14 @@ export class SubscribeService {
   }
 
   /** subscribeMessage.send: WeChat's answer to the parameters the SDK sent (snake_case). */
-  send(params: Record<string, unknown>): WxJson {
+  send(params: Record<string, unknown>): WxJson | Promise<WxJson> {
+    const answer = this.deliver(params);
+    const { delayMs } = this.faults;
+    if (!(delayMs > 0)) return answer;
+    return new Promise((resolve) => setTimeout(() => resolve(answer), delayMs));
+  }
+
+  private deliver(params: Record<string, unknown>): WxJson {
     if (this.faults.failNext > 0) {
       this.faults.failNext--;
       return wxError(this.faults.errcode, this.faults.errmsg);

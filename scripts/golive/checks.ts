@@ -8,8 +8,9 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { ConfigError, loadConfig } from '../../cloudfunctions/shared/config';
+import { ConfigError, type ConfigNeeds, loadConfig } from '../../cloudfunctions/shared/config';
 import { createWxPayClient, WxPayApiError, WxPayNetworkError } from '../../cloudfunctions/shared/wxpay';
 import { chooseRuntime, DEFAULT_RUNTIME, isEndOfLife } from '../runtimes';
 import { openPkcs12 } from './pkcs12';
@@ -20,6 +21,7 @@ import {
   envBytes,
   functionEnvironment,
   notifyTargets,
+  parseNeeds,
 } from './plan';
 import { checkCloudPay, checkOnlineV3, checkV3 } from './provider-checks';
 
@@ -393,14 +395,29 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
   return out;
 }
 
+/**
+ * What the functions with the largest environments declare (their notice templates too): those
+ * holding the certificate, and those that only pay.
+ */
+function paymentNeeds(): ConfigNeeds[] {
+  const refunding = ['approveRefund', 'reconcile'].map((fn) =>
+    needsOf(fn, { wxpay: true, cert: true, notices: 'all' }),
+  );
+  const paying = ['createOrder', 'payNotify'].map((fn) => needsOf(fn, { wxpay: true, notices: 'all' }));
+  return [...refunding, ...paying];
+}
+
+function needsOf(fn: string, fallback: ConfigNeeds): ConfigNeeds {
+  const entry = join(__dirname, '../../cloudfunctions', fn, 'index.ts');
+  return (existsSync(entry) ? parseNeeds(readFileSync(entry, 'utf8')) : undefined) ?? fallback;
+}
+
 function checkEnvSize(vars: Record<string, string>): Check {
   // Measured as in production: the simulator-only variables are reported separately and go.
   const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = vars;
-  // The largest environment: the functions that refund, or those that only pay.
-  const bytes = Math.max(
-    envBytes(functionEnvironment({ wxpay: true, cert: true }, production)),
-    envBytes(functionEnvironment({ wxpay: true }, production)),
-  );
+  // The largest environment: the functions that refund, or those that only pay (with APIv3 the
+  // key travels without the certificate), each with the notice templates it declares.
+  const bytes = Math.max(...paymentNeeds().map((n) => envBytes(functionEnvironment(n, production))));
   const name = 'function environment size';
   if (bytes > ENV_LIMIT_BYTES) {
     return fail(
@@ -415,7 +432,8 @@ function checkEnvSize(vars: Record<string, string>): Check {
 function checkLoadConfig(vars: Record<string, string>): Check {
   const name = 'functions start';
   try {
-    loadConfig(vars, { wxpay: true, cert: true });
+    // Every notice template too: a miswritten one would stop the functions that render it.
+    loadConfig(vars, { wxpay: true, cert: true, notices: 'all' });
     return ok(name, 'loadConfig accepts this configuration');
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

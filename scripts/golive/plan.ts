@@ -7,8 +7,15 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_VARIABLES, type ConfigNeeds, callBudgetProblem } from '../../cloudfunctions/shared/config';
+import {
+  CONFIG_VARIABLES,
+  type ConfigNeeds,
+  callBudgetProblem,
+  noticeKindsOf,
+} from '../../cloudfunctions/shared/config';
 import { COLLECTIONS } from '../../cloudfunctions/shared/domain/model';
+import { NOTICE_CONFIG_VARIABLES, NOTICE_ENV } from '../../cloudfunctions/shared/notices/config';
+import { NOTICE_KINDS, type NoticeKind } from '../../cloudfunctions/shared/notices/kinds';
 import { pemOrBase64 } from '../../cloudfunctions/shared/providers/config';
 import { PROVIDER_NAMES, type ProviderName } from '../../cloudfunctions/shared/providers/port';
 import type { FunctionConfig } from '../build';
@@ -308,15 +315,29 @@ export interface Rules {
   functions: Record<string, { invoke: unknown }>;
 }
 
-/** Reads `callableFunction('x', { wxpay: true }, ...)` & co. from the function's entry file. */
+/**
+ * Reads `callableFunction('x', { wxpay: true, notices: ['order_paid'] }, ...)` & co. from the
+ * function's entry file: booleans, and `notices` as a list of kinds or 'all'.
+ */
 export function parseNeeds(source: string): ConfigNeeds | undefined {
-  const m = /(?:callable|notify|timer)Function\(\s*['"][^'"]+['"]\s*,\s*\{([^}]*)\}/.exec(source);
+  const m = /(?:callable|notify|timer)Function\(\s*['"][^'"]+['"]\s*,\s*\{((?:[^{}[\]]|\[[^\]]*\])*)\}/.exec(
+    source,
+  );
   if (!m) return undefined;
   const needs: ConfigNeeds = {};
-  for (const part of m[1]!.split(',')) {
+  for (const part of m[1]!.split(/,(?![^[]*\])/)) {
     const kv = /^\s*(appid|wxpay|cert|calls)\s*:\s*(true|false)\s*$/.exec(part);
+    const notices = /^\s*notices\s*:\s*(?:'all'|"all"|\[([^\]]*)\])\s*$/.exec(part);
     if (kv) needs[kv[1] as 'appid' | 'wxpay' | 'cert' | 'calls'] = kv[2] === 'true';
-    else if (part.trim() !== '') return undefined;
+    else if (notices && notices[1] === undefined) needs.notices = 'all';
+    else if (notices) {
+      const kinds = notices[1]!
+        .split(',')
+        .map((k) => k.trim().replace(/^['"]|['"]$/g, ''))
+        .filter(Boolean);
+      if (!kinds.every((k) => (NOTICE_KINDS as readonly string[]).includes(k))) return undefined;
+      needs.notices = kinds as NoticeKind[];
+    } else if (part.trim() !== '') return undefined;
   }
   return needs;
 }
@@ -357,6 +378,11 @@ export function loadRules(dir: string): Rules {
   };
 }
 
+/** Bytes of a function's variables that are notice templates. */
+function noticeBytes(vars: Record<string, string>): number {
+  return envBytes(Object.fromEntries(Object.entries(vars).filter(([k]) => k in NOTICE_CONFIG_VARIABLES)));
+}
+
 /** Bytes SCF counts for a function's variables: every key and value. */
 export function envBytes(vars: Record<string, string>): number {
   return Object.entries(vars).reduce(
@@ -374,7 +400,10 @@ export function functionEnvironment(
   vars: Record<string, string>,
 ): Record<string, string> {
   // Unknown needs: give everything rather than a function that cannot start.
-  const n = needs ?? { wxpay: true, cert: true };
+  const n: ConfigNeeds = needs ?? { wxpay: true, cert: true, notices: 'all' };
+  // Only the templates it renders: SCF's 4 KB must hold the certificate too.
+  const notices = new Set<string>(noticeKindsOf(n).map((k) => NOTICE_ENV[k]));
+  if (n.notices !== undefined) notices.add('NOTICE_MINIPROGRAM_STATE');
   const enabled = enabledProviders(vars);
   const disabled = new Set(
     PROVIDER_NAMES.filter((p) => !enabled.includes(p)).flatMap((p) => PROVIDER_VARIABLES[p]),
@@ -390,6 +419,7 @@ export function functionEnvironment(
     if (disabled.has(k)) continue;
     if (KEY_VARIABLES.has(k) && !payments) continue;
     if (CERT_VARIABLES.has(k) && !clientCert) continue;
+    if (k in NOTICE_CONFIG_VARIABLES && !notices.has(k)) continue;
     out[k] = one(v);
   }
   if (payments && enabled.includes('v3')) {
@@ -548,7 +578,7 @@ export function planDeployment(input: {
     const bytes = envBytes(envVariables);
     if (bytes > ENV_LIMIT_BYTES) {
       problems.push(
-        `${fn.name}: its environment variables take ${bytes} bytes, over SCF's ${ENV_LIMIT_BYTES}: use the PEM pair (not base64, not the .p12) and a shorter ADMIN_OPENIDS`,
+        `${fn.name}: its environment variables take ${bytes} bytes, over SCF's ${ENV_LIMIT_BYTES}: use the PEM pair (not base64, not the .p12), a shorter ADMIN_OPENIDS${noticeBytes(envVariables) > 0 ? `, or templates with fewer fields for its notices (${noticeBytes(envVariables)} bytes of NOTICE_* variables)` : ''}`,
       );
     }
     const installDependency = Object.keys(fn.dependencies).length > 0;

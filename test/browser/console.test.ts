@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { newRequestId } from '../../miniprogram/utils/request-id';
 import { startConsoleStack } from '../../sandbox/console';
+import { SECOND_SHOPPER_OPENID } from '../../sandbox/console/api';
 import type { Stack } from '../../sandbox/stack';
 import { cutOff, launchChromium, pageWidth, SHOWN_MS, shot as shotOf } from './support';
 
@@ -378,6 +379,26 @@ describe('the console on a phone (390×844)', () => {
       await shot(`phone-${width}`);
     },
   );
+
+  // Last: it leaves the second shopper with every unpaid-order place taken.
+  it('says in Chinese and English how many unpaid orders to settle first, and for how long', async () => {
+    for (let q = 1; q <= 10; q++) {
+      const r = await stack.call(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: q }] },
+        SECOND_SHOPPER_OPENID,
+      );
+      expect(r.ok).toBe(true);
+    }
+    await open({ width: 1280, height: 860 }, '?as=b');
+    await page.getByTestId('buy-chopsticks').click();
+    await expect
+      .poll(() => page.getByTestId('toast').textContent(), { timeout: SHOWN_MS })
+      .toBe(
+        '待支付的订单太多，请先支付或取消其中 1 笔（或 30 分钟后再试） · Too many unpaid orders: pay or cancel 1 of them first (or try again in 30 min) · RATE_LIMITED',
+      );
+    await shot('rate-limited');
+  });
 });
 
 // The flows that go through WeChat, on the other two providers: the same page, the same

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES } from '../../cloudfunctions/shared/config';
+import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import { buildFunctions, listFunctions, readFunctionConfig, sdkVersion } from '../../scripts/build';
 import { DEPLOY_VARIABLES, FILE_VARIABLES, parseEnvFile } from '../../scripts/golive/envfile';
 import {
   type BuiltFunction,
-  INDEXES,
   loadBuiltFunctions,
   loadRules,
   maskedPlan,
@@ -137,6 +137,68 @@ describe('the deploy plan for this repository', () => {
     expect('CLOUDBASE_ENV_ID' in envOf('reconcile')).toBe(false);
   });
 
+  it('gives each function only the notice templates it renders, so the certificate’s functions stay within 4 KB', () => {
+    const withNotices = planDeployment({
+      functions: built,
+      vars: { ...vars, ...demoNoticeEnv() },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(withNotices.problems).toEqual([]);
+    const configs = stepsOf(withNotices, 'function.config');
+    const noticeVars = (fn: string) =>
+      Object.keys(configs.find((s) => s.function === fn)!.envVariables)
+        .filter((k) => k.startsWith('NOTICE_'))
+        .sort();
+    expect(noticeVars('approveRefund')).toEqual([
+      'NOTICE_MINIPROGRAM_STATE',
+      'NOTICE_REFUND_APPROVED',
+      'NOTICE_REFUND_REJECTED',
+    ]);
+    expect(noticeVars('reconcile')).toEqual([
+      'NOTICE_MINIPROGRAM_STATE',
+      'NOTICE_ORDER_PAID',
+      'NOTICE_REFUND_ATTENTION',
+      'NOTICE_REFUND_CLOSED',
+      'NOTICE_REFUND_COMPLETED',
+    ]);
+    expect(noticeVars('payNotify')).toEqual(['NOTICE_MINIPROGRAM_STATE', 'NOTICE_ORDER_PAID']);
+    expect(noticeVars('noticeTemplates')).toHaveLength(9);
+    expect(noticeVars('listProducts')).toEqual([]);
+    for (const s of configs) expect(s.envBytes, s.function).toBeLessThanOrEqual(4096);
+    // Each function's notice kinds, as parsed for deploy, are the ones it reads at cold start.
+    expect(
+      parseNeeds("callableFunction('x', { wxpay: true, notices: ['order_paid', \"refund_closed\"] }, h)"),
+    ).toEqual({
+      wxpay: true,
+      notices: ['order_paid', 'refund_closed'],
+    });
+    expect(parseNeeds("callableFunction('x', { notices: 'all' }, h)")).toEqual({ notices: 'all' });
+    expect(parseNeeds("callableFunction('x', { notices: ['no_such_kind'] }, h)")).toBeUndefined();
+  });
+
+  it('names the notice templates when they push a function over 4 KB', () => {
+    const long = `${'t'.repeat(43)} ${Array.from({ length: 5 }, (_, i) => `character_string${i + 10}=orderId`).join(' ')}`;
+    const over = planDeployment({
+      functions: built,
+      vars: {
+        ...vars,
+        NOTICE_ORDER_PAID: long,
+        NOTICE_REFUND_ATTENTION: long.replace(/orderId/g, 'refundId'),
+        NOTICE_REFUND_COMPLETED: long,
+        NOTICE_REFUND_CLOSED: long,
+        ADMIN_OPENIDS: Array(8).fill('oUpF8uMEb4qRXf22hE3X68TekukE').join(','),
+      },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(over.problems).toEqual([
+      expect.stringMatching(
+        /^reconcile: its environment variables take \d+ bytes, over SCF's 4096: .*templates with fewer fields for its notices \(\d+ bytes of NOTICE_\* variables\)$/,
+      ),
+    ]);
+  });
+
   it('routes the notify paths through HTTP access without authentication', () => {
     const domain = 'shop-1a2b3c.service.tcloudbase.com';
     expect(stepsOf(plan, 'access.route')).toEqual([
@@ -171,6 +233,7 @@ describe('the deploy plan for this repository', () => {
       'payment_events',
       'bill_checks',
       'notices',
+      'caller_limits',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(
@@ -193,7 +256,7 @@ describe('the deploy plan for this repository', () => {
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(6);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(7);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import {
 } from '../../scripts/golive/checks';
 import { withPemPair } from '../../scripts/golive/pkcs12';
 import { functionEnvironment } from '../../scripts/golive/plan';
-import { goodVars, MERCHANT, merchantCerts } from './helpers';
+import { goodVars, hasOpenssl, MERCHANT, makeLegacyP12, merchantCerts } from './helpers';
 
 const root = resolve(__dirname, '../..');
 let dir: string;
@@ -258,41 +258,36 @@ describe('npm run doctor names each broken setting with its fix', () => {
     // The functions would refuse to start too, and the doctor says so.
     expect(failed(checks, 'functions start')).toContain('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
   });
-});
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+  it('a notice template whose field cannot show what it is mapped to', () => {
+    const checks = offline({ NOTICE_REFUND_APPLIED: `${'t'.repeat(43)} amount2=reason` });
+    expect(failed(checks, 'functions start')).toContain(
+      'NOTICE_REFUND_APPLIED: a amount field cannot show reason',
+    );
+  });
+
+  it('counts the notice templates of reconcile and approveRefund with the certificate', () => {
+    const big = `${'t'.repeat(43)} ${Array.from({ length: 20 }, (_, i) => `thing${i + 1}=status`).join(' ')}`;
+    expect(failures(offline({ NOTICE_REFUND_APPLIED: big, NOTICE_BILL_MISMATCH: big }))).toEqual([]);
+    expect(
+      failed(
+        offline({ NOTICE_ORDER_PAID: big, NOTICE_REFUND_CLOSED: big, NOTICE_REFUND_COMPLETED: big }),
+        'function environment size',
+      ),
+    ).toMatch(/over SCF's 4096/);
+  });
+});
 
 describe("the merchant platform's RC2-40 apiclient_cert.p12", () => {
   // Made the way older merchant-platform downloads are: certificates under PBE-SHA1-RC2-40, the
   // key under PBE-SHA1-3DES (forge never encrypts certificate bags, so the openssl CLI makes it).
-  const makeLegacy = () => {
-    const legacy = join(dir, 'apiclient_cert_rc2.p12');
-    execFileSync('openssl', [
-      'pkcs12',
-      '-export',
-      '-legacy',
-      '-certpbe',
-      'PBE-SHA1-RC2-40',
-      '-keypbe',
-      'PBE-SHA1-3DES',
-      '-in',
-      certs.certPath,
-      '-inkey',
-      certs.keyPath,
-      '-passout',
-      `pass:${MERCHANT.mchId}`,
-      '-out',
-      legacy,
-    ]);
-    return readFileSync(legacy);
-  };
+  const makeLegacy = () =>
+    makeLegacyP12({
+      certPath: certs.certPath,
+      keyPath: certs.keyPath,
+      mchId: MERCHANT.mchId,
+      out: join(dir, 'apiclient_cert_rc2.p12'),
+    });
 
   it.skipIf(!hasOpenssl())(
     'is refused by this Node (OpenSSL 3), and the doctor says deploy converts it',

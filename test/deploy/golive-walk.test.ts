@@ -167,7 +167,7 @@ it('follows GOING_LIVE §1 from a fresh deploy.env to a shop ready for its first
   expect(r.out).toContain(
     '✔ collection refunds: indexes status_createdAtMs, orderId, nextCheckAtMs, status_submittedAtMs',
   );
-  expect(r.out).toContain('✔ security rules: 7 applied');
+  expect(r.out).toContain('✔ security rules: 8 applied');
   expect(r.out).toContain(
     '✔ route /pay/notify: https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/pay/notify → payNotify, authentication off',
   );

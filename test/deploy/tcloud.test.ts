@@ -169,6 +169,7 @@ describe('two full deploys of every function against the fake', () => {
       'payment_events',
       'bill_checks',
       'notices',
+      'caller_limits',
     ]);
     // One update per index.
     expect(fake.actions('UpdateTable')).toHaveLength(INDEXES.length);
@@ -194,7 +195,7 @@ describe('two full deploys of every function against the fake', () => {
         Routes: [expect.objectContaining({ Path: '/refund/notify', EnableAuth: false })],
       }),
     ]);
-    expect(fake.actions('ModifyResourcePermission')).toHaveLength(7); // six collections and the functions
+    expect(fake.actions('ModifyResourcePermission')).toHaveLength(8); // seven collections and the functions
     // The notify URLs were derived before anything existed, and set on the functions.
     const payNotify = fake.env(ENV).functions['payNotify']!;
     expect(payNotify.Variables.find((v) => v.Key === 'WXPAY_NOTIFY_URL')?.Value).toBe(

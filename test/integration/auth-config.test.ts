@@ -109,19 +109,33 @@ describe('authorization', () => {
 
 describe('database round trips', () => {
   it('hold the design minimum on every step', async () => {
+    // A shopper new to the shop: the first limited call creates their limits document.
+    const shopper = 'o_round_trips';
+    const ctx = (openid: string) => ({
+      OPENID: openid,
+      APPID: stack.info.merchant.appid,
+      SOURCE: 'wx_client',
+    });
+    const firstCall = await stack.runtime.invoke('listProducts', {}, ctx(shopper));
+    expect(firstCall.dbRequests).toBe(4); // limits: update (no document yet), read, insert; products
+    expect((await stack.runtime.invoke('listProducts', {}, ctx(shopper))).dbRequests).toBe(2); // limits, products
+    expect((await stack.runtime.invoke('listOrders', {}, ctx(shopper))).dbRequests).toBe(2); // limits, one page
     const created = await stack.runtime.invoke(
       'createOrder',
       { items: [{ productId: 'sticker', quantity: 1 }] },
-      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      ctx(shopper),
     );
     const data = (created.result as { data: { orderId: string; payment: Record<string, unknown> } }).data;
-    expect(created.dbRequests).toBe(3); // products, insert order, store prepay_id
-    const again = await stack.runtime.invoke(
+    expect(created.dbRequests).toBe(4); // limits (one conditional update), products, insert order, store prepay_id
+    const again = await stack.runtime.invoke('createOrder', { orderId: data.orderId }, ctx(shopper));
+    expect(again.dbRequests).toBe(1); // re-signing the stored prepay_id is not counted
+    const sameCart = await stack.runtime.invoke(
       'createOrder',
-      { orderId: data.orderId },
-      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      { items: [{ productId: 'sticker', quantity: 1 }] },
+      ctx(shopper),
     );
-    expect(again.dbRequests).toBe(1);
+    expect((sameCart.result as { data: { orderId: string } }).data.orderId).toBe(data.orderId);
+    expect(sameCart.dbRequests).toBe(4); // limits update (same cart), read, the call counted, the order
     stack.simulator.setFaults({ dropPayNotifies: true });
     stack.simulator.pay(data.payment);
     const body = payNotifyFor(stack, { out_trade_no: data.orderId, total_fee: 1 });
@@ -130,7 +144,7 @@ describe('database round trips', () => {
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
       { SOURCE: 'wx_http' },
     );
-    expect(first.dbRequests).toBe(3); // order, event, CAS
+    expect(first.dbRequests).toBe(5); // order, event, CAS; the admin's notice: insert, WeChat's answer
     const dup = await stack.runtime.invoke(
       'payNotify',
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
@@ -139,17 +153,12 @@ describe('database round trips', () => {
     expect(dup.dbRequests).toBe(1);
     stack.simulator.setFaults({ dropPayNotifies: false });
 
-    const ctx = (openid: string) => ({
-      OPENID: openid,
-      APPID: stack.info.merchant.appid,
-      SOURCE: 'wx_client',
-    });
     const applied = await stack.runtime.invoke(
       'applyRefund',
       { orderId: data.orderId, refundFee: 1, reason: 'db', requestId: newRequestId() },
-      ctx(SHOPPER),
+      ctx(shopper),
     );
-    expect(applied.dbRequests).toBe(4); // the requestId's refund, order, reserve, insert
+    expect(applied.dbRequests).toBe(7); // limits, the requestId's refund, order, reserve, insert; notice insert, answer
     const refundId = (applied.result as { data: { refund: { refundId: string } } }).data.refund.refundId;
     stack.simulator.setFaults({ dropRefundNotifies: true });
     const approved = await stack.runtime.invoke(
@@ -157,7 +166,8 @@ describe('database round trips', () => {
       { refundId, decision: 'approve' },
       ctx(ADMIN),
     );
-    expect(approved.dbRequests).toBe(5); // refund, claim, the order's refund slot, PROCESSING, event
+    // refund, claim, the order's refund slot, PROCESSING, event; the shopper's notice: insert, answer
+    expect(approved.dbRequests).toBe(7);
     stack.simulator.settleRefunds();
     await stack.simulator.flushNotifies();
     stack.simulator.setFaults({ dropRefundNotifies: false });
@@ -174,8 +184,11 @@ describe('database round trips', () => {
     );
     const event = { httpMethod: 'POST', body: refundBody, isBase64Encoded: false, headers: {} };
     const settled = await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' });
-    expect(settled.dbRequests).toBe(4); // refund, event, settle, CAS
+    expect(settled.dbRequests).toBe(6); // refund, event, settle, CAS; the shopper's notice: insert, answer
     expect((await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' })).dbRequests).toBe(1);
+    // An admin's listing is counted against the admin's own limit (the first one creates it).
+    expect((await stack.runtime.invoke('listRefunds', {}, ctx(ADMIN))).dbRequests).toBe(5);
+    expect((await stack.runtime.invoke('listRefunds', {}, ctx(ADMIN))).dbRequests).toBe(3); // limits, refunds, their orders
   });
 });
 

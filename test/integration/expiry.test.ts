@@ -44,8 +44,9 @@ describe('expiry', () => {
     const unpaid = unwrap(
       await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
     );
+    // Another cart: the same one again at once would be the same order.
     const paid = unwrap(
-      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 2 }] }, SHOPPER),
     );
     expect(stack.simulator.pay(paid.payment as unknown as Record<string, unknown>).errMsg).toBe(
       'requestPayment:ok',

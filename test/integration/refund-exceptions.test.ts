@@ -18,6 +18,7 @@ import {
   order,
   PROVIDERS,
   passTime,
+  ROOMY_LIMITS,
   refund,
   SHOPPER,
   sendRefundNotify,
@@ -31,7 +32,8 @@ for (const provider of PROVIDERS) {
     let stack: Stack;
     beforeAll(async () => {
       // A lost answer costs one WeChat timeout; 1.5 s (a valid production setting) keeps the file fast.
-      stack = await testStack({ provider, env: { WXPAY_TIMEOUT_MS: '1500' } });
+      // One shopper applies for many refunds here; the per-caller limits are tested elsewhere.
+      stack = await testStack({ provider, env: { WXPAY_TIMEOUT_MS: '1500', ...ROOMY_LIMITS } });
     });
     afterAll(() => stack?.close());
     beforeEach(() => {

@@ -1,10 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, newRequestId, order, refund, SHOPPER, testStack, unwrap } from './support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  order,
+  ROOMY_LIMITS,
+  refund,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from './support';
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await testStack();
+  // 20 concurrent applications of one shopper: the per-caller limit would refuse half.
+  stack = await testStack({ env: ROOMY_LIMITS });
 });
 afterAll(() => stack?.close());
 

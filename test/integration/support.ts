@@ -20,6 +20,20 @@ export function passTime(productionMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.ceil(productionMs * TEST_TIME_SCALE) + 15));
 }
 
+/**
+ * The highest per-caller limits configuration allows, for files that race many calls of one
+ * shopper to test something else (refund races, double taps). The limits themselves are
+ * tested with the shipped defaults in limits.test.ts.
+ */
+export const ROOMY_LIMITS = {
+  LIMIT_CREATE_ORDER_PER_MINUTE: '1000',
+  LIMIT_APPLY_REFUND_PER_MINUTE: '1000',
+  LIMIT_READS_PER_MINUTE: '1000',
+  LIMIT_ADMIN_PER_MINUTE: '1000',
+  LIMIT_OPEN_ORDERS: '100',
+  LIMIT_ADMIN_OPEN_ORDERS: '100',
+} as const;
+
 /** A stack for tests: in memory, fast notify and refund timings, reconcile with no waiting. */
 export function testStack(options: StackOptions = {}): Promise<Stack> {
   return startStack({

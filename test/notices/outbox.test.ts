@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NotifyInput } from '../../cloudfunctions/shared/notices/outbox';
 import {
+  MIN_SEND_BUDGET_MS,
   NOTICE_TTL_MS,
   NOTICES_COLLECTION,
   notify,
@@ -260,7 +261,9 @@ describe('failures', () => {
     emu.subscribe.request(ids.shopper, [T.refundResult], 'accept');
     const g = gated(real);
     g.hold();
-    const r = await notify(noticeDeps({ db, send: g.send, now }), completed(), { budgetMs: 50 });
+    const r = await notify(noticeDeps({ db, send: g.send, now }), completed(), {
+      budgetMs: MIN_SEND_BUDGET_MS,
+    });
     expect(r).toMatchObject({ written: 1, unknown: 1 });
 
     clock += SEND_LEASE_MS + 1;
@@ -284,6 +287,18 @@ describe('failures', () => {
 });
 
 describe('never in the way of the money path', () => {
+  it('with too little time left to send, writes the notice for reconcile instead of starting a send', async () => {
+    emu.subscribe.request(ids.shopper, [T.refundResult], 'accept');
+    const g = gated(real);
+    const r = await notify(noticeDeps({ db, send: g.send, now }), completed(), {
+      budgetMs: MIN_SEND_BUDGET_MS - 1,
+    });
+    expect(r).toMatchObject({ written: 1, pending: 1, sent: 0 });
+    expect(g.calls).toEqual([]);
+    expect(await retryNotices(noticeDeps({ db, send: real, now }))).toMatchObject({ sent: 1 });
+    expect(emu.subscribe.inbox(ids.shopper)).toHaveLength(1);
+  });
+
   it('resolves, with the error counted, when the database fails', async () => {
     const logs: LogLine[] = [];
     const broken = {
@@ -324,6 +339,60 @@ describe('never in the way of the money path', () => {
       sent: 2,
     });
     for (const admin of ids.admins) expect(emu.subscribe.inbox(admin)).toHaveLength(1);
+  });
+});
+
+describe('a notice of a kind the writing function holds no template for', () => {
+  it('is written deferred, then rendered and sent once by reconcile with its own template', async () => {
+    emu.subscribe.request(ids.shopper, [T.refundResult], 'accept');
+    const writer = noticeDeps({ db, send: real, now, kinds: ['refund_approved'] });
+    expect(await notify(writer, completed())).toMatchObject({ written: 1, deferred: 1, pending: 1, sent: 0 });
+    const [doc] = (await outbox(db)).filter((d) => d.subject === ids.refund);
+    expect(doc).toMatchObject({ status: 'PENDING', deferred: true, templateId: '', data: {} });
+    expect(doc!.facts).toMatchObject({ refundId: ids.refund, refundFee: 1250 });
+    // A second write of the same change finds it, deferred or not.
+    expect(await notify(noticeDeps({ db, send: real, now }), completed())).toMatchObject({ duplicate: 1 });
+
+    clock += 5 * 60_000;
+    expect(await retryNotices(noticeDeps({ db, send: real, now }))).toMatchObject({ sent: 1 });
+    expect(await retryNotices(noticeDeps({ db, send: real, now }))).toMatchObject({ sent: 0 });
+    const inbox = emu.subscribe.inbox(ids.shopper);
+    expect(inbox.map((m) => m.text)).toEqual([
+      `退款结果通知\n订单编号：${ids.order}\n退款金额：12.50元\n退款状态：退款完成\n说明：款项已原路退回\n到账时间：2025年5月1日 10:00`,
+    ]);
+    const [sent] = (await outbox(db)).filter((d) => d.subject === ids.refund);
+    expect(sent).toMatchObject({ status: 'SENT', templateId: T.refundResult, attempts: 1 });
+    expect(sent!.deferred).toBeUndefined();
+    expect(sent!.facts).toBeUndefined();
+  });
+
+  it('is given up, not sent, when reconcile has no template for it either', async () => {
+    await notify(noticeDeps({ db, send: real, now, kinds: [] }), completed());
+    const summary = await retryNotices(noticeDeps({ db, send: real, now, env: {} }));
+    expect(summary).toMatchObject({ sent: 0, failed: 1 });
+    const [doc] = (await outbox(db)).filter((d) => d.subject === ids.refund);
+    expect(doc).toMatchObject({
+      status: 'FAILED',
+      errMsg: 'not sent: reconcile has no template for refund_completed',
+    });
+    expect(emu.subscribe.inbox(ids.shopper)).toEqual([]);
+  });
+});
+
+describe('in the sandbox’s scaled time', () => {
+  it('waits the scaled backoff and gives up after the scaled day', async () => {
+    emu.subscribe.request(ids.shopper, [T.refundResult], 'accept');
+    emu.subscribe.setFaults({ failNext: 1, errcode: -1, errmsg: 'system error' });
+    const scaled = () => noticeDeps({ db, send: real, now, timeScale: 0.001 });
+    await notify(scaled(), completed());
+    const [doc] = (await outbox(db)).filter((d) => d.subject === ids.refund);
+    expect(doc).toMatchObject({
+      status: 'PENDING',
+      nextAttemptAtMs: clock + 60,
+      expiresAtMs: clock + NOTICE_TTL_MS / 1000,
+    });
+    clock += 60;
+    expect(await retryNotices(scaled())).toMatchObject({ sent: 1 });
   });
 });
 

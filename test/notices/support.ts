@@ -2,8 +2,8 @@
  * Notices in tests: the outbox through the real wx-server-sdk and the emulator, and the users'
  * inboxes (服务通知) as the emulator delivered them.
  */
-import type { ShopConfig } from '../../cloudfunctions/shared/config';
 import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
+import type { NoticeKind } from '../../cloudfunctions/shared/notices/kinds';
 import type { NoticeDeps, NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
 import { NOTICES_COLLECTION } from '../../cloudfunctions/shared/notices/outbox';
 import type { SubscribeSend } from '../../cloudfunctions/shared/notices/send';
@@ -27,19 +27,27 @@ export function noticeDeps(options: {
   admins?: string[];
   env?: Record<string, string>;
   logs?: LogLine[];
+  /** The kinds this function was given variables for (others are deferred); absent: all. */
+  kinds?: readonly NoticeKind[];
+  timeScale?: number;
 }): NoticeDeps {
   const { config, problems } = loadNoticeConfig(options.env ?? demoNoticeEnv());
   if (problems.length) throw new Error(problems.join('; '));
-  const shop: Pick<ShopConfig, 'adminOpenids' | 'shopName'> = {
+  const shop: NoticeDeps['config'] = {
     adminOpenids: new Set(options.admins ?? []),
     shopName: '小店',
+    ...(options.timeScale !== undefined ? { timeScale: options.timeScale } : {}),
   };
   return {
     store: new Store(options.db),
     now: options.now,
     log: (level, event, fields = {}) => options.logs?.push({ level, event, fields }),
     config: shop,
-    notices: { config, ...(options.send ? { send: options.send } : {}) },
+    notices: {
+      config,
+      ...(options.send ? { send: options.send } : {}),
+      ...(options.kinds ? { kinds: options.kinds } : {}),
+    },
   };
 }
 

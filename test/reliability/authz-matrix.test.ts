@@ -47,6 +47,7 @@ const EXPECTED: Record<string, string> = {
   listBillChecks: '✗ ✗ ✓ ✗ ✗ ✗',
   runBillCheck: '✗ ✗ ✓ ✗ ✗ ✗',
   billCheck: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
+  noticeTemplates: '✓ ✓ ✓ ✗ ✗ ✗', // any user; the merchant's templates to admins only (checked below)
 };
 
 let stack: Stack;
@@ -67,7 +68,7 @@ function httpEvent(body: string) {
 }
 
 describe('authorization matrix', () => {
-  it('only the cells the design allows succeed, for 14 functions × 6 callers', async () => {
+  it('only the cells the design allows succeed, for 15 functions × 6 callers', async () => {
     const paidOrder = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     stack.simulator.setFaults({ dropPayNotifies: true });
     const unpaid = unwrap(
@@ -122,6 +123,7 @@ describe('authorization matrix', () => {
       },
       listRefunds: async () => ({}),
       listBillChecks: async () => ({}),
+      noticeTemplates: async () => ({}),
       // Yesterday: a day that exists for every clock; its answer (a check) is what counts.
       runBillCheck: async () => ({
         date: new Date(Date.now() + 8 * 3600_000 - 86_400_000).toISOString().slice(0, 10).replace(/-/g, ''),
@@ -139,7 +141,7 @@ describe('authorization matrix', () => {
         const out = await stack.runtime.invoke(fn, shaped, CONTEXT[who]);
         const result = out.result as {
           ok?: boolean;
-          data?: { items?: { openid?: string; orderId?: string }[] };
+          data?: { items?: { openid?: string; orderId?: string }[]; admin?: unknown[] };
         };
         observed[fn]!.push(result?.ok === true ? '✓' : '✗');
         if (fn === 'listOrders' && result?.ok) {
@@ -149,6 +151,12 @@ describe('authorization matrix', () => {
           for (const item of result.data?.items ?? [])
             if (!mine.includes(item.orderId ?? '')) leaks.push(`${who} saw ${item.orderId}`);
         }
+        if (
+          fn === 'noticeTemplates' &&
+          result?.ok &&
+          (result.data?.admin?.length ?? 0) > 0 !== (who === 'admin')
+        )
+          leaks.push(`${who} was offered the merchant's templates: ${result.data?.admin?.length ?? 0}`);
       }
     }
     for (const [fn, body] of [

@@ -89,11 +89,32 @@ describe('the build refuses an undeclared cloud call', () => {
 });
 
 describe('this repository', () => {
+  const senders = [
+    'payNotify',
+    'refundNotify',
+    'applyRefund',
+    'approveRefund',
+    'reconcile',
+    'queryOrder',
+    'billCheck',
+    'runBillCheck',
+  ];
+
   it('declares subscribeMessage.send in every function whose transitions send notices', () => {
-    const senders = ['payNotify', 'refundNotify', 'applyRefund', 'approveRefund', 'reconcile'];
     for (const fn of senders) {
       expect(listFunctions()).toContain(fn);
       expect(readFunctionConfig(fn).permissions?.openapi, fn).toEqual(['subscribeMessage.send']);
     }
+  });
+
+  it('puts the sender only into those functions: their bundles call it, no other bundle does', () => {
+    // dist/ is built by the test run's global setup, exactly as npm run build makes it.
+    const calling = listFunctions().filter(
+      (fn) =>
+        openapiCalls(readFileSync(join(root, 'dist/cloudfunctions', fn, 'index.js'), 'utf8')).length > 0,
+    );
+    expect(calling.sort()).toEqual([...senders].sort());
+    for (const fn of listFunctions())
+      expect(readFunctionConfig(fn).permissions?.openapi !== undefined, fn).toBe(senders.includes(fn));
   });
 });

@@ -26,6 +26,7 @@ import type {
   RunBillCheckResult,
 } from '../contract';
 import { AppError } from '../errors';
+import { billMismatchNotice, tell } from '../notices/transitions';
 import type { ProviderName } from '../providers/port';
 import type { Caller } from '../runtime/callable';
 import type { BillAnswer } from '../wxpay/billdownload';
@@ -299,6 +300,12 @@ export async function checkBillDate(
     saved,
     ...lastRun,
   });
+  if (saved && outcome.compared && after.discrepancyCount > 0) {
+    // Once per bill date: a second run of the day finds the notice in the outbox.
+    await tell(deps, [
+      billMismatchNotice(billDate, dayStartMs(billDate) ?? now, after.discrepancyCount, now),
+    ]);
+  }
   if (!saved) {
     // This run outlived its lease and another took the day over; its fixes stand (each was
     // its own transition), only its record is dropped in favour of the newer run's.

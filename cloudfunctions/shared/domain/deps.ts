@@ -6,6 +6,7 @@
 import type { ShopConfig } from '../config';
 import { AppError } from '../errors';
 import type { LogFields } from '../log';
+import type { NoticeRuntime } from '../notices/outbox';
 import { withDeadline as providerWithDeadline } from '../providers';
 import type { FailureClass, FailureReason, PaymentProvider, ProviderName } from '../providers/port';
 import type { Store } from '../store';
@@ -38,6 +39,13 @@ export interface Deps {
   random: (length: number) => string;
   log: (level: 'info' | 'warn' | 'error', event: string, fields?: LogFields) => void;
   budget: Budget;
+  /**
+   * Subscribe message notices (服务通知): the templates of the kinds this function renders
+   * and, in the functions allowed to send, the sender. Absent: this function writes none.
+   */
+  notices?: NoticeRuntime;
+  /** Waits this long; a test with its own clock passes one that moves it. Default: a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What a WeChat Pay failure tells the domain, read without importing the providers' classes. */

@@ -18,6 +18,7 @@ export const COLLECTIONS = {
   events: 'payment_events',
   billChecks: 'bill_checks',
   notices: 'notices',
+  callerLimits: 'caller_limits',
 } as const;
 
 export interface ProductDoc {
@@ -191,6 +192,14 @@ export function productView(p: ProductDoc): ProductView {
   return v;
 }
 
+/**
+ * Whether `createOrder {orderId}` can still bring up the cashier for it. The open-orders limit
+ * (limits.ts) counts exactly these, so an order that stops being payable frees its place.
+ */
+export function isPayable(o: Pick<OrderDoc, 'status' | 'expiresAtMs'>, nowMs: number): boolean {
+  return o.status === 'NOTPAY' && o.expiresAtMs > nowMs;
+}
+
 export function orderView(o: OrderDoc, nowMs: number): OrderView {
   const v: OrderView = {
     orderId: o._id,
@@ -203,7 +212,7 @@ export function orderView(o: OrderDoc, nowMs: number): OrderView {
     refundReservedFee: o.refundReservedFee,
     refundedFee: o.refundedFee,
     refundableFee: o.status === 'PAID' ? Math.max(0, o.totalFee - o.refundUsedFee) : 0,
-    payable: o.status === 'NOTPAY' && o.expiresAtMs > nowMs,
+    payable: isPayable(o, nowMs),
   };
   if (o.paidAtMs !== undefined) v.paidAtMs = o.paidAtMs;
   if (o.transactionId) v.transactionId = o.transactionId;

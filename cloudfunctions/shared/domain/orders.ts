@@ -7,12 +7,24 @@ import type {
   RequestPaymentParams,
 } from '../contract';
 import { AppError } from '../errors';
+import { tellOrderPaid } from '../notices/transitions';
 import type { PaymentStatus, PreparedPayment, TradeRecord } from '../providers/port';
 import type { Caller } from '../runtime/callable';
 import { type Deps, providerOf, requireWxpay, wxFailure } from './deps';
 import { recordEvent } from './events';
 import {
+  admitCall,
+  admitNewOrder,
+  cartKey,
+  forgetOrder,
+  type OpenOrderEntry,
+  ORDER_INSERT_GRACE_MS,
+  rateLimited,
+  tryAdmitCall,
+} from './limits';
+import {
   COLLECTIONS,
+  isPayable,
   type OrderDoc,
   orderView,
   PREPAY_MARGIN_MS,
@@ -113,6 +125,60 @@ export async function createOrder(
   }
   onlyFields(event, ['items']);
   const lines = parseItems(event['items']);
+  const now = deps.now();
+  // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
+  const orderId = `${beijingTime(now)}${deps.random(12)}`;
+  const expiresAtMs = now + deps.config.orderExpireMs;
+  // The limits come first: a refused call costs no product read, no order and no WeChat call.
+  const cart = cartKey(lines);
+  const [requestsBefore, waitedBefore] = [deps.store.requests, deps.store.waitMs];
+  let admission = await admitNewOrder(deps, openid, { orderId, cart, untilMs: expiresAtMs });
+  // What the limits cost this call, in the log line below (and in `npm run bench`).
+  const limits = {
+    dbRequests: deps.store.requests - requestsBefore,
+    dbMs: deps.store.waitMs - waitedBefore,
+  };
+  if (admission.kind === 'same') {
+    // A repeated cart is a call like any other.
+    await admitCall(deps, openid, 'createOrder');
+    for (let attempt = 0; admission.kind === 'same'; attempt++) {
+      const again = await sameCartOrder(deps, admission.entry, openid);
+      if (again) return again;
+      // Its order ended (paid, closed, expired) or never came: the cart is a new order.
+      await forgetOrder(deps, openid, admission.entry.id);
+      if (attempt === 2) throw new AppError('CONFLICT', 'the same cart keeps changing, please try again');
+      admission = await admitNewOrder(deps, openid, { orderId, cart, untilMs: expiresAtMs });
+    }
+  }
+  let order: OrderDoc;
+  try {
+    order = await placeOrder(deps, caller, openid, orderId, lines, now, expiresAtMs);
+  } catch (e) {
+    // The call still counts against the per-minute limit; the place it took does not.
+    await forgetOrder(deps, openid, orderId).catch(() => undefined);
+    throw e;
+  }
+  deps.log('info', 'order.created', {
+    orderId,
+    totalFee: order.totalFee,
+    provider: order.provider,
+    dbRequests: deps.store.requests,
+    limits,
+  });
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
+}
+
+/** Prices the cart from the products collection and stores the order, before WeChat hears of it. */
+async function placeOrder(
+  deps: Deps,
+  caller: Caller,
+  openid: string,
+  orderId: string,
+  lines: { productId: string; quantity: number }[],
+  now: number,
+  expiresAtMs: number,
+): Promise<OrderDoc> {
   const { store } = deps;
   const products = await store.find<ProductDoc>(
     COLLECTIONS.products,
@@ -133,14 +199,12 @@ export async function createOrder(
   if (!Number.isSafeInteger(totalFee) || totalFee < 1 || totalFee > MAX_TOTAL_FEE) {
     throw invalid('the order total is out of range');
   }
-  const now = deps.now();
   // New orders go through WXPAY_PROVIDER; the order keeps it for good.
   const provider = requireWxpay(deps).current;
   const subMchId =
     provider.name === 'cloudpay' ? deps.config.wxpay.mchId : deps.config.providers.partner?.subMchId;
   const order: OrderDoc = {
-    // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
-    _id: `${beijingTime(now)}${deps.random(12)}`,
+    _id: orderId,
     openid,
     status: 'NOTPAY',
     items,
@@ -157,7 +221,7 @@ export async function createOrder(
       : {}),
     createdAtMs: now,
     updatedAtMs: now,
-    expiresAtMs: now + deps.config.orderExpireMs,
+    expiresAtMs,
     prepayId: null,
     prepayExpiresAtMs: 0,
     // Reconcile asks orderquery if the notify has not come by then.
@@ -176,16 +240,56 @@ export async function createOrder(
   if ((await store.insert(COLLECTIONS.orders, order)) === 'duplicate') {
     throw new AppError('CONFLICT', 'order number collision, please try again');
   }
-  deps.log('info', 'order.created', {
-    orderId: order._id,
-    totalFee,
-    provider: provider.name,
-    dbRequests: store.requests,
-  });
-  const { payment } = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee, payment };
+  return order;
 }
 
+/** Waits between reads of an order another call is still creating (ms); ~3 s in all. */
+const SAME_CART_POLL_MS = [50, 100, 200, 400, 800, 1600];
+
+/**
+ * The unpaid order an earlier call made for the same cart (a double tap on 去结算, a retried
+ * call), payable again; null when that order ended or never came, so the cart is a new order.
+ * The earlier call may still be storing it or asking WeChat for its prepay_id: it is read
+ * again a few times rather than asking WeChat a second time for the same order.
+ */
+async function sameCartOrder(
+  deps: Deps,
+  entry: OpenOrderEntry,
+  openid: string,
+): Promise<CreateOrderResult | null> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let order: OrderDoc | null = null;
+  for (const wait of [0, ...SAME_CART_POLL_MS]) {
+    if (wait > 0) {
+      if (deps.now() + wait > deps.budget.callDeadlineMs) break;
+      await sleep(wait);
+    }
+    order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, entry.id);
+    if (order && (order.prepayId || !isPayable(order, deps.now()))) break;
+  }
+  const now = deps.now();
+  if (!order) {
+    if (now - entry.atMs >= ORDER_INSERT_GRACE_MS) return null;
+    throw rateLimited('this cart is being ordered by another call right now; try again shortly', 2000);
+  }
+  if (order.openid !== openid || !isPayable(order, now)) return null;
+  deps.log('info', 'order.same_cart', { orderId: order._id, dbRequests: deps.store.requests });
+  const live = order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now;
+  if (live && providerOf(deps, order).capabilities.canResignPayment) {
+    return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
+  }
+  // The first call got no prepay_id (WeChat busy, or still waiting), or the provider signs only
+  // through WeChat (cloudPay, whose re-entry gives back the same prepay_id): ask with the same
+  // parameters.
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
+}
+
+/**
+ * Paying again is never refused for the open-orders limit. Re-signing the stored prepay_id
+ * costs one read and no WeChat call, so it is not counted either; only asking WeChat for a
+ * new prepay_id counts as a createOrder call.
+ */
 async function payAgain(deps: Deps, orderId: string, openid: string): Promise<CreateOrderResult> {
   const order = await ownOrder(deps, orderId, openid);
   if (order.status === 'PAID') throw notPayable('the order is already paid');
@@ -201,6 +305,7 @@ async function payAgain(deps: Deps, orderId: string, openid: string): Promise<Cr
   if (live && providerOf(deps, order).capabilities.canResignPayment) {
     return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
   }
+  await admitCall(deps, openid, 'createOrder');
   const { payment } = await requestPrepay(deps, order);
   return { orderId: order._id, totalFee: order.totalFee, payment };
 }
@@ -358,6 +463,7 @@ export async function markPaid(
         transactionId: paid.transactionId,
         dbRequests: store.requests,
       });
+      await tellOrderPaid(deps, order, paid.paidAtMs);
       return from === 'CLOSED' ? 'PAID_AFTER_CLOSE' : 'PAID';
     }
     current = await store.get<OrderDoc>(COLLECTIONS.orders, order._id);
@@ -491,7 +597,9 @@ export async function queryOrder(
     requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }),
     openid,
   );
-  if (order.status === 'NOTPAY' && order.prepayId) {
+  // Asking WeChat counts as a read against the caller's limit; beyond it the stored order is
+  // shown (the notify or reconcile still brings the payment in).
+  if (order.status === 'NOTPAY' && order.prepayId && (await tryAdmitCall(deps, openid, 'reads')).allowed) {
     try {
       order = await confirmWithQuery(deps, order, { deadlineMs: deps.now() + QUERY_WAIT_MS });
     } catch (e) {

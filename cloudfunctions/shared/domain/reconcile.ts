@@ -9,6 +9,8 @@
  * after the claim is itself a CAS or holds a lease. A run stops starting work when its own
  * time budget is spent and says what it left for next time.
  */
+import { MIN_SEND_BUDGET_MS, retryNotices } from '../notices/outbox';
+import { sendBudgetMs } from '../notices/transitions';
 import type { Query } from '../store';
 import { type Deps, providerOf, wxFailure } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
@@ -32,6 +34,9 @@ export interface ReconcileReport {
   refundsSubmitted: number;
   refundsFinalized: number;
   reservationsReleased: number;
+  /** Notices sent from the outbox (retries, and those written for reconcile), and given up. */
+  noticesSent: number;
+  noticesFailed: number;
   errors: number;
   /** The budget ran out with due items left; they are first in line next run. */
   outOfTime: boolean;
@@ -54,6 +59,8 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     refundsSubmitted: 0,
     refundsFinalized: 0,
     reservationsReleased: 0,
+    noticesSent: 0,
+    noticesFailed: 0,
     errors: 0,
     outOfTime: false,
     nextDueAtMs: null,
@@ -124,6 +131,12 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     },
   );
 
+  // After the money work, with what is left: a notice waits for the next run, money does not.
+  if (sendBudgetMs(deps) >= MIN_SEND_BUDGET_MS) {
+    const n = await retryNotices(deps, { budgetMs: sendBudgetMs(deps) });
+    report.noticesSent = n.sent;
+    report.noticesFailed = n.failed + n.expired;
+  }
   if (inTime()) report.nextDueAtMs = await nextDue(deps);
   report.dbRequests = store.requests;
   deps.log('info', 'reconcile.done', { ...report, ms: deps.now() - start });

@@ -7,6 +7,7 @@
  * by WeChat's next notify or the next reconcile, and nothing is counted twice.
  */
 import type { RefundStatus } from '../contract';
+import { tellRefund } from '../notices/transitions';
 import type { ProviderName, ProviderRefundStatus, TradeRecord } from '../providers/port';
 import type { Deps } from './deps';
 import { recordEvent } from './events';
@@ -150,6 +151,7 @@ async function applyTo(
     log(flagged ? 'warn' : 'info', target === 'SUCCESS' ? 'refund.success' : 'refund.abnormal', {
       ...(flagged ? { flag: 'SUCCESS_AFTER_FINAL' } : {}),
     });
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
     return target;
   }
 
@@ -179,6 +181,7 @@ async function applyTo(
       fields,
     });
     log('warn', 'refund.closed');
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
     return 'CLOSED';
   }
 

@@ -13,6 +13,7 @@
  */
 import type { RefundHistoryEntry } from '../contract';
 import { AppError } from '../errors';
+import { tellRefund } from '../notices/transitions';
 import type { RefundAccepted, RefundStatusResult } from '../providers/port';
 import { type Deps, failureReason, providerOf, type WxFailure, wxFailure } from './deps';
 import { recordEvent } from './events';
@@ -259,6 +260,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
       errCode: f.errCode,
       dbRequests: deps.store.requests,
     });
+    await tellRefund(deps, failed, 'failed');
     return failed;
   }
   // Acceptance only, on every provider: even when APIv3's answer already says SUCCESS or

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ApplyRefundResult, ApproveRefundResult, ListRefundsResult, RefundStatus } from '../contract';
 import { AppError } from '../errors';
+import { productOf, tellRefund } from '../notices/transitions';
 import type { Caller } from '../runtime/callable';
 import { type Deps, providerOf } from './deps';
 import { recordEvent } from './events';
@@ -187,6 +188,7 @@ export async function applyRefund(
     to: 'PENDING_REVIEW',
     dbRequests: store.requests,
   });
+  await tellRefund(deps, refund, 'applied', { product: productOf(order.items) });
   return { refund: refundView(refund) };
 }
 
@@ -271,6 +273,7 @@ async function reject(deps: Deps, refund: RefundDoc, review: Review): Promise<Re
     to: 'REJECTED',
     dbRequests: deps.store.requests,
   });
+  await tellRefund(deps, rejected, 'rejected');
   return rejected;
 }
 
@@ -307,6 +310,7 @@ async function resolve(deps: Deps, refund: RefundDoc, review: Review): Promise<R
     fields: {},
   });
   deps.log('info', 'refund.resolved', { refundId: refund._id, from: 'ABNORMAL', to: 'SUCCESS' });
+  await tellRefund(deps, resolved, 'resolved');
   return resolved;
 }
 
@@ -327,15 +331,19 @@ async function approve(deps: Deps, refund: RefundDoc, review: Review): Promise<R
       providerOf(deps, refund);
       const claimed = await claimSubmitLease(deps, refund, refund.status === 'APPROVED' ? undefined : review);
       if (!claimed) return (await getRefund(deps, refund._id)) ?? refund;
-      if (refund.status !== 'APPROVED') {
-        deps.log('info', 'refund.approved', {
-          refundId: refund._id,
-          from: refund.status,
-          to: 'APPROVED',
-          dbRequests: deps.store.requests,
-        });
+      if (refund.status === 'APPROVED') return submitRefund(deps, claimed);
+      deps.log('info', 'refund.approved', {
+        refundId: refund._id,
+        from: refund.status,
+        to: 'APPROVED',
+        dbRequests: deps.store.requests,
+      });
+      // The shopper hears of the approval after WeChat has had the refund call: money first.
+      try {
+        return await submitRefund(deps, claimed);
+      } finally {
+        await tellRefund(deps, claimed, 'approved');
       }
-      return submitRefund(deps, claimed);
     }
   }
 }

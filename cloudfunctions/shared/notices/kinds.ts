@@ -124,7 +124,7 @@ export function noticePage<K extends NoticeKind>(kind: K, facts: FactsByKind[K])
   return `pages/order-detail/index?orderId=${encodeURIComponent((facts as RefundFacts).orderId)}`;
 }
 
-const STATUS_WORD: Partial<Record<RefundStatus, string>> = {
+export const STATUS_WORD: Partial<Record<RefundStatus, string>> = {
   PENDING_REVIEW: '待审核',
   APPROVED: '已同意',
   PROCESSING: '退款中',

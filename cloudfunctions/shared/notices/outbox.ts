@@ -33,6 +33,12 @@ export const NOTICES_COLLECTION = 'notices';
 export const NOTICE_TTL_MS = 24 * 3600_000;
 /** The first send's default time budget: a notify reply must still leave within WeChat's 5 s. */
 export const SEND_BUDGET_MS = 3_000;
+/**
+ * Below this a send is not started: the notice is written PENDING and reconcile sends it. A
+ * send cut off by its budget has an unknown outcome and is never repeated, so starting one
+ * with too little time would lose the notice instead of delaying it.
+ */
+export const MIN_SEND_BUDGET_MS = 500;
 /** A sender that holds a notice longer than this has died; its send's outcome is unknown. */
 export const SEND_LEASE_MS = 60_000;
 /** Waits after the n-th failed attempt (reconcile runs every 5 minutes, so the first ones round up). */
@@ -67,6 +73,13 @@ export interface NoticeDoc {
   leaseUntilMs: number;
   /** A transient failure is not retried past this. */
   expiresAtMs: number;
+  /**
+   * Written by a function that was not given this notice's variable (SCF's 4 KB of variables
+   * do not fit every template next to the merchant certificate): `templateId` and `data` are
+   * empty, `facts` holds what to render, and reconcile renders it with its own templates.
+   */
+  deferred?: true;
+  facts?: FactsByKind[NoticeKind];
   sentAtMs?: number;
   /** The last failure, WeChat's errcode (or CloudBase's), kept until the notice is sent. */
   errCode?: number;
@@ -78,10 +91,16 @@ export interface NoticeRuntime {
   config: NoticeConfig;
   /** Absent in a function not allowed to send: notices are written PENDING for reconcile. */
   send?: SubscribeSend;
+  /**
+   * The kinds whose variables this function was given (its ConfigNeeds). A notice of another
+   * kind is written deferred, for reconcile to render and send. Absent: every kind was given.
+   */
+  kinds?: readonly NoticeKind[];
 }
 
 export type NoticeDeps = Pick<Deps, 'store' | 'now' | 'log'> & {
-  config: Pick<ShopConfig, 'adminOpenids' | 'shopName'>;
+  /** `timeScale` (sandbox only) scales the retry waits and the day a notice is retried for. */
+  config: Pick<ShopConfig, 'adminOpenids' | 'shopName'> & Partial<Pick<ShopConfig, 'timeScale'>>;
   /** Absent: notices are off in this function. */
   notices?: NoticeRuntime;
 };
@@ -101,6 +120,8 @@ export interface NotifyInput<K extends NoticeKind = NoticeKind> {
 export interface NoticeCounts {
   /** Outbox documents this call wrote. */
   written: number;
+  /** Of those, written for reconcile to render (this function holds no template for the kind). */
+  deferred: number;
   /** Already in the outbox: a duplicate of an earlier notify. */
   duplicate: number;
   sent: number;
@@ -117,7 +138,7 @@ export interface NoticeCounts {
 const SUBJECT = /^[A-Za-z0-9_:-]{1,80}$/;
 
 function counts(): NoticeCounts {
-  return { written: 0, duplicate: 0, sent: 0, failed: 0, pending: 0, unknown: 0, errors: 0 };
+  return { written: 0, deferred: 0, duplicate: 0, sent: 0, failed: 0, pending: 0, unknown: 0, errors: 0 };
 }
 
 export function noticeId(kind: NoticeKind, subject: string, recipient: string): string {
@@ -135,8 +156,8 @@ function messageOf(doc: NoticeDoc): SubscribeMessage {
   };
 }
 
-function backoffMs(attempts: number): number {
-  return BACKOFF_MS[Math.min(Math.max(attempts, 1), BACKOFF_MS.length) - 1]!;
+function backoffMs(attempts: number, timeScale = 1): number {
+  return Math.round(BACKOFF_MS[Math.min(Math.max(attempts, 1), BACKOFF_MS.length) - 1]! * timeScale);
 }
 
 function errorFields(e: unknown): { errCode: number; errMsg: string } {
@@ -188,7 +209,7 @@ async function record(deps: NoticeDeps, doc: NoticeDoc, result: SendResult): Pro
   const failure: NoticeFailure = { atMs: now, errCode: result.errCode, errMsg };
   const cls = classifyFailure(result.errCode, errMsg);
   let status: NoticeStatus = cls === 'final' ? 'FAILED' : cls === 'unknown' ? 'UNKNOWN' : 'PENDING';
-  const nextAttemptAtMs = now + backoffMs(doc.attempts);
+  const nextAttemptAtMs = now + backoffMs(doc.attempts, deps.config.timeScale);
   if (status === 'PENDING' && nextAttemptAtMs >= doc.expiresAtMs) status = 'FAILED';
   const won = await store.cas(
     NOTICES_COLLECTION,
@@ -243,7 +264,8 @@ async function sendHeld(deps: NoticeDeps, send: SubscribeSend, doc: NoticeDoc, b
 /**
  * Writes the notice for each recipient to the outbox and sends it. Call it after the
  * transition it reports is stored. Never throws; resolves when every send has answered or
- * `budgetMs` has passed.
+ * `budgetMs` has passed. With less than MIN_SEND_BUDGET_MS to spend, nothing is sent now: the
+ * notice is written PENDING and reconcile sends it.
  */
 export async function notify<K extends NoticeKind>(
   deps: NoticeDeps,
@@ -252,8 +274,12 @@ export async function notify<K extends NoticeKind>(
 ): Promise<NoticeCounts & { off?: true }> {
   const c = counts();
   try {
-    const template = deps.notices?.config.templates[input.kind];
-    if (!deps.notices || !template) return { ...c, off: true };
+    const runtime = deps.notices;
+    if (!runtime) return { ...c, off: true };
+    // Not given this kind's variable: reconcile, which holds it, renders and sends it.
+    const deferred = runtime.kinds !== undefined && !runtime.kinds.includes(input.kind);
+    const template = runtime.config.templates[input.kind];
+    if (!deferred && !template) return { ...c, off: true };
     if (!SUBJECT.test(input.subject)) {
       deps.log('error', 'notice.bad_subject', { kind: input.kind, subject: input.subject });
       c.errors++;
@@ -266,10 +292,12 @@ export async function notify<K extends NoticeKind>(
       deps.log('warn', 'notice.no_recipient', { kind: input.kind, subject: input.subject });
       return c;
     }
-    const data = renderData(input.kind, template, input.data, deps.config.shopName);
+    const data = template ? renderData(input.kind, template, input.data, deps.config.shopName) : {};
     const page = noticePage(input.kind, input.data);
-    const { send } = deps.notices;
-    const { miniprogramState } = deps.notices.config;
+    const budgetMs = options.budgetMs ?? SEND_BUDGET_MS;
+    const send = template && !deferred && budgetMs >= MIN_SEND_BUDGET_MS ? runtime.send : undefined;
+    const { miniprogramState } = runtime.config;
+    const ttlMs = Math.round(NOTICE_TTL_MS * (deps.config.timeScale ?? 1));
     await Promise.all(
       recipients.map(async (touser) => {
         try {
@@ -279,7 +307,7 @@ export async function notify<K extends NoticeKind>(
             kind: input.kind,
             subject: input.subject,
             touser,
-            templateId: template.templateId,
+            templateId: deferred ? '' : (template?.templateId ?? ''),
             page,
             data,
             miniprogramState,
@@ -290,19 +318,21 @@ export async function notify<K extends NoticeKind>(
             updatedAtMs: now,
             nextAttemptAtMs: now,
             leaseUntilMs: send ? now + SEND_LEASE_MS : 0,
-            expiresAtMs: now + NOTICE_TTL_MS,
+            expiresAtMs: now + ttlMs,
             failures: [],
+            ...(deferred ? { deferred: true as const, facts: input.data } : {}),
           };
           if ((await deps.store.insert(NOTICES_COLLECTION, doc)) === 'duplicate') {
             c.duplicate++;
             return;
           }
           c.written++;
+          if (deferred) c.deferred++;
           if (!send) {
             c.pending++;
             return;
           }
-          tally(c, await sendHeld(deps, send, doc, options.budgetMs ?? SEND_BUDGET_MS));
+          tally(c, await sendHeld(deps, send, doc, budgetMs));
         } catch (e) {
           c.errors++;
           deps.log('error', 'notice.error', { kind: input.kind, subject: input.subject, touser, error: e });
@@ -314,6 +344,20 @@ export async function notify<K extends NoticeKind>(
     deps.log('error', 'notice.error', { kind: input.kind, subject: input.subject, error: e });
   }
   return c;
+}
+
+/** A deferred notice's template fields, from this function's templates; undefined without one. */
+function renderDeferred(
+  deps: NoticeDeps,
+  doc: NoticeDoc,
+): Pick<NoticeDoc, 'templateId' | 'data' | 'miniprogramState'> | undefined {
+  const template = deps.notices?.config.templates[doc.kind];
+  if (!template || !deps.notices || doc.facts === undefined) return undefined;
+  return {
+    templateId: template.templateId,
+    data: renderData(doc.kind, template, doc.facts, deps.config.shopName),
+    miniprogramState: deps.notices.config.miniprogramState,
+  };
 }
 
 export interface RetrySummary {
@@ -328,7 +372,8 @@ export interface RetrySummary {
 }
 
 /**
- * Sends the notices whose transient failure's wait is over, oldest first, and settles those
+ * Sends the notices whose transient failure's wait is over (or that were written for it:
+ * without a sender, or deferred, which it renders first), oldest first, and settles those
  * whose sender died mid-send (as UNKNOWN) or that stayed undeliverable for a day. For
  * reconcile; never throws.
  */
@@ -383,17 +428,43 @@ export async function retryNotices(
             else s.skipped++;
             return;
           }
+          const rendered = doc.deferred ? renderDeferred(deps, doc) : {};
+          if (rendered === undefined) {
+            // Written by a function without the kind's template, and reconcile has none either:
+            // the merchant has not picked one (or the deploy did not give reconcile its variable).
+            const won = await store.cas(NOTICES_COLLECTION, mine, {
+              status: 'FAILED',
+              errMsg: `not sent: reconcile has no template for ${doc.kind}`,
+              updatedAtMs: t,
+            });
+            if (won) s.failed++;
+            else s.skipped++;
+            return;
+          }
           const leaseUntilMs = t + SEND_LEASE_MS;
           const won = await store.cas(
             NOTICES_COLLECTION,
             { ...mine, nextAttemptAtMs: _.lte(t) },
-            { status: 'SENDING', attempts: _.inc(1), leaseUntilMs, updatedAtMs: t },
+            {
+              status: 'SENDING',
+              attempts: _.inc(1),
+              leaseUntilMs,
+              updatedAtMs: t,
+              ...rendered,
+              ...(doc.deferred ? { deferred: _.remove(), facts: _.remove() } : {}),
+            },
           );
           if (!won) {
             s.skipped++;
             return;
           }
-          const held: NoticeDoc = { ...doc, status: 'SENDING', attempts: doc.attempts + 1, leaseUntilMs };
+          const held: NoticeDoc = {
+            ...doc,
+            ...rendered,
+            status: 'SENDING',
+            attempts: doc.attempts + 1,
+            leaseUntilMs,
+          };
           const status = await sendHeld(deps, send, held, options.budgetMs ?? SEND_BUDGET_MS);
           if (status === 'SENT') s.sent++;
           else if (status === 'FAILED') s.failed++;

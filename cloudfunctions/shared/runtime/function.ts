@@ -3,11 +3,22 @@
  * cold start (a clear CONFIG_INVALID naming every problem, logged at start and answered on
  * every call); database, WeChat Pay client, clock and randomness are wired here and nowhere else.
  */
-import { ConfigError, type ConfigNeeds, callReserveMs, loadConfig, type ShopConfig } from '../config';
+import {
+  ConfigError,
+  type ConfigNeeds,
+  callReserveMs,
+  type LimitScope,
+  loadConfig,
+  noticeKindsOf,
+  type ShopConfig,
+} from '../config';
 import type { Result } from '../contract';
 import { type Budget, type Deps, type Payments, withDeadline } from '../domain/deps';
+import { limitCaller } from '../domain/limits';
 import { type NotifyReply, notifyDialect } from '../domain/notify';
 import { log } from '../log';
+import type { NoticeRuntime } from '../notices/outbox';
+import type { SubscribeSend } from '../notices/send';
 import {
   cloudPayReply,
   type NotificationInput,
@@ -57,8 +68,18 @@ export function budgetFor(startedAtMs: number, context?: unknown, timeoutMs = bu
   return { endsAtMs, callDeadlineMs: endsAtMs - callReserveMs(limit) };
 }
 
+/**
+ * Effects a function adds to the shared wiring from its own index.ts. The subscribe message
+ * sender is one: a bundle that contains `cloud.openapi.subscribeMessage.send` must declare it
+ * in config.json, so it goes only into the functions that send (runtime/subscribe.ts).
+ */
+export interface Extras {
+  /** Called once per cold start. */
+  sendNotices?: () => SubscribeSend;
+}
+
 /** Built once per cold start; `deps(budget)` gives each invocation a fresh store (and request count). */
-export function wiring(fn: string, needs: ConfigNeeds): (budget: Budget) => Deps {
+export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (budget: Budget) => Deps {
   let config: ShopConfig | undefined;
   let configError: ConfigError | undefined;
   try {
@@ -84,6 +105,14 @@ export function wiring(fn: string, needs: ConfigNeeds): (budget: Budget) => Deps
       log('error', 'config.invalid', { fn, problems: configError.problems });
     }
   }
+  const notices: NoticeRuntime | undefined =
+    config && needs.notices !== undefined
+      ? {
+          config: config.notices,
+          kinds: noticeKindsOf(needs),
+          ...(extras.sendNotices ? { send: extras.sendNotices() } : {}),
+        }
+      : undefined;
   return (budget) => {
     if (configError || !config) throw configError ?? new ConfigError(['configuration missing']);
     return {
@@ -94,18 +123,39 @@ export function wiring(fn: string, needs: ConfigNeeds): (budget: Budget) => Deps
       random: nonceStr,
       log,
       budget,
+      ...(notices ? { notices } : {}),
     };
   };
 }
 
 export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, caller: Caller) => Promise<T>;
 
+export interface CallableOptions extends Extras {
+  /**
+   * Count every call against the caller's per-minute limit of this kind before the handler
+   * runs (domain/limits.ts); over it, the call answers RATE_LIMITED with the wait.
+   */
+  limit?: LimitScope;
+  /** Non-admins are refused by the handler before any database request: they are not counted. */
+  adminOnly?: boolean;
+}
+
 /** A function the mini-program calls with wx.cloud.callFunction. */
-export function callableFunction<T>(fn: string, needs: ConfigNeeds, handler: DomainHandler<T>) {
-  const deps = wiring(fn, needs);
+export function callableFunction<T>(
+  fn: string,
+  needs: ConfigNeeds,
+  handler: DomainHandler<T>,
+  options: CallableOptions = {},
+) {
+  const deps = wiring(fn, needs, options);
+  const { limit, adminOnly } = options;
   return (event: unknown, context?: unknown): Promise<Result<T>> => {
     const budget = budgetFor(Date.now(), context);
-    return callable<T>(fn, (e, caller) => handler(deps(budget), e, caller))(event);
+    return callable<T>(fn, async (e, caller) => {
+      const d = deps(budget);
+      if (limit) await limitCaller(d, caller, limit, { adminOnly: adminOnly === true });
+      return handler(d, e, caller);
+    })(event);
   };
 }
 
@@ -152,8 +202,9 @@ export function notifyFunction(
   fn: string,
   needs: ConfigNeeds,
   handler: (deps: Deps, input: NotificationInput) => Promise<NotifyReply>,
+  extras?: Extras,
 ) {
-  const deps = wiring(fn, needs);
+  const deps = wiring(fn, needs, extras);
   return async (event: unknown, context?: unknown): Promise<IntegrationResponse | CallbackAnswer> => {
     const started = Date.now();
     const e = (typeof event === 'object' && event !== null ? event : {}) as HttpAccessEvent;
@@ -216,8 +267,9 @@ export function timerFunction<T>(
   fn: string,
   needs: ConfigNeeds,
   handler: (deps: Deps, event: unknown) => Promise<T>,
+  extras?: Extras,
 ) {
-  const deps = wiring(fn, needs);
+  const deps = wiring(fn, needs, extras);
   return async (event: unknown, context?: unknown): Promise<T | { error: string }> => {
     const budget = budgetFor(Date.now(), context);
     // A timer run carries no user and no HTTP request. Any mini-program user can callFunction

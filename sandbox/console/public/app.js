@@ -19,6 +19,7 @@ import {
   REASON_MAX,
   REFUND_STATUS_LABEL,
   REJECT_NEEDS_COMMENT,
+  rateLimitText,
   shopperNote,
   submissionFor,
 } from '/console/shared.js';
@@ -160,13 +161,21 @@ function writeUrl() {
 
 // ---- calls ----
 
-/** A function's refusal, shown with the mini-program's message for its code. */
+/**
+ * A function's refusal, shown with the mini-program's message for its code; RATE_LIMITED in
+ * Chinese and English with the wait (and how many unpaid orders to settle first).
+ */
 class CallFailed extends Error {
-  constructor(code, detail, retryAfterSeconds) {
+  constructor(code, detail, error = {}) {
     const known = Object.hasOwn(ERROR_MESSAGES, code);
-    const wait = retryAfterSeconds ? `（${retryAfterSeconds} 秒后再试）` : '';
     super(
-      `${code === 'NETWORK' ? NETWORK_MESSAGE : known ? ERROR_MESSAGES[code] : ERROR_MESSAGES.INTERNAL}${wait}`,
+      code === 'RATE_LIMITED'
+        ? both(rateLimitText(error))
+        : code === 'NETWORK'
+          ? NETWORK_MESSAGE
+          : known
+            ? ERROR_MESSAGES[code]
+            : ERROR_MESSAGES.INTERNAL,
     );
     this.code = code;
     this.detail = detail;
@@ -194,7 +203,7 @@ async function call(name, event = {}) {
   if (body && body.ok === true) return body.data;
   if (body && body.ok === false) {
     console.warn(`${name} → ${body.error.code}: ${body.error.message}`);
-    throw new CallFailed(body.error.code, body.error.message, body.error.retryAfterSeconds);
+    throw new CallFailed(body.error.code, body.error.message, body.error);
   }
   throw new CallFailed('INTERNAL', `${name}: ${body?.errMsg ?? `HTTP ${res.status}`}`);
 }
@@ -789,6 +798,8 @@ const REPORT_LABELS = {
   refundsSubmitted: '提交退款 refunds submitted',
   refundsFinalized: '退款有结果 refunds finished',
   reservationsReleased: '释放预留 reservations released',
+  noticesSent: '发出服务通知 notices sent',
+  noticesFailed: '服务通知放弃 notices given up',
   errors: '出错 errors',
   outOfTime: '到时停止 stopped at its time budget',
 };
@@ -897,6 +908,130 @@ function renderInfo(info) {
   );
 }
 
+// ---- 服务通知: the identity's inbox, and its 接收通知 switch ----
+// The switch answers WeChat's subscribe prompt as this user would (accept, at most 3 templates
+// per prompt) through the emulator's control route, for the templates the mini-program asks
+// this user for (noticeTemplates, called as them). One-time subscriptions: each acceptance lets
+// one notice through. While the switch is on, a template whose acceptances are used up is
+// accepted again, like a user who ticked 总是保持以上选择 and taps again.
+
+const NOTICE_SWITCH_KEY = 'console.noticeSwitch';
+const PROMPT_MAX = 3;
+
+function noticeSwitches() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(NOTICE_SWITCH_KEY) ?? '{}');
+    return v && typeof v === 'object' ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function setNoticeSwitch(role, on) {
+  const v = noticeSwitches();
+  v[role] = on;
+  try {
+    sessionStorage.setItem(NOTICE_SWITCH_KEY, JSON.stringify(v));
+  } catch {
+    // A full or disabled storage only forgets the switch on reload.
+  }
+}
+
+/** What the mini-program would ask this identity to accept; call while the page acts as `role`. */
+async function noticeOffers(role) {
+  state.noticeOffers ??= {};
+  if (state.noticeOffers[role]) return state.noticeOffers[role];
+  const t = await call('noticeTemplates');
+  const offers = role === 'merchant' ? t.admin : t.shopper;
+  // call() acts as the current identity: keep the answer only if that was still `role`.
+  if (state.role === role) state.noticeOffers[role] = offers;
+  return offers;
+}
+
+async function acceptNotices(role, offers) {
+  for (let i = 0; i < offers.length; i += PROMPT_MAX) {
+    const tmplIds = offers.slice(i, i + PROMPT_MAX).map((o) => o.templateId);
+    await api('notices/subscribe', { openid: openidOf(role), tmplIds, answer: 'accept' });
+  }
+}
+
+async function refreshNotices() {
+  const role = state.role;
+  const openid = openidOf(role);
+  const offers = await noticeOffers(role);
+  let view = await api('notices', { openid });
+  const on = noticeSwitches()[role] === true;
+  if (on) {
+    const usedUp = offers.filter((o) => !(view.acceptances[o.templateId] > 0));
+    if (usedUp.length > 0) {
+      await acceptNotices(role, usedUp);
+      view = await api('notices', { openid });
+    }
+  }
+  // The identity changed while this was loading: its own refresh renders it.
+  if (role !== state.role) return;
+  renderIfChanged('notices', { on, offers, view }, renderNotices);
+}
+
+function noticeCard(m) {
+  const [head, ...lines] = m.text.split('\n');
+  return h(
+    'div',
+    {
+      className: 'card notice-card',
+      'data-testid': 'notice',
+      'data-template-id': m.templateId,
+      'data-title': m.title,
+    },
+    h('div', { className: 'row' }, h('b', {}, head), h('span', { className: 'muted' }, time(m.atMs))),
+    h(
+      'ul',
+      { className: 'notice-lines' },
+      lines.map((l) => h('li', { 'data-testid': 'notice-line' }, l)),
+    ),
+    m.page ? h('div', { className: 'muted mono id' }, `进入小程序 opens ${m.page}`) : null,
+  );
+}
+
+function renderNotices({ on, offers, view }) {
+  $('notices-owner').textContent = `openid ${view.openid}`;
+  const sw = $('notices-switch');
+  sw.checked = on;
+  sw.disabled = offers.length === 0;
+  const titles = Object.fromEntries(view.templates.map((t) => [t.id, t.title]));
+  $('notices-acceptances').textContent =
+    offers.length === 0
+      ? '没有可订阅的模板 No templates configured (NOTICE_* variables).'
+      : `剩余可接收 Acceptances left: ${offers
+          .map(
+            (o) =>
+              `${titles[o.templateId] ?? o.templateId}（${o.title}）×${view.acceptances[o.templateId] ?? 0}`,
+          )
+          .join(' · ')}`;
+  $('notices-inbox').replaceChildren(
+    ...(view.inbox.length === 0
+      ? [h('p', { className: 'muted' }, '还没有通知 No notices yet.')]
+      : view.inbox.slice(0, 30).map(noticeCard)),
+  );
+}
+
+function wireNotices() {
+  $('notices-switch').onchange = (e) => {
+    const role = state.role;
+    const on = e.target.checked;
+    setNoticeSwitch(role, on);
+    // The refresh that follows accepts the templates: refreshes run one at a time, so a poll
+    // cannot accept them a second time meanwhile.
+    void act(null, async () => {
+      toast(
+        on
+          ? '已开启通知 Notices on: each accepted template lets one notice through'
+          : '不再接收新通知 No more acceptances; those left still let notices through',
+      );
+    });
+  };
+}
+
 // ---- polling ----
 
 /**
@@ -927,6 +1062,7 @@ function refresh() {
     try {
       await Promise.all([
         isMerchant() ? refreshMerchant() : refreshShop(),
+        refreshNotices(),
         api('notifies').then((n) => renderIfChanged('notifies', n, renderNotifies)),
         api('faults').then((f) => renderIfChanged('faults', f, renderFaults)),
       ]);
@@ -944,6 +1080,7 @@ async function main() {
   state.info = await api('info');
   renderInfo(state.info);
   wireFaults();
+  wireNotices();
   $('cashier').addEventListener('click', cashierChoice);
   $('cashier').addEventListener('cancel', (e) => {
     if (state.paying) e.preventDefault();

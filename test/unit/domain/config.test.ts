@@ -109,6 +109,28 @@ describe('loadConfig', () => {
     expect(Object.keys(CONFIG_VARIABLES)).toEqual(expect.arrayContaining(Object.keys(GOOD)));
   });
 
+  it('reads and checks only the notice templates a function renders, named in one error with the rest', () => {
+    const tpl = `${'t'.repeat(43)} character_string1=orderId amount2=amount`;
+    const env = { ...GOOD, NOTICE_ORDER_PAID: tpl, NOTICE_REFUND_APPLIED: 'broken' };
+    const paid = loadConfig(env, { wxpay: true, notices: ['order_paid'] });
+    expect(Object.keys(paid.notices.templates)).toEqual(['order_paid']);
+    expect(paid.notices.miniprogramState).toBe('formal');
+    // A broken variable stops the functions that use it, with the other problems.
+    expect(
+      problems({ ...env, WXPAY_MCHID: '' }, { wxpay: true, notices: ['refund_applied'] } as never),
+    ).toEqual([
+      'WXPAY_MCHID is missing (merchant id (商户号), digits)',
+      'NOTICE_REFUND_APPLIED must start with the template id (letters, digits, _ and -), then "<template id> <keyword>=<variable> …"',
+    ]);
+    expect(() => loadConfig(env, { notices: 'all' })).toThrow(ConfigError);
+    const all = loadConfig({ ...env, NOTICE_REFUND_APPLIED: tpl }, { notices: 'all' });
+    expect(Object.keys(all.notices.templates)).toEqual(['order_paid', 'refund_applied']);
+    expect(loadConfig(env, {}).notices.templates).toEqual({});
+    expect(Object.keys(CONFIG_VARIABLES)).toEqual(
+      expect.arrayContaining(['NOTICE_ORDER_PAID', 'NOTICE_MINIPROGRAM_STATE']),
+    );
+  });
+
   it('registers secrets so the logger redacts them', () => {
     loadConfig(GOOD, { wxpay: true, cert: true });
     const lines: string[] = [];
