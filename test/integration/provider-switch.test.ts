@@ -65,9 +65,10 @@ describe('switching a running shop from APIv2 to APIv3', () => {
     // ---- the switch: new configuration, every instance replaced ----
     await stack.runtime.reconfigure({ ...stack.env, WXPAY_PROVIDER: 'v3', WXPAY_KEEP_PROVIDERS: 'v2' });
 
-    // New orders are APIv3's: RSA paySign, JSON notify answered 204.
+    // New orders are APIv3's: RSA paySign, JSON notify answered 204. (Two stickers: the same
+    // cart as the unpaid order would give that one back, still payable through APIv2.)
     const fresh = unwrap(
-      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 2 }] }, SHOPPER),
     );
     expect(fresh.payment.signType).toBe('RSA');
     expect(stack.simulator.pay(fresh.payment as never).errMsg).toBe('requestPayment:ok');
@@ -102,7 +103,7 @@ describe('switching a running shop from APIv2 to APIv3', () => {
     // APIv2's refundquery, an APIv3 one by APIv3's.
     stack.simulator.setFaults({ dropRefundNotifies: true });
     const v2Lost = await apply(paidEarlier, 100);
-    const v3Lost = await apply(fresh.orderId, 1); // a sticker: 1 fen
+    const v3Lost = await apply(fresh.orderId, 1);
     await passTime(60_000);
     await approve(v2Lost.refundId);
     await approve(v3Lost.refundId);

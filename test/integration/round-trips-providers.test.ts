@@ -2,7 +2,8 @@
  * The database round trips of every step on APIv3 and cloudPay: the same as APIv2's
  * (test/integration/auth-config.test.ts), since the provider's work (signatures, decryption,
  * cloudPay's confirming query) costs no database request. cloudPay's "pay again" re-enters the
- * order at the platform and gets the same prepay_id back, which is already stored: still 1.
+ * order at the platform and gets the same prepay_id back, which is already stored; that
+ * WeChat call is counted against the shopper's createOrder limit: 2.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rfc3339Beijing } from '../../cloudfunctions/shared/providers/time';
@@ -25,7 +26,7 @@ for (const provider of ['v3', 'cloudpay'] as const) {
     });
 
     /** The pay or refund notify as this provider delivers it, straight to the function. */
-    function notify(kind: 'pay' | 'refund', f: { orderId: string; refundId?: string }) {
+    function notify(kind: 'pay' | 'refund', f: { orderId: string; refundId?: string; openid?: string }) {
       const m = stack.info.merchant;
       if (provider === 'cloudpay') {
         const event =
@@ -54,7 +55,7 @@ for (const provider of ['v3', 'cloudpay'] as const) {
                 transaction_id: '4200000000000000000000000001',
                 trade_state: 'SUCCESS',
                 success_time: rfc3339Beijing(Date.now()),
-                payer: { openid: SHOPPER },
+                payer: { openid: f.openid ?? SHOPPER },
                 amount: { total: 1, payer_total: 1 },
               },
               stack.info.v3!.apiV3Key,
@@ -86,40 +87,55 @@ for (const provider of ['v3', 'cloudpay'] as const) {
     }
 
     it('hold APIv2’s counts on every step', async () => {
+      // A shopper new to the shop: the first limited call creates their limits document.
+      const shopper = `o_round_trips_${provider}`;
+      const firstCall = await stack.runtime.invoke('listProducts', {}, ctx(shopper));
+      expect(firstCall.dbRequests).toBe(4); // limits: update (no document yet), read, insert; products
       const created = await stack.runtime.invoke(
         'createOrder',
         { items: [{ productId: 'sticker', quantity: 1 }] },
-        ctx(SHOPPER),
+        ctx(shopper),
       );
       const data = (created.result as { data: { orderId: string; payment: Record<string, unknown> } }).data;
-      expect(created.dbRequests).toBe(3); // products, insert order, store prepay_id
-      const again = await stack.runtime.invoke('createOrder', { orderId: data.orderId }, ctx(SHOPPER));
+      expect(created.dbRequests).toBe(4); // limits, products, insert order, store prepay_id
+      const again = await stack.runtime.invoke('createOrder', { orderId: data.orderId }, ctx(shopper));
       expect((again.result as { ok: boolean }).ok).toBe(true);
-      expect(again.dbRequests).toBe(1);
+      // APIv3 re-signs the stored prepay_id (not counted); cloudPay cannot sign by itself and
+      // re-enters the order at WeChat, a call counted like any other, which gives the same
+      // prepay_id back (already stored).
+      expect(again.dbRequests).toBe(provider === 'cloudpay' ? 2 : 1);
+      const sameCart = await stack.runtime.invoke(
+        'createOrder',
+        { items: [{ productId: 'sticker', quantity: 1 }] },
+        ctx(shopper),
+      );
+      expect((sameCart.result as { data: { orderId: string } }).data.orderId).toBe(data.orderId);
+      expect(sameCart.dbRequests).toBe(4); // limits update (same cart), read, the call counted, the order
 
       stack.simulator.setFaults({ dropPayNotifies: true, dropRefundNotifies: true });
       expect(stack.simulator.pay(data.payment).errMsg).toBe('requestPayment:ok');
-      const paid = notify('pay', { orderId: data.orderId });
+      const paid = notify('pay', { orderId: data.orderId, openid: shopper });
       const first = await paid();
-      expect(first.dbRequests).toBe(3); // order, event, CAS
+      expect(first.dbRequests).toBe(5); // order, event, CAS; the admin's notice: insert, WeChat's answer
       expect((await paid()).dbRequests).toBe(1);
 
       const applied = await stack.runtime.invoke(
         'applyRefund',
         { orderId: data.orderId, refundFee: 1, reason: 'db', requestId: newRequestId() },
-        ctx(SHOPPER),
+        ctx(shopper),
       );
-      expect(applied.dbRequests).toBe(4);
+      expect(applied.dbRequests).toBe(7); // limits, the requestId's refund, order, reserve, insert; notice insert, answer
       const refundId = (applied.result as { data: { refund: { refundId: string } } }).data.refund.refundId;
       const approved = await stack.runtime.invoke(
         'approveRefund',
         { refundId, decision: 'approve' },
         ctx(ADMIN),
       );
-      expect(approved.dbRequests).toBe(5);
+      // refund, claim, the order's refund slot, PROCESSING, event; the shopper's notice: insert, answer
+      expect(approved.dbRequests).toBe(7);
       stack.simulator.settleRefunds();
       const settled = notify('refund', { orderId: data.orderId, refundId });
-      expect((await settled()).dbRequests).toBe(4); // refund, event, settle, CAS
+      expect((await settled()).dbRequests).toBe(6); // refund, event, settle, CAS; the shopper's notice: insert, answer
       expect((await settled()).dbRequests).toBe(1);
       stack.simulator.setFaults({ dropPayNotifies: false, dropRefundNotifies: false });
     });
