@@ -8,13 +8,20 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../cloudfunctions/shared/config';
+import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import {
   type Check,
   checkConfiguration,
   checkOnlineProviders,
   renderChecks,
 } from '../../scripts/golive/checks';
-import { functionEnvironment, loadRules, planDeployment } from '../../scripts/golive/plan';
+import {
+  envBytes,
+  functionEnvironment,
+  loadRules,
+  parseNeeds,
+  planDeployment,
+} from '../../scripts/golive/plan';
 import { DIRECT, startV3Env, type V3Env } from '../providers/fixtures';
 
 const NOW = Date.now();
@@ -179,6 +186,50 @@ describe('the deploy plan per provider', () => {
     for (const [fn, n] of Object.entries(needs)) {
       expect(() => loadConfig(functionEnvironment(n, vars), n), fn).not.toThrow();
     }
+  });
+
+  it('APIv3 with APIv2 kept: every function fits in 4 KB, until the notice templates push the refunding ones over; the doctor names them', () => {
+    const vars = {
+      ...v3Vars,
+      WXPAY_KEEP_PROVIDERS: 'v2',
+      WXPAY_API_KEY: 'abcdefghijklmnopqrstuvwxyz012345',
+    };
+    const sizesWith = (all: Record<string, string>) => {
+      const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = all;
+      return Object.fromEntries(
+        ['approveRefund', 'reconcile', 'createOrder', 'payNotify', 'billCheck'].map((fn) => {
+          const n = parseNeeds(
+            readFileSync(resolve(__dirname, '../../cloudfunctions', fn, 'index.ts'), 'utf8'),
+          );
+          expect(n, fn).toBeDefined();
+          const env = functionEnvironment(n, production);
+          expect(() => loadConfig(env, n), fn).not.toThrow();
+          return [fn, envBytes(env)];
+        }),
+      );
+    };
+    const size = (all: Record<string, string>) =>
+      checkConfiguration(all, { now: NOW }).find((c) => c.name === 'function environment size')!;
+
+    // The certificate, its key (APIv3 signs with it too) and the WeChat Pay public key: with
+    // the sandbox's certificate about 3.9 KB on the refunding functions.
+    const bare = sizesWith(vars);
+    for (const [fn, bytes] of Object.entries(bare)) expect(bytes, fn).toBeLessThanOrEqual(4096);
+    expect(size(vars)).toMatchObject({ status: 'ok' });
+    expect(size(vars).detail).toContain(`${Math.max(...Object.values(bare))} of 4096 bytes`);
+
+    // reconcile's four templates and approveRefund's two do not fit beside them.
+    const withNotices = { ...vars, ...demoNoticeEnv() };
+    const full = sizesWith(withNotices);
+    expect(full['createOrder']).toBeLessThanOrEqual(4096);
+    expect(full['reconcile']).toBeGreaterThan(4096);
+    expect(full['approveRefund']).toBeGreaterThan(4096);
+    const check = size(withNotices);
+    expect(check.status).toBe('fail');
+    expect(check.detail).toContain(`approveRefund ${full['approveRefund']} bytes`);
+    expect(check.detail).toContain(`reconcile ${full['reconcile']} bytes`);
+    expect(check.fix).toContain('notice templates');
+    expect(check.fix).toContain('WXPAY_KEEP_PROVIDERS');
   });
 
   it('cloudPay: its callback functions deny the mini-program, and binding the merchant is a manual step', () => {
