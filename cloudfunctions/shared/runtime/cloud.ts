@@ -7,6 +7,7 @@
  * knows the difference.
  */
 import * as sdk from 'wx-server-sdk';
+import type { CloudPayApi } from '../providers/cloudpay';
 
 export interface WxContext {
   OPENID?: string;
@@ -39,4 +40,12 @@ export function getWxContext(): WxContext {
 /** The raw SDK database; wrap it with the typed store before use. */
 export function rawDatabase(): AnySdk {
   return initCloud().database({ throwOnNotFound: false });
+}
+
+/**
+ * `cloud.cloudPay` (云开发 微信支付): a proxy in the SDK, so every API name reaches the
+ * platform; `cloud.cloudPay({appid})` for a shared environment (资源复用).
+ */
+export function cloudPayApi(): CloudPayApi | ((opts: { appid: string }) => CloudPayApi) {
+  return initCloud().cloudPay as CloudPayApi | ((opts: { appid: string }) => CloudPayApi);
 }
