@@ -64,8 +64,8 @@ export const STEP_MINIMUM: Record<string, { min: number | null; why: string }> =
     why: 'read the order (owner, NOTPAY, prepay_id still valid); re-signing is local and not counted',
   },
   'payNotify (first)': {
-    min: 3,
-    why: 'read the order (exists, amount); append payment_events; CAS NOTPAY→PAID',
+    min: 5,
+    why: "read the order (exists, amount); append payment_events; CAS NOTPAY→PAID; the admin's 新订单 notice (outbox insert, WeChat's answer)",
   },
   'payNotify (duplicate)': { min: 1, why: 'read the order: already PAID, answer SUCCESS, change nothing' },
   'queryOrder (PAID)': {
@@ -74,20 +74,20 @@ export const STEP_MINIMUM: Record<string, { min: number | null; why: string }> =
   },
   listOrders: { min: 2, why: "the caller's limits (one conditional update); one paged query" },
   applyRefund: {
-    min: 4,
-    why: "the caller's limits; read the order (owner, paid); reserve the amount with one conditional update; insert the refund",
+    min: 7,
+    why: "the caller's limits; the requestId's refund (a retry is the same refund); read the order (owner, paid); reserve the amount with one conditional update; insert the refund; the admin's notice (outbox insert, WeChat's answer)",
   },
   'approveRefund (approve)': {
-    min: 6,
-    why: "read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; the order's 1-minute refund slot, taken before the call and held a minute past its answer; CAS → PROCESSING; append payment_events",
+    min: 8,
+    why: "read the refund; claim it (CAS → APPROVED with a lease) before calling WeChat; the order's 1-minute refund slot, taken before the call and held a minute past its answer; CAS → PROCESSING; append payment_events; the shopper's 已同意 notice (outbox insert, WeChat's answer)",
   },
   listRefunds: {
     min: 6,
     why: "the admin's first limited call: their limits document is created (update, read, insert); one page of refunds; their orders in one `in` query; the count of applications waiting (the queue's badge)",
   },
   'refundNotify (first)': {
-    min: 4,
-    why: 'read the refund; append payment_events; settle the order (conditional update); CAS → SUCCESS',
+    min: 6,
+    why: "read the refund; append payment_events; settle the order (conditional update); CAS → SUCCESS; the shopper's 退款完成 notice (outbox insert, WeChat's answer)",
   },
   'refundNotify (duplicate)': { min: 1, why: 'read the refund: already SUCCESS, answer SUCCESS' },
   'queryOrder (refunded)': { min: 2, why: 'read the order; list its refunds' },
