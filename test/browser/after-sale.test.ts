@@ -5,41 +5,27 @@
  * first with its pending count, searches it by order number, and confirms a decision with its
  * amount or steps back without sending anything. Cross-checked with the database.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
-import { startConsoleStack } from '../../sandbox/console';
-import type { Stack } from '../../sandbox/stack';
 import { buyAndPay, newRequestId } from '../integration/support';
-import { cutOff, launchChromium, SHOWN_MS, shot as shotOf } from './support';
+import {
+  consoleReady,
+  cutOff,
+  failOnPageErrors,
+  openConsole,
+  SHOWN_MS,
+  shot as shotOf,
+  useConsoleInChromium,
+} from './support';
 
-let stack: Stack;
-let browser: Browser;
+const sandbox = useConsoleInChromium();
 let page: Page;
-const pageErrors: string[] = [];
-
-beforeAll(async () => {
-  stack = await startConsoleStack({ timeScale: 0.01, timers: false, functionLog: () => {} });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
-});
-
-beforeEach(() => {
-  pageErrors.length = 0;
-});
-afterEach(async () => {
-  await page?.close();
-  expect(pageErrors).toEqual([]);
-});
+const pageErrors = failOnPageErrors(() => page);
 
 async function open(query: string, width = 1280): Promise<void> {
-  page = await browser.newPage({ viewport: { width, height: 860 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${stack.info.consoleUrl}${query}`);
-  await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+  const url = `${sandbox.stack.info.consoleUrl}${query}`;
+  page = await openConsole(sandbox.browser, url, { width, height: 860 }, pageErrors);
 }
 const shot = (name: string) => shotOf(page, `after-sale-${name}`);
 const orderCard = (orderId: string) => page.locator(`[data-testid="order"][data-order-id="${orderId}"]`);
@@ -53,10 +39,10 @@ const sent = (name: string) => {
 };
 
 async function apply(orderId: string, refundFee: number, reason = 'queue') {
-  const out = await stack.call(
+  const out = await sandbox.stack.call(
     'applyRefund',
     { orderId, refundFee, reason, requestId: newRequestId() },
-    stack.info.shopperOpenid,
+    sandbox.stack.info.shopperOpenid,
   );
   if (!out.ok) throw new Error(out.error.code);
   return out.data.refund.refundId;
@@ -79,7 +65,7 @@ describe('after-sale actions in the console', () => {
     expect(await page.getByTestId('confirm-text').textContent()).toContain('¥19.90');
     await page.getByTestId('confirm-cancel').click();
     expect(cancels).toEqual([]);
-    expect((await stack.db.get<OrderDoc>('orders', orderId))?.cancelledAtMs).toBeUndefined();
+    expect((await sandbox.stack.db.get<OrderDoc>('orders', orderId))?.cancelledAtMs).toBeUndefined();
 
     await card.getByTestId('order-cancel').click();
     await shot('cancel-confirm');
@@ -91,12 +77,12 @@ describe('after-sale actions in the console', () => {
     expect(cancels).toEqual([{ orderId }]);
     expect(await card.getByTestId('order-pay').count()).toBe(0);
     expect(await card.getByTestId('order-cancel').count()).toBe(0);
-    expect((await stack.db.get<OrderDoc>('orders', orderId))?.cancelledAtMs).toBeGreaterThan(0);
+    expect((await sandbox.stack.db.get<OrderDoc>('orders', orderId))?.cancelledAtMs).toBeGreaterThan(0);
     await shot('cancelled');
   });
 
   it('a shopper applies with a preset reason, then withdraws the application; the amount is refundable again', async () => {
-    const orderId = await buyAndPay(stack, stack.info.shopperOpenid, 'tea-longjing');
+    const orderId = await buyAndPay(sandbox.stack, sandbox.stack.info.shopperOpenid, 'tea-longjing');
     await open('?as=a');
     const card = orderCard(orderId);
     await card.getByTestId('order-refund').click();
@@ -107,7 +93,7 @@ describe('after-sale actions in the console', () => {
     const line = card.getByTestId('refund');
     await line.waitFor({ timeout: SHOWN_MS });
     const refundId = (await line.getAttribute('data-refund-id')) ?? '';
-    expect(await stack.db.get<RefundDoc>('refunds', refundId)).toMatchObject({
+    expect(await sandbox.stack.db.get<RefundDoc>('refunds', refundId)).toMatchObject({
       reasonCode: 'QUALITY',
       reason: '质量问题：茶叶受潮',
     });
@@ -121,7 +107,7 @@ describe('after-sale actions in the console', () => {
       .toBe('WITHDRAWN');
     expect(await line.getByTestId('refund-withdraw').count()).toBe(0);
     await card.getByTestId('order-refund').waitFor({ timeout: SHOWN_MS });
-    expect(await stack.db.get<OrderDoc>('orders', orderId)).toMatchObject({
+    expect(await sandbox.stack.db.get<OrderDoc>('orders', orderId)).toMatchObject({
       refundReservedFee: 0,
       refundUsedFee: 0,
     });
@@ -129,12 +115,12 @@ describe('after-sale actions in the console', () => {
   });
 
   it('the merchant works the queue oldest first with its pending count, and finds an order by its number', async () => {
-    const first = await buyAndPay(stack, stack.info.shopperOpenid, 'mooncake-box');
-    const second = await buyAndPay(stack, stack.info.shopperOpenid, 'mooncake-box');
+    const first = await buyAndPay(sandbox.stack, sandbox.stack.info.shopperOpenid, 'mooncake-box');
+    const second = await buyAndPay(sandbox.stack, sandbox.stack.info.shopperOpenid, 'mooncake-box');
     const older = await apply(first, 100);
     const middle = await apply(second, 200);
     const newer = await apply(first, 300);
-    const pending = await stack.db.count('refunds', { status: 'PENDING_REVIEW' });
+    const pending = await sandbox.stack.db.count('refunds', { status: 'PENDING_REVIEW' });
 
     await open('?as=merchant&view=PENDING_REVIEW');
     await expect
@@ -159,7 +145,7 @@ describe('after-sale actions in the console', () => {
     await shot('queue-search');
     // A reload keeps the search.
     await page.reload();
-    await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+    await consoleReady(page);
     await expect.poll(ids, { timeout: SHOWN_MS }).toEqual([middle]);
 
     await page.getByTestId('queue-search-clear').click();
@@ -167,7 +153,7 @@ describe('after-sale actions in the console', () => {
   });
 
   it('the merchant confirms a decision with its amount, and stepping back sends nothing', async () => {
-    const orderId = await buyAndPay(stack, stack.info.shopperOpenid, 'tea-longjing');
+    const orderId = await buyAndPay(sandbox.stack, sandbox.stack.info.shopperOpenid, 'tea-longjing');
     const refundId = await apply(orderId, 1234);
     await open('?as=merchant', 390);
     const decisions = sent('approveRefund');
@@ -181,7 +167,7 @@ describe('after-sale actions in the console', () => {
     await page.getByTestId('confirm-cancel').click();
     await page.waitForTimeout(300);
     expect(decisions).toEqual([]);
-    expect((await stack.db.get<RefundDoc>('refunds', refundId))?.status).toBe('PENDING_REVIEW');
+    expect((await sandbox.stack.db.get<RefundDoc>('refunds', refundId))?.status).toBe('PENDING_REVIEW');
 
     await card.getByTestId('review-approve').click();
     await page.getByTestId('confirm-ok').click();

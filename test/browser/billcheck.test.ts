@@ -6,45 +6,35 @@
  * do; a second check of the day changes nothing. Every assertion is on what the page shows,
  * cross-checked with the database. Screenshots go to test-artifacts/browser/.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { billDateOf } from '../../cloudfunctions/shared/domain/billdates';
 import type { OrderDoc, PaymentEventDoc } from '../../cloudfunctions/shared/domain/model';
 import { DISCREPANCY_LABEL } from '../../miniprogram/utils/billcheck';
-import { startConsoleStack } from '../../sandbox/console';
-import type { Stack } from '../../sandbox/stack';
-import { cutOff, launchChromium, pageWidth, SHOWN_MS, shot as shotOf } from './support';
+import {
+  cutOff,
+  failOnPageErrors,
+  openConsole,
+  pageWidth,
+  SHOWN_MS,
+  shot as shotOf,
+  useConsoleInChromium,
+} from './support';
 
-let stack: Stack;
-let browser: Browser;
+// No timer: what gets booked must come from the check the page runs, not from reconcile.
+const sandbox = useConsoleInChromium();
 let page: Page;
-const pageErrors: string[] = [];
-
-beforeAll(async () => {
-  // No timer: what gets booked must come from the check the page runs, not from reconcile.
-  stack = await startConsoleStack({ timeScale: 0.01, timers: false, functionLog: () => {} });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
-});
+const pageErrors = failOnPageErrors(() => page);
 beforeEach(() => {
-  stack.simulator.setFaults({ dropPayNotifies: false, refundOutcome: 'SUCCESS', refundError: null });
-  stack.simulator.setClockOffset(0);
-  pageErrors.length = 0;
+  sandbox.stack.simulator.setFaults({ dropPayNotifies: false, refundOutcome: 'SUCCESS', refundError: null });
+  sandbox.stack.simulator.setClockOffset(0);
 });
-afterEach(async () => {
-  await page?.close();
-  stack.simulator.setClockOffset(0);
-  expect(pageErrors).toEqual([]);
+afterEach(() => {
+  sandbox.stack.simulator.setClockOffset(0);
 });
 
 async function open(viewport: { width: number; height: number }, query = ''): Promise<void> {
-  page = await browser.newPage({ viewport });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${stack.info.consoleUrl}${query}`);
-  await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+  page = await openConsole(sandbox.browser, `${sandbox.stack.info.consoleUrl}${query}`, viewport, pageErrors);
 }
 const shot = (name: string) => shotOf(page, `billcheck-${name}`);
 const orderStatus = (orderId: string) =>
@@ -74,7 +64,7 @@ describe('对账 in the console', () => {
       .poll(() => orderStatus(changed).getAttribute('data-status'), { timeout: SHOWN_MS })
       .toBe('PAID');
     await page.getByTestId('fault-drop-pay').check();
-    await expect.poll(() => stack.simulator.faults().dropPayNotifies).toBe(true);
+    await expect.poll(() => sandbox.stack.simulator.faults().dropPayNotifies).toBe(true);
     const dropped = await buyAndPay('chopsticks');
     await expect
       .poll(() =>
@@ -87,7 +77,7 @@ describe('对账 in the console', () => {
     expect(await orderStatus(dropped).getAttribute('data-status')).toBe('NOTPAY');
 
     // Someone edits an order's amount in the database.
-    await stack.db.raw.collection('orders').doc(changed).update({ totalFee: 6801 });
+    await sandbox.stack.db.raw.collection('orders').doc(changed).update({ totalFee: 6801 });
 
     // On WeChat's side: ¥10 of the first order refunded by hand on the merchant platform.
     await page.getByTestId('platform-refund-order').fill(paid);
@@ -96,17 +86,17 @@ describe('对账 in the console', () => {
     await expect.poll(() => page.getByTestId('toast').textContent()).toContain('商户平台退款');
     await page.getByTestId('settle').click();
     await expect
-      .poll(() => stack.simulator.ledger().refunds.filter((r) => r.outTradeNo === paid)[0]?.status)
+      .poll(() => sandbox.stack.simulator.ledger().refunds.filter((r) => r.outTradeNo === paid)[0]?.status)
       .toBe('SUCCESS');
     await shot('1-day');
 
     // The bill of the day exists from 10:00 the next morning, on WeChat's clock.
-    const day = billDateOf((await stack.db.get<OrderDoc>('orders', paid))!.paidAtMs!);
+    const day = billDateOf((await sandbox.stack.db.get<OrderDoc>('orders', paid))!.paidAtMs!);
     await page.getByTestId('clock-next-morning').click();
     await expect
       .poll(async () => Number(await page.getByTestId('wx-clock').getAttribute('data-offset-ms')))
       .toBeGreaterThan(0);
-    expect(stack.simulator.now()).toBeGreaterThan(Date.now() + 60_000);
+    expect(sandbox.stack.simulator.now()).toBeGreaterThan(Date.now() + 60_000);
 
     await page.getByTestId('as-merchant').click();
     // The day offered is the one whose bill now exists.
@@ -141,10 +131,10 @@ describe('对账 in the console', () => {
     await shot('2-checked');
 
     const books = async () => ({
-      dropped: (await stack.db.get<OrderDoc>('orders', dropped))!,
-      paid: (await stack.db.get<OrderDoc>('orders', paid))!,
-      changed: (await stack.db.get<OrderDoc>('orders', changed))!,
-      events: (await stack.db.all<PaymentEventDoc>('payment_events')).length,
+      dropped: (await sandbox.stack.db.get<OrderDoc>('orders', dropped))!,
+      paid: (await sandbox.stack.db.get<OrderDoc>('orders', paid))!,
+      changed: (await sandbox.stack.db.get<OrderDoc>('orders', changed))!,
+      events: (await sandbox.stack.db.all<PaymentEventDoc>('payment_events')).length,
     });
     const after = await books();
     expect(after.dropped.status).toBe('PAID');
@@ -170,12 +160,12 @@ describe('对账 in the console', () => {
     await expect
       .poll(() => page.getByTestId('toast').textContent())
       .toBe('提交的信息有误，请检查后重试 · INVALID_INPUT');
-    const bad = await fetch(`${stack.info.gatewayUrl}/console/api/billcheck`, {
+    const bad = await fetch(`${sandbox.stack.info.gatewayUrl}/console/api/billcheck`, {
       method: 'POST',
       body: JSON.stringify({ date: 20250101 }),
     });
     expect(bad.status).toBe(400);
-    const refund = await fetch(`${stack.info.gatewayUrl}/console/api/platform-refund`, {
+    const refund = await fetch(`${sandbox.stack.info.gatewayUrl}/console/api/platform-refund`, {
       method: 'POST',
       body: JSON.stringify({ outTradeNo: 'no-such-order', refundFee: 100 }),
     });
@@ -186,7 +176,7 @@ describe('对账 in the console', () => {
   it.each([360, 414])('fits a %i px wide screen with the bill checks and the bills panel', async (width) => {
     // At least one day on the page: yesterday's check, a day without trades ("No Bill Exist").
     const yesterday = billDateOf(Date.now() - 24 * 3600_000);
-    const run = await fetch(`${stack.info.gatewayUrl}/console/api/billcheck`, {
+    const run = await fetch(`${sandbox.stack.info.gatewayUrl}/console/api/billcheck`, {
       method: 'POST',
       body: JSON.stringify({ date: yesterday }),
     });

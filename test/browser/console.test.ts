@@ -7,21 +7,26 @@
  * APIv3 and cloudPay. Every assertion is on what the page shows, cross-checked with the
  * database. Screenshots go to test-artifacts/browser/.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { newRequestId } from '../../miniprogram/utils/request-id';
 import { startConsoleStack } from '../../sandbox/console';
 import { SECOND_SHOPPER_OPENID } from '../../sandbox/console/api';
 import type { Stack } from '../../sandbox/stack';
-import { cutOff, launchChromium, pageWidth, SHOWN_MS, shot as shotOf } from './support';
+import {
+  consoleReady,
+  cutOff,
+  failOnPageErrors,
+  openConsole,
+  pageWidth,
+  SHOWN_MS,
+  shot as shotOf,
+  useConsoleInChromium,
+} from './support';
 
 /** Reconcile leaves an unpaid order to its pay notify this long (production: 60 s). */
 const GRACE_S = 5;
-
-let stack: Stack;
-let browser: Browser;
-let page: Page;
 
 const STACK_OPTIONS = {
   // Refunds settle 0.6 s after acceptance. No timer: the recovery in the second test must
@@ -33,33 +38,22 @@ const STACK_OPTIONS = {
   functionLog: () => {},
 };
 
-beforeAll(async () => {
-  stack = await startConsoleStack(STACK_OPTIONS);
-  browser = await launchChromium();
+const sandbox = useConsoleInChromium(STACK_OPTIONS);
+/** The stack the tests use: the console's on APIv2, swapped by each provider's block below. */
+let stack: Stack;
+beforeAll(() => {
+  stack = sandbox.stack;
 });
+let page: Page;
+const pageErrors = failOnPageErrors(() => page);
 
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
-});
-
-const pageErrors: string[] = [];
 async function open(viewport: { width: number; height: number }, query = ''): Promise<void> {
-  page = await browser.newPage({ viewport });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${stack.info.consoleUrl}${query}`);
-  await ready();
+  page = await openConsole(sandbox.browser, `${stack.info.consoleUrl}${query}`, viewport, pageErrors);
 }
-const ready = () => page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+const ready = () => consoleReady(page);
 
 beforeEach(() => {
   stack.simulator.setFaults({ dropPayNotifies: false, refundOutcome: 'SUCCESS', refundError: null });
-  pageErrors.length = 0;
-});
-
-afterEach(async () => {
-  await page?.close();
-  expect(pageErrors).toEqual([]);
 });
 
 const shot = (name: string) => shotOf(page, name);

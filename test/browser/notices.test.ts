@@ -6,33 +6,21 @@
  * the rejection in theirs; the other shopper, who did not, has nothing. Cross-checked with the
  * emulator's inboxes and the outbox. Screenshots go to test-artifacts/browser/.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
-import { startConsoleStack } from '../../sandbox/console';
 import { DEMO_TEMPLATE_IDS as T } from '../../sandbox/notice-templates';
-import type { Stack } from '../../sandbox/stack';
-import { cutOff, launchChromium, SHOWN_MS, shot as shotOf } from './support';
+import { consoleReady, cutOff, newPage, SHOWN_MS, shot as shotOf, useConsoleInChromium } from './support';
 
-let stack: Stack;
-let browser: Browser;
+const sandbox = useConsoleInChromium();
 let page: Page;
 const pageErrors: string[] = [];
-
 beforeAll(async () => {
-  stack = await startConsoleStack({ timeScale: 0.01, timers: false, functionLog: () => {} });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
+  page = await newPage(sandbox.browser, { width: 1280, height: 900 }, pageErrors);
 });
 
 const shot = (name: string) => shotOf(page, name);
-const ready = () => page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+const ready = () => consoleReady(page);
 const notices = (title: string) => page.locator(`[data-testid="notice"][data-title="${title}"]`);
 const orderCard = (orderId: string) => page.locator(`[data-testid="order"][data-order-id="${orderId}"]`);
 
@@ -44,9 +32,9 @@ async function switchOn(): Promise<void> {
 
 describe('服务通知 in the console', () => {
   it('the merchant’s inbox receives the refund application notice; the shopper reads the rejection', async () => {
-    const admin = stack.info.adminOpenid;
-    const shopper = stack.info.shopperOpenid;
-    await page.goto(`${stack.info.consoleUrl}?as=merchant`);
+    const admin = sandbox.stack.info.adminOpenid;
+    const shopper = sandbox.stack.info.shopperOpenid;
+    await page.goto(`${sandbox.stack.info.consoleUrl}?as=merchant`);
     await ready();
     expect(await page.getByTestId('notices-inbox').textContent()).toContain('No notices yet');
     await switchOn();
@@ -54,7 +42,7 @@ describe('服务通知 in the console', () => {
       .poll(() => page.getByTestId('notices-acceptances').textContent(), { timeout: SHOWN_MS })
       .toContain('退款申请通知（退款申请）×1');
     // Through the emulator's control route, as WeChat records the prompt's answer.
-    expect(stack.emulator.subscribe.acceptances(admin)[T.refundApplied]).toBe(1);
+    expect(sandbox.stack.emulator.subscribe.acceptances(admin)[T.refundApplied]).toBe(1);
     await shot('notices-1-merchant-switched-on');
 
     // Shopper A switches notices on too, buys, pays in the cashier and applies for a refund.
@@ -62,7 +50,9 @@ describe('服务通知 in the console', () => {
     await ready();
     await switchOn();
     await expect
-      .poll(() => stack.emulator.subscribe.acceptances(shopper)[T.refundReview] ?? 0, { timeout: SHOWN_MS })
+      .poll(() => sandbox.stack.emulator.subscribe.acceptances(shopper)[T.refundReview] ?? 0, {
+        timeout: SHOWN_MS,
+      })
       .toBe(1);
     await page.getByTestId('buy-chopsticks').click();
     const cashier = page.getByTestId('cashier');
@@ -135,7 +125,7 @@ describe('服务通知 in the console', () => {
       .poll(() => page.getByTestId('notices-inbox').textContent(), { timeout: SHOWN_MS })
       .toContain('No notices yet');
 
-    const outbox = await stack.db.all<NoticeDoc>('notices', { subject: refundId });
+    const outbox = await sandbox.stack.db.all<NoticeDoc>('notices', { subject: refundId });
     expect(outbox.map((d) => [d.kind, d.touser, d.status]).sort()).toEqual([
       ['refund_applied', admin, 'SENT'],
       ['refund_rejected', shopper, 'SENT'],

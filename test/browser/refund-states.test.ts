@@ -5,26 +5,22 @@
  * for every state without driving WeChat into it; the flows that reach those states through
  * the simulator live with the backend's tests.
  */
-import type { Browser, Page, Route } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page, Route } from 'playwright-core';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { OrderView, RefundView } from '../../cloudfunctions/shared/contract';
-import { startConsoleStack } from '../../sandbox/console';
-import type { Stack } from '../../sandbox/stack';
-import { cutOff, launchChromium, SHOWN_MS, shot } from './support';
+import {
+  consoleReady,
+  cutOff,
+  failOnPageErrors,
+  newPage,
+  SHOWN_MS,
+  shot,
+  useConsoleInChromium,
+} from './support';
 
-let stack: Stack;
-let browser: Browser;
+const sandbox = useConsoleInChromium();
 let page: Page;
-const pageErrors: string[] = [];
-
-beforeAll(async () => {
-  stack = await startConsoleStack({ timeScale: 0.01, timers: false, functionLog: () => {} });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
-});
+const pageErrors = failOnPageErrors(() => page);
 
 const T0 = Date.UTC(2025, 4, 1, 2, 0);
 const order: OrderView = {
@@ -91,9 +87,7 @@ const ok = (route: Route, data: unknown) =>
 let decisions: Record<string, unknown>[];
 beforeEach(async () => {
   decisions = [];
-  pageErrors.length = 0;
-  page = await browser.newPage({ viewport: { width: 390, height: 844 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page = await newPage(sandbox.browser, { width: 390, height: 844 }, pageErrors);
   await page.route('**/functions/listRefunds', (route) =>
     ok(route, {
       items: [FAILED, CLOSED, ABNORMAL, FLAGGED].map((r) => ({ ...r, openid: 'o_shopper_demo' })),
@@ -113,16 +107,11 @@ beforeEach(async () => {
     ok(route, { order, refunds: [FAILED, CLOSED, ABNORMAL] }),
   );
 });
-afterEach(async () => {
-  await page?.close();
-  expect(pageErrors).toEqual([]);
-});
-
 const review = (id: string) => page.locator(`[data-testid="review"][data-refund-id="${id}"]`);
 
 async function openAs(role: 'a' | 'merchant'): Promise<void> {
-  await page.goto(`${stack.info.consoleUrl}?as=${role}`);
-  await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+  await page.goto(`${sandbox.stack.info.consoleUrl}?as=${role}`);
+  await consoleReady(page);
 }
 
 describe('refund states in the console', () => {
@@ -160,15 +149,15 @@ describe('refund states in the console', () => {
     page.on('request', (r) => {
       if (r.url().endsWith('/functions/listRefunds')) asked.push(r.postData() ?? '');
     });
-    await page.goto(`${stack.info.consoleUrl}?as=merchant&view=CLOSED`);
-    await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+    await page.goto(`${sandbox.stack.info.consoleUrl}?as=merchant&view=CLOSED`);
+    await consoleReady(page);
     expect(await page.getByTestId('as-merchant').getAttribute('aria-pressed')).toBe('true');
     expect(await page.getByTestId('view-CLOSED').getAttribute('aria-pressed')).toBe('true');
     expect(JSON.parse(asked[0] ?? '{}')).toEqual({ status: 'CLOSED', order: 'oldest' });
     await page.getByTestId('view-ABNORMAL').click();
     expect(new URL(page.url()).searchParams.get('view')).toBe('ABNORMAL');
     await page.reload();
-    await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+    await consoleReady(page);
     expect(await page.getByTestId('view-ABNORMAL').getAttribute('aria-pressed')).toBe('true');
   });
 

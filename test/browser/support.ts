@@ -2,7 +2,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { ROOT } from '../../sandbox/stack';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import { startConsoleStack } from '../../sandbox/console';
+import { ROOT, type Stack, type StackOptions } from '../../sandbox/stack';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
@@ -26,6 +28,86 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/** Sandbox time at ×0.01 and no timer: nothing is booked unless a test makes it happen. */
+const QUIET_STACK: StackOptions = { timeScale: 0.01, timers: false, functionLog: () => {} };
+
+/**
+ * The console stack and Chromium, started before a test file's tests and closed after them.
+ * Call at the top level of the file; read `stack` and `browser` in hooks and tests.
+ */
+export function useConsoleInChromium(options: StackOptions = QUIET_STACK): {
+  readonly stack: Stack;
+  readonly browser: Browser;
+} {
+  let stack: Stack | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    stack = await startConsoleStack(options);
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+  const started = <T>(x: T | undefined): T => {
+    if (x === undefined)
+      throw new Error('the console and Chromium start in beforeAll: use them in hooks and tests');
+    return x;
+  };
+  return {
+    get stack() {
+      return started(stack);
+    },
+    get browser() {
+      return started(browser);
+    },
+  };
+}
+
+/** A new page that reports its uncaught errors into `errors`. */
+export async function newPage(
+  browser: Browser,
+  viewport: { width: number; height: number },
+  errors: string[],
+): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return page;
+}
+
+/** Waits until the console says it has loaded its data. */
+export const consoleReady = (page: Page) =>
+  page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
+
+/** A new page on the console at `url`, loaded; its uncaught errors go to `errors`. */
+export async function openConsole(
+  browser: Browser,
+  url: string,
+  viewport: { width: number; height: number },
+  errors: string[],
+): Promise<Page> {
+  const page = await newPage(browser, viewport, errors);
+  await page.goto(url);
+  await consoleReady(page);
+  return page;
+}
+
+/**
+ * Fails each test whose page threw an uncaught error, and closes the test's page after it.
+ * Returns the list the test's page reports into (see newPage).
+ */
+export function failOnPageErrors(testPage: () => Page | undefined): string[] {
+  const errors: string[] = [];
+  beforeEach(() => {
+    errors.length = 0;
+  });
+  afterEach(async () => {
+    await testPage()?.close();
+    expect(errors).toEqual([]);
+  });
+  return errors;
 }
 
 export const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });

@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Stack } from '../../sandbox/stack';
+import { describe, expect, it } from 'vitest';
 import {
   ADMIN,
   buyAndPay,
@@ -8,23 +7,19 @@ import {
   ROOMY_LIMITS,
   refund,
   SHOPPER,
-  testStack,
   unwrap,
+  useTestStack,
 } from './support';
 
-let stack: Stack;
-beforeAll(async () => {
-  // 20 concurrent applications of one shopper: the per-caller limit would refuse half.
-  stack = await testStack({ env: ROOMY_LIMITS });
-});
-afterAll(() => stack?.close());
+// 20 concurrent applications of one shopper: the per-caller limit would refuse half.
+const sandbox = useTestStack({ env: ROOMY_LIMITS });
 
 describe('refund races', () => {
   it('concurrent applications never reserve more than was paid', async () => {
-    const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing'); // 6800 fen
+    const orderId = await buyAndPay(sandbox.stack, SHOPPER, 'tea-longjing'); // 6800 fen
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        stack.call(
+        sandbox.stack.call(
           'applyRefund',
           { orderId, refundFee: 2000 + i, reason: 'race', requestId: newRequestId() },
           SHOPPER,
@@ -36,17 +31,17 @@ describe('refund races', () => {
     expect(ok.length).toBeGreaterThanOrEqual(1);
     expect(ok.length).toBeLessThanOrEqual(3);
     for (const r of refused) expect(r).toMatchObject({ ok: false, error: { code: 'REFUND_EXCEEDS_PAID' } });
-    const o = await order(stack, orderId);
+    const o = await order(sandbox.stack, orderId);
     const reservedSum = ok.reduce((s, r) => s + (r.ok ? r.data.refund.refundFee : 0), 0);
     expect(o.refundReservedFee).toBe(reservedSum);
     expect(o.refundUsedFee).toBeLessThanOrEqual(o.totalFee);
-    expect(await stack.db.count('refunds', { orderId })).toBe(ok.length);
+    expect(await sandbox.stack.db.count('refunds', { orderId })).toBe(ok.length);
   });
 
   it('20 concurrent approvals of one refund make one refund request to WeChat', async () => {
-    const orderId = await buyAndPay(stack, SHOPPER, 'chopsticks');
+    const orderId = await buyAndPay(sandbox.stack, SHOPPER, 'chopsticks');
     const applied = unwrap(
-      await stack.call(
+      await sandbox.stack.call(
         'applyRefund',
         { orderId, refundFee: 1990, reason: 'double click', requestId: newRequestId() },
         SHOPPER,
@@ -54,39 +49,47 @@ describe('refund races', () => {
     );
     const refundId = applied.refund.refundId;
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () => stack.call('approveRefund', { refundId, decision: 'approve' }, ADMIN)),
+      Array.from({ length: 20 }, () =>
+        sandbox.stack.call('approveRefund', { refundId, decision: 'approve' }, ADMIN),
+      ),
     );
     expect(answers.every((a) => a.ok)).toBe(true);
-    const r = await refund(stack, refundId);
+    const r = await refund(sandbox.stack, refundId);
     expect(r.status).toBe('PROCESSING');
     expect(r.submitAttempts).toBe(1);
-    expect(stack.simulator.ledger().refunds.filter((x) => x.outRefundNo === refundId)).toHaveLength(1);
+    expect(sandbox.stack.simulator.ledger().refunds.filter((x) => x.outRefundNo === refundId)).toHaveLength(
+      1,
+    );
   });
 
   it('reject releases the reservation, and a rejected refund cannot be approved', async () => {
-    const orderId = await buyAndPay(stack, SHOPPER, 'sticker');
+    const orderId = await buyAndPay(sandbox.stack, SHOPPER, 'sticker');
     const applied = unwrap(
-      await stack.call(
+      await sandbox.stack.call(
         'applyRefund',
         { orderId, refundFee: 1, reason: 'no', requestId: newRequestId() },
         SHOPPER,
       ),
     );
     const rejected = unwrap(
-      await stack.call(
+      await sandbox.stack.call(
         'approveRefund',
         { refundId: applied.refund.refundId, decision: 'reject', comment: '已发货' },
         ADMIN,
       ),
     );
     expect(rejected.refund).toMatchObject({ status: 'REJECTED', comment: '已发货' });
-    expect(await order(stack, orderId)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0 });
+    expect(await order(sandbox.stack, orderId)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0 });
     // A second reject (double click) releases nothing more.
     unwrap(
-      await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'reject' }, ADMIN),
+      await sandbox.stack.call(
+        'approveRefund',
+        { refundId: applied.refund.refundId, decision: 'reject' },
+        ADMIN,
+      ),
     );
-    expect((await order(stack, orderId)).refundUsedFee).toBe(0);
-    const approve = await stack.call(
+    expect((await order(sandbox.stack, orderId)).refundUsedFee).toBe(0);
+    const approve = await sandbox.stack.call(
       'approveRefund',
       { refundId: applied.refund.refundId, decision: 'approve' },
       ADMIN,
@@ -94,7 +97,7 @@ describe('refund races', () => {
     expect(approve).toMatchObject({ ok: false, error: { code: 'INVALID_STATE' } });
     // The amount can be applied for again.
     unwrap(
-      await stack.call(
+      await sandbox.stack.call(
         'applyRefund',
         { orderId, refundFee: 1, reason: 'again', requestId: newRequestId() },
         SHOPPER,
@@ -103,11 +106,11 @@ describe('refund races', () => {
   });
 
   it('lists refunds for the merchant, newest first, with their orders', async () => {
-    const list = unwrap(await stack.call('listRefunds', {}, ADMIN));
+    const list = unwrap(await sandbox.stack.call('listRefunds', {}, ADMIN));
     expect(list.items.length).toBeGreaterThan(0);
     expect(list.items[0]!.order?.orderId).toBe(list.items[0]!.orderId);
     expect(list.items[0]!.openid).toBe(SHOPPER);
-    const pending = unwrap(await stack.call('listRefunds', { status: 'PENDING_REVIEW' }, ADMIN));
+    const pending = unwrap(await sandbox.stack.call('listRefunds', { status: 'PENDING_REVIEW' }, ADMIN));
     expect(pending.items.every((r) => r.status === 'PENDING_REVIEW')).toBe(true);
   });
 });

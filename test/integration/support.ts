@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import type { Result } from '../../cloudfunctions/shared/contract';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import type { ProviderName } from '../../cloudfunctions/shared/providers/port';
@@ -45,6 +46,24 @@ export function testStack(options: StackOptions = {}): Promise<Stack> {
     ...options,
     env: { RECONCILE_GRACE_SECONDS: '0', REFUND_QUERY_DELAY_SECONDS: '0', ...options.env },
   });
+}
+
+/**
+ * A test stack (see testStack) started before a test file's tests and closed after them. Call
+ * at the top level of the file; read `stack` in hooks and tests.
+ */
+export function useTestStack(options: StackOptions = {}): { readonly stack: Stack } {
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    stack = await testStack(options);
+  });
+  afterAll(() => stack?.close());
+  return {
+    get stack() {
+      if (!stack) throw new Error('the test stack starts in beforeAll: use it in hooks and tests');
+      return stack;
+    },
+  };
 }
 
 export function unwrap<T>(r: Result<T>): T {

@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type {
   ApproveRefundResult,
   GetRefundResult,
@@ -9,26 +9,20 @@ import type {
 import {
   aPaidOrder,
   aRefund,
-  buildMiniprogram,
   deferred,
-  FakeWx,
+  type FakeWx,
   fail,
+  installFakeWx,
   ok,
-  PageDriver,
   settle,
+  useCompiledMiniprogram,
 } from './harness';
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
 });
 
 type Item = ListRefundsResult['items'][number];
@@ -53,7 +47,7 @@ describe('refund review list', () => {
 
   it('is refused to a non-admin without asking for refunds', async () => {
     wx.backend.whoami = () => ok({ isAdmin: false, openid: 'shopper' });
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('#denied')).toBe('仅商家管理员可以查看');
     expect(wx.callsOf('listRefunds')).toEqual([]);
@@ -64,7 +58,7 @@ describe('refund review list', () => {
       e.cursor
         ? page0([{ ...pending, refundId: 'r-2' }], { pendingCount: 2 })
         : page0([pending], { nextCursor: 'c', pendingCount: 2 });
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(wx.callsOf('listRefunds')).toEqual([{ status: 'PENDING_REVIEW', order: 'oldest' }]);
     expect(page.text('#sort')).toBe('最早申请优先');
@@ -82,7 +76,7 @@ describe('refund review list', () => {
   it('shows how many wait for review, on the tab and above the list, whatever tab is open', async () => {
     wx.backend.listRefunds = (e) =>
       e.status === 'FAILED' ? page0([failed], { pendingCount: 7 }) : page0([], { pendingCount: 7 });
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('#pending-count')).toBe('7');
     expect(page.pageText).toContain('待审核 7 笔');
@@ -93,14 +87,14 @@ describe('refund review list', () => {
   it('shows how long each pending application has waited', async () => {
     const waiting: Item = { ...pending, createdAtMs: Date.now() - 3 * 3_600_000 - 60_000 };
     wx.backend.listRefunds = () => page0([waiting]);
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('.waited')).toBe('已等待 3 小时');
   });
 
   it('switches to newest first and back, from the first page each time', async () => {
     wx.backend.listRefunds = () => page0([pending]);
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     await page.tap('#sort');
     expect(page.text('#sort')).toBe('最新申请优先');
@@ -114,7 +108,7 @@ describe('refund review list', () => {
 
   it('searches by order number across every state, and clears the search', async () => {
     wx.backend.listRefunds = (e) => (e.orderId === 'o-1001' ? page0([failed]) : page0([pending]));
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     await page.type('#search', ' o-1001 ');
     await page.tap('#search-go');
@@ -134,7 +128,7 @@ describe('refund review list', () => {
 
   it('switches status tabs and shows an empty state', async () => {
     wx.backend.listRefunds = (e) => page0(e.status === 'FAILED' ? [failed] : []);
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('#empty')).toBe('暂无退款申请');
     await page.tap('.tab', 1);
@@ -145,14 +139,14 @@ describe('refund review list', () => {
 
   it('shows FORBIDDEN from the backend', async () => {
     wx.backend.listRefunds = () => fail('FORBIDDEN');
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('#error')).toContain('没有权限进行此操作');
   });
 
   it('opens the detail by refund id, then shows the review result it hands back', async () => {
     wx.backend.listRefunds = () => page0([pending]);
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     await page.tap('.refund');
     expect(wx.navigations).toEqual([{ method: 'navigateTo', url: '/pages/admin-refund/index?refundId=r-1' }]);
@@ -171,7 +165,7 @@ async function openDetail(item: Item, opener = true) {
       : fail('NOT_FOUND');
   wx.backend.refundReasons = () =>
     ok({ apply: [], reject: ['商品已发货，请收货后申请退货退款', '已超过售后期限'] });
-  const page = PageDriver.open(root, 'admin-refund');
+  const page = miniprogram.open('admin-refund');
   const emittedBack = opener ? page.openerChannel() : [];
   await page.run('onLoad', { refundId: item.refundId });
   return {
@@ -207,7 +201,7 @@ describe('refund review detail', () => {
   });
 
   it('says what went wrong when the refund cannot be loaded, and tries again', async () => {
-    const page = PageDriver.open(root, 'admin-refund');
+    const page = miniprogram.open('admin-refund');
     wx.backend.getRefund = () => fail('NOT_FOUND');
     await page.run('onLoad', { refundId: 'r-x' });
     expect(page.text('#load-error')).toContain('订单或退款不存在');
@@ -217,7 +211,7 @@ describe('refund review detail', () => {
   });
 
   it('says where to come from when opened without a refund id', async () => {
-    const page = PageDriver.open(root, 'admin-refund');
+    const page = miniprogram.open('admin-refund');
     await page.run('onLoad', {});
     expect(page.text('#load-error')).toContain('请从退款审核列表进入');
     expect(wx.callsOf('getRefund')).toEqual([]);
@@ -428,7 +422,7 @@ describe('refund review list after a retry as a new refund', () => {
     const closed: Item = { ...aRefund({ refundId: 'r-closed', status: 'CLOSED' }), order: aPaidOrder() };
     wx.backend.whoami = () => ok({ isAdmin: true, openid: 'admin' });
     wx.backend.listRefunds = () => ok({ items: [closed], nextCursor: null, pendingCount: 0 });
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.texts('.tab').slice(0, 4)).toEqual(['待审核', '退款失败', '退款关闭', '退款异常']);
     await page.run(

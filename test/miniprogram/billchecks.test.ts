@@ -1,20 +1,14 @@
 // @vitest-environment jsdom
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { BillCheckView } from '../../cloudfunctions/shared/contract';
 import { DISCREPANCY_LABEL, yesterdayBeijing } from '../../miniprogram/utils/billcheck';
-import { buildMiniprogram, FakeWx, fail, ok, PageDriver } from './harness';
+import { type FakeWx, fail, installFakeWx, ok, useCompiledMiniprogram } from './harness';
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
 });
 
 function aCheck(over: Partial<BillCheckView> = {}): BillCheckView {
@@ -56,7 +50,7 @@ const tampered = aCheck({
 describe('对账 page', () => {
   it('is refused to a non-admin without asking for checks', async () => {
     wx.backend.whoami = () => ok({ isAdmin: false, openid: 'shopper' });
-    const page = PageDriver.open(root, 'admin-billchecks');
+    const page = miniprogram.open('admin-billchecks');
     await page.run('onLoad', {});
     expect(page.text('#denied')).toBe('仅商家管理员可以查看');
     expect(wx.callsOf('listBillChecks')).toEqual([]);
@@ -65,7 +59,7 @@ describe('对账 page', () => {
   it('lists days with WeChat totals; a day with differences says what differs and what to do', async () => {
     wx.backend.whoami = () => ok({ isAdmin: true, openid: 'admin' });
     wx.backend.listBillChecks = () => ok({ items: [aCheck(), tampered], nextCursor: null });
-    const page = PageDriver.open(root, 'admin-billchecks');
+    const page = miniprogram.open('admin-billchecks');
     await page.run('onLoad', {});
     expect(page.texts('.check-status')).toEqual(['已对平', '有差异 1 项']);
     expect(page.pageText).toContain('收款 2 笔 ¥77.90，退款 1 笔 ¥10.00，手续费 ¥0.41');
@@ -82,7 +76,7 @@ describe('对账 page', () => {
     wx.backend.whoami = () => ok({ isAdmin: true, openid: 'admin' });
     wx.backend.listBillChecks = () => ok({ items: [aCheck()], nextCursor: null });
     wx.backend.runBillCheck = (e) => ok({ check: aCheck({ billDate: e.date, noBill: true }), ran: true });
-    const page = PageDriver.open(root, 'admin-billchecks');
+    const page = miniprogram.open('admin-billchecks');
     await page.run('onLoad', {});
     expect(page.data['date']).toBe(yesterdayBeijing(Date.now()));
     await page.run('onDate', { detail: { value: '2026-03-10' } });
@@ -97,7 +91,7 @@ describe('对账 page', () => {
     wx.backend.listBillChecks = () =>
       ok({ items: [aCheck({ status: 'NOT_READY', message: 'Bill Creating' })], nextCursor: null });
     wx.backend.runBillCheck = () => fail('FORBIDDEN');
-    const page = PageDriver.open(root, 'admin-billchecks');
+    const page = miniprogram.open('admin-billchecks');
     await page.run('onLoad', {});
     expect(page.texts('.check-status')).toEqual(['账单未生成，稍后自动重试']);
     await page.tap('#run');

@@ -11,6 +11,7 @@ import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import simulate from 'miniprogram-simulate';
+import { afterAll, beforeAll } from 'vitest';
 import type {
   ApiError,
   FunctionMap,
@@ -46,6 +47,24 @@ export function buildMiniprogram(): { root: string; cleanup: () => void } {
     '--log-level=warning',
   ]);
   return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/**
+ * Compiles the mini-program once before a test file's tests and removes it after them; `open`
+ * renders one of its pages. Call at the top level of the test file.
+ */
+export function useCompiledMiniprogram(): { open(page: string): PageDriver } {
+  let built: { root: string; cleanup: () => void } | undefined;
+  beforeAll(() => {
+    built = buildMiniprogram();
+  });
+  afterAll(() => built?.cleanup());
+  return {
+    open(page) {
+      if (!built) throw new Error('the mini-program is compiled in beforeAll: open pages inside tests');
+      return PageDriver.open(built.root, page);
+    },
+  };
 }
 
 // ---- the fake wx ----
@@ -185,6 +204,13 @@ export class FakeWx {
   }
 }
 
+/** A fresh FakeWx installed as the global `wx`: each test starts with no calls and no backend. */
+export function installFakeWx(): FakeWx {
+  const wx = new FakeWx();
+  wx.install();
+  return wx;
+}
+
 export function ok<T>(data: T): Result<T> {
   return { ok: true, data };
 }
@@ -222,6 +248,17 @@ export class PageDriver {
       on: () => undefined,
     });
     return emitted;
+  }
+
+  /** Records every patch the page passes to setData from now on, in order (to see what it re-renders). */
+  recordSetData(): Record<string, unknown>[] {
+    const patches: Record<string, unknown>[] = [];
+    const setData = this.instance['setData'] as (d: Record<string, unknown>) => void;
+    this.instance['setData'] = function (this: unknown, d: Record<string, unknown>) {
+      patches.push(d);
+      return setData.call(this, d);
+    };
+    return patches;
   }
 
   get data(): Record<string, unknown> {

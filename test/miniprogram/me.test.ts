@@ -1,24 +1,18 @@
 // @vitest-environment jsdom
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildMiniprogram, FakeWx, fail, ok, PageDriver } from './harness';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type FakeWx, fail, installFakeWx, ok, type PageDriver, useCompiledMiniprogram } from './harness';
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
 });
 
 const OPENID = 'oAbC-1234567890_merchant';
 
 async function openMe(): Promise<PageDriver> {
-  const page = PageDriver.open(root, 'me');
+  const page = miniprogram.open('me');
   await page.run('onLoad', {});
   return page;
 }
@@ -70,7 +64,7 @@ describe('我的 page', () => {
   it('is reached from the product list', async () => {
     wx.backend.whoami = () => ok({ isAdmin: false, openid: OPENID });
     wx.backend.listProducts = () => ok({ items: [], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     await page.tap('#me');
     expect(wx.navigations).toEqual([{ method: 'navigateTo', url: '/pages/me/index' }]);

@@ -1,32 +1,26 @@
 // @vitest-environment jsdom
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { CancelOrderResult, OrderView, RefundView } from '../../cloudfunctions/shared/contract';
 import {
   anOrder,
   aPaidOrder,
   aRefund,
-  buildMiniprogram,
-  FakeWx,
+  type FakeWx,
   fail,
+  installFakeWx,
   ok,
   PAYMENT,
-  PageDriver,
   settle,
+  useCompiledMiniprogram,
 } from './harness';
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
 });
 
 describe('my orders', () => {
@@ -35,7 +29,7 @@ describe('my orders', () => {
       e.cursor === 'c2'
         ? ok({ items: [anOrder({ orderId: 'o-2', totalFee: 1 })], nextCursor: null })
         : ok({ items: [aPaidOrder({ orderId: 'o-1' })], nextCursor: 'c2' });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.count('.order')).toBe(1);
     expect(page.pageText).toContain('已支付');
@@ -51,7 +45,7 @@ describe('my orders', () => {
   it('filters from the tabs, 待支付 and 售后 included, each from the first page', async () => {
     wx.backend.listOrders = (e) =>
       ok({ items: e.filter === 'payable' ? [anOrder()] : [aPaidOrder(), anOrder()], nextCursor: null });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.texts('.tab')).toEqual(['全部', '待支付', '已支付', '售后', '已关闭']);
     expect(page.count('.order')).toBe(2);
@@ -71,7 +65,7 @@ describe('my orders', () => {
 
   it('opens on the 售后 tab from a link', async () => {
     wx.backend.listOrders = () => ok({ items: [], nextCursor: null });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', { tab: 'afterSale' });
     expect(wx.callsOf('listOrders')).toEqual([{ filter: 'afterSale' }]);
     expect(page.text('.tab-active')).toBe('售后');
@@ -88,7 +82,7 @@ describe('my orders', () => {
         ],
         nextCursor: null,
       });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.texts('.order-status')).toEqual(['退款中', '部分退款', '已退款', '已支付']);
   });
@@ -103,7 +97,7 @@ describe('my orders', () => {
         ],
         nextCursor: null,
       });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.texts('.order-status')).toEqual(['已过期', '已取消', '待支付']);
     expect(page.count('.cancel-order')).toBe(1);
@@ -113,14 +107,9 @@ describe('my orders', () => {
     const expiresAtMs = Date.now() + 90_000;
     wx.backend.listOrders = () =>
       ok({ items: [aPaidOrder({ orderId: 'p' }), anOrder({ orderId: 'u', expiresAtMs })], nextCursor: null });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
-    const patches: Record<string, unknown>[] = [];
-    const setData = page.instance['setData'] as (d: Record<string, unknown>) => void;
-    page.instance['setData'] = function (this: unknown, d: Record<string, unknown>) {
-      patches.push(d);
-      return setData.call(this, d);
-    };
+    const patches = page.recordSetData();
     await page.run('tick', expiresAtMs - 65_000);
     expect(page.text('.countdown')).toBe('剩余 01:05 自动关闭');
     expect(patches.map((p) => Object.keys(p))).toEqual([['orders[1].countdown']]);
@@ -141,7 +130,7 @@ describe('my orders', () => {
         outcome: 'CLOSING',
       });
     };
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     wx.modalAnswers.push(false);
     await page.tap('.cancel-order');
@@ -164,7 +153,7 @@ describe('my orders', () => {
         release = () => r(ok({ items: [anOrder({ orderId: 'late' })], nextCursor: null }));
       });
     };
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     void page.run('onLoad', {});
     await page.tap('.tab', 2);
     expect(page.count('.order')).toBe(1);
@@ -176,7 +165,7 @@ describe('my orders', () => {
 
   it('reloads on pull-down and stops the spinner', async () => {
     wx.backend.listOrders = () => ok({ items: [anOrder()], nextCursor: 'more' });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     await page.run('onPullDownRefresh');
     expect(wx.callsOf('listOrders')).toEqual([{}, {}]);
@@ -185,21 +174,21 @@ describe('my orders', () => {
 
   it('shows an empty state', async () => {
     wx.backend.listOrders = () => ok({ items: [], nextCursor: null });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.text('#empty')).toBe('暂无订单');
   });
 
   it('shows a backend error on the page', async () => {
     wx.backend.listOrders = () => fail('UNAUTHENTICATED');
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     expect(page.text('#error')).toContain('登录状态已失效');
   });
 
   it('opens the order detail with the order id', async () => {
     wx.backend.listOrders = () => ok({ items: [anOrder({ orderId: 'o 1/2' })], nextCursor: null });
-    const page = PageDriver.open(root, 'orders');
+    const page = miniprogram.open('orders');
     await page.run('onLoad', {});
     await page.tap('.order');
     expect(wx.navigations).toEqual([
@@ -219,7 +208,7 @@ describe('order detail', () => {
 
   it('offers pay again for a cancelled payment and pays with {orderId}', async () => {
     // Cancelled at the cashier: the order stays NOTPAY and payable.
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.text('#order-status')).toBe('待支付');
     expect(page.has('#pay-again')).toBe(true);
@@ -242,7 +231,7 @@ describe('order detail', () => {
   it('keeps the order payable when pay again is cancelled too', async () => {
     wx.backend.createOrder = () => ok({ orderId: 'o-1001', totalFee: 3980, payment: PAYMENT });
     wx.paymentErrMsg = 'requestPayment:fail cancel';
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.tap('#pay-again');
     expect(wx.modals[0]?.title).toBe('已取消支付');
@@ -251,7 +240,7 @@ describe('order detail', () => {
 
   it('shows why an expired order cannot be paid', async () => {
     wx.backend.createOrder = () => fail('ORDER_EXPIRED');
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     order = anOrder({ status: 'CLOSED', payable: false, closedAtMs: order.expiresAtMs });
     await page.tap('#pay-again');
@@ -272,7 +261,7 @@ describe('order detail', () => {
       aRefund({ refundId: 'e', status: 'APPROVED', createdAtMs: at(6) }),
       aRefund({ refundId: 'f', status: 'PENDING_REVIEW', refundFee: 1000, createdAtMs: at(7) }),
     ];
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
 
     expect(page.texts('.refund-status')).toEqual([
@@ -303,7 +292,7 @@ describe('order detail', () => {
       order = aPaidOrder({ refundReservedFee: 1000, refundableFee: 2980 });
       // Even if a server slipped the merchant's reason into the shopper's view, it is not shown.
       refunds = [aRefund({ status, failReason: wechatReason })];
-      const page = PageDriver.open(root, 'order-detail');
+      const page = miniprogram.open('order-detail');
       await page.run('onLoad', { orderId: 'o-1001' });
       expect(page.text('.refund-status')).toBe(label);
       expect(page.text('.refund-note')).toBe(line);
@@ -314,14 +303,14 @@ describe('order detail', () => {
 
   it('offers no refund once everything is refunded or reserved', async () => {
     order = aPaidOrder({ refundedFee: 3980, refundableFee: 0 });
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.has('#apply-refund')).toBe(false);
   });
 
   it('opens the refund form for the order', async () => {
     order = aPaidOrder();
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.text('#no-refunds')).toBe('暂无退款记录');
     await page.tap('#apply-refund');
@@ -332,14 +321,14 @@ describe('order detail', () => {
 
   it('shows NOT_FOUND from the backend', async () => {
     wx.backend.queryOrder = () => fail('NOT_FOUND');
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'nope' });
     expect(page.text('#error')).toContain('订单或退款不存在');
   });
 
   it('counts down the time left to pay and stops offering payment when it runs out', async () => {
     order = anOrder({ expiresAtMs: Date.now() + 10 * 60_000 });
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.run('tick', order.expiresAtMs - (29 * 60 + 59) * 1000);
     expect(page.text('#countdown')).toBe('剩余 29:59，超时自动关闭');
@@ -357,7 +346,7 @@ describe('order detail', () => {
       order = anOrder({ orderId: e.orderId, payable: false, cancelledAtMs: Date.now() });
       return ok<CancelOrderResult>({ order, outcome: 'CLOSING' });
     };
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     wx.modalAnswers.push(false);
     await page.tap('#cancel-order');
@@ -383,7 +372,7 @@ describe('order detail', () => {
       order = aPaidOrder();
       return ok<CancelOrderResult>({ order, outcome: 'PAID' });
     };
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.tap('#cancel-order');
     expect(wx.modals.at(-1)).toEqual({
@@ -396,7 +385,7 @@ describe('order detail', () => {
 
   it('copies the order number and the WeChat transaction number, and offers 联系商家', async () => {
     order = aPaidOrder({ transactionId: '4200000009202605010001' });
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.tap('#copy-order');
     await page.tap('#copy-transaction');
@@ -409,7 +398,7 @@ describe('order detail', () => {
   });
 
   it('does not offer a transaction number to copy before the order is paid', async () => {
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.has('#copy-transaction')).toBe(false);
   });
@@ -426,7 +415,7 @@ describe('order detail', () => {
         submittedAtMs: t(4),
       }),
     ];
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.texts('.timeline-label')).toEqual(['提交申请', '商家已同意', '退款中', '退款到账']);
     expect(page.texts('.timeline-at')).toEqual([
@@ -452,7 +441,7 @@ describe('order detail', () => {
       order = aPaidOrder({ refundableFee: 3980 });
       return ok({ refund: refunds[0]! });
     };
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.count('.withdraw')).toBe(1);
 
@@ -480,7 +469,7 @@ describe('order detail', () => {
       refunds = [aRefund({ refundId: 'r-p', status: 'PROCESSING' })];
       return fail('INVALID_STATE');
     };
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.tap('.withdraw');
     expect(wx.modals.at(-1)).toEqual({ title: '撤销失败', content: '状态已变化，请刷新后重试' });
@@ -489,7 +478,7 @@ describe('order detail', () => {
 
   it('keeps its bottom bar clear of the home indicator', async () => {
     order = aPaidOrder();
-    const page = PageDriver.open(root, 'order-detail');
+    const page = miniprogram.open('order-detail');
     await page.run('onLoad', { orderId: 'o-1001' });
     expect(page.has('.bottom-bar.safe-area')).toBe(true);
   });

@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type {
   ApplyRefundEvent,
   ApplyRefundResult,
@@ -13,13 +13,14 @@ import { REQUEST_ID_PATTERN } from '../../miniprogram/utils/request-id';
 import {
   aPaidOrder,
   aRefund,
-  buildMiniprogram,
   deferred,
-  FakeWx,
+  type FakeWx,
   fail,
+  installFakeWx,
   ok,
-  PageDriver,
+  type PageDriver,
   settle,
+  useCompiledMiniprogram,
 } from './harness';
 
 const A_REQUEST_ID = expect.stringMatching(REQUEST_ID_PATTERN);
@@ -32,18 +33,12 @@ const REASONS: RefundReasonsResult = {
   reject: [],
 };
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 let order: OrderView;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
   // 39.80 paid, 10.00 already refunded, 5.00 pending: 24.80 left.
   order = aPaidOrder({ refundedFee: 1000, refundReservedFee: 500, refundableFee: 2480 });
   wx.backend.queryOrder = () => ok({ order, refunds: [] });
@@ -53,7 +48,7 @@ beforeEach(() => {
 });
 
 async function openForm(): Promise<PageDriver> {
-  const page = PageDriver.open(root, 'refund-apply');
+  const page = miniprogram.open('refund-apply');
   await page.run('onLoad', { orderId: 'o-1001' });
   return page;
 }
@@ -76,7 +71,7 @@ describe('refund application form', () => {
   it('shows no amount at all while loading, never ¥0.00', async () => {
     const answer = deferred<Result<QueryOrderResult>>();
     wx.backend.queryOrder = () => answer.promise;
-    const page = PageDriver.open(root, 'refund-apply');
+    const page = miniprogram.open('refund-apply');
     void page.run('onLoad', { orderId: 'o-1001' });
     await settle();
     expect(page.text('#loading')).toBe('加载中…');

@@ -1,10 +1,19 @@
 // @vitest-environment jsdom
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { OrderView, ProductView } from '../../cloudfunctions/shared/contract';
 import { encodeCart } from '../../miniprogram/utils/cart';
-import { anOrder, buildMiniprogram, FakeWx, fail, ok, PAYMENT, PageDriver, settle } from './harness';
+import {
+  anOrder,
+  type FakeWx,
+  fail,
+  installFakeWx,
+  ok,
+  PAYMENT,
+  settle,
+  useCompiledMiniprogram,
+} from './harness';
 
 /** Real time passes (the page waits between looks at the order); resolves once `done` holds. */
 async function waitFor(done: () => boolean, limitMs = 3_000): Promise<void> {
@@ -16,17 +25,11 @@ async function waitFor(done: () => boolean, limitMs = 3_000): Promise<void> {
   await settle();
 }
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 let wx: FakeWx;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
 });
 
 const TEA: ProductView = { id: 'tea', name: '明前龙井', priceFen: 1990, image: '' };
@@ -40,7 +43,7 @@ describe('product list', () => {
   it('lists products with prices in yuan and pages on reaching the bottom', async () => {
     wx.backend.listProducts = (e) =>
       e.cursor === 'p2' ? ok({ items: [CUP], nextCursor: null }) : ok({ items: [TEA], nextCursor: 'p2' });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.count('.product')).toBe(1);
     expect(page.pageText).toContain('¥19.90');
@@ -57,7 +60,7 @@ describe('product list', () => {
 
   it('estimates the cart and opens checkout with it', async () => {
     wx.backend.listProducts = () => ok({ items: [TEA, CUP], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     await page.tap('.plus', 0);
     await page.tap('.plus', 0);
@@ -72,14 +75,9 @@ describe('product list', () => {
 
   it('updates only the tapped row when a stepper is tapped, not the whole list', async () => {
     wx.backend.listProducts = () => ok({ items: [TEA, CUP], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
-    const patches: Record<string, unknown>[] = [];
-    const setData = page.instance['setData'] as (d: Record<string, unknown>) => void;
-    page.instance['setData'] = function (this: unknown, d: Record<string, unknown>) {
-      patches.push(d);
-      return setData.call(this, d);
-    };
+    const patches = page.recordSetData();
     await page.tap('.plus', 1);
     await page.tap('.minus', 1);
     expect(patches.map((p) => Object.keys(p).filter((k) => k.startsWith('products')))).toEqual([
@@ -102,7 +100,7 @@ describe('product list', () => {
 
   it('empties the cart once checkout made the order', async () => {
     wx.backend.listProducts = () => ok({ items: [TEA, CUP], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     await page.tap('.plus', 0);
     await page.tap('.plus', 1);
@@ -117,14 +115,14 @@ describe('product list', () => {
 
   it('keeps its bottom bar clear of the home indicator', async () => {
     wx.backend.listProducts = () => ok({ items: [TEA], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.has('.bottom-bar.safe-area #checkout')).toBe(true);
   });
 
   it('shows an empty state when nothing is on sale', async () => {
     wx.backend.listProducts = () => ok({ items: [], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.text('#empty')).toBe('暂无在售商品');
   });
@@ -132,7 +130,7 @@ describe('product list', () => {
   it('shows a backend error on the page and retries', async () => {
     let answer = fail<{ items: ProductView[]; nextCursor: null }>('INTERNAL');
     wx.backend.listProducts = () => answer;
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.text('#error')).toContain('服务繁忙，请稍后重试');
 
@@ -144,14 +142,14 @@ describe('product list', () => {
 
   it('shows the retryable network message when callFunction itself fails', async () => {
     // no listProducts handler: the fake callFunction rejects like a dropped connection
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.text('#error')).toContain('网络异常，请检查网络后重试');
   });
 
   it('stops the pull-down spinner after reloading', async () => {
     wx.backend.listProducts = () => ok({ items: [TEA], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     await page.run('onPullDownRefresh');
     expect(wx.callsOf('listProducts')).toHaveLength(2);
@@ -160,7 +158,7 @@ describe('product list', () => {
 
   it('hides the merchant entry from a shopper', async () => {
     wx.backend.listProducts = () => ok({ items: [], nextCursor: null });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(wx.callsOf('whoami')).toHaveLength(1);
     expect(page.has('#admin-entry')).toBe(false);
@@ -169,7 +167,7 @@ describe('product list', () => {
   it('hides the merchant entry when whoami fails', async () => {
     wx.backend.listProducts = () => ok({ items: [], nextCursor: null });
     wx.backend.whoami = () => fail('UNAUTHENTICATED');
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     expect(page.has('#admin-entry')).toBe(false);
   });
@@ -177,7 +175,7 @@ describe('product list', () => {
   it('shows the merchant entry to an admin and opens the review list', async () => {
     wx.backend.listProducts = () => ok({ items: [], nextCursor: null });
     wx.backend.whoami = () => ok({ isAdmin: true, openid: 'admin' });
-    const page = PageDriver.open(root, 'products');
+    const page = miniprogram.open('products');
     await page.run('onLoad', {});
     await page.tap('#admin-entry');
     expect(wx.navigations).toEqual([{ method: 'navigateTo', url: '/pages/admin-refunds/index' }]);
@@ -199,13 +197,13 @@ describe('checkout', () => {
   });
 
   it('shows the client estimate before the order exists', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     expect(page.text('#estimate')).toContain('预估 ¥39.80');
   });
 
   it('creates the order, pays with exactly the returned parameters, then confirms with queryOrder', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
 
@@ -222,7 +220,7 @@ describe('checkout', () => {
   });
 
   it('tells the product list to empty its cart once the order exists', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     const toOpener = page.openerChannel();
     await page.run('onLoad', { cart });
     await page.tap('#submit');
@@ -238,7 +236,7 @@ describe('checkout', () => {
       if (queries === 3) order = { ...order, status: 'PAID', payable: false };
       return ok({ order, refunds: [] });
     };
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     await waitFor(() => wx.modals.length > 0);
@@ -248,7 +246,7 @@ describe('checkout', () => {
 
   it('says the result is still being confirmed when the order stays unpaid after a few looks', async () => {
     wx.onPay = null;
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     await waitFor(() => wx.modals.length > 0, 6_000);
@@ -261,7 +259,7 @@ describe('checkout', () => {
 
   it('does not ask again when the shopper cancelled at the cashier', async () => {
     wx.paymentErrMsg = 'requestPayment:fail cancel';
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     expect(wx.callsOf('queryOrder')).toHaveLength(1);
@@ -269,7 +267,7 @@ describe('checkout', () => {
 
   it('tells the shopper a cancelled payment keeps the order payable, after asking the server', async () => {
     wx.paymentErrMsg = 'requestPayment:fail cancel';
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
 
@@ -280,7 +278,7 @@ describe('checkout', () => {
 
   it('reports a failed payment, after asking the server', async () => {
     wx.paymentErrMsg = 'requestPayment:fail 系统错误';
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
 
@@ -291,7 +289,7 @@ describe('checkout', () => {
   it('believes the server when the cashier failed but the money arrived', async () => {
     wx.paymentErrMsg = 'requestPayment:fail timeout';
     order = { ...order, status: 'PAID', payable: false };
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     expect(wx.modals[0]?.title).toBe('支付成功');
@@ -299,7 +297,7 @@ describe('checkout', () => {
 
   it('shows a createOrder error, opens no cashier, and lets the shopper try again', async () => {
     wx.backend.createOrder = () => fail('WXPAY_UNAVAILABLE');
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
 
@@ -311,7 +309,7 @@ describe('checkout', () => {
   });
 
   it('creates one order when submit is tapped twice quickly', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     page.tapNow('#submit');
     page.tapNow('#submit');
@@ -321,7 +319,7 @@ describe('checkout', () => {
   });
 
   it('shows an empty state for an empty or broken cart link', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart: 'not-json' });
     expect(page.text('#empty')).toContain('购物车是空的');
     await page.tap('#submit');

@@ -5,27 +5,23 @@
  * prompt only synchronously inside a tap, so each test checks the prompt is already open when
  * the tap returns; and refusing never stops the purchase or the application.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { ApplyRefundEvent, NoticeTemplatesResult } from '../../cloudfunctions/shared/contract';
 import { encodeCart } from '../../miniprogram/utils/cart';
 import {
   anOrder,
   aPaidOrder,
   aRefund,
-  buildMiniprogram,
-  FakeWx,
+  type FakeWx,
+  installFakeWx,
   ok,
   PAYMENT,
-  PageDriver,
+  type PageDriver,
   settle,
+  useCompiledMiniprogram,
 } from './harness';
 
-let root: string;
-let cleanup: () => void;
-beforeAll(() => {
-  ({ root, cleanup } = buildMiniprogram());
-});
-afterAll(() => cleanup());
+const miniprogram = useCompiledMiniprogram();
 
 const REVIEW = 'tpl-refund-review-000000000000000000000000';
 const RESULT = 'tpl-refund-result-000000000000000000000000';
@@ -86,8 +82,7 @@ async function tapSync(page: PageDriver, selector: string): Promise<{ opened: st
 let wx: FakeWx;
 let prompt: FakePrompt;
 beforeEach(() => {
-  wx = new FakeWx();
-  wx.install();
+  wx = installFakeWx();
   prompt = new FakePrompt();
   prompt.install();
   wx.backend.noticeTemplates = () => ok(TEMPLATES);
@@ -105,7 +100,7 @@ describe('checkout: before paying', () => {
   });
 
   it('opens the prompt for the shopper’s refund notices within the tap, then pays and shows the choice', async () => {
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     const during = await tapSync(page, '#submit');
     expect(during.opened).toEqual([[REVIEW, RESULT]]);
@@ -124,7 +119,7 @@ describe('checkout: before paying', () => {
 
   it('pays just the same when the shopper refuses', async () => {
     prompt.answer = (ids) => Object.fromEntries(ids.map((id) => [id, 'reject']));
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     expect(wx.payments).toEqual([PAYMENT]);
@@ -137,7 +132,7 @@ describe('checkout: before paying', () => {
       errCode: 20004,
       errMsg: 'requestSubscribeMessage:fail The main switch is switched off',
     });
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     expect(wx.payments).toEqual([PAYMENT]);
@@ -146,7 +141,7 @@ describe('checkout: before paying', () => {
 
   it('asks nothing when the shop has no templates, and says nothing about notices', async () => {
     wx.backend.noticeTemplates = () => ok({ shopper: [], admin: [] });
-    const page = PageDriver.open(root, 'checkout');
+    const page = miniprogram.open('checkout');
     await page.run('onLoad', { cart });
     await page.tap('#submit');
     expect(prompt.opened).toEqual([]);
@@ -170,7 +165,7 @@ describe('refund application: on submitting', () => {
   }
 
   it('opens the prompt within the submit tap, then applies and says the result will come as a notice', async () => {
-    const page = PageDriver.open(root, 'refund-apply');
+    const page = miniprogram.open('refund-apply');
     await page.run('onLoad', { orderId: 'o-1001' });
     const during = await fillAndSubmit(page);
     expect(during.opened).toEqual([[REVIEW, RESULT]]);
@@ -182,7 +177,7 @@ describe('refund application: on submitting', () => {
 
   it('applies just the same when the shopper refuses', async () => {
     prompt.answer = (ids) => Object.fromEntries(ids.map((id) => [id, 'reject']));
-    const page = PageDriver.open(root, 'refund-apply');
+    const page = miniprogram.open('refund-apply');
     await page.run('onLoad', { orderId: 'o-1001' });
     await fillAndSubmit(page);
     await settle();
@@ -192,7 +187,7 @@ describe('refund application: on submitting', () => {
   });
 
   it('does not prompt for a form that is refused before sending', async () => {
-    const page = PageDriver.open(root, 'refund-apply');
+    const page = miniprogram.open('refund-apply');
     await page.run('onLoad', { orderId: 'o-1001' });
     await page.tap('#submit');
     expect(prompt.opened).toEqual([]);
@@ -206,7 +201,7 @@ describe('the merchant’s 接收通知 switch', () => {
   });
 
   it('asks again on every tap, three templates at a time, and shows what was accepted', async () => {
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.text('#notice-note')).toBe('点击开启，每次开启可收到每类通知各一条');
     expect(page.data['notice']).toMatchObject({ on: false });
@@ -226,7 +221,7 @@ describe('the merchant’s 接收通知 switch', () => {
 
   it('stays off and says so when the merchant refuses', async () => {
     prompt.answer = (ids) => Object.fromEntries(ids.map((id) => [id, 'reject']));
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     await page.tap('#notice-switch');
     expect(page.data['notice']).toMatchObject({ on: false });
@@ -235,7 +230,7 @@ describe('the merchant’s 接收通知 switch', () => {
 
   it('is not shown to a shopper, nor are the templates asked for', async () => {
     wx.backend.whoami = () => ok({ isAdmin: false, openid: 'shopper' });
-    const page = PageDriver.open(root, 'admin-refunds');
+    const page = miniprogram.open('admin-refunds');
     await page.run('onLoad', {});
     expect(page.has('#notice-switch')).toBe(false);
     expect(wx.callsOf('noticeTemplates')).toEqual([]);

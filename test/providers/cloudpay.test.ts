@@ -17,7 +17,7 @@ import { nonceStr } from '../../cloudfunctions/shared/wxpay';
 import { startTcbEmulator, type TcbEmulator } from '../../sandbox/tcb';
 import type { WxPayApiCall } from '../../sandbox/tcb/wxpayapi';
 import { connectSdk, type Sdk } from '../emulator/sdk';
-import { DIRECT, startV3Env, uniqueNo, until, type V3Env } from './fixtures';
+import { DIRECT, failure, paymentInput, startV3Env, uniqueNo, until, type V3Env } from './fixtures';
 
 /** From any time of a day to past 10:00 of the next (Beijing): 34 hours. */
 const NEXT_MORNING_MS = 34 * 3600_000;
@@ -74,27 +74,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-function order(over: Partial<CreatePaymentInput> = {}): CreatePaymentInput {
-  return {
-    outTradeNo: uniqueNo('CP'),
-    description: '小店-普洱',
-    totalFen: 9900,
-    payerOpenid: 'o_cloudpay_payer',
-    clientIp: '127.0.0.1',
-    expiresAtMs: Date.now() + 30 * 60_000,
-    ...over,
-  };
-}
-
-async function failure(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ProviderError) return e;
-    throw e;
-  }
-  throw new Error('expected a ProviderError');
-}
+const order = (over: Partial<CreatePaymentInput> = {}): CreatePaymentInput =>
+  paymentInput('CP', { description: '小店-普洱', totalFen: 9900, payerOpenid: 'o_cloudpay_payer', ...over });
 
 describe('the wire format the real SDK sends', () => {
   it('is a multipart wx.wxPayApi call with snake_case requestData, and the appid in apiOptions when named', async () => {

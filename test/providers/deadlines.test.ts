@@ -68,6 +68,19 @@ describe('the APIv3 client under a deadline', () => {
   });
 });
 
+function cloudPayOver(api: CloudPayApi, extra: { timeoutMs?: number } = {}) {
+  return createCloudPayProvider({
+    api,
+    subMchId: '1900000109',
+    envId: 'test',
+    payFunction: 'payNotify',
+    refundFunction: 'refundNotify',
+    now: Date.now,
+    nonce: () => 'n',
+    ...extra,
+  });
+}
+
 describe('cloudPay under a deadline', () => {
   it('gives up waiting for the platform by the deadline: an unknown outcome, not a refusal', async () => {
     const never = () => new Promise<Record<string, unknown>>(() => {});
@@ -79,16 +92,7 @@ describe('cloudPay under a deadline', () => {
       queryRefund: never,
       downloadBill: never,
     };
-    const provider = createCloudPayProvider({
-      api,
-      subMchId: '1900000109',
-      envId: 'test',
-      payFunction: 'payNotify',
-      refundFunction: 'refundNotify',
-      now: Date.now,
-      nonce: () => 'n',
-      timeoutMs: 8000,
-    });
+    const provider = cloudPayOver(api, { timeoutMs: 8000 });
     const started = Date.now();
     const e = await provider
       .refund(
@@ -102,20 +106,12 @@ describe('cloudPay under a deadline', () => {
     expect(took).toBeLessThan(2000);
     // With no useful time left, the platform is not called at all.
     let called = false;
-    const counting = createCloudPayProvider({
-      api: {
-        ...api,
-        queryOrder: async () => {
-          called = true;
-          return {};
-        },
+    const counting = cloudPayOver({
+      ...api,
+      queryOrder: async () => {
+        called = true;
+        return {};
       },
-      subMchId: '1900000109',
-      envId: 'test',
-      payFunction: 'payNotify',
-      refundFunction: 'refundNotify',
-      now: Date.now,
-      nonce: () => 'n',
     });
     await expect(counting.queryPayment('T1', { deadlineMs: Date.now() + 50 })).rejects.toMatchObject({
       providerCode: 'TIMEOUT',

@@ -9,7 +9,13 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createV2Provider, type PaymentProvider } from '../../cloudfunctions/shared/providers';
+import {
+  type CreatePaymentInput,
+  createV2Provider,
+  type NotificationInput,
+  type PaymentProvider,
+  ProviderError,
+} from '../../cloudfunctions/shared/providers';
 import { createV3Client, type V3ClientConfig } from '../../cloudfunctions/shared/providers/v3/client';
 import {
   merchantPrivateKey,
@@ -30,6 +36,9 @@ import {
   type WxPaySimulator,
   type WxPaySimulatorOptions,
 } from '../../sandbox/wxpay';
+import { uniqueNo, until as untilWithin } from '../wxpay/fixtures';
+
+export { uniqueNo };
 
 export const DIRECT = { appid: 'wxd678efh567hg6787', mchId: '1900000109' };
 export const SP = { appid: 'wx8888888888888888', mchId: '1900000100' };
@@ -213,6 +222,22 @@ export interface Endpoint {
   close(): Promise<void>;
 }
 
+/** A delivery to the endpoint as the provider reads it: the raw bytes and headers. */
+export function httpNotification(d: Delivery): NotificationInput {
+  return { transport: 'http', method: d.method, headers: d.headers, body: d.body };
+}
+
+/** An endpoint answer that acknowledges what `provider` verifies and refuses the rest, as a merchant would. */
+export function answerAs(provider: PaymentProvider): Endpoint['answer'] {
+  return async (d) => {
+    const parsed = await provider.parseNotification(httpNotification(d));
+    const reply = provider.reply(
+      parsed.verified ? { ok: true } : { ok: false, retry: false, message: 'refused' },
+    );
+    return reply.transport === 'http' ? reply : { statusCode: 500 };
+  };
+}
+
 /** A notify endpoint on 127.0.0.1 that keeps each delivery's raw bytes and headers. */
 export async function startEndpoint(answer?: Endpoint['answer']): Promise<Endpoint> {
   const e: Endpoint = {
@@ -251,18 +276,31 @@ export async function startEndpoint(answer?: Endpoint['answer']): Promise<Endpoi
   return e;
 }
 
-export async function until<T>(fn: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** test/wxpay's `until`, keeping the 5 s default these tests had. */
+export function until<T>(fn: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
+  return untilWithin(fn, what, timeoutMs);
 }
 
-let seq = 0;
-export function uniqueNo(prefix: string): string {
-  seq += 1;
-  return `${prefix}${Date.now().toString(36)}${seq}`;
+/** An order from 127.0.0.1 payable for 30 minutes, with a fresh out_trade_no starting with `prefix`. */
+export function paymentInput(
+  prefix: string,
+  fields: Pick<CreatePaymentInput, 'description' | 'totalFen' | 'payerOpenid'> & Partial<CreatePaymentInput>,
+): CreatePaymentInput {
+  return {
+    outTradeNo: uniqueNo(prefix),
+    clientIp: '127.0.0.1',
+    expiresAtMs: Date.now() + 30 * 60_000,
+    ...fields,
+  };
+}
+
+/** The ProviderError a call fails with; anything else (success, another error) fails the test. */
+export async function failure(p: Promise<unknown>): Promise<ProviderError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ProviderError) return e;
+    throw e;
+  }
+  throw new Error('expected a ProviderError');
 }

@@ -5,11 +5,7 @@
  * sub_openid) with the notify's sub_mch_id checked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CreatePaymentInput,
-  type PaymentProvider,
-  ProviderError,
-} from '../../cloudfunctions/shared/providers';
+import type { CreatePaymentInput, PaymentProvider } from '../../cloudfunctions/shared/providers';
 import { createV2Provider } from '../../cloudfunctions/shared/providers/v2';
 import {
   parseXml,
@@ -19,7 +15,20 @@ import {
   toXml,
   verify,
 } from '../../cloudfunctions/shared/wxpay';
-import { type Endpoint, SP, SUB, startEndpoint, startV3Env, uniqueNo, until, type V3Env } from './fixtures';
+import {
+  answerAs,
+  type Endpoint,
+  failure,
+  httpNotification,
+  paymentInput,
+  SP,
+  SUB,
+  startEndpoint,
+  startV3Env,
+  uniqueNo,
+  until,
+  type V3Env,
+} from './fixtures';
 
 let env: V3Env;
 let endpoint: Endpoint;
@@ -28,49 +37,21 @@ let provider: PaymentProvider;
 beforeAll(async () => {
   env = await startV3Env();
   provider = env.v2();
-  endpoint = await startEndpoint(async (d) => {
-    const r = provider.reply(
-      (
-        await provider.parseNotification({
-          transport: 'http',
-          method: d.method,
-          headers: d.headers,
-          body: d.body,
-        })
-      ).verified
-        ? { ok: true }
-        : { ok: false, retry: false, message: 'refused' },
-    );
-    return r.transport === 'http' ? r : { statusCode: 500 };
-  });
+  endpoint = await startEndpoint(answerAs(provider));
 });
 afterAll(async () => {
   await env?.close();
   await endpoint?.close();
 });
 
-function order(over: Partial<CreatePaymentInput> = {}): CreatePaymentInput {
-  return {
-    outTradeNo: uniqueNo('V2'),
+const order = (over: Partial<CreatePaymentInput> = {}): CreatePaymentInput =>
+  paymentInput('V2', {
     description: '小店-碧螺春',
     totalFen: 4200,
     payerOpenid: 'o_v2_payer',
-    clientIp: '127.0.0.1',
-    expiresAtMs: Date.now() + 30 * 60_000,
     notifyUrl: endpoint.url,
     ...over,
-  };
-}
-
-async function failure(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ProviderError) return e;
-    throw e;
-  }
-  throw new Error('expected a ProviderError');
-}
+  });
 
 describe('APIv2 behind the port', () => {
   it('orders, is paid, hears and acknowledges the XML notify, queries, refunds and hears the refund', async () => {
@@ -87,14 +68,7 @@ describe('APIv2 behind the port', () => {
       'the pay notify acknowledged with return_code SUCCESS',
     );
     const d = endpoint.received[before]!;
-    expect(
-      await provider.parseNotification({
-        transport: 'http',
-        method: 'POST',
-        headers: d.headers,
-        body: d.body,
-      }),
-    ).toMatchObject({
+    expect(await provider.parseNotification(httpNotification(d))).toMatchObject({
       verified: true,
       event: { kind: 'payment', outTradeNo: input.outTradeNo, totalFen: 4200, payerOpenid: 'o_v2_payer' },
     });
@@ -120,14 +94,7 @@ describe('APIv2 behind the port', () => {
     env.sim.settleRefunds();
     await until(() => endpoint.received.length > beforeRefund, 'the refund notify');
     const r = endpoint.received[beforeRefund]!;
-    expect(
-      await provider.parseNotification({
-        transport: 'http',
-        method: 'POST',
-        headers: r.headers,
-        body: r.body,
-      }),
-    ).toMatchObject({
+    expect(await provider.parseNotification(httpNotification(r))).toMatchObject({
       verified: true,
       event: {
         kind: 'refund',
@@ -236,16 +203,7 @@ describe('APIv2 behind the port', () => {
 describe('APIv2 in service-provider mode (服务商)', () => {
   it('orders for the sub-merchant with sub_appid and sub_openid, paid with a paySign naming sub_appid', async () => {
     const p = env.v2({ partner: true, subAppid: true });
-    const receiver = await startEndpoint(async (d) => {
-      const parsed = await p.parseNotification({
-        transport: 'http',
-        method: 'POST',
-        headers: d.headers,
-        body: d.body,
-      });
-      const r = p.reply(parsed.verified ? { ok: true } : { ok: false, retry: false, message: 'no' });
-      return r.transport === 'http' ? r : { statusCode: 500 };
-    });
+    const receiver = await startEndpoint(answerAs(p));
     try {
       const input = order({ notifyUrl: receiver.url });
       const { payment } = await p.createPayment(input);

@@ -6,18 +6,18 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CreatePaymentInput,
-  type PaymentProvider,
-  ProviderError,
-} from '../../cloudfunctions/shared/providers';
+import type { CreatePaymentInput, PaymentProvider } from '../../cloudfunctions/shared/providers';
 import type { V3Client } from '../../cloudfunctions/shared/providers/v3/client';
 import { paySignMessage, verifySha256Rsa } from '../../cloudfunctions/shared/providers/v3/crypto';
 import { VerifierKeys } from '../../cloudfunctions/shared/providers/v3/keys';
 import { createV3Provider } from '../../cloudfunctions/shared/providers/v3/provider';
 import {
+  answerAs,
   DIRECT,
   type Endpoint,
+  failure,
+  httpNotification,
+  paymentInput,
   SUB,
   startEndpoint,
   startV3Env,
@@ -36,49 +36,21 @@ let provider: PaymentProvider;
 beforeAll(async () => {
   env = await startV3Env();
   provider = env.v3();
-  endpoint = await startEndpoint(
-    async (d) =>
-      provider.reply(
-        (
-          await provider.parseNotification({
-            transport: 'http',
-            method: d.method,
-            headers: d.headers,
-            body: d.body,
-          })
-        ).verified
-          ? { ok: true }
-          : { ok: false, retry: false, message: 'refused' },
-      ) as never,
-  );
+  endpoint = await startEndpoint(answerAs(provider));
 });
 afterAll(async () => {
   await env?.close();
   await endpoint?.close();
 });
 
-function order(over: Partial<CreatePaymentInput> = {}): CreatePaymentInput {
-  return {
-    outTradeNo: uniqueNo('V3'),
+const order = (over: Partial<CreatePaymentInput> = {}): CreatePaymentInput =>
+  paymentInput('V3', {
     description: '小店-西湖龙井',
     totalFen: 6800,
     payerOpenid: 'o_v3_payer',
-    clientIp: '127.0.0.1',
-    expiresAtMs: Date.now() + 30 * 60_000,
     notifyUrl: endpoint.url,
     ...over,
-  };
-}
-
-async function failure(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ProviderError) return e;
-    throw e;
-  }
-  throw new Error('expected a ProviderError');
-}
+  });
 
 describe('APIv3 against the simulator (direct merchant)', () => {
   it('orders, is paid with an RSA paySign, hears the notify, queries, refunds and hears the refund', async () => {
@@ -103,12 +75,7 @@ describe('APIv3 against the simulator (direct merchant)', () => {
     expect(env.sim.pay(payment as never)).toEqual({ errMsg: 'requestPayment:ok' });
     await until(() => endpoint.received.length > before, 'the pay notify');
     const delivered = endpoint.received[before]!;
-    const parsed = await env.v3().parseNotification({
-      transport: 'http',
-      method: 'POST',
-      headers: delivered.headers,
-      body: delivered.body,
-    });
+    const parsed = await env.v3().parseNotification(httpNotification(delivered));
     // (a fresh provider: the receiver's own provider has already used this nonce)
     expect(parsed).toMatchObject({
       verified: true,
@@ -154,14 +121,7 @@ describe('APIv3 against the simulator (direct merchant)', () => {
     env.sim.settleRefunds();
     await until(() => endpoint.received.length > beforeRefund, 'the refund notify');
     const refundNotify = endpoint.received[beforeRefund]!;
-    expect(
-      await env.v3().parseNotification({
-        transport: 'http',
-        method: 'POST',
-        headers: refundNotify.headers,
-        body: refundNotify.body,
-      }),
-    ).toMatchObject({
+    expect(await env.v3().parseNotification(httpNotification(refundNotify))).toMatchObject({
       verified: true,
       event: { kind: 'refund', outRefundNo: refundNo, status: 'SUCCESS', refundFen: 1800 },
     });
@@ -334,9 +294,7 @@ describe('APIv3 as a service provider (服务商)', () => {
       expect(env.sim.pay(payment as never)).toEqual({ errMsg: 'requestPayment:ok' });
       await until(() => receiver.received.length > 0, 'the partner pay notify');
       const d = receiver.received[0]!;
-      expect(
-        await p.parseNotification({ transport: 'http', method: 'POST', headers: d.headers, body: d.body }),
-      ).toMatchObject({
+      expect(await p.parseNotification(httpNotification(d))).toMatchObject({
         verified: true,
         event: { kind: 'payment', outTradeNo: input.outTradeNo, payerOpenid: 'o_v3_payer' },
       });
@@ -359,9 +317,7 @@ describe('APIv3 as a service provider (服务商)', () => {
       env.sim.settleRefunds();
       await until(() => receiver.received.length > 1, 'the partner refund notify');
       const r = receiver.received[1]!;
-      expect(
-        await p.parseNotification({ transport: 'http', method: 'POST', headers: r.headers, body: r.body }),
-      ).toMatchObject({
+      expect(await p.parseNotification(httpNotification(r))).toMatchObject({
         verified: true,
         event: { kind: 'refund', outRefundNo: no, status: 'SUCCESS' },
       });
@@ -432,13 +388,7 @@ describe('APIv3 notifies from the simulator', () => {
           headers: { 'content-type': 'application/json' },
           body: '{"code":"FAIL","message":"busy"}',
         };
-      const parsed = await p.parseNotification({
-        transport: 'http',
-        method: d.method,
-        headers: d.headers,
-        body: d.body,
-      });
-      return p.reply(parsed.verified ? { ok: true } : { ok: false, retry: false, message: 'no' }) as never;
+      return answerAs(p)(d, n);
     });
     try {
       const { payment } = await provider.createPayment(order({ notifyUrl: receiver.url }));
@@ -473,7 +423,7 @@ describe('APIv3 notifies from the simulator', () => {
       await until(() => receiver.received.length > 0, 'the notify');
       const d = receiver.received[0]!;
       expect(d.headers['wechatpay-serial']).toBe(certEnv.sim.v3!.platformSerial);
-      const input = { transport: 'http' as const, method: 'POST', headers: d.headers, body: d.body };
+      const input = httpNotification(d);
       expect((await both.parseNotification(input)).verified).toBe(true);
       expect(await onlyPublic.parseNotification(input)).toMatchObject({
         verified: false,
