@@ -55,7 +55,8 @@ describe('refund races', () => {
     );
     expect(answers.every((a) => a.ok)).toBe(true);
     const r = await refund(sandbox.stack, refundId);
-    expect(r.status).toBe('PROCESSING');
+    // WeChat settles it 60 ms (scaled) after accepting: on a loaded machine that can be before this read.
+    expect(['PROCESSING', 'SUCCESS']).toContain(r.status);
     expect(r.submitAttempts).toBe(1);
     expect(sandbox.stack.simulator.ledger().refunds.filter((x) => x.outRefundNo === refundId)).toHaveLength(
       1,

@@ -288,8 +288,15 @@ describe('what each side hears', () => {
     for (const a of ADMINS) await control.grant(a, T.refundAttention, 3);
     const orderId = await buyAndPay(stack, shopper, 'chopsticks');
     const applied = await apply(shopper, orderId, 1990);
-    unwrap(await stack.call('approveRefund', { refundId: applied.refundId, decision: 'approve' }, ADMIN));
-    expect(stack.simulator.settleRefund(applied.refundId, 'REFUNDCLOSE')).toBe(true);
+    // WeChat holds the refund until the test decides how it ends (its own 60 ms of scaled
+    // processing time can pass on a loaded machine before the next line).
+    stack.simulator.setFaults({ refundDelayMs: 3_600_000 });
+    try {
+      unwrap(await stack.call('approveRefund', { refundId: applied.refundId, decision: 'approve' }, ADMIN));
+      expect(stack.simulator.settleRefund(applied.refundId, 'REFUNDCLOSE')).toBe(true);
+    } finally {
+      stack.simulator.setFaults({ refundDelayMs: null });
+    }
     await stack.simulator.flushNotifies();
     expect((await refund(stack, applied.refundId)).status).toBe('CLOSED');
 
