@@ -32,7 +32,7 @@ const httpEvent = (body: string) => ({ httpMethod: 'POST', body, isBase64Encoded
 
 type Data = Record<string, unknown>;
 
-/** Runs every function the shop has, in the order a purchase and a refund take. */
+/** Runs a purchase and a refund end to end, one function after another, as the shop takes them. */
 export async function runFlow(stack: Stack): Promise<FlowStep[]> {
   const steps: FlowStep[] = [];
   const m = stack.info.merchant;
