@@ -58,6 +58,17 @@ const paidEvent = (orderId: string) => ({
   data: { _id: `${orderId}:PAID` },
 });
 
+/** Delivers WeChat's notifies for an order, retries included, until one is acknowledged. */
+async function deliver(orderId: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    await stack.simulator.flushNotifies();
+    const last = stack.simulator.notifies().filter((n) => n.body.includes(orderId)).at(-1);
+    if (last?.acknowledged) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no notify for ${orderId} was acknowledged`);
+}
+
 function logged(event: string, orderId: string): Record<string, unknown>[] {
   return logs
     .filter((l) => l.startsWith('{'))
@@ -194,7 +205,7 @@ describe('event before transition', () => {
     expect(await events(stack, o.orderId)).toEqual([]);
 
     held.release();
-    await stack.simulator.flushNotifies();
+    await deliver(o.orderId);
     expect((await order(stack, o.orderId)).status).toBe('PAID');
     expect((await events(stack, o.orderId)).map((e) => [e.to, e.source])).toEqual([['PAID', 'notify']]);
     const attempts = stack.simulator.notifies().filter((n) => n.body.includes(o.orderId));
@@ -219,7 +230,7 @@ describe('event before transition', () => {
     const again = await retry.reached(15_000);
     expect((await order(stack, o.orderId)).status).toBe('NOTPAY');
     again.release();
-    await stack.simulator.flushNotifies();
+    await deliver(o.orderId);
 
     const paid = await order(stack, o.orderId);
     expect(paid).toMatchObject({ status: 'PAID' });
@@ -230,6 +241,29 @@ describe('event before transition', () => {
     expect(attempts.at(-1)).toMatchObject({ acknowledged: true });
     expect(logged('order.paid', o.orderId)).toHaveLength(1);
   }, 30_000);
+});
+
+describe('lost answers', () => {
+  it('a compare-and-set stored but its answer lost: the notify answers FAIL, and WeChat’s retry adds nothing', async () => {
+    const o = await newOrder();
+    const lost = stack.emulator.faults.loseAnswer(paidCas(o.orderId));
+    expect(stack.simulator.pay(o.payment as never).errMsg).toBe('requestPayment:ok');
+    expect(await (await lost.reached()).settled).toMatchObject({
+      state: 'lost',
+      response: { data: { updated: 1 } },
+    });
+    await deliver(o.orderId);
+    const paid = await order(stack, o.orderId);
+    expect(paid.status).toBe('PAID');
+
+    // The function could not know its write landed, so it asked WeChat to try again.
+    const attempts = stack.simulator.notifies().filter((n) => n.body.includes(o.orderId));
+    expect(attempts[0]).toMatchObject({ attempt: 1, acknowledged: false });
+    expect(attempts[0]!.replyBody).toContain('<return_code><![CDATA[FAIL]]></return_code>');
+    expect(attempts.at(-1)).toMatchObject({ acknowledged: true });
+    expect(await order(stack, o.orderId)).toEqual(paid);
+    expect((await events(stack, o.orderId)).map((e) => e.to)).toEqual(['PAID']);
+  });
 });
 
 describe('closing an order that was paid', () => {
