@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The tests `npm run test:mutation` runs against each mutant: those that run the shared
+ * library in the test process. The integration suites run the functions as esbuild bundles
+ * in worker threads, where Stryker cannot switch a mutant on, so they cannot kill one.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts', 'test/wxpay/**/*.test.ts', 'test/reliability/codec.property.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
