@@ -84,10 +84,11 @@ export type DbFaultSpec = (Exclude<DbFaultEffect, { action: 'proceed' }> | { act
   times?: number;
 };
 
-export type HitState = 'held' | 'answered' | 'failed' | 'dropped' | 'lost' | 'abandoned';
+/** `held` until released; `running` while the server carries the effect out; then how it ended. */
+export type HitState = 'held' | 'running' | 'answered' | 'failed' | 'dropped' | 'lost' | 'abandoned';
 
 export interface HitOutcome {
-  state: Exclude<HitState, 'held'>;
+  state: Exclude<HitState, 'held' | 'running'>;
   /** The body the database produced (answered, or lost on the way back). */
   response?: Record<string, unknown>;
 }
@@ -351,14 +352,14 @@ class Hit implements FaultHit {
         this.resolveEffect = r;
       });
     } else {
-      this.state = 'answered';
+      this.state = 'running';
       this.effect = Promise.resolve(spec as DbFaultEffect);
     }
   }
 
   release(effect: DbFaultEffect = { action: 'proceed' }): boolean {
     if (this.state !== 'held' || !this.resolveEffect) return false;
-    this.state = 'answered';
+    this.state = 'running';
     this.resolveEffect(effect);
     this.resolveEffect = undefined;
     return true;
