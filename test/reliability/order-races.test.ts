@@ -62,7 +62,10 @@ const paidEvent = (orderId: string) => ({
 async function deliver(orderId: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     await stack.simulator.flushNotifies();
-    const last = stack.simulator.notifies().filter((n) => n.body.includes(orderId)).at(-1);
+    const last = stack.simulator
+      .notifies()
+      .filter((n) => n.body.includes(orderId))
+      .at(-1);
     if (last?.acknowledged) return;
     await new Promise((r) => setTimeout(r, 20));
   }
