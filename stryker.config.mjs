@@ -19,7 +19,7 @@ export default {
   reporters: ['clear-text', 'html', 'json', 'progress'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
-  clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
+  clearTextReporter: { allowColor: false, logTests: false, reportTests: false },
   thresholds: { high: 90, low: 80, break: null },
   concurrency: 2,
   ignorePatterns: ['dist', '.data', 'test-artifacts', 'reports', 'bench', 'miniprogram', 'docs'],

@@ -51,6 +51,8 @@ export interface DbRequestInfo {
   transactionId: string | undefined;
   /** The invocation that sent it (the runtime's per-invocation `/inv/<scope>/admin` URL). */
   scope: string | undefined;
+  /** The environment id the SDK named (`envName`); '' means "the account's default one". */
+  env: string | undefined;
 }
 
 export interface DbFaultMatch {
@@ -179,6 +181,7 @@ export function describeRequest(body: Record<string, unknown>, scope: string | u
     transactionId:
       typeof body['transactionId'] === 'string' && body['transactionId'] ? body['transactionId'] : undefined,
     scope,
+    env: typeof body['envName'] === 'string' ? body['envName'] : undefined,
   };
 }
 

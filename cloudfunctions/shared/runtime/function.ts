@@ -18,17 +18,23 @@ import { getWxContext, rawDatabase } from './cloud';
 
 /** Built once per cold start; `deps()` gives each invocation a fresh store (and request count). */
 export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
-  let config: ShopConfig | undefined;
-  let configError: ConfigError | undefined;
+  let loaded: ShopConfig | ConfigError;
   try {
-    config = loadConfig(process.env, needs);
+    loaded = loadConfig(process.env, needs);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    configError = e;
+    loaded = e;
     log('error', 'config.invalid', { fn, problems: e.problems });
   }
+  if (loaded instanceof ConfigError) {
+    const error = loaded;
+    return () => {
+      throw error;
+    };
+  }
+  const config = loaded;
   const wxpay =
-    config && (needs.wxpay || needs.cert)
+    needs.wxpay || needs.cert
       ? createWxPayClient({
           appid: config.wxpay.appid,
           mchId: config.wxpay.mchId,
@@ -40,10 +46,7 @@ export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
           totalTimeoutMs: config.wxpay.timeoutMs,
         })
       : undefined;
-  return () => {
-    if (configError || !config) throw configError ?? new ConfigError(['configuration missing']);
-    return { store: new Store(rawDatabase()), config, wxpay, now: Date.now, random: nonceStr, log };
-  };
+  return () => ({ store: new Store(rawDatabase()), config, wxpay, now: Date.now, random: nonceStr, log });
 }
 
 export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, caller: Caller) => Promise<T>;
@@ -98,6 +101,7 @@ export function notifyFunction(
       log('warn', `${fn}.rejected`, { reason: 'XML_TOO_LARGE', bytes: raw.length });
       return xmlResponse(replyXml('FAIL', 'body too large'), 413);
     }
+    // Stryker disable next-line StringLiteral: Buffer.from(text, '') is utf8 too (equivalent).
     const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
     let d: Deps;
     try {
@@ -135,6 +139,7 @@ export function timerFunction<T>(
     // shopper from driving the merchant's WeChat API calls at will (as notifyFunction does).
     const ctx = getWxContext();
     const isHttp = typeof event === 'object' && event !== null && 'httpMethod' in event;
+    // Stryker disable next-line StringLiteral: any stand-in for a missing SOURCE is not wx_client (equivalent).
     if (ctx.OPENID || (ctx.SOURCE ?? '').split(',').includes('wx_client') || isHttp) {
       log('warn', `${fn}.rejected`, { reason: 'NOT_TIMER', source: ctx.SOURCE });
       return { error: 'FORBIDDEN: this function runs on its timer trigger' };

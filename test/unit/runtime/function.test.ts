@@ -4,11 +4,12 @@
  * refusal rules, what each kind of function answers, configuration errors, and the wiring
  * each invocation gets.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Deps } from '../../../cloudfunctions/shared/domain/deps';
 import { AppError } from '../../../cloudfunctions/shared/errors';
 import { setLogSink } from '../../../cloudfunctions/shared/log';
-import { getWxContext, initCloud, rawDatabase } from '../../../cloudfunctions/shared/runtime/cloud';
+import { getWxContext, rawDatabase } from '../../../cloudfunctions/shared/runtime/cloud';
 import {
   callableFunction,
   notifyFunction,
@@ -18,6 +19,7 @@ import {
 import { Store } from '../../../cloudfunctions/shared/store';
 import { XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay/xml';
 import { startTcbEmulator, type TcbEmulator } from '../../../sandbox/tcb';
+import { MD5_MERCHANT, startEnv } from '../../wxpay/fixtures';
 
 const CONFIG = {
   WXPAY_APPID: 'wx0123456789abcdef',
@@ -100,7 +102,6 @@ describe('cloud', () => {
     const timer = getWxContext();
     expect(timer.OPENID).toBeUndefined();
     expect(timer.SOURCE).toBe('wx_trigger');
-    expect(initCloud()).toBe(initCloud());
   });
 
   it('gives a database where a missing document reads as null, not an error', async () => {
@@ -110,6 +111,22 @@ describe('cloud', () => {
     const store = new Store(rawDatabase());
     expect(await store.get('orders', 'c1')).toEqual({ _id: 'c1', v: 1 });
     expect(await store.get('orders', 'missing')).toBeNull();
+  });
+
+  it('initialises the SDK on first use in a fresh instance', async () => {
+    // A cold start: this module anew (and, in the mutation run, the SDK anew too).
+    vi.resetModules();
+    const fresh = await import('../../../cloudfunctions/shared/runtime/cloud');
+    expect(await new Store(fresh.rawDatabase()).get('orders', 'c1')).toEqual({ _id: 'c1', v: 1 });
+  });
+
+  it('talks to the environment the function runs in, not the account default', async () => {
+    const read = emu.faults.pause({ op: 'get', collection: 'orders' });
+    const pending = new Store(rawDatabase()).get('orders', 'c1');
+    const held = await read.reached();
+    expect(held.request.env).toBe('local');
+    held.release();
+    await pending;
   });
 });
 
@@ -138,6 +155,33 @@ describe('wiring', () => {
       WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----',
     });
     expect(wiring('approveRefund', { cert: true })().wxpay).toBeDefined();
+  });
+
+  it('hands the WeChat Pay client the configured CA and client certificate', async () => {
+    const env = await startEnv();
+    try {
+      setConfig({
+        ...CONFIG,
+        WXPAY_APPID: MD5_MERCHANT.appid,
+        WXPAY_MCHID: MD5_MERCHANT.mchId,
+        WXPAY_API_KEY: MD5_MERCHANT.apiKey,
+        WXPAY_SIGN_TYPE: 'MD5',
+        WXPAY_BASE_URL: env.sim.url,
+        WXPAY_CA_PEM: readFileSync(env.certs.caCertPath, 'utf8'),
+        WXPAY_CERT_PEM: readFileSync(env.certs.certPath, 'utf8'),
+        WXPAY_KEY_PEM: readFileSync(env.certs.keyPath, 'utf8'),
+      });
+      const { wxpay } = wiring('approveRefund', { wxpay: true, cert: true })();
+      // WeChat Pay's own answer, so TLS (its CA) and mutual TLS (our certificate) both worked.
+      await expect(wxpay!.orderQuery({ out_trade_no: 'NOSUCHORDER1' })).rejects.toMatchObject({
+        errCode: 'ORDERNOTEXIST',
+      });
+      await expect(
+        wxpay!.refund({ out_trade_no: 'NOSUCHORDER1', out_refund_no: 'R1', total_fee: 1, refund_fee: 1 }),
+      ).rejects.toMatchObject({ errCode: 'ORDERNOTEXIST' });
+    } finally {
+      await env.close();
+    }
   });
 
   it('names every configuration problem once at cold start and refuses every invocation', () => {
@@ -228,7 +272,9 @@ describe('notifyFunction', () => {
       outcome: 'PAID',
       dbRequests: 0,
     });
-    expect(typeof lines.at(-1)!['ms']).toBe('number');
+    const ms = lines.at(-1)!['ms'] as number;
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThan(60_000);
   });
 
   it('decodes a base64 body, accepts a lower-case method, and passes an absent body as empty', async () => {
@@ -252,7 +298,7 @@ describe('notifyFunction', () => {
     expect(r.body).toContain('not an HTTP notify');
     expect(calls).toEqual([]);
     expect(lines).toEqual([
-      expect.objectContaining({ event: 'payNotify.rejected', reason: 'NOT_HTTP_ACCESS' }),
+      expect.objectContaining({ level: 'warn', event: 'payNotify.rejected', reason: 'NOT_HTTP_ACCESS' }),
     ]);
   });
 
@@ -265,6 +311,7 @@ describe('notifyFunction', () => {
     }
     const get = await main(httpEvent('<xml/>', { httpMethod: 'GET' }));
     expect(get.statusCode).toBe(405);
+    expect(get.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
     expect(get.body).toContain('POST only');
     expect(calls).toEqual([]);
   });
@@ -274,8 +321,10 @@ describe('notifyFunction', () => {
     const limit = Math.ceil((XML_MAX_BYTES * 4) / 3) + 4;
     const over = await main(httpEvent('a'.repeat(limit + 1)));
     expect(over.statusCode).toBe(413);
+    expect(over.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
     expect(over.body).toContain('body too large');
     expect(lines.at(-1)).toMatchObject({
+      level: 'warn',
       event: 'payNotify.rejected',
       reason: 'XML_TOO_LARGE',
       bytes: limit + 1,
@@ -305,9 +354,14 @@ describe('notifyFunction', () => {
     const { main, calls } = notify();
     const r = await main(httpEvent('<xml/>'));
     expect(r.statusCode).toBe(200);
+    expect(r.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
     expect(r.body).toContain('merchant configuration error');
     expect(calls).toEqual([]);
-    expect(lines.at(-1)).toMatchObject({ level: 'error', event: 'payNotify.config_invalid' });
+    expect(lines.at(-1)).toMatchObject({
+      level: 'error',
+      event: 'payNotify.config_invalid',
+      error: { code: 'CONFIG_INVALID' },
+    });
   });
 });
 
@@ -337,10 +391,23 @@ describe('timerFunction', () => {
     expect(await main({ httpMethod: 'POST', body: '' })).toEqual(refused);
     expect(ran).toBe(0);
     expect(lines.filter((l) => l['event'] === 'reconcile.rejected')).toHaveLength(5);
-    expect(lines[1]).toMatchObject({ reason: 'NOT_TIMER', source: 'wx_client' });
+    expect(lines[1]).toMatchObject({ level: 'warn', reason: 'NOT_TIMER', source: 'wx_client' });
     // A source that merely contains the word is not the client.
     invocation({ SOURCE: 'wx_clientele' });
     expect(await main(TIMER)).toBe('ran');
+    invocation({});
+    expect(await main(TIMER)).toBe('ran');
+  });
+
+  it('runs with an event that is empty or not an object (a manual trigger)', async () => {
+    invocation({ SOURCE: 'wx_trigger' });
+    const seen: unknown[] = [];
+    const main = timerFunction('reconcile', {}, async (_deps, event) => {
+      seen.push(event);
+      return 'ran';
+    });
+    for (const e of [null, undefined, 'now', 5]) expect(await main(e)).toBe('ran');
+    expect(seen).toEqual([null, undefined, 'now', 5]);
   });
 
   it('returns the error message instead of throwing, and logs it', async () => {
@@ -349,11 +416,17 @@ describe('timerFunction', () => {
       throw new Error('orderquery timed out');
     });
     expect(await main(TIMER)).toEqual({ error: 'orderquery timed out' });
-    expect(lines.at(-1)).toMatchObject({ level: 'error', event: 'reconcile.error' });
-    const odd = timerFunction('reconcile', {}, async () => {
-      throw 'plain string';
+    expect(lines.at(-1)).toMatchObject({
+      level: 'error',
+      event: 'reconcile.error',
+      error: { name: 'Error', message: 'orderquery timed out' },
     });
-    expect(await odd(TIMER)).toEqual({ error: 'plain string' });
+    for (const thrown of ['plain string', undefined, null]) {
+      const odd = timerFunction('reconcile', {}, async () => {
+        throw thrown;
+      });
+      expect(await odd(TIMER)).toEqual({ error: String(thrown) });
+    }
   });
 
   it('returns the configuration error instead of running', async () => {
