@@ -6,13 +6,16 @@ import type { WxParamsIn } from './types';
  * https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3
  */
 export function canonicalString(params: WxParamsIn): string {
-  return Object.keys(params)
-    .filter((k) => k !== 'sign')
-    .filter((k) => {
-      const v = params[k];
-      return v !== undefined && v !== null && String(v) !== '';
-    })
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    .map((k) => `${k}=${String(params[k])}`)
-    .join('&');
+  return (
+    Object.keys(params)
+      .filter((k) => k !== 'sign')
+      .filter((k) => {
+        const v = params[k];
+        return v !== undefined && v !== null && String(v) !== '';
+      })
+      // The default sort compares UTF-16 code units: ASCII order for APIv2's ASCII names.
+      .sort()
+      .map((k) => `${k}=${String(params[k])}`)
+      .join('&')
+  );
 }

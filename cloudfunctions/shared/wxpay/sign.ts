@@ -15,6 +15,7 @@ export function sign(params: WxParamsIn, key: string, signType: SignType): strin
   if (!isSignType(signType))
     throw new CryptoError('WXPAY_SIGN_TYPE', `unsupported sign type: ${String(signType)}`);
   const stringSignTemp = `${canonicalString(params)}&key=${key}`;
+  // Stryker disable next-line StringLiteral: utf8 is the default encoding of update() (equivalent).
   const digest =
     signType === 'MD5'
       ? createHash('md5').update(stringSignTemp, 'utf8').digest('hex')
@@ -28,8 +29,12 @@ export function sign(params: WxParamsIn, key: string, signType: SignType): strin
  */
 export function verify(params: WxParamsIn, key: string, signType: SignType): boolean {
   const given = params['sign'];
+  // An empty sign fails the length comparison below as well (equivalent mutant).
+  // Stryker disable next-line ConditionalExpression: equivalent, see above.
   if (typeof given !== 'string' || given.length === 0) return false;
+  // Stryker disable next-line StringLiteral: utf8 is Buffer.from's default (equivalent).
   const expected = Buffer.from(sign(params, key, signType), 'utf8');
+  // Stryker disable next-line StringLiteral: utf8 is Buffer.from's default (equivalent).
   const actual = Buffer.from(given.toUpperCase(), 'utf8');
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
