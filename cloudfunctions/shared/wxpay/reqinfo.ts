@@ -14,6 +14,7 @@ function reqInfoKey(apiKey: string): Buffer {
 /** Decrypts a refund notify's `req_info` and parses its `<root>` fields. */
 export function decryptReqInfo(reqInfo: string, apiKey: string): WxParams {
   const key = reqInfoKey(apiKey);
+  // Stryker disable next-line StringLiteral: any stand-in that is not base64 is refused alike (equivalent).
   const text = typeof reqInfo === 'string' ? reqInfo.trim() : '';
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) {
     throw new CryptoError('REQ_INFO_INVALID', 'req_info is missing or not base64');

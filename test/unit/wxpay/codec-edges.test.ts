@@ -239,6 +239,15 @@ describe('decryptReqInfo refusals', () => {
     ).toBe(true);
   });
 
+  it('reports a key whose padding does not check out as "does not decrypt", with the cipher’s error', () => {
+    const e = thrown(() => decryptReqInfo(valid, 'wrongkey0')) as CryptoError;
+    expect(e).toMatchObject({
+      code: 'REQ_INFO_DECRYPT',
+      message: 'req_info does not decrypt with this API key',
+    });
+    expect(e.cause).toMatchObject({ message: expect.stringMatching(/bad decrypt/) });
+  });
+
   it('reports padding that decrypts to something other than <root> XML as REQ_INFO_DECRYPT', () => {
     const c = createCipheriv('aes-256-ecb', Buffer.from(createHash('md5').update(KEY).digest('hex')), null);
     const b64 = Buffer.concat([c.update('hello, not xml'), c.final()]).toString('base64');
@@ -265,6 +274,11 @@ describe('bills', () => {
     expect(b.rows).toHaveLength(1);
     expect(b.rows[0]!['费率备注']).toBe('');
     expect(b.summary['申请退款总金额']).toBe('0.00');
+  });
+
+  it('keeps a byte-order mark that is not at the very start', () => {
+    const b = parseBill(bill(HEADER, row().replace('苹果', '苹\uFEFF果'), SUMMARY, SUM));
+    expect(b.rows[0]!['商品名称']).toBe('苹\uFEFF果');
   });
 
   it('reads a day without trades, and rows whose last field is not empty', () => {
