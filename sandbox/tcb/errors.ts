@@ -95,7 +95,7 @@ export const TRANSIENT_ERRORS = {
     tcbErrors.writeFailed(
       'WriteConflict error: this operation conflicted with another operation. Please retry your operation or multi-document transaction.',
     ),
-  /** -501001 after the SDK's rewrap (reference: transactions inside runTransaction). */
+  /** -501001: wx-server-sdk rewraps it when a single write inside a transaction conflicts. */
   transactionConflict: () => tcbErrors.transactionConflict(),
 } as const;
 

@@ -38,7 +38,7 @@ let lines: Record<string, unknown>[];
 let restoreSink: (line: string) => void;
 const saved = { ...process.env };
 
-/** What the platform puts in the environment of one invocation (reference: getWXContext). */
+/** What the platform puts in the environment of one invocation, where getWXContext() reads it. */
 function invocation(ctx: { OPENID?: string; APPID?: string; SOURCE?: string }): void {
   process.env['WX_CONTEXT_KEYS'] = CONTEXT_KEYS.join(',');
   for (const k of CONTEXT_KEYS) delete process.env[k];
