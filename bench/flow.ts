@@ -1,7 +1,9 @@
+import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 /**
  * The whole shop flow, one step at a time through the function runtime, recording what the
- * emulator counted for each step. Section 3 reads the counts; section 1 runs the same flow
- * on the bundled variant to prove every SDK feature the functions use still works there.
+ * emulator counted for each step. Section 3 reads the counts; section 1 runs the same flow on
+ * both builds (wx-server-sdk bundled and external) to prove every SDK path the functions use
+ * works in each.
  *
  * Notifies are posted by this script (the simulator's own are switched off for the steps that
  * count them), so "first" and "duplicate" are exactly that, not a race with the simulator.
@@ -90,7 +92,12 @@ export async function runFlow(stack: Stack): Promise<FlowStep[]> {
     await step('listOrders', 'listOrders', {}, shopper);
 
     const applied = data(
-      await step('applyRefund', 'applyRefund', { orderId, refundFee: 800, reason: 'bench' }, shopper),
+      await step(
+        'applyRefund',
+        'applyRefund',
+        { orderId, refundFee: 800, reason: 'bench', requestId: nonceStr(24) },
+        shopper,
+      ),
     );
     const refundId = (applied['refund'] as Data)['refundId'] as string;
     const approved = data(

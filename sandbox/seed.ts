@@ -47,4 +47,12 @@ export const DEMO_PRODUCTS: ProductDoc[] = [
   },
 ];
 
-export const COLLECTION_NAMES = ['products', 'orders', 'refunds', 'payment_events'] as const;
+export const COLLECTION_NAMES = [
+  'products',
+  'orders',
+  'refunds',
+  'payment_events',
+  'notices',
+  'bill_checks',
+  'caller_limits',
+] as const;

@@ -1,24 +1,27 @@
 /**
  * The whole offline shop in one call: CloudBase emulator, WeChat Pay simulator, function
  * runtime and gateway on 127.0.0.1, wired exactly as production is except for endpoints and
- * credentials (DESIGN.md §1, §7). `npm start`, the integration tests, the benchmarks and
+ * credentials (docs/ARCHITECTURE.md §1, §7). `npm start`, the integration tests, the benchmarks and
  * the browser test all start it the same way.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FunctionMap, FunctionName, Result } from '../cloudfunctions/shared/contract';
+import type { ProviderName } from '../cloudfunctions/shared/providers/port';
 import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 import type { SignType } from '../cloudfunctions/shared/wxpay/types';
 import { ensureCerts } from './certs';
 import { type AdminDb, adminDatabase } from './db';
 import { startGateway } from './gateway';
+import { DEMO_SUBSCRIBE_TEMPLATES, demoNoticeEnv } from './notice-templates';
 import { createFunctionRuntime } from './runtime';
 import { COLLECTION_NAMES, DEMO_PRODUCTS } from './seed';
 import { startTcbEmulator } from './tcb';
-import { startWxPaySimulator, type WxPaySimulator } from './wxpay';
+import { ensureV3Material, type SimMerchant, startWxPaySimulator, type WxPaySimulator } from './wxpay';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -32,7 +35,32 @@ export interface MerchantInfo {
   pfxPath: string;
 }
 
-/** `.data/stack.json`: what the console, tests and scripts read (DESIGN.md §7). */
+/**
+ * The merchant's APIv3 material (with `provider: 'v3'`): its API certificate and key are the
+ * APIv2 client certificate's (certPath/keyPath), as at WeChat.
+ */
+export interface V3MerchantInfo {
+  apiV3Key: string;
+  /** Serial of the merchant API certificate (`serial_no` in the Authorization header). */
+  merchantSerial: string;
+  privateKeyPath: string;
+  /** The WeChat Pay public key (`pub_key.pem`) and its id. */
+  publicKeyId: string;
+  publicKeyPath: string;
+  /** WeChat Pay's platform certificate (older merchants; the simulator signs with the public key unless asked). */
+  platformSerial: string;
+  platformCertPath: string;
+}
+
+export interface CloudPayInfo {
+  /** The shop's merchant number, bound to the environment (sub_mch_id). */
+  subMchId: string;
+  envId: string;
+  payFunction: string;
+  refundFunction: string;
+}
+
+/** `.data/stack.json`: what the console, tests and scripts read (docs/ARCHITECTURE.md §7). */
 export interface StackInfo {
   consoleUrl: string;
   gatewayUrl: string;
@@ -42,6 +70,10 @@ export interface StackInfo {
   shopperOpenid: string;
   adminOpenid: string;
   merchant: MerchantInfo;
+  /** How new orders are paid (WXPAY_PROVIDER); v2 by default. */
+  provider: ProviderName;
+  v3?: V3MerchantInfo;
+  cloudPay?: CloudPayInfo;
 }
 
 export interface StackOptions {
@@ -50,6 +82,13 @@ export interface StackOptions {
   host?: string;
   ports?: { gateway?: number; tcb?: number; wxpay?: number };
   signType?: SignType;
+  /**
+   * v2 (default: exactly the APIv2 sandbox), v3 (the simulator also speaks APIv3 with the
+   * merchant's v3 material, created once in the data folder) or cloudpay (the emulator also
+   * answers cloudPay and the simulator calls the named functions back). Sets WXPAY_PROVIDER
+   * and that provider's variables for the functions.
+   */
+  provider?: ProviderName;
   /** 1 = WeChat's real notify and refund timings. */
   timeScale?: number;
   functionsDir?: string;
@@ -162,32 +201,86 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const gatewayPort = await checkPort(host, options.ports?.gateway ?? 0, 'gateway');
     const gatewayUrl = `http://${host}:${gatewayPort}`;
 
+    const provider = options.provider ?? 'v2';
+    const envId = 'local';
+    // Started before the simulator, so the cloudPay route finds it through this reference.
+    let simulatorRef: WxPaySimulator | undefined;
+
     progress('CloudBase emulator');
     const emulator = await startTcbEmulator({
       host,
       port: await checkPort(host, options.ports?.tcb ?? 0, 'CloudBase emulator'),
       ...(persistent ? { dataDir: join(dataDir, 'tcb') } : {}),
       collections: [...COLLECTION_NAMES],
+      subscribe: {
+        templates: DEMO_SUBSCRIBE_TEMPLATES,
+        pages: JSON.parse(readFileSync(join(ROOT, 'miniprogram', 'app.json'), 'utf8')).pages,
+      },
+      ...(provider === 'cloudpay'
+        ? {
+            wxPayApi: (call) =>
+              simulatorRef!.cloudPay({
+                apiName: call.apiName,
+                data: call.data,
+                ...(call.appid ? { appid: call.appid } : {}),
+              }),
+          }
+        : {}),
     });
     cleanup.push(() => emulator.close());
+
+    const v3Material =
+      provider === 'v3'
+        ? ensureV3Material(join(dataDir, 'certs', 'v3'), {
+            caCertPath: certs.caCertPath,
+            caKeyPath: join(dataDir, 'certs', 'ca_key.pem'),
+            mchId: merchant.mchid,
+          })
+        : undefined;
+    const simMerchant: SimMerchant = {
+      appid: merchant.appid,
+      mchId: merchant.mchid,
+      apiKey: merchant.apiKey,
+      signType: merchant.signType,
+      refundNotifyUrl: `${gatewayUrl}/http/refund/notify`,
+      ...(v3Material
+        ? {
+            v3: {
+              apiV3Key: v3Material.apiV3Key,
+              certPem: readFileSync(certs.certPath, 'utf8'),
+              refundNotifyUrl: `${gatewayUrl}/http/refund/notify`,
+            },
+          }
+        : {}),
+    };
 
     progress('WeChat Pay simulator');
     const simulator = await startWxPaySimulator({
       host,
       port: await checkPort(host, options.ports?.wxpay ?? 0, 'WeChat Pay simulator'),
       certs,
-      merchants: [
-        {
-          appid: merchant.appid,
-          mchId: merchant.mchid,
-          apiKey: merchant.apiKey,
-          signType: merchant.signType,
-          refundNotifyUrl: `${gatewayUrl}/http/refund/notify`,
-        },
-      ],
+      merchants: [simMerchant],
       timeScale: options.timeScale ?? 1,
       ...(persistent ? { stateFile: join(dataDir, 'wxpay-ledger.json') } : {}),
+      ...(v3Material
+        ? {
+            v3: {
+              publicKey: {
+                id: v3Material.publicKeyId,
+                privateKeyPem: readFileSync(v3Material.publicKeyPrivatePath, 'utf8'),
+              },
+              platformCertificate: {
+                certPem: readFileSync(v3Material.platformCertPath, 'utf8'),
+                privateKeyPem: readFileSync(v3Material.platformKeyPath, 'utf8'),
+              },
+            },
+          }
+        : {}),
+      ...(provider === 'cloudpay'
+        ? { cloudPay: { bound: [{ subMchId: merchant.mchid, subAppid: merchant.appid }] } }
+        : {}),
     });
+    simulatorRef = simulator;
     cleanup.push(() => simulator.close());
 
     const shopperOpenid = 'o_shopper_demo';
@@ -203,10 +296,29 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       WXPAY_KEY_PEM: readFileSync(certs.keyPath, 'utf8'),
       WXPAY_BASE_URL: simulator.url,
       WXPAY_CA_PEM: readFileSync(certs.caCertPath, 'utf8'),
-      WXPAY_TIMEOUT_MS: '3000',
+      // WeChat's business timings (notify retries, refund results, the 1-minute refund rule)
+      // run scaled in the simulator; the functions' waits follow the same scale. Network and
+      // function timeouts stay the production ones.
+      SANDBOX_TIME_SCALE: String(options.timeScale ?? 1),
       ADMIN_OPENIDS: adminOpenid,
       ORDER_EXPIRE_MINUTES: '30',
       SHOP_NAME: '小店',
+      ...demoNoticeEnv(),
+      ...(provider !== 'v2' ? { WXPAY_PROVIDER: provider } : {}),
+      ...(v3Material
+        ? {
+            WXPAY_V3_KEY: v3Material.apiV3Key,
+            WXPAY_V3_PUBLIC_KEY_ID: v3Material.publicKeyId,
+            WXPAY_V3_PUBLIC_KEY_PEM: readFileSync(v3Material.publicKeyPath, 'utf8'),
+          }
+        : {}),
+      ...(provider === 'cloudpay'
+        ? {
+            WXPAY_CLOUDPAY_ENV: envId,
+            WXPAY_CLOUDPAY_PAY_FUNCTION: 'payNotify',
+            WXPAY_CLOUDPAY_REFUND_FUNCTION: 'refundNotify',
+          }
+        : {}),
       ...options.env,
     };
 
@@ -215,6 +327,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       functionsDir: options.functionsDir ?? join(ROOT, 'dist', 'cloudfunctions'),
       serviceUrl: emulator.serviceUrl,
       env,
+      envId,
       // In-process, so counting a call's database requests needs no extra HTTP round trip.
       takeDbRequestCount: (scope) => emulator.takeRequestCount(scope),
       ...(options.functionLog
@@ -225,6 +338,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         : {}),
     });
     cleanup.push(() => runtime.close());
+    if (provider === 'cloudpay') {
+      // cloudPay's callbacks are invocations of the named function, marked as the platform's.
+      simulator.setFunctionInvoker(async (name, event) => {
+        const out = await runtime.invoke(name, event, { SOURCE: 'wx_paycallback' });
+        return out.result;
+      });
+    }
 
     progress('gateway');
     let extension: GatewayRequestHook | undefined;
@@ -259,6 +379,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       shopperOpenid,
       adminOpenid,
       merchant: { ...merchant, certPath: certs.certPath, keyPath: certs.keyPath, pfxPath: certs.pfxPath },
+      provider,
+      ...(v3Material
+        ? {
+            v3: {
+              apiV3Key: v3Material.apiV3Key,
+              merchantSerial: new X509Certificate(readFileSync(certs.certPath)).serialNumber.toUpperCase(),
+              privateKeyPath: certs.keyPath,
+              publicKeyId: v3Material.publicKeyId,
+              publicKeyPath: v3Material.publicKeyPath,
+              platformSerial: v3Material.platformSerial,
+              platformCertPath: v3Material.platformCertPath,
+            },
+          }
+        : {}),
+      ...(provider === 'cloudpay'
+        ? {
+            cloudPay: {
+              subMchId: merchant.mchid,
+              envId,
+              payFunction: 'payNotify',
+              refundFunction: 'refundNotify',
+            },
+          }
+        : {}),
     };
     if (persistent) writeFileSync(join(dataDir, 'stack.json'), `${JSON.stringify(info, null, 2)}\n`);
 

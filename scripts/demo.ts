@@ -1,3 +1,4 @@
+import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 /**
  * `npm run demo`: a scripted tour of the whole flow against an in-memory sandbox, printed
  * step by step. The shopper and the merchant call the functions through the gateway's
@@ -101,7 +102,12 @@ async function tour(stack: Stack): Promise<void> {
 
   const applied = await call(
     'applyRefund',
-    { orderId: created.orderId, refundFee: created.totalFee, reason: '送错了口味 wrong flavour' },
+    {
+      orderId: created.orderId,
+      refundFee: created.totalFee,
+      reason: '送错了口味 wrong flavour',
+      requestId: nonceStr(24),
+    },
     shopper,
   );
   check(applied.refund.status === 'PENDING_REVIEW', `refund is ${applied.refund.status}`);

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole shop offline. Builds the functions, then starts the CloudBase
  * emulator, the WeChat Pay simulator, the function runtime (with the reconcile timer) and
- * the gateway serving the console, persisting everything in .data/ (DESIGN.md §7).
+ * the gateway serving the console, persisting everything in .data/ (the local contract in
+ * docs/ARCHITECTURE.md §7).
  *
  *   npm start                         console on http://127.0.0.1:8787/
  *   npm start -- --port 8790          or PORT=8790 npm start
@@ -10,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CONSOLE_DIR, DEMO_TIME_SCALE, startConsoleStack } from '../sandbox/console';
+import { CONSOLE_DIR, DEMO_TIME_SCALE, SECOND_SHOPPER_OPENID, startConsoleStack } from '../sandbox/console';
 import { ROOT, type Stack } from '../sandbox/stack';
 import { buildFunctions } from './build';
 
@@ -21,8 +22,11 @@ const HELP = `npm start [-- options]   the offline shop and its console
   --wxpay-port <n>   WeChat Pay simulator port       (env WXPAY_PORT, default 8789)
   --data <dir>       data folder                     (env SHOP_DATA_DIR, default .data)
   --time-scale <x>   sandbox time vs WeChat's        (env TIME_SCALE, default ${DEMO_TIME_SCALE})
+  --no-build         start with the functions already in dist/cloudfunctions
   --verbose          log every function call, including the console's polling
   --help             this text
+
+Stops cleanly on Ctrl-C, SIGINT, SIGTERM or SIGHUP, sent to this process or to npm.
 `;
 
 /** Function calls the console makes every second; logged only with --verbose. */
@@ -47,6 +51,7 @@ function options() {
       'wxpay-port': { type: 'string' },
       data: { type: 'string' },
       'time-scale': { type: 'string' },
+      'no-build': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -58,6 +63,7 @@ function options() {
     throw new UsageError(`time scale must be in (0, 1], got ${scaleRaw}`);
   return {
     help: values.help,
+    build: !values['no-build'],
     verbose: values.verbose,
     dataDir: resolve(values.data ?? env['SHOP_DATA_DIR'] ?? join(ROOT, '.data')),
     timeScale,
@@ -71,6 +77,25 @@ function options() {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+/** A stop that takes longer than this exits anyway: the ports are freed with the process. */
+const STOP_DEADLINE_MS = 3000;
+
+/**
+ * Calls `stop` on SIGINT, SIGTERM or SIGHUP, and when this process's parent goes away.
+ * The last one is for supervisors and containers: they signal the npm process, npm passes
+ * the signal on to the shell that runs the script (`sh -c`), and Debian's sh (dash) dies of
+ * it without passing it on, leaving this process running with its three ports bound. The
+ * parent changing (re-parented to init or a subreaper) is the only trace of that here.
+ */
+function stopWhenAsked(stop: (why: string) => void): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid !== parent) stop('the process that started this one exited');
+  }, 250);
+  watch.unref();
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (o.help) {
@@ -78,11 +103,34 @@ async function main(): Promise<void> {
     return;
   }
   const t0 = Date.now();
+  let stack: Stack | undefined;
   // Paths under the working folder are shown relative, others absolute.
   const shown = (p: string) => {
     const rel = relative(process.cwd(), p);
     return rel === '' ? '.' : rel.startsWith('..') ? p : rel;
   };
+  let stoppingSinceMs = 0;
+  const stop = async (why: string) => {
+    if (stoppingSinceMs > 0) {
+      // Ctrl-C can reach this process twice (the terminal's process group, and a wrapper
+      // relaying it), so only a signal well after the first means "stop waiting".
+      if (Date.now() - stoppingSinceMs < 1000) return;
+      console.log(`\n${why} again: exiting without waiting`);
+      process.exit(130);
+    }
+    stoppingSinceMs = Date.now();
+    console.log(`\n${why}: stopping…`);
+    setTimeout(() => {
+      console.error(`Not stopped within ${STOP_DEADLINE_MS / 1000} s: exiting anyway.`);
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
+    if (!stack) process.exit(0); // still starting: nothing to close that exiting does not
+    await stack.close();
+    console.log(`Stopped. The data stays in ${shown(o.dataDir)}/ (delete it to start over).`);
+    process.exit(0);
+  };
+  stopWhenAsked((why) => void stop(why));
+
   const firstRun = !existsSync(join(o.dataDir, 'merchant.json'));
   console.log(
     firstRun
@@ -91,11 +139,13 @@ async function main(): Promise<void> {
   );
   const step = (what: string) => console.log(`  ${seconds(Date.now() - t0).padStart(6)}  ${what}`);
 
-  step('building the cloud functions');
-  const fns = await buildFunctions();
-  step(`built ${fns.length} functions into dist/cloudfunctions`);
+  if (o.build) {
+    step('building the cloud functions');
+    const fns = await buildFunctions();
+    step(`built ${fns.length} functions into dist/cloudfunctions`);
+  } else step('using the functions already built in dist/cloudfunctions');
 
-  const stack: Stack = await startConsoleStack({
+  stack = await startConsoleStack({
     dataDir: o.dataDir,
     ports: o.ports,
     timeScale: o.timeScale,
@@ -105,24 +155,6 @@ async function main(): Promise<void> {
       if (o.verbose || !POLLED.test(line)) console.log(line);
     },
   });
-
-  let stoppingSinceMs = 0;
-  const stop = async (signal: string) => {
-    if (stoppingSinceMs > 0) {
-      // Ctrl-C reaches this process twice (the terminal's process group, and tsx relaying
-      // it), so only a signal well after the first means "stop waiting".
-      if (Date.now() - stoppingSinceMs < 1000) return;
-      console.log(`\n${signal} again: exiting without waiting`);
-      process.exit(130);
-    }
-    stoppingSinceMs = Date.now();
-    console.log(`\n${signal}: stopping…`);
-    await stack.close();
-    console.log(`Stopped. The data stays in ${shown(o.dataDir)}/ (delete it to start over).`);
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 
   const { info } = stack;
   const scale = o.timeScale;
@@ -135,12 +167,15 @@ The offline shop is up (${seconds(Date.now() - t0)}).
   WeChat Pay   ${info.wxpayBaseUrl}   (simulator; its CA: ${shown(info.caCertPath)})
   stack.json   ${shown(join(o.dataDir, 'stack.json'))}
 
-  Shopper openid ${info.shopperOpenid}, merchant (admin) openid ${info.adminOpenid};
+  Openids (the x-wx-openid header; the console's buttons switch between them):
+    顾客 A  shopper A    ${info.shopperOpenid}
+    顾客 B  shopper B    ${SECOND_SHOPPER_OPENID}   (never sees A's orders)
+    商家    merchant     ${info.adminOpenid}   (admin: ADMIN_OPENIDS)
   mch_id ${info.merchant.mchid}, sign type ${info.merchant.signType}. Console files: ${shown(CONSOLE_DIR)}/
   Time ×${scale}: refunds settle ~${+(60 * scale).toFixed(2)} s after WeChat accepts them; notify retries after ${+(15 * scale).toFixed(2)} s, ${+(15 * scale).toFixed(2)} s, ${+(30 * scale).toFixed(2)} s…
   The reconcile timer runs every 5 minutes (or click 对账 Reconcile in the console).
 
-Ctrl-C stops everything.`);
+Ctrl-C (or SIGTERM) stops everything and frees the ports.`);
 }
 
 main().catch((e: unknown) => {

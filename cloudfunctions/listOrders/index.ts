@@ -1,4 +1,4 @@
 import { listOrders } from '../shared/domain/orders';
 import { callableFunction } from '../shared/runtime/function';
 
-export const main = callableFunction('listOrders', {}, listOrders);
+export const main = callableFunction('listOrders', {}, listOrders, { limit: 'reads' });

@@ -1,4 +1,4 @@
 import { listProducts } from '../shared/domain/products';
 import { callableFunction } from '../shared/runtime/function';
 
-export const main = callableFunction('listProducts', {}, listProducts);
+export const main = callableFunction('listProducts', {}, listProducts, { limit: 'reads' });

@@ -1,9 +1,11 @@
 /**
- * Configuration from function environment variables (DESIGN.md §3): validated once at cold
+ * Configuration from function environment variables (docs/ARCHITECTURE.md §3): validated once at cold
  * start, every problem named in one message, secrets registered so logs never print them.
  */
 import { AppError } from './errors';
 import { registerSecret } from './log';
+import { loadNoticeConfig, NOTICE_CONFIG_VARIABLES, NOTICE_ENV, type NoticeConfig } from './notices/config';
+import { NOTICE_KINDS, type NoticeKind } from './notices/kinds';
 import { isSignType, type SignType } from './wxpay/types';
 
 export class ConfigError extends AppError {
@@ -20,12 +22,37 @@ export interface WxPayConfig {
   appid: string;
   mchId: string;
   apiKey: string;
+  /** New orders are signed with this type. */
   signType: SignType;
+  /**
+   * Sign types a pay notify may verify with; the order's own (stored) type must be among
+   * them and must be the one that verified. Keeps in-flight orders payable across a switch.
+   */
+  notifySignTypes: readonly SignType[];
   baseUrl: string;
   caPem: string | undefined;
   payNotifyUrl: string;
   refundNotifyUrl: string;
   timeoutMs: number;
+}
+
+/** Kinds of call counted per caller per minute (domain/limits.ts). */
+export type LimitScope = 'createOrder' | 'applyRefund' | 'reads';
+
+/**
+ * Per-caller limits (domain/limits.ts): one shopper's script cannot fill the orders
+ * collection or spend the merchant's WeChat Pay call rate, which WeChat counts per merchant.
+ */
+export interface LimitsConfig {
+  /** A shopper's calls per minute, by kind. */
+  perMinute: Readonly<Record<LimitScope, number>>;
+  /** An admin's calls per minute, for each kind. */
+  adminPerMinute: number;
+  /** Unpaid orders a shopper may have open (still payable) at once. */
+  openOrders: number;
+  adminOpenOrders: number;
+  /** The same cart again within this time gives back the unpaid order made for it; 0 = off. */
+  sameCartMs: number;
 }
 
 export interface ShopConfig {
@@ -36,12 +63,66 @@ export interface ShopConfig {
   orderExpireMs: number;
   shopName: string;
   reconcile: { notifyGraceMs: number; refundQueryDelayMs: number };
+  refunds: {
+    /** Applications per order whose reservation is still open. */
+    maxOpenPerOrder: number;
+    /** Between two refund calls for one order (WeChat: at least 1 minute). */
+    spacingMs: number;
+  };
+  /** The subscribe message templates of the notices this function writes (ConfigNeeds.notices). */
+  notices: NoticeConfig;
+  limits: LimitsConfig;
+  /**
+   * Multiplies every business wait (reconcile's grace, backoff and query delays, refund
+   * spacing, notice retries) by this; 1 in production. The sandbox runs WeChat's timings scaled the same way,
+   * so the two stay in step. Function and network timeouts are never scaled.
+   */
+  timeScale: number;
 }
 
 /** What a function needs: notify functions need no certificate, listings need no key. */
 export interface ConfigNeeds {
+  /** Only the appid: the caller's mini-program must be the merchant's. */
+  appid?: boolean;
+  /** The merchant's appid, mch_id, key, sign types and notify URLs. */
   wxpay?: boolean;
   cert?: boolean;
+  /** Makes WeChat Pay calls: each must fit in the function's timeout. */
+  calls?: boolean;
+  /** The function's own timeout (config.json), to check that a WeChat call fits in it. */
+  functionTimeoutMs?: number;
+  /**
+   * The notices this function renders with its own template (`'all'`: every kind), so it
+   * gets and checks only those NOTICE_* variables. SCF allows 4 KB of variables per function
+   * and the merchant certificate takes 3 of them: a function that writes a notice it was
+   * not given leaves it for reconcile to render (notices/outbox.ts). Absent: it writes none.
+   */
+  notices?: readonly NoticeKind[] | 'all';
+}
+
+/** The notice kinds a function with these needs renders itself. */
+export function noticeKindsOf(needs: ConfigNeeds): readonly NoticeKind[] {
+  return needs.notices === 'all' ? NOTICE_KINDS : (needs.notices ?? []);
+}
+
+/**
+ * Time kept back from a function's timeout for the database writes after a WeChat call
+ * (they store what WeChat answered; a function killed before them loses nothing, but
+ * leaves the work to WeChat's retry or reconcile).
+ */
+export function callReserveMs(functionTimeoutMs: number): number {
+  return Math.max(1500, Math.round(functionTimeoutMs * 0.1));
+}
+
+/** Why one WeChat call attempt of `wxpayTimeoutMs` cannot finish inside the function, or undefined. */
+export function callBudgetProblem(functionTimeoutMs: number, wxpayTimeoutMs: number): string | undefined {
+  const usable = functionTimeoutMs - callReserveMs(functionTimeoutMs);
+  if (wxpayTimeoutMs <= usable) return undefined;
+  return (
+    `WXPAY_TIMEOUT_MS (${wxpayTimeoutMs} ms) does not fit a function with a ${functionTimeoutMs / 1000} s ` +
+    `timeout: at most ${usable} ms is left for a WeChat Pay call after keeping ${callReserveMs(functionTimeoutMs)} ms ` +
+    'to store its answer; lower WXPAY_TIMEOUT_MS or raise the timeout in config.json'
+  );
 }
 
 /** Every variable, for the README, deploy and doctor. */
@@ -49,7 +130,10 @@ export const CONFIG_VARIABLES = {
   WXPAY_APPID: 'mini-program appid the merchant account is bound to (wx + 16 hex)',
   WXPAY_MCHID: 'merchant id (商户号), digits',
   WXPAY_API_KEY: 'APIv2 key (API密钥), exactly 32 letters and digits; not the APIv3 key, not the AppSecret',
-  WXPAY_SIGN_TYPE: 'MD5 (WeChat default) or HMAC-SHA256; used for unifiedorder, paySign and notify checks',
+  WXPAY_SIGN_TYPE:
+    'MD5 (WeChat default) or HMAC-SHA256; new orders are signed with it (unifiedorder, paySign)',
+  WXPAY_NOTIFY_SIGN_TYPES:
+    'sign types a pay notify may verify with, comma-separated (default MD5,HMAC-SHA256); each order is checked with its own',
   WXPAY_NOTIFY_URL: 'https URL of payNotify through HTTP access, no query string',
   WXPAY_REFUND_NOTIFY_URL: 'https URL of refundNotify through HTTP access, no query string',
   WXPAY_CERT_PEM: 'apiclient_cert.pem content (or base64 of it); with WXPAY_KEY_PEM',
@@ -58,13 +142,32 @@ export const CONFIG_VARIABLES = {
   WXPAY_PFX_PASSPHRASE: 'passphrase of the .p12 (default: the mch_id)',
   WXPAY_BASE_URL: 'APIv2 base URL (default https://api.mch.weixin.qq.com)',
   WXPAY_CA_PEM: 'extra CA to trust (only for the local simulator)',
-  WXPAY_TIMEOUT_MS: 'per-attempt timeout for WeChat Pay calls in ms (default 8000)',
+  WXPAY_TIMEOUT_MS:
+    'per-attempt timeout for WeChat Pay calls in ms (default 8000); every call also ends before its function times out',
   ADMIN_OPENIDS: 'comma-separated openids allowed to review refunds',
   ORDER_EXPIRE_MINUTES: 'minutes a new order stays payable, 5 to 120 (default 30)',
   SHOP_NAME: 'shown in the WeChat cashier as the body prefix (default 小店)',
   RECONCILE_GRACE_SECONDS: 'reconcile waits this long for a pay notify before asking orderquery (default 60)',
   REFUND_QUERY_DELAY_SECONDS:
     'reconcile asks refundquery about a refund this long after WeChat accepted it (default 60)',
+  REFUND_MAX_OPEN_PER_ORDER: 'refund applications of one order that may be open at once, 1 to 50 (default 5)',
+  REFUND_SPACING_MS:
+    "least time between two refund calls for one order in ms (default 60000, WeChat's rule; less only against the local simulator)",
+  LIMIT_CREATE_ORDER_PER_MINUTE:
+    'createOrder calls one shopper may make per minute, 1 to 1000 (default 20); paying again that only re-signs the stored prepay_id is not counted',
+  LIMIT_APPLY_REFUND_PER_MINUTE: 'applyRefund calls one shopper may make per minute, 1 to 1000 (default 10)',
+  LIMIT_READS_PER_MINUTE:
+    "listing calls (listProducts, listOrders, listRefunds, listBillChecks) and queryOrder's questions to WeChat one caller may make per minute, 1 to 1000 (default 120)",
+  LIMIT_ADMIN_PER_MINUTE:
+    "an admin's calls per minute, for each kind above, 1 to 1000 (default 300); at least each shopper limit",
+  LIMIT_OPEN_ORDERS: 'unpaid orders one shopper may have open (still payable) at once, 1 to 100 (default 10)',
+  LIMIT_ADMIN_OPEN_ORDERS:
+    'unpaid orders an admin may have open at once, 1 to 100 (default 50); at least LIMIT_OPEN_ORDERS',
+  LIMIT_SAME_CART_SECONDS:
+    'the same cart ordered again within this many seconds gives back its unpaid order instead of a new one, 0 (off) to 600 (default 30)',
+  SANDBOX_TIME_SCALE:
+    'local simulator only: business waits run this much faster than in production, 0 < x ≤ 1 (default 1)',
+  ...NOTICE_CONFIG_VARIABLES,
 } as const;
 
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
@@ -134,11 +237,6 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     if (!/^\d{1,6}$/.test(v)) problems.push(`${k} must be a whole number of seconds`);
     return Number(v) * 1000;
   };
-  const reconcile = {
-    notifyGraceMs: seconds('RECONCILE_GRACE_SECONDS', '60'),
-    refundQueryDelayMs: seconds('REFUND_QUERY_DELAY_SECONDS', '60'),
-  };
-
   const wxpayNeeded = needs.wxpay || needs.cert;
   const baseUrl = get('WXPAY_BASE_URL') ?? 'https://api.mch.weixin.qq.com';
   let local = false;
@@ -150,17 +248,54 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     problems.push('WXPAY_BASE_URL is not a URL');
   }
 
+  const scaleText = get('SANDBOX_TIME_SCALE') ?? '1';
+  let timeScale = Number(scaleText);
+  if (!/^\d*\.?\d+$/.test(scaleText) || !(timeScale > 0 && timeScale <= 1)) {
+    problems.push('SANDBOX_TIME_SCALE must be a number above 0 and at most 1');
+    timeScale = 1;
+  } else if (timeScale !== 1 && !local) {
+    problems.push('SANDBOX_TIME_SCALE is for the local simulator only; remove it in production');
+    timeScale = 1;
+  }
+  const scaled = (ms: number) => Math.round(ms * timeScale);
+  const reconcile = {
+    notifyGraceMs: scaled(seconds('RECONCILE_GRACE_SECONDS', '60')),
+    refundQueryDelayMs: scaled(seconds('REFUND_QUERY_DELAY_SECONDS', '60')),
+  };
+
+  const maxOpen = get('REFUND_MAX_OPEN_PER_ORDER') ?? '5';
+  if (!/^\d{1,2}$/.test(maxOpen) || Number(maxOpen) < 1 || Number(maxOpen) > 50) {
+    problems.push('REFUND_MAX_OPEN_PER_ORDER must be a whole number from 1 to 50');
+  }
+  const spacing = get('REFUND_SPACING_MS') ?? '60000';
+  if (!/^\d{1,7}$/.test(spacing)) problems.push('REFUND_SPACING_MS must be a whole number of ms');
+  else if (Number(spacing) < 60_000 && !local) {
+    problems.push(
+      'REFUND_SPACING_MS must be at least 60000: WeChat wants refunds of one order 1 minute apart',
+    );
+  }
+  const refunds = { maxOpenPerOrder: Number(maxOpen), spacingMs: scaled(Number(spacing)) };
+  // Real minutes and seconds, never scaled: they bound what a caller does per minute of
+  // their own time, and a double tap is as quick in the sandbox as on a phone.
+  const limits = loadLimits(get, problems);
+
   let wxpay: WxPayConfig = {
-    appid: '',
+    appid: get('WXPAY_APPID') ?? '',
     mchId: '',
     apiKey: '',
     signType: 'MD5',
+    notifySignTypes: ['MD5', 'HMAC-SHA256'],
     baseUrl,
     caPem: undefined,
     payNotifyUrl: '',
     refundNotifyUrl: '',
     timeoutMs: 8000,
   };
+  if (needs.appid && !wxpayNeeded) {
+    const appid = need('WXPAY_APPID');
+    if (appid && !/^wx[0-9a-zA-Z]{16}$/.test(appid))
+      problems.push('WXPAY_APPID must look like wx followed by 16 characters');
+  }
   if (wxpayNeeded) {
     const appid = need('WXPAY_APPID');
     if (appid && !/^wx[0-9a-zA-Z]{16}$/.test(appid))
@@ -176,9 +311,24 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     registerSecret(apiKey);
     const signType = get('WXPAY_SIGN_TYPE') ?? 'MD5';
     if (!isSignType(signType)) problems.push('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
+    const notifyTypes = (get('WXPAY_NOTIFY_SIGN_TYPES') ?? 'MD5,HMAC-SHA256')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    const badType = notifyTypes.find((t) => !isSignType(t));
+    if (badType !== undefined || notifyTypes.length === 0) {
+      problems.push('WXPAY_NOTIFY_SIGN_TYPES must list MD5 and/or HMAC-SHA256, comma-separated');
+    } else if (isSignType(signType) && !notifyTypes.includes(signType)) {
+      problems.push(
+        `WXPAY_NOTIFY_SIGN_TYPES must include WXPAY_SIGN_TYPE (${signType}), or new orders' notifies would be refused`,
+      );
+    }
     const timeout = get('WXPAY_TIMEOUT_MS') ?? '8000';
     if (!/^\d+$/.test(timeout) || Number(timeout) < 500 || Number(timeout) > 30000) {
       problems.push('WXPAY_TIMEOUT_MS must be from 500 to 30000');
+    } else if (needs.calls && needs.functionTimeoutMs !== undefined) {
+      const problem = callBudgetProblem(needs.functionTimeoutMs, Number(timeout));
+      if (problem) problems.push(problem);
     }
     const caPem = get('WXPAY_CA_PEM');
     wxpay = {
@@ -186,6 +336,7 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
       mchId,
       apiKey,
       signType: isSignType(signType) ? signType : 'MD5',
+      notifySignTypes: notifyTypes.filter(isSignType),
       baseUrl,
       caPem: caPem ? pemOrBase64(caPem) : undefined,
       payNotifyUrl: checkNotifyUrl('WXPAY_NOTIFY_URL', get('WXPAY_NOTIFY_URL'), problems, local),
@@ -225,13 +376,59 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     );
   }
 
+  // Only the kinds this function renders: a broken variable stops the functions that use it.
+  const noticeEnv: Env = { NOTICE_MINIPROGRAM_STATE: env['NOTICE_MINIPROGRAM_STATE'] };
+  for (const kind of noticeKindsOf(needs)) {
+    const name = NOTICE_ENV[kind];
+    noticeEnv[name] = env[name];
+  }
+  const notices = loadNoticeConfig(noticeEnv);
+  problems.push(...notices.problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     wxpay,
     cert,
     adminOpenids,
+    notices: notices.config,
     orderExpireMs: Number(expireMin) * 60_000,
     shopName: get('SHOP_NAME') ?? '小店',
     reconcile,
+    refunds,
+    limits,
+    timeScale,
   };
+}
+
+function loadLimits(get: (k: ConfigVariable) => string | undefined, problems: string[]): LimitsConfig {
+  const count = (k: ConfigVariable, dflt: number, min: number, max: number): number => {
+    const v = get(k) ?? String(dflt);
+    const n = Number(v);
+    if (!/^\d{1,4}$/.test(v) || n < min || n > max) {
+      problems.push(`${k} must be a whole number from ${min} to ${max}`);
+      return dflt;
+    }
+    return n;
+  };
+  const perMinute = {
+    createOrder: count('LIMIT_CREATE_ORDER_PER_MINUTE', 20, 1, 1000),
+    applyRefund: count('LIMIT_APPLY_REFUND_PER_MINUTE', 10, 1, 1000),
+    reads: count('LIMIT_READS_PER_MINUTE', 120, 1, 1000),
+  };
+  const adminPerMinute = count('LIMIT_ADMIN_PER_MINUTE', 300, 1, 1000);
+  const openOrders = count('LIMIT_OPEN_ORDERS', 10, 1, 100);
+  const adminOpenOrders = count('LIMIT_ADMIN_OPEN_ORDERS', 50, 1, 100);
+  const sameCartSeconds = count('LIMIT_SAME_CART_SECONDS', 30, 0, 600);
+  const highest = Math.max(...Object.values(perMinute));
+  if (adminPerMinute < highest) {
+    problems.push(
+      `LIMIT_ADMIN_PER_MINUTE (${adminPerMinute}) is below a shopper's limit (${highest}): admins' limits are meant to be higher; raise it`,
+    );
+  }
+  if (adminOpenOrders < openOrders) {
+    problems.push(
+      `LIMIT_ADMIN_OPEN_ORDERS (${adminOpenOrders}) is below LIMIT_OPEN_ORDERS (${openOrders}); raise it`,
+    );
+  }
+  return { perMinute, adminPerMinute, openOrders, adminOpenOrders, sameCartMs: sameCartSeconds * 1000 };
 }

@@ -1,5 +1,5 @@
 /**
- * The function contract (DESIGN.md §6). The mini-program imports it type-only; the one value
+ * The function contract (docs/ARCHITECTURE.md §6). The mini-program imports it type-only; the one value
  * here (ERROR_CODES) is plain data, so the file stays free of Node and of side effects. Amounts are integer fen; times are epoch ms.
  */
 
@@ -39,6 +39,12 @@ export interface ApiError {
   message: string;
   /** With RATE_LIMITED: when the same call may succeed again. */
   retryAfterSeconds?: number;
+  /**
+   * With RATE_LIMITED from createOrder when the caller's unpaid orders fill every place: how
+   * many of them to pay or cancel before a new order is taken (retryAfterSeconds is then when
+   * the first of them expires by itself).
+   */
+  payOrCancelFirst?: number;
 }
 
 export type Result<T> = { ok: true; data: T } | { ok: false; error: ApiError };
@@ -115,6 +121,11 @@ export interface OrderView {
   refundableFee: number;
   /** Money arrived after the order was closed; the merchant must look at it. */
   flag?: 'PAID_AFTER_CLOSE';
+  /**
+   * Refunds WeChat made for this order that the shop never asked for (made by hand on the
+   * merchant platform), found by the daily bill check. Counted in `refundedFee`.
+   */
+  externalRefunds?: ExternalRefundView[];
   /** Whether `createOrder {orderId}` can still bring up the cashier. */
   payable: boolean;
 }
@@ -155,6 +166,127 @@ export interface RefundView {
   history?: RefundHistoryEntry[];
   /** Only in admin listings. */
   openid?: string;
+}
+
+export interface ExternalRefundView {
+  /** WeChat's out_refund_no (the merchant platform makes one up). */
+  refundId: string;
+  refundFee: number;
+  /** SUCCESS, or CHANGE: the money left the merchant but did not reach the shopper. */
+  status: 'SUCCESS' | 'CHANGE';
+  /** The bill (yyyyMMdd, Beijing) it was found in. */
+  billDate: string;
+  recordedAtMs: number;
+}
+
+/**
+ * One day's comparison of the books with WeChat's bill (对账), by Beijing date.
+ * RUNNING: a run holds it now. DONE: every row compared and every fix made. INCOMPLETE: a
+ * run ran out of time or WeChat was unreachable for some items; the timer runs it again.
+ * NOT_READY: WeChat has not generated the bill yet ("Bill Creating"). FAILED: the bill could
+ * not be read (see `message`); the timer tries again.
+ */
+export type BillCheckStatus = 'RUNNING' | 'DONE' | 'INCOMPLETE' | 'NOT_READY' | 'FAILED';
+
+/** What the check found that it must not fix by itself; docs/BILLCHECK.md says what to do. */
+export type BillDiscrepancyKind =
+  | 'UNKNOWN_ORDER'
+  | 'AMOUNT_MISMATCH'
+  | 'TRANSACTION_MISMATCH'
+  | 'PAYMENT_UNCONFIRMED'
+  | 'PAID_NOT_IN_BILL'
+  | 'NOT_PAID_AT_WECHAT'
+  | 'REFUND_AMOUNT_MISMATCH'
+  | 'REFUND_UNCONFIRMED'
+  | 'REFUND_STATE_CONFLICT'
+  | 'REFUND_NOT_IN_BILL'
+  | 'EXTERNAL_REFUND_ABNORMAL'
+  | 'EXTERNAL_REFUND_NO_ORDER'
+  | 'FEE_MISMATCH'
+  | 'BILL_TOTALS_MISMATCH'
+  | 'UNEXPECTED_ROW';
+
+export interface BillDiscrepancy {
+  kind: BillDiscrepancyKind;
+  orderId?: string;
+  refundId?: string;
+  /** WeChat's transaction_id, when the bill row has one. */
+  transactionId?: string;
+  /** The amount in WeChat's bill or answer, and the one in the books. */
+  wechatFen?: number;
+  localFen?: number;
+  /** One line for the merchant: what differs. */
+  detail: string;
+}
+
+/** What the check changed, each through the same exactly-once transition a notify uses. */
+export type BillActionKind =
+  | 'BOOKED_PAID'
+  | 'BOOKED_PAID_AFTER_CLOSE'
+  | 'SETTLED_REFUND'
+  | 'FINALIZED_REFUND'
+  | 'EXTERNAL_REFUND';
+
+export interface BillAction {
+  kind: BillActionKind;
+  orderId: string;
+  refundId?: string;
+  fen: number;
+  atMs: number;
+}
+
+/** Sums of the bill's rows, in fen. */
+export interface BillTotals {
+  rows: number;
+  payments: number;
+  /** 订单金额 of the payment rows. */
+  paymentFen: number;
+  /** 应结订单金额: what settles to the merchant (after coupons). */
+  settledFen: number;
+  refunds: number;
+  /** 申请退款金额 of the refund rows. */
+  refundFen: number;
+  /** 退款金额 of the rows whose 退款状态 is SUCCESS. */
+  refundSuccessFen: number;
+  /** 手续费, rounded to the fen. */
+  feeFen: number;
+}
+
+export interface BillCheckView {
+  /** yyyyMMdd, Beijing time. */
+  billDate: string;
+  status: BillCheckStatus;
+  /** WeChat said "No Bill Exist": no trade that day. */
+  noBill: boolean;
+  message?: string;
+  runs: number;
+  lastRunAtMs: number;
+  finishedAtMs?: number;
+  totals: BillTotals;
+  discrepancyCount: number;
+  discrepancyCounts: Partial<Record<BillDiscrepancyKind, number>>;
+  /** The first ones (the list is capped so the record stays small). */
+  discrepancies: BillDiscrepancy[];
+  /** Every fix the check made for this date, over all its runs. */
+  actions: BillAction[];
+  /** Items left for the next run (WeChat busy, out of time, a refund still processing). */
+  pending: number;
+  /** What the last run cost. */
+  lastRun?: BillCheckRunStats;
+}
+
+export interface BillCheckRunStats {
+  trigger: 'timer' | 'admin';
+  /** The admin who ran it. */
+  by?: string;
+  durationMs: number;
+  dbRequests: number;
+  /** Of durationMs, the time spent waiting for the database. */
+  dbMs: number;
+  wxCalls: number;
+  /** Peak JS heap plus buffers seen during the run, in MB (and at its start). */
+  peakHeapMb?: number;
+  startHeapMb?: number;
 }
 
 export interface Page<T> {
@@ -203,6 +335,11 @@ export interface ApplyRefundEvent {
   refundFee: number;
   reason: string;
   contact?: string;
+  /**
+   * 8–64 of [A-Za-z0-9_-], made by the client once per form submission and reused on every
+   * retry of it: the same shopper and requestId give the same refund, never a second one.
+   */
+  requestId: string;
 }
 export interface ApplyRefundResult {
   refund: RefundView;
@@ -229,6 +366,36 @@ export interface ListRefundsEvent {
 }
 export type ListRefundsResult = Page<RefundView & { order?: OrderView }>;
 
+export type NoticeTemplatesEvent = Record<string, never>;
+/** A subscribe message template the user can accept (wx.requestSubscribeMessage's tmplIds). */
+export interface NoticeTemplateOffer {
+  templateId: string;
+  /** What it notifies of, e.g. 退款完成、退款关闭 (several notices may share one template). */
+  title: string;
+}
+export interface NoticeTemplatesResult {
+  /** The shopper's refund notices. */
+  shopper: NoticeTemplateOffer[];
+  /** The merchant's notices; empty unless the caller is an admin. */
+  admin: NoticeTemplateOffer[];
+}
+
+export interface ListBillChecksEvent {
+  cursor?: string;
+}
+/** Newest bill date first. */
+export type ListBillChecksResult = Page<BillCheckView>;
+
+export interface RunBillCheckEvent {
+  /** yyyyMMdd (Beijing), a past day. */
+  date: string;
+}
+export interface RunBillCheckResult {
+  check: BillCheckView;
+  /** false when another run of the same date holds it right now (the view is that run's last state). */
+  ran: boolean;
+}
+
 /** Name → [event, result], for typed wrappers of wx.cloud.callFunction. */
 export interface FunctionMap {
   listProducts: [ListProductsEvent, ListProductsResult];
@@ -239,5 +406,8 @@ export interface FunctionMap {
   applyRefund: [ApplyRefundEvent, ApplyRefundResult];
   approveRefund: [ApproveRefundEvent, ApproveRefundResult];
   listRefunds: [ListRefundsEvent, ListRefundsResult];
+  noticeTemplates: [NoticeTemplatesEvent, NoticeTemplatesResult];
+  listBillChecks: [ListBillChecksEvent, ListBillChecksResult];
+  runBillCheck: [RunBillCheckEvent, RunBillCheckResult];
 }
 export type FunctionName = keyof FunctionMap;

@@ -14,8 +14,11 @@ export type Query = Record<string, unknown>;
 
 export interface FindOptions {
   orderBy?: [field: string, direction: 'asc' | 'desc'][];
+  /** Default 100; at most 1000, CloudBase's server-side cap (mind the 1 MB result limit). */
   limit?: number;
   skip?: number;
+  /** Only these fields (and _id): keeps large pages under the 1 MB result limit. */
+  fields?: readonly string[];
 }
 
 export class StoreError extends AppError {}
@@ -35,6 +38,7 @@ export function isDuplicateKey(e: unknown): boolean {
 
 export class Store {
   private count = 0;
+  private waited = 0;
   readonly cmd: Command;
 
   constructor(private readonly db: Raw) {
@@ -46,8 +50,14 @@ export class Store {
     return this.count;
   }
 
+  /** Milliseconds spent waiting for the database (lookups, queries, counts, updates). */
+  get waitMs(): number {
+    return this.waited;
+  }
+
   private async call(what: string, run: () => Promise<Raw>): Promise<Raw> {
     this.count++;
+    const started = Date.now();
     try {
       return await run();
     } catch (e) {
@@ -56,6 +66,8 @@ export class Store {
         cause: e,
         details: { errCode: errCode(e) },
       });
+    } finally {
+      this.waited += Date.now() - started;
     }
   }
 
@@ -107,9 +119,18 @@ export class Store {
       let q = this.db.collection(collection).where(where);
       for (const [field, dir] of options.orderBy ?? []) q = q.orderBy(field, dir);
       if (options.skip) q = q.skip(options.skip);
-      q = q.limit(Math.min(options.limit ?? 100, 100));
+      if (options.fields) q = q.field(Object.fromEntries(options.fields.map((f) => [f, true])));
+      q = q.limit(Math.min(options.limit ?? 100, 1000));
       return q.get();
     });
     return (res?.data ?? []) as T[];
+  }
+
+  /** How many documents match (one request, whatever the count). */
+  async countWhere(collection: string, where: Query): Promise<number> {
+    const res = await this.call(`count ${collection}`, () =>
+      this.db.collection(collection).where(where).count(),
+    );
+    return Number(res?.total ?? 0);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The only place that talks to the cloud functions and to the WeChat cashier.
  * Every call resolves to the function's `data` or throws a CallError whose `userMessage`
- * is ready to show (DESIGN.md §6 envelope).
+ * is ready to show (the envelope of docs/ARCHITECTURE.md §6).
  */
 import type {
   CreateOrderEvent,
@@ -36,6 +36,9 @@ export const api = {
   applyRefund: (e: FunctionMap['applyRefund'][0]) => call('applyRefund', e),
   approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
   listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
+  noticeTemplates: () => call('noticeTemplates', {}),
+  listBillChecks: (e: FunctionMap['listBillChecks'][0]) => call('listBillChecks', e),
+  runBillCheck: (e: FunctionMap['runBillCheck'][0]) => call('runBillCheck', e),
 };
 
 /** Opens the cashier with exactly the server's parameters; never rejects. */

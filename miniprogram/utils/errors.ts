@@ -1,4 +1,5 @@
-import type { ErrorCode, Result } from '../../cloudfunctions/shared/contract';
+import type { ApiError, ErrorCode, Result } from '../../cloudfunctions/shared/contract';
+import type { Text } from './refund-guide';
 
 /** What the shopper or merchant reads; the server's own message goes to the console only. */
 export const ERROR_MESSAGES: Record<ErrorCode, string> = {
@@ -22,6 +23,33 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
 
 export const NETWORK_MESSAGE = '网络异常，请检查网络后重试';
 
+/** A wait in words: seconds under a minute, else whole minutes (rounded up). */
+export function waitText(seconds: number): Text {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return { zh: `${s} 秒`, en: `${s} s` };
+  const m = Math.ceil(s / 60);
+  return { zh: `${m} 分钟`, en: `${m} min` };
+}
+
+/**
+ * What a RATE_LIMITED refusal says, with the wait the server gave: Chinese for the
+ * mini-program, English beside it in the console. Too many unpaid orders says how many to
+ * pay or cancel first (and when the first would expire anyway).
+ */
+export function rateLimitText(error: Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'>): Text {
+  const wait = error.retryAfterSeconds ? waitText(error.retryAfterSeconds) : null;
+  if (error.payOrCancelFirst) {
+    const n = error.payOrCancelFirst;
+    return {
+      zh: `待支付的订单太多，请先支付或取消其中 ${n} 笔${wait ? `（或 ${wait.zh}后再试）` : ''}`,
+      en: `Too many unpaid orders: pay or cancel ${n} of them first${wait ? ` (or try again in ${wait.en})` : ''}`,
+    };
+  }
+  if (wait)
+    return { zh: `操作太频繁，请 ${wait.zh}后再试`, en: `Too many requests: try again in ${wait.en}` };
+  return { zh: ERROR_MESSAGES.RATE_LIMITED, en: 'Too many requests: try again later' };
+}
+
 /** Codes where trying the same call again later can succeed without changing anything. */
 const RETRYABLE: ReadonlySet<string> = new Set(['WXPAY_UNAVAILABLE', 'INTERNAL', 'NETWORK']);
 
@@ -34,15 +62,30 @@ export class CallError extends Error {
   readonly retryable: boolean;
   /** What the server or callFunction returned, for the console (stripe-style `raw`). */
   readonly raw: unknown;
+  /** With RATE_LIMITED: seconds until the same call may succeed. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: CallErrorCode, detail: string, raw?: unknown) {
     super(`${code}: ${detail}`);
     this.name = 'CallError';
     this.code = code;
-    this.userMessage = code === 'NETWORK' ? NETWORK_MESSAGE : ERROR_MESSAGES[code];
+    const limit = code === 'RATE_LIMITED' ? limitFieldsOf(raw) : null;
+    this.userMessage =
+      code === 'NETWORK' ? NETWORK_MESSAGE : limit ? rateLimitText(limit).zh : ERROR_MESSAGES[code];
     this.retryable = RETRYABLE.has(code);
     this.raw = raw;
+    this.retryAfterSeconds = limit?.retryAfterSeconds;
   }
+}
+
+/** retryAfterSeconds and payOrCancelFirst of a refusal, when they are positive whole numbers. */
+function limitFieldsOf(raw: unknown): Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'> {
+  const e = (raw ?? {}) as Record<string, unknown>;
+  const out: Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'> = {};
+  const n = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+  if (n(e['retryAfterSeconds'])) out.retryAfterSeconds = e['retryAfterSeconds'] as number;
+  if (n(e['payOrCancelFirst'])) out.payOrCancelFirst = e['payOrCancelFirst'] as number;
+  return out;
 }
 
 // A Set, not Object.hasOwn: that is ES2022 and missing on older iOS WeChat engines.

@@ -1,5 +1,5 @@
 /**
- * Money on the client is integer fen, as on the server (DESIGN.md §3). Conversions go
+ * Money on the client is integer fen, as on the server (docs/ARCHITECTURE.md §3). Conversions go
  * through strings so that no binary float ever touches an amount: 0.07 * 100 is
  * 7.000000000000001 and 1.13 * 100 is 112.99999999999999.
  */
@@ -16,12 +16,13 @@ export type YuanParse =
   | { ok: true; fen: number }
   | { ok: false; reason: 'empty' | 'format' | 'decimals' | 'too_large' };
 
-const YUAN = /^(\d*)(?:\.(\d*))?$/;
+const YUAN = /^(\d+)(?:\.(\d+))?$/;
 
 /**
- * Parses what a shopper typed in yuan ('12', '12.3', '12.30', '.5') into integer fen.
- * Rejects signs, exponents, separators and more than two decimals instead of rounding:
- * a refund of a different amount than the one typed must never be sent.
+ * Parses what a shopper typed in yuan ('12', '12.3', '12.30') into integer fen. Refuses
+ * signs, exponents, separators, a bare point ('.5', '5.') and more than two decimals
+ * instead of guessing or rounding: a refund of a different amount than the one meant must
+ * never be sent.
  */
 export function parseYuanToFen(input: string): YuanParse {
   const text = input.trim();
@@ -30,7 +31,6 @@ export function parseYuanToFen(input: string): YuanParse {
   if (!match) return { ok: false, reason: 'format' };
   const whole = match[1] ?? '';
   const fraction = match[2] ?? '';
-  if (whole === '' && fraction === '') return { ok: false, reason: 'format' };
   if (fraction.length > 2) return { ok: false, reason: 'decimals' };
   const digits = `${whole}${fraction.padEnd(2, '0')}`.replace(/^0+(?=\d)/, '');
   const fen = Number(digits);

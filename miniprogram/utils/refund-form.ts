@@ -11,13 +11,20 @@ export interface RefundFormInput {
   contact: string;
 }
 
+/** The application as the form checked it; the page adds the submission's requestId. */
+export type RefundFormEvent = Omit<ApplyRefundEvent, 'requestId'>;
+
 export type RefundFormCheck =
-  | { ok: true; event: ApplyRefundEvent }
+  | { ok: true; event: RefundFormEvent }
   | { ok: false; field: keyof RefundFormInput; message: string };
 
+/** The amount rule, said the same way wherever an amount is refused for its form. */
+export const AMOUNT_RULE_MESSAGE = '金额为数字，最多两位小数，如 12 或 12.50';
+
 /**
- * Everything the server would refuse, checked before a call is sent. The server checks
- * again against the order as stored (DESIGN.md §4); refundableFee here may be stale.
+ * Everything the server would refuse, checked before a call is sent, each refusal saying
+ * the rule it enforces. The server checks again against the order as stored; refundableFee
+ * here may be stale. The mini-program and the sandbox console both use this one check.
  */
 export function checkRefundForm(
   orderId: string,
@@ -29,11 +36,9 @@ export function checkRefundForm(
     const message =
       parsed.reason === 'empty'
         ? '请输入退款金额'
-        : parsed.reason === 'decimals'
-          ? '金额最多两位小数'
-          : parsed.reason === 'too_large'
-            ? `退款金额不能超过可退金额 ¥${fenToYuan(refundableFee)}`
-            : '请输入正确的金额，如 12.50';
+        : parsed.reason === 'too_large'
+          ? `退款金额不能超过可退金额 ¥${fenToYuan(refundableFee)}`
+          : AMOUNT_RULE_MESSAGE;
     return { ok: false, field: 'amount', message };
   }
   if (parsed.fen <= 0) return { ok: false, field: 'amount', message: '退款金额需大于 0' };
@@ -47,7 +52,7 @@ export function checkRefundForm(
   const contact = input.contact.trim();
   if (contact.length > CONTACT_MAX)
     return { ok: false, field: 'contact', message: `联系方式最多 ${CONTACT_MAX} 字` };
-  const event: ApplyRefundEvent = { orderId, refundFee: parsed.fen, reason };
+  const event: RefundFormEvent = { orderId, refundFee: parsed.fen, reason };
   if (contact !== '') event.contact = contact;
   return { ok: true, event };
 }

@@ -11,6 +11,7 @@ import {
   refundProgress,
 } from './labels';
 import { fenToYuan } from './money';
+import { type Decision, flagNote, historyRows, merchantGuide, shopperNote } from './refund-guide';
 
 export interface OrderRow {
   orderId: string;
@@ -67,13 +68,15 @@ export interface RefundRow {
   reason: string;
   contact: string;
   comment: string;
-  failReason: string;
   createdAt: string;
   reviewedAt: string;
   finishedAt: string;
   steps: ProgressStep[];
+  /** The shopper's neutral line on FAILED/CLOSED/ABNORMAL (never WeChat's reason). */
+  note: string;
 }
 
+/** The shopper's row: the label, the steps and a neutral line; no failReason, ever. */
 export function refundRow(r: RefundView): RefundRow {
   return {
     refundId: r.refundId,
@@ -85,10 +88,49 @@ export function refundRow(r: RefundView): RefundRow {
     reason: r.reason,
     contact: r.contact ?? '',
     comment: r.comment ?? '',
-    failReason: r.failReason ?? '',
     createdAt: formatTime(r.createdAtMs),
     reviewedAt: formatTime(r.reviewedAtMs),
     finishedAt: formatTime(r.finishedAtMs),
     steps: refundProgress(r.status),
+    note: shopperNote(r)?.zh ?? '',
+  };
+}
+
+export interface AdminRefundRow extends RefundRow {
+  /** WeChat's reason for the current state only; earlier attempts' reasons are in `history`. */
+  failReason: string;
+  /** What the state means and what to do about it. */
+  guide: string;
+  actions: { decision: Decision; label: string; needsComment: boolean; primary: boolean }[];
+  /** A SUCCESS that WeChat paid after this shop had ended the refund. */
+  flagText: string;
+  successorId: string;
+  predecessorId: string;
+  history: { at: string; statusLabel: string; source: string; reason: string }[];
+}
+
+/** The merchant's row: every reason, the next steps, the links and the history. */
+export function adminRefundRow(r: RefundView): AdminRefundRow {
+  const guide = merchantGuide(r);
+  return {
+    ...refundRow(r),
+    note: '',
+    failReason: r.failReason ?? '',
+    guide: guide.note?.zh ?? '',
+    actions: guide.actions.map((a) => ({
+      decision: a.decision,
+      label: a.label.zh,
+      needsComment: a.needsComment,
+      primary: a.primary,
+    })),
+    flagText: flagNote(r)?.zh ?? '',
+    successorId: r.successorId ?? '',
+    predecessorId: r.predecessorId ?? '',
+    history: historyRows(r.history).map((h) => ({
+      at: formatTime(h.atMs),
+      statusLabel: h.statusLabel,
+      source: h.source.zh,
+      reason: h.reason,
+    })),
   };
 }

@@ -11,8 +11,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decryptReqInfo, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../stack';
 import type { Faults, NotifyRecord, PayOutcome } from '../wxpay';
+import { noticeRoutes } from './notices';
 
 export const CONSOLE_API_PREFIX = '/console/api/';
+/** The mini-program's shared tables and checks, bundled for the page (see ./shared.ts). */
+export const CONSOLE_SHARED_PATH = '/console/shared.js';
 
 /** A second shopper, so the console can show that one shopper never sees another's orders. */
 export const SECOND_SHOPPER_OPENID = 'o_shopper_two';
@@ -20,6 +23,37 @@ export const SECOND_SHOPPER_OPENID = 'o_shopper_two';
 export interface ConsoleApiOptions {
   /** The simulator's time scale, shown on the page so the timings are not a surprise. */
   timeScale: number;
+  /** ./shared.ts bundled as an ES module for the browser. */
+  sharedModule: string;
+  /** The reconcile timer's 7-field cron when the runtime runs timers; null when only clicks run it. */
+  reconcileTimer: string | null;
+  /** The next time that cron fires after `from`. */
+  nextTimerRun?: (cron: string, from: Date) => Date | undefined;
+}
+
+/** Something reconcile left alone on this run, and from when it will look at it. */
+export interface WaitingItem {
+  kind: 'order' | 'refund';
+  id: string;
+  status: string;
+  /** Why it was not looked at now. */
+  why: 'pay-notify-grace' | 'refund-query-delay' | 'submit-lease' | 'backoff';
+  /** From this time on, the next reconcile run (timer or click) looks at it. */
+  dueAtMs: number;
+}
+
+/** What `POST /console/api/reconcile` answers: the function's own report, and what it skipped. */
+export interface ReconcileView {
+  /** Reconcile's return value as it is: the counts of what it looked at and did. */
+  report: Record<string, unknown>;
+  durationMs: number;
+  atMs: number;
+  waiting: WaitingItem[];
+  /** More waiting items than listed. */
+  waitingTotal: number;
+  settings: { notifyGraceSeconds: number; refundQueryDelaySeconds: number };
+  /** The timer's next run, when the timer is on. */
+  nextRunAtMs: number | null;
 }
 
 /** What the page gets from `GET /console/api/info`. Never the API key or the certificates. */
@@ -31,6 +65,7 @@ export interface ConsoleInfo {
   timeScale: number;
   refundSettleSeconds: number;
   notifyRetryFirstSeconds: number;
+  reconcile: { notifyGraceSeconds: number; refundQueryDelaySeconds: number; timer: string | null };
 }
 
 /** A notify attempt as the page shows it: which order or refund, and what the shop replied. */
@@ -63,6 +98,53 @@ const FAULT_CHECKS: { [K in keyof Faults]?: (v: unknown) => boolean } = {
 };
 
 class BadRequest extends Error {}
+
+const WAITING_LISTED = 20;
+
+/** Seconds from a function environment variable, as the functions' configuration reads it. */
+function envSeconds(env: Record<string, string>, name: string, fallback: number): number {
+  const n = Number(env[name]);
+  return env[name] !== undefined && env[name] !== '' && Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
+type Doc = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/**
+ * What a reconcile run at `nowMs` leaves for later, by the same rules reconcile applies: an
+ * unpaid order gets its grace for the pay notify, an accepted refund its delay before
+ * refundquery, an approved refund whose submit lease is held is left to its holder, and
+ * anything with a `nextCheckAtMs` in the future waits for it.
+ */
+export function waitingAfterReconcile(
+  orders: Doc[],
+  refunds: Doc[],
+  nowMs: number,
+  settings: { notifyGraceMs: number; refundQueryDelayMs: number },
+): WaitingItem[] {
+  const out: WaitingItem[] = [];
+  const consider = (kind: WaitingItem['kind'], d: Doc, why: WaitingItem['why'], ruleDueAtMs: number) => {
+    const next = num(d['nextCheckAtMs']);
+    const dueAtMs = Math.max(ruleDueAtMs, next);
+    if (dueAtMs <= nowMs) return;
+    out.push({
+      kind,
+      id: String(d['_id']),
+      status: String(d['status']),
+      why: next > ruleDueAtMs ? 'backoff' : why,
+      dueAtMs,
+    });
+  };
+  for (const o of orders)
+    if (o['status'] === 'NOTPAY')
+      consider('order', o, 'pay-notify-grace', num(o['createdAtMs']) + settings.notifyGraceMs);
+  for (const r of refunds) {
+    if (r['status'] === 'PROCESSING')
+      consider('refund', r, 'refund-query-delay', num(r['updatedAtMs']) + settings.refundQueryDelayMs);
+    else if (r['status'] === 'APPROVED') consider('refund', r, 'submit-lease', num(r['leaseUntilMs']));
+  }
+  return out.sort((a, b) => a.dueAtMs - b.dueAtMs);
+}
 
 export function describeNotify(n: NotifyRecord, apiKey: string): NotifyView {
   let subject = '';
@@ -136,7 +218,11 @@ export function consoleApi(
   stack: Stack,
   options: ConsoleApiOptions,
 ): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
-  const { info, simulator, runtime } = stack;
+  const { info, simulator, runtime, db } = stack;
+  // The functions run these waits in sandbox time, like WeChat's own timings.
+  const scale = envSeconds(stack.env, 'SANDBOX_TIME_SCALE', 1) || 1;
+  const notifyGraceSeconds = envSeconds(stack.env, 'RECONCILE_GRACE_SECONDS', 60) * scale;
+  const refundQueryDelaySeconds = envSeconds(stack.env, 'REFUND_QUERY_DELAY_SECONDS', 60) * scale;
   const consoleInfo: ConsoleInfo = {
     shoppers: [
       { openid: info.shopperOpenid, label: '顾客 A Shopper A' },
@@ -153,6 +239,7 @@ export function consoleApi(
     timeScale: options.timeScale,
     refundSettleSeconds: 60 * options.timeScale,
     notifyRetryFirstSeconds: 15 * options.timeScale,
+    reconcile: { notifyGraceSeconds, refundQueryDelaySeconds, timer: options.reconcileTimer },
   };
 
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown> | unknown> = {
@@ -180,12 +267,33 @@ export function consoleApi(
         .notifies()
         .map((n) => describeNotify(n, info.merchant.apiKey))
         .reverse(),
-    // The timer trigger, fired now instead of at the next 5-minute mark.
-    'POST reconcile': async () => {
+    // The timer trigger, fired now instead of at the next 5-minute mark. Its report says what it
+    // looked at and did; what it left for later is read from the database by its own rules.
+    'POST reconcile': async (): Promise<ReconcileView> => {
       const out = await runtime.fireTimer('reconcile');
       if (out.error) throw new Error(`reconcile failed: ${out.error.message}`);
       await simulator.flushNotifies();
-      return { report: out.result, durationMs: out.durationMs };
+      const atMs = Date.now();
+      const [orders, refunds] = await Promise.all([
+        db.all<Doc>('orders', { status: 'NOTPAY' }),
+        db.all<Doc>('refunds', { status: db.command.in(['PROCESSING', 'APPROVED']) }),
+      ]);
+      const waiting = waitingAfterReconcile(orders, refunds, atMs, {
+        notifyGraceMs: notifyGraceSeconds * 1000,
+        refundQueryDelayMs: refundQueryDelaySeconds * 1000,
+      });
+      const next = options.reconcileTimer
+        ? options.nextTimerRun?.(options.reconcileTimer, new Date(atMs))
+        : undefined;
+      return {
+        report: (out.result ?? {}) as Record<string, unknown>,
+        durationMs: out.durationMs,
+        atMs,
+        waiting: waiting.slice(0, WAITING_LISTED),
+        waitingTotal: waiting.length,
+        settings: { notifyGraceSeconds, refundQueryDelaySeconds },
+        nextRunAtMs: next ? next.getTime() : null,
+      };
     },
     // WeChat finishing the refunds it accepted, without waiting for the settle delay.
     'POST settle': async () => {
@@ -193,9 +301,23 @@ export function consoleApi(
       await simulator.flushNotifies();
       return { settled };
     },
+    ...noticeRoutes(
+      info.tcbServiceUrl,
+      [...consoleInfo.shoppers.map((s) => s.openid), info.adminOpenid],
+      (message) => new BadRequest(message),
+    ),
   };
 
   return async (req, res, url) => {
+    if (url.pathname === CONSOLE_SHARED_PATH && req.method === 'GET') {
+      res.writeHead(200, {
+        'content-type': 'text/javascript; charset=utf-8',
+        'content-length': Buffer.byteLength(options.sharedModule),
+        'cache-control': 'no-store',
+      });
+      res.end(options.sharedModule);
+      return true;
+    }
     if (!url.pathname.startsWith(CONSOLE_API_PREFIX)) return false;
     const route = routes[`${req.method} ${url.pathname.slice(CONSOLE_API_PREFIX.length)}`];
     if (!route) {

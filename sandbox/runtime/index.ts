@@ -1,26 +1,36 @@
 /**
  * Runs built cloud functions (dist/cloudfunctions/<fn>/index.js) the way CloudBase does.
  *
- * - Instances are worker threads: each has its own process.env, runs one invocation at a
- *   time, and stays warm between invocations. Under concurrency a function's pool grows up
- *   to `maxInstances`; further calls queue.
+ * - Functions run on the Node major of the configured CloudBase runtime
+ *   (CLOUDBASE_FUNCTION_RUNTIME, default in scripts/runtimes.ts), found by node.ts, whatever
+ *   Node runs this process. A bundle whose package.json records another major (engines.node,
+ *   written by the build) is refused, so no test passes on a runtime the deploy will not use.
+ * - Instances are child processes of that Node: each has its own process.env, runs one
+ *   invocation at a time, and stays warm between invocations. Under concurrency a
+ *   function's pool grows up to `maxInstances`; further calls queue.
  * - The WX context goes where wx-server-sdk's getWXContext() reads it: WX_CONTEXT_KEYS plus
  *   WX_* variables, TCB_ENV and TCB_SOURCE (reference §2), set per invocation.
  * - Each invocation gets its own database URL (`<emulator>/inv/<invocationId>/admin` in
  *   TCB_CONTEXT_CNFG, which the node-sdk re-reads per request), so the emulator can count
  *   that invocation's database requests.
- * - config.json `timeout` (seconds, default 3) is enforced by terminating the instance.
+ * - config.json `timeout` (seconds, default 3) is enforced by killing the instance. main()
+ *   gets SCF's context as its second argument: time_limit_in_ms, getRemainingTimeInMillis()
+ *   (from the invocation's start, cold-start init excluded), request_id, function_name…
  * - config.json timer triggers run on a 7-field cron in UTC+8.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { Cron } from 'croner';
+import type { NodeRuntime } from '../../scripts/runtimes';
+import { configuredRuntime, enginesRange, esbuildTarget, recordedMajor } from '../../scripts/target';
+import { type FunctionNode, resolveFunctionNode } from './node';
 import { parseTimerCron, type TimerTrigger, timerEvent } from './timers';
 
+export { type FunctionNode, FunctionNodeError, resolveFunctionNode } from './node';
 export { nextTimerRuns, parseTimerCron, type TimerEvent, timerEvent } from './timers';
 
 /** The caller as the platform knows it; what getWXContext() will return. */
@@ -78,6 +88,10 @@ export interface FunctionRuntimeOptions {
    */
   functionLog?: (fn: string, line: string) => void;
   now?: () => Date;
+  /** The CloudBase runtime to run on; default CLOUDBASE_FUNCTION_RUNTIME or the project default. */
+  runtime?: NodeRuntime;
+  /** The Node binary to run functions with; default resolveFunctionNode(runtime). */
+  node?: FunctionNode;
 }
 
 export interface FunctionRuntime {
@@ -91,6 +105,9 @@ export interface FunctionRuntime {
   fireTimer(name: string): Promise<InvokeResult>;
   /** Instances currently alive for a function (for tests and the console). */
   instanceCount(name: string): number;
+  /** The runtime functions run on, and the Node binary that runs them. */
+  readonly runtime: NodeRuntime;
+  readonly node: FunctionNode;
   close(): Promise<void>;
 }
 
@@ -100,6 +117,11 @@ export class FunctionNotFoundError extends Error {
   }
 }
 
+/** A bundle compiled for another Node major than the runtime's, or with no record of one. */
+export class BundleTargetError extends Error {
+  readonly code = 'BUNDLE_TARGET_MISMATCH';
+}
+
 interface FunctionConfig {
   timeout?: number;
   envVariables?: Record<string, string>;
@@ -107,11 +129,11 @@ interface FunctionConfig {
 }
 
 interface Instance {
-  worker: Worker;
+  proc: ChildProcess;
   busy: boolean;
   /** Resolves when the module is loaded: null, or why it failed to load. */
   ready: Promise<InvokeError | null>;
-  /** Settles the invocation in flight when the worker dies under it. */
+  /** Settles the invocation in flight when the process dies under it. */
   onDeath: ((error: InvokeError) => void) | null;
 }
 
@@ -121,13 +143,13 @@ interface Pool {
   waiting: ((inst: Instance) => void)[];
 }
 
-type WorkerReply =
+type InstanceReply =
   | { type: 'ready'; ok: boolean; error?: { message: string; stack: string } }
   | { type: 'result'; id: string; ok: true; result: unknown }
   | { type: 'result'; id: string; ok: false; error: { name: string; message: string; stack: string } };
 
 const DEFAULT_TIMEOUT_S = 3;
-const WORKER_FILE = fileURLToPath(new URL('./worker.cjs', import.meta.url));
+const INSTANCE_FILE = fileURLToPath(new URL('./instance.cjs', import.meta.url));
 const PROJECT_NODE_MODULES = fileURLToPath(new URL('../../node_modules', import.meta.url));
 const CONTEXT_KEYS = ['OPENID', 'APPID', 'UNIONID', 'CLIENTIP', 'CLIENTIPV6'] as const;
 
@@ -167,7 +189,9 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   const functionLog =
     options.functionLog ?? ((_fn: string, line: string) => process.stdout.write(`${line}\n`));
   const now = options.now ?? (() => new Date());
-  const nodePath = [PROJECT_NODE_MODULES, process.env['NODE_PATH'] ?? ''].filter(Boolean).join(':');
+  const runtime = options.runtime ?? configuredRuntime();
+  const node = options.node ?? resolveFunctionNode(runtime);
+  const nodePath = [PROJECT_NODE_MODULES, process.env['NODE_PATH'] ?? ''].filter(Boolean).join(delimiter);
   const pools = new Map<string, Pool>();
   const crons: Cron[] = [];
   let closed = false;
@@ -178,6 +202,22 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
     return /^[A-Za-z][A-Za-z0-9_-]*$/.test(name) && existsSync(indexPath(name));
   }
 
+  /** Refuses a bundle not compiled for this runtime's major (see scripts/target.ts). */
+  function checkTarget(name: string): void {
+    const path = join(functionsDir, name, 'package.json');
+    const major = existsSync(path) ? recordedMajor(JSON.parse(readFileSync(path, 'utf8'))) : undefined;
+    if (major === runtime.major) return;
+    const fix = `rebuild with \`npm run build\` (CLOUDBASE_FUNCTION_RUNTIME=${runtime.name} builds for ${esbuildTarget(runtime)})`;
+    throw new BundleTargetError(
+      major === undefined
+        ? `${join(functionsDir, name)} has no build target recorded (package.json engines.node "${enginesRange(runtime)}"); the runtime ${runtime.name} runs only bundles built for Node ${runtime.major}: ${fix}`
+        : `${join(functionsDir, name)} was built for node${major}, but the runtime is ${runtime.name} (Node ${runtime.major}): ${fix}, or set CLOUDBASE_FUNCTION_RUNTIME to the runtime it was built for`,
+    );
+  }
+
+  // Fail at start rather than on some later call: every bundle present must fit the runtime.
+  if (existsSync(functionsDir)) for (const fn of readdirNames(functionsDir)) if (has(fn)) checkTarget(fn);
+
   function readConfig(name: string): FunctionConfig {
     const path = join(functionsDir, name, 'config.json');
     return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as FunctionConfig) : {};
@@ -186,6 +226,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   function pool(name: string): Pool {
     let p = pools.get(name);
     if (!p) {
+      checkTarget(name);
       p = { config: readConfig(name), instances: [], waiting: [] };
       pools.set(name, p);
     }
@@ -195,6 +236,9 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   function spawn(name: string, p: Pool): Instance {
     const env: Record<string, string> = {
       PATH: process.env['PATH'] ?? '',
+      // Dependencies resolve from the function folder first (its own node_modules, as after
+      // 云端安装依赖), then from the project's node_modules.
+      NODE_PATH: nodePath,
       // What an SCF container has; TENCENTCLOUD=true also stops the node-sdk probing
       // metadata.tencentyun.com, which does not exist here.
       TENCENTCLOUD_RUNENV: 'SCF',
@@ -209,15 +253,17 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       ...(p.config.envVariables ?? {}),
       ...(options.env ?? {}),
     };
-    const worker = new Worker(WORKER_FILE, {
-      workerData: { indexPath: indexPath(name), nodePath },
-      env,
+    const proc = fork(INSTANCE_FILE, [indexPath(name)], {
+      execPath: node.path,
       // Plain Node, like the platform: no TypeScript/test loaders inherited from the host.
       execArgv: [],
-      stdout: true,
-      stderr: true,
+      env,
+      // SCF runs a function with its code folder as the working directory.
+      cwd: join(functionsDir, name),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
     });
-    for (const stream of [worker.stdout, worker.stderr]) {
+    for (const stream of [proc.stdout!, proc.stderr!]) {
       let buffered = '';
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
@@ -233,14 +279,14 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
     }
     let markReady: (e: InvokeError | null) => void = () => {};
     const inst: Instance = {
-      worker,
+      proc,
       busy: true,
       ready: new Promise((r) => {
         markReady = r;
       }),
       onDeath: null,
     };
-    worker.on('message', (m: WorkerReply) => {
+    proc.on('message', (m: InstanceReply) => {
       if (m.type !== 'ready') return;
       markReady(
         m.ok
@@ -254,14 +300,27 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       inst.onDeath?.(error);
       inst.onDeath = null;
     };
-    worker.on('error', (e) =>
+    proc.on('error', (e) =>
       die({ code: 'FUNCTION_CRASHED', message: `instance crashed: ${e.message}`, stack: e.stack }),
     );
-    worker.on('exit', (code) =>
-      die({ code: 'FUNCTION_CRASHED', message: `instance exited with code ${code}` }),
+    proc.on('exit', (code, signal) =>
+      die({
+        code: 'FUNCTION_CRASHED',
+        message: `instance exited with ${signal ? `signal ${signal}` : `code ${code}`}`,
+      }),
     );
     p.instances.push(inst);
     return inst;
+  }
+
+  /** Kills an instance; resolves once the process is gone. */
+  function stop(inst: Instance): Promise<void> {
+    const { proc } = inst;
+    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise((done) => {
+      proc.once('exit', () => done());
+      proc.kill('SIGKILL');
+    });
   }
 
   function acquire(name: string, p: Pool): Promise<{ inst: Instance; cold: boolean }> {
@@ -311,7 +370,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       initMs = Math.round(performance.now() - t0);
       if (initError) {
         p.instances = p.instances.filter((i) => i !== inst);
-        void inst.worker.terminate();
+        void stop(inst);
         release(name, p, inst);
         log(`[fn] ${name} ${requestId.slice(0, 8)} ${initError.message}`);
         return {
@@ -327,6 +386,8 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
     }
     const started = performance.now();
     const timeoutS = p.config.timeout ?? DEFAULT_TIMEOUT_S;
+    // The instance's getRemainingTimeInMillis() counts down to this (same machine, same clock).
+    const deadline = Date.now() + timeoutS * 1000;
     const context = {
       request_id: requestId,
       function_name: name,
@@ -347,15 +408,15 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
         });
         // A stuck instance cannot be trusted with the next call: replace it, as SCF does.
         p.instances = p.instances.filter((i) => i !== inst);
-        void inst.worker.terminate();
+        void stop(inst);
       }, timeoutS * 1000);
       inst.onDeath = (error) => {
         clearTimeout(timer);
         settle({ result: null, error });
       };
-      const onMessage = (reply: WorkerReply) => {
+      const onMessage = (reply: InstanceReply) => {
         if (reply.type !== 'result' || reply.id !== requestId) return;
-        inst.worker.off('message', onMessage);
+        inst.proc.off('message', onMessage);
         clearTimeout(timer);
         inst.onDeath = null;
         if (reply.ok) settle({ result: reply.result });
@@ -365,8 +426,8 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
             error: { code: 'FUNCTION_ERROR', message: reply.error.message, stack: reply.error.stack },
           });
       };
-      inst.worker.on('message', onMessage);
-      inst.worker.postMessage({ id: requestId, event, context, env: invocationEnv(ctx, requestId) });
+      inst.proc.on('message', onMessage);
+      inst.proc.send({ id: requestId, event, context, deadline, env: invocationEnv(ctx, requestId) });
     });
     release(name, p, inst);
 
@@ -424,12 +485,14 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       for (const c of crons.splice(0)) c.stop();
     },
     instanceCount: (name) => pools.get(name)?.instances.length ?? 0,
+    runtime,
+    node,
     async close() {
       closed = true;
       for (const c of crons.splice(0)) c.stop();
       const all = [...pools.values()].flatMap((p) => p.instances);
       pools.clear();
-      await Promise.all(all.map((i) => i.worker.terminate()));
+      await Promise.all(all.map(stop));
     },
   };
 }

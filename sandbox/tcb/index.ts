@@ -17,7 +17,11 @@ import { type ActionRequest, type ActionResponse, handleAction } from './actions
 import { DbFaults, describeRequest, faultError, type Interception } from './faults';
 import { handleFaultRoute } from './faults-http';
 import { Journal, recover } from './journal';
+import { openApiAction } from './openapi';
 import { type IndexSpec, Store } from './store';
+import { type SubscribeOptions, SubscribeService } from './subscribe';
+import { handleWxApi, isMultipart, type WxApiHandler } from './wxapi';
+import { type WxPayApiHandler, wxPayApiAction } from './wxpayapi';
 
 export type {
   DbFaultEffect,
@@ -44,6 +48,10 @@ export interface TcbEmulatorOptions {
   compactBytes?: number;
   transactionLifetimeMs?: number;
   now?: () => number;
+  /** Subscribe message templates and pages (cloud.openapi.subscribeMessage.send). */
+  subscribe?: Omit<SubscribeOptions, 'dataDir' | 'now'>;
+  /** Answers cloudPay's `wx.wxPayApi` calls (multipart); see wxpayapi.ts. */
+  wxPayApi?: WxPayApiHandler;
 }
 
 export interface TcbEmulator {
@@ -63,6 +71,8 @@ export interface TcbEmulator {
    * The same registry answers over HTTP under `/_emulator/faults` (faults-http.ts).
    */
   faults: DbFaults;
+  /** Subscribe messages: acceptances, inboxes, faults (also at /_emulator/subscribe/*). */
+  subscribe: SubscribeService;
   close(): Promise<void>;
   /** Tests only: stop like a killed process, without the final compaction. */
   crash(): Promise<void>;
@@ -183,6 +193,16 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     if (!store.collectionNames().includes(name)) await store.createCollection(name);
   }
 
+  const subscribe = new SubscribeService({
+    ...options.subscribe,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    now,
+  });
+  const wxApis: Record<string, WxApiHandler> = {
+    'wx.openApi': openApiAction({ 'subscribeMessage.send': (p) => subscribe.send(p) }),
+    ...(options.wxPayApi ? { 'wx.wxPayApi': wxPayApiAction(options.wxPayApi) } : {}),
+  };
+
   let total = 0;
   const perScope = new Map<string, number>();
   const faults = new DbFaults();
@@ -199,9 +219,12 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       perScope.delete(scope);
       return send(res, 200, { scope, count });
     }
+    if (await subscribe.handleControl(req, res)) return;
     const m = ADMIN_PATH.exec(path);
     if (!m || req.method !== 'POST')
       return send(res, 404, { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });
+    // Cloud calls (wx.*) come as multipart forms; the database's actions as JSON.
+    if (isMultipart(req)) return handleWxApi(req, res, wxApis);
     let body: ActionRequest;
     try {
       body = JSON.parse((await readBody(req)).toString('utf8')) as ActionRequest;
@@ -253,6 +276,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     },
     collections: () => store.collectionNames(),
     faults,
+    subscribe,
     close: async () => {
       await stopServer();
       store.close();

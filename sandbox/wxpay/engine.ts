@@ -4,12 +4,8 @@
  * (summarised in ../shared/reference/wechat-pay-v2.md §2.6 and §4).
  */
 import { randomBytes } from 'node:crypto';
-import { fenToYuan } from '../../cloudfunctions/shared/money';
 import {
-  BILL_ALL_COLUMNS,
-  BILL_SUMMARY_COLUMNS,
   encryptReqInfo,
-  formatBill,
   isSignType,
   type RequestPaymentParams,
   sign,
@@ -17,9 +13,9 @@ import {
   type WxParams,
   type WxParamsIn,
 } from '../../cloudfunctions/shared/wxpay';
-import type { Ledger, RefundStatus, SimOrder, SimRefund } from './ledger';
-import type { Notifier, NotifyFaults } from './notifier';
-import { billDate, compactTime, dashedTime, parseCompactTime } from './time';
+import type { Ledger, NotifyTransport, RefundStatus, SimOrder, SimRefund } from './ledger';
+import type { NotifyFaults } from './notifier';
+import { compactTime, dashedTime, parseCompactTime } from './time';
 import type { SimMerchant } from './verify';
 
 export const API_PATHS = [
@@ -49,8 +45,21 @@ export interface Faults extends NotifyFaults {
   hangAfterEffectRate: Rate;
   /** How PROCESSING refunds end. */
   refundOutcome: 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
-  /** Refund applications fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL). */
+  /**
+   * Refund calls fail with this err_code (e.g. NOTENOUGH, USER_ACCOUNT_ABNORMAL) until cleared.
+   * Rate and retry codes (FREQUENCY_LIMITED, INVALID_REQ_TOO_MUCH, SYSTEMERROR,
+   * BIZERR_NEED_RETRY) hit repeats of an accepted out_refund_no too; the others only new ones.
+   */
   refundError: string | null;
+  /** The next refund calls fail with these err_codes, one each, in order (same rules as refundError). */
+  refundErrorQueue: string[];
+  /**
+   * refundError and the queue also hit a repeat of an out_refund_no WeChat already accepted:
+   * the definitive error a resubmission can meet although the first attempt went through.
+   */
+  refundErrorOnRepeat: boolean;
+  /** A declined payment (cashier outcome FAIL) also sends a pay notify with result_code FAIL. */
+  notifyPayFailures: boolean;
   /** Wall-clock ms from acceptance to the refund's result; null = 60 s × timeScale. */
   refundDelayMs: number | null;
 }
@@ -67,8 +76,24 @@ export const DEFAULT_FAULTS: Faults = {
   hangAfterEffectRate: 0,
   refundOutcome: 'SUCCESS',
   refundError: null,
+  refundErrorQueue: [],
+  refundErrorOnRepeat: false,
+  notifyPayFailures: false,
   refundDelayMs: null,
 };
+
+/** Error codes that are not a decision about the refund, so a repeat of an accepted one can get them too. */
+const REPEATABLE_REFUND_ERRORS = new Set([
+  'FREQUENCY_LIMITED',
+  'INVALID_REQ_TOO_MUCH',
+  'SYSTEMERROR',
+  'BIZERR_NEED_RETRY',
+]);
+const MAX_TIMER_MS = 2_147_483_647;
+/** "同一笔订单多次退款的请求需相隔1分钟" (申请退款 doc). */
+const REFUND_SPACING_MS = 60_000;
+/** "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟" (关闭订单 doc). */
+const CLOSE_MIN_AGE_MS = 5 * 60_000;
 
 const REFUND_ERROR_DES: Record<string, string> = {
   NOTENOUGH: '基本账户余额不足，请充值后重新发起',
@@ -88,8 +113,6 @@ export const MAX_REFUNDS_PER_ORDER = 50;
 const REFUND_WINDOW_MS = 365 * 24 * 3600 * 1000;
 /** time_expire: "建议：最短失效时间间隔大于1分钟". */
 const MIN_EXPIRE_MS = 60 * 1000;
-/** The default settlement fee rate of small merchants, for the bill's 手续费 column. */
-const FEE_RATE_PER_MILLE = 6;
 
 export class ResultFail {
   constructor(
@@ -105,13 +128,47 @@ export class ReturnFail {
 
 export type ApiOutcome = WxParamsIn | ResultFail | ReturnFail;
 
+/** Where the engine's notifies go: the HTTP notifier, or a test's own list. */
+export interface NotifySink {
+  enqueue(kind: 'pay' | 'refund', url: string, body: string, transport?: NotifyTransport): void;
+}
+
+/** A notify in another API's format (see `EngineHooks`). */
+export interface ForeignNotify {
+  url: string;
+  body: string;
+  transport?: NotifyTransport;
+}
+
+/**
+ * Where APIv3, service-provider mode and cloudPay differ from APIv2 (sandbox/wxpay/v3.ts,
+ * cloudpay.ts): the engine's rules and ledger stay one; only the paySign check of APIv3
+ * orders and the format of notifies for orders and refunds they made come from outside.
+ */
+export interface EngineHooks {
+  /** Checks an APIv3 order's RSA paySign; returns why it fails, or undefined when it holds. */
+  checkPaySign?(order: SimOrder, payment: Record<string, string | undefined>): string | undefined;
+  /** The pay notify for an order APIv2 does not own, or undefined for APIv2's XML. */
+  payNotify?(order: SimOrder, m: SimMerchant): ForeignNotify | undefined;
+  /** The refund notify for a refund APIv2 does not own, or undefined for APIv2's XML. */
+  refundNotify?(refund: SimRefund, m: SimMerchant): ForeignNotify | undefined;
+}
+
 export interface EngineOptions {
   merchants: readonly SimMerchant[];
   ledger: Ledger;
-  notifier: Notifier;
+  notifier: NotifySink;
   now: () => number;
   timeScale: number;
   faults: () => Faults;
+  hooks?: EngineHooks;
+  /** Lets the engine use up one-shot faults (refundErrorQueue). */
+  setFaults: (patch: Partial<Faults>) => void;
+}
+
+export interface PayOptions {
+  /** Paid partly with a coupon (代金券): cash_fee = total_fee − couponFee. */
+  couponFee?: number;
 }
 
 export type PayOutcome = 'SUCCESS' | 'CANCEL' | 'FAIL' | 'USERPAYING' | 'PAYERROR';
@@ -128,7 +185,7 @@ export class Engine {
     this.settleTimers.clear();
   }
 
-  /** Every API but downloadbill, whose success is CSV (see `bill`). */
+  /** Every API but downloadbill, whose success is a file (see bills.ts). */
   handle(path: Exclude<ApiPath, '/pay/downloadbill'>, p: WxParams, m: SimMerchant): ApiOutcome {
     switch (path) {
       case '/pay/unifiedorder':
@@ -220,6 +277,7 @@ export class Engine {
   pay(
     payment: Partial<RequestPaymentParams> | undefined,
     outcome: PayOutcome = 'SUCCESS',
+    options: PayOptions = {},
   ): { errMsg: string } {
     const fail = (why: string) => ({ errMsg: `requestPayment:fail ${why}` });
     if (!payment || typeof payment !== 'object') return fail('parameter error: payment is required');
@@ -233,15 +291,24 @@ export class Engine {
     const order = this.o.ledger.orderByPrepayId(prepayId);
     if (!order || order.prepayId !== prepayId) return fail('prepay_id 无效或已被新的 prepay_id 取代');
     const m = this.merchant(order.mchId);
-    // "signType…注意此处需与统一下单的签名类型一致".
-    if (!isSignType(signType) || signType !== order.signType)
-      return fail('支付验证签名失败（signType 与统一下单不一致）');
-    const expected = sign(
-      { appId: order.appid, timeStamp, nonceStr, package: pkg, signType },
-      m.apiKey,
-      signType,
-    );
-    if (expected !== paySign!.toUpperCase()) return fail('支付验证签名失败');
+    if (order.api === 'v3') {
+      // APIv3 orders are paid with an RSA paySign ("仅支持RSA"), checked by the v3 side.
+      const check = this.o.hooks?.checkPaySign;
+      const why = check
+        ? check(order, { timeStamp, nonceStr, package: pkg, signType, paySign })
+        : 'APIv3 is not enabled';
+      if (why) return fail(why);
+    } else {
+      // "signType…注意此处需与统一下单的签名类型一致".
+      if (!isSignType(signType) || signType !== order.signType)
+        return fail('支付验证签名失败（signType 与统一下单不一致）');
+      const expected = sign(
+        { appId: order.appid, timeStamp, nonceStr, package: pkg, signType },
+        m.apiKey,
+        signType,
+      );
+      if (expected !== paySign!.toUpperCase()) return fail('支付验证签名失败');
+    }
     const now = this.o.now();
     if (now - order.prepayIssuedAtMs >= PREPAY_TTL_MS) return fail('prepay_id 已过期（2小时），请重新下单');
     if (order.tradeState === 'SUCCESS' || order.tradeState === 'REFUND') return fail('该订单已支付');
@@ -253,6 +320,8 @@ export class Engine {
         return { errMsg: 'requestPayment:fail cancel' };
       case 'FAIL':
         // A declined card: the user can try again, so the order stays payable (NOTPAY).
+        if (this.o.faults().notifyPayFailures)
+          this.o.notifier.enqueue('pay', order.notifyUrl, this.payFailedNotifyXml(order, m));
         return fail('支付失败，请稍后再试');
       case 'USERPAYING':
       case 'PAYERROR':
@@ -264,12 +333,35 @@ export class Engine {
       default:
         return fail(`unknown outcome ${String(outcome)}`);
     }
+    const coupon = options.couponFee ?? 0;
+    if (!Number.isSafeInteger(coupon) || coupon < 0 || coupon >= order.totalFee)
+      return fail('parameter error: couponFee must be a whole number of fen below the order total');
     order.tradeState = 'SUCCESS';
     order.paidAtMs = now;
+    if (coupon > 0) order.couponFee = coupon;
     order.transactionId = `4200${compactTime(now).slice(0, 8)}${digits(16)}`;
     this.o.ledger.putOrder(order);
-    this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
+    const foreign = this.o.hooks?.payNotify?.(order, m);
+    if (foreign) this.o.notifier.enqueue('pay', foreign.url, foreign.body, foreign.transport);
+    else this.o.notifier.enqueue('pay', order.notifyUrl, this.payNotifyXml(order, m));
     return { errMsg: 'requestPayment:ok' };
+  }
+
+  private payFailedNotifyXml(o: SimOrder, m: SimMerchant): string {
+    const fields: WxParamsIn = {
+      appid: o.appid,
+      mch_id: o.mchId,
+      nonce_str: randomBytes(16).toString('hex'),
+      openid: o.openid,
+      out_trade_no: o.outTradeNo,
+      return_code: 'SUCCESS',
+      result_code: 'FAIL',
+      err_code: 'BANKERROR',
+      err_code_des: '银行系统异常',
+      total_fee: o.totalFee,
+      trade_type: 'JSAPI',
+    };
+    return toXml({ ...fields, sign: sign(fields, m.apiKey, o.signType) });
   }
 
   private payNotifyXml(o: SimOrder, m: SimMerchant): string {
@@ -277,7 +369,7 @@ export class Engine {
       appid: o.appid,
       attach: o.attach,
       bank_type: 'OTHERS',
-      cash_fee: o.totalFee,
+      ...couponFields(o),
       fee_type: 'CNY',
       is_subscribe: 'N',
       mch_id: o.mchId,
@@ -322,7 +414,7 @@ export class Engine {
       attach: o.attach,
       is_subscribe: paid ? 'N' : undefined,
       bank_type: paid ? 'OTHERS' : undefined,
-      cash_fee: paid ? o.totalFee : undefined,
+      ...(paid ? couponFields(o) : {}),
       transaction_id: o.transactionId,
       time_end: o.paidAtMs === undefined ? undefined : compactTime(o.paidAtMs),
     };
@@ -335,6 +427,11 @@ export class Engine {
     if (o.tradeState === 'SUCCESS' || o.tradeState === 'REFUND')
       return new ResultFail('ORDERPAID', '订单已支付，不能发起关单，请当作已支付的正常交易');
     if (o.tradeState === 'CLOSED') return new ResultFail('ORDERCLOSED', '订单已关闭，无需继续调用');
+    if (o.tradeState === 'USERPAYING') return new ResultFail('USERPAYING', '用户支付中，请稍后再关单');
+    // WeChat documents the 5-minute rule but no err_code for breaking it; an answer that says
+    // "try the same again later" is what a client must be ready for.
+    if (this.o.now() - o.createdAtMs < CLOSE_MIN_AGE_MS * this.o.timeScale)
+      return new ResultFail('SYSTEMERROR', '订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟');
     o.tradeState = 'CLOSED';
     o.closedAtMs = this.o.now();
     this.o.ledger.putOrder(o);
@@ -352,6 +449,16 @@ export class Engine {
     if (o instanceof ResultFail) return o;
     const totalFee = Number(p['total_fee']);
     const refundFee = Number(p['refund_fee']);
+
+    const faults = this.o.faults();
+    const queued = faults.refundErrorQueue[0];
+    const refundError = queued ?? faults.refundError;
+    const failWith = (code: string) => {
+      if (queued !== undefined) this.o.setFaults({ refundErrorQueue: faults.refundErrorQueue.slice(1) });
+      return new ResultFail(code, REFUND_ERROR_DES[code] ?? '申请退款业务发生错误（模拟）');
+    };
+    if (refundError && (REPEATABLE_REFUND_ERRORS.has(refundError) || faults.refundErrorOnRepeat))
+      return failWith(refundError);
 
     // "同一退款单号多次请求只退一笔": a repeat answers as the first time did.
     const previous = this.o.ledger.refund(m.mchId, p['out_refund_no']!);
@@ -371,9 +478,11 @@ export class Engine {
     const now = this.o.now();
     if (now - o.paidAtMs! > REFUND_WINDOW_MS)
       return new ResultFail('TRADE_OVERDUE', '订单已经超过退款期限（支付后一年内可退款）');
-    const refundError = this.o.faults().refundError;
-    if (refundError)
-      return new ResultFail(refundError, REFUND_ERROR_DES[refundError] ?? '申请退款业务发生错误（模拟）');
+    if (refundError) return failWith(refundError);
+    const siblings = this.o.ledger.refundsOf(m.mchId, o.outTradeNo);
+    const last = Math.max(0, ...siblings.map((r) => r.createdAtMs));
+    if (siblings.length > 0 && now - last < REFUND_SPACING_MS * this.o.timeScale)
+      return new ResultFail('FREQUENCY_LIMITED', '同一笔订单多次退款的请求需相隔1分钟');
     const effective = this.o.ledger
       .refundsOf(m.mchId, o.outTradeNo)
       .filter((r) => r.status !== 'REFUNDCLOSE');
@@ -410,12 +519,14 @@ export class Engine {
   private armSettle(r: SimRefund): void {
     const id = `${r.mchId}/${r.outRefundNo}`;
     clearTimeout(this.settleTimers.get(id));
+    // setTimeout fires at once for delays past 2^31-1 ms (24.8 days): wait in slices.
     const t = setTimeout(
       () => {
         this.settleTimers.delete(id);
-        this.settle(r);
+        if (Date.now() < r.settleAtMs) this.armSettle(r);
+        else this.settle(r);
       },
-      Math.max(0, r.settleAtMs - Date.now()),
+      Math.min(MAX_TIMER_MS, Math.max(0, r.settleAtMs - Date.now())),
     );
     t.unref();
     this.settleTimers.set(id, t);
@@ -428,12 +539,20 @@ export class Engine {
     return processing.length;
   }
 
-  private settle(r: SimRefund): void {
+  /** Finishes one PROCESSING refund now with `outcome` (default: faults.refundOutcome); false if none. */
+  settleOne(outRefundNo: string, outcome?: Faults['refundOutcome']): boolean {
+    const r = [...this.o.ledger.refunds.values()].find((x) => x.outRefundNo === outRefundNo);
+    if (r?.status !== 'PROCESSING') return false;
+    this.settle(r, outcome);
+    return true;
+  }
+
+  private settle(r: SimRefund, outcome?: Faults['refundOutcome']): void {
     if (r.status !== 'PROCESSING') return;
     const id = `${r.mchId}/${r.outRefundNo}`;
     clearTimeout(this.settleTimers.get(id));
     this.settleTimers.delete(id);
-    r.status = this.o.faults().refundOutcome;
+    r.status = outcome ?? this.o.faults().refundOutcome;
     r.settledAtMs = this.o.now();
     const o = this.o.ledger.order(r.mchId, r.outTradeNo);
     if (o && r.status === 'REFUNDCLOSE') {
@@ -444,7 +563,11 @@ export class Engine {
     }
     this.o.ledger.putRefund(r);
     // "当商户申请的退款有结果后（退款状态为：退款成功、退款关闭、退款异常）" a notify goes out.
-    if (r.notifyUrl) this.o.notifier.enqueue('refund', r.notifyUrl, this.refundNotifyXml(r));
+    if (r.notifyUrl) {
+      const foreign = this.o.hooks?.refundNotify?.(r, this.merchant(r.mchId));
+      if (foreign) this.o.notifier.enqueue('refund', foreign.url, foreign.body, foreign.transport);
+      else this.o.notifier.enqueue('refund', r.notifyUrl, this.refundNotifyXml(r));
+    }
   }
 
   private refundNotifyXml(r: SimRefund): string {
@@ -517,100 +640,15 @@ export class Engine {
     return out;
   }
 
-  // --- downloadbill -------------------------------------------------------------------
-
-  /** The day's bill as CSV, or a ReturnFail: the bill API answers errors with return_code FAIL. */
-  bill(p: WxParams, m: SimMerchant): { csv: string } | ReturnFail {
-    const date = p['bill_date'];
-    if (!date || !/^\d{8}$/.test(date)) return new ReturnFail('invalid bill_date');
-    const type = p['bill_type'] ?? 'ALL';
-    if (type !== 'ALL' && type !== 'SUCCESS' && type !== 'REFUND') return new ReturnFail('invalid bill_type');
-    const fee = (fen: number) => Math.round((fen * FEE_RATE_PER_MILLE) / 1000);
-    const rows: Record<string, string>[] = [];
-    const base = (o: SimOrder, atMs: number): Record<string, string> => ({
-      交易时间: dashedTime(atMs),
-      公众账号ID: o.appid,
-      商户号: o.mchId,
-      特约商户号: '0',
-      设备号: '',
-      微信订单号: o.transactionId ?? '',
-      商户订单号: o.outTradeNo,
-      用户标识: o.openid,
-      交易类型: 'JSAPI',
-      付款银行: 'OTHERS',
-      货币种类: 'CNY',
-      代金券金额: '0.00',
-      充值券退款金额: '0.00',
-      商品名称: o.body,
-      商户数据包: o.attach ?? '',
-      费率: '0.60%',
-      订单金额: fenToYuan(o.totalFee),
-      费率备注: '',
-    });
-    let settled = 0;
-    let refundedSum = 0;
-    let feeSum = 0;
-    let orderSum = 0;
-    let appliedRefundSum = 0;
-    if (type !== 'REFUND') {
-      for (const o of this.o.ledger.orders.values()) {
-        if (o.mchId !== m.mchId || o.paidAtMs === undefined || billDate(o.paidAtMs) !== date) continue;
-        rows.push({
-          ...base(o, o.paidAtMs),
-          交易状态: 'SUCCESS',
-          应结订单金额: fenToYuan(o.totalFee),
-          微信退款单号: '0',
-          商户退款单号: '0',
-          退款金额: '0.00',
-          退款类型: '',
-          退款状态: '',
-          手续费: fenToYuan(fee(o.totalFee)),
-          申请退款金额: '0.00',
-        });
-        settled += o.totalFee;
-        orderSum += o.totalFee;
-        feeSum += fee(o.totalFee);
-      }
+  /** Takes a refund made outside the API (merchant platform, see bills.ts) and settles it like any other. */
+  acceptRefund(r: SimRefund): void {
+    const o = this.o.ledger.order(r.mchId, r.outTradeNo);
+    if (o) {
+      o.tradeState = 'REFUND';
+      this.o.ledger.putOrder(o, false);
     }
-    if (type !== 'SUCCESS') {
-      for (const r of this.o.ledger.refunds.values()) {
-        if (r.mchId !== m.mchId || billDate(r.createdAtMs) !== date) continue;
-        const o = this.o.ledger.order(r.mchId, r.outTradeNo);
-        if (!o) continue;
-        rows.push({
-          ...base(o, r.createdAtMs),
-          交易状态: 'REFUND',
-          应结订单金额: '0.00',
-          微信退款单号: r.refundId,
-          商户退款单号: r.outRefundNo,
-          退款金额: fenToYuan(r.refundFee),
-          退款类型: 'ORIGINAL',
-          退款状态: r.status,
-          手续费: fenToYuan(-fee(r.refundFee)),
-          申请退款金额: fenToYuan(r.refundFee),
-        });
-        refundedSum += r.refundFee;
-        appliedRefundSum += r.refundFee;
-        feeSum -= fee(r.refundFee);
-      }
-    }
-    if (rows.length === 0) return new ReturnFail('No Bill Exist');
-    rows.sort((a, b) => (a['交易时间']! < b['交易时间']! ? -1 : 1));
-    const csv = formatBill({
-      columns: [...BILL_ALL_COLUMNS],
-      rows,
-      summaryColumns: [...BILL_SUMMARY_COLUMNS],
-      summary: {
-        总交易单数: String(rows.length),
-        应结订单总金额: fenToYuan(settled),
-        退款总金额: fenToYuan(refundedSum),
-        充值券退款总金额: '0.00',
-        手续费总金额: fenToYuan(feeSum),
-        订单总金额: fenToYuan(orderSum),
-        申请退款总金额: fenToYuan(appliedRefundSum),
-      },
-    });
-    return { csv };
+    this.o.ledger.putRefund(r);
+    this.armSettle(r);
   }
 
   private merchant(mchId: string): SimMerchant {
@@ -629,7 +667,23 @@ const TRADE_STATE_DESC: Record<SimOrder['tradeState'], string> = {
   PAYERROR: '支付失败',
 };
 
+/** What a coupon-paid order's notify and orderquery carry: WeChat's total_fee stays the order amount. */
+function couponFields(o: SimOrder): WxParamsIn {
+  const coupon = o.couponFee ?? 0;
+  if (coupon === 0) return { cash_fee: o.totalFee };
+  return {
+    cash_fee: o.totalFee - coupon,
+    coupon_fee: coupon,
+    coupon_count: 1,
+    coupon_type_0: 'NO_CASH',
+    coupon_id_0: '10000',
+    coupon_fee_0: coupon,
+  };
+}
+
 function refundAnswer(r: SimRefund, o: SimOrder): WxParamsIn {
+  // A coupon-paid order refunds cash and coupon in proportion.
+  const couponRefund = o.couponFee ? Math.floor((r.refundFee * o.couponFee) / o.totalFee) : 0;
   return {
     transaction_id: r.transactionId,
     out_trade_no: r.outTradeNo,
@@ -641,10 +695,10 @@ function refundAnswer(r: SimRefund, o: SimOrder): WxParamsIn {
     total_fee: o.totalFee,
     settlement_total_fee: o.totalFee,
     fee_type: 'CNY',
-    cash_fee: o.totalFee,
-    cash_refund_fee: r.refundFee,
-    coupon_refund_fee: 0,
-    coupon_refund_count: 0,
+    cash_fee: o.totalFee - (o.couponFee ?? 0),
+    cash_refund_fee: r.refundFee - couponRefund,
+    coupon_refund_fee: couponRefund,
+    coupon_refund_count: couponRefund > 0 ? 1 : 0,
   };
 }
 

@@ -1,5 +1,6 @@
 /**
- * The simulator's own truth: orders, refunds and notify deliveries still owed. Optionally
+ * The simulator's own truth: orders, refunds, notify deliveries still owed and the last
+ * notify attempts with the shop's replies. Optionally
  * persisted as one JSON file, written to a temp file and renamed so a crash never leaves
  * half a ledger behind (`npm start` survives restarts).
  */
@@ -7,9 +8,21 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SignType } from '../../cloudfunctions/shared/wxpay';
+import type { NotifyRecord } from './notifier';
+
+/** Notify attempts kept across restarts: what the console shows and a little more. */
+export const NOTIFY_LOG_KEPT = 200;
 
 export type TradeState = 'NOTPAY' | 'SUCCESS' | 'REFUND' | 'CLOSED' | 'USERPAYING' | 'PAYERROR';
 export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
+/**
+ * Which API created an order or refund, when not APIv2 over HTTP: it decides the format of
+ * its notifies (v3: signed JSON with an encrypted resource; cloudpay: a function invocation)
+ * and, for orders, how the paySign is checked.
+ */
+export type SimApi = 'v3' | 'cloudpay';
+/** How a notify travels: APIv2 XML over HTTP when absent. */
+export type NotifyTransport = 'v3' | 'function';
 
 export interface SimOrder {
   mchId: string;
@@ -28,10 +41,13 @@ export interface SimOrder {
   /** From time_expire, if given. */
   expiresAtMs?: number;
   tradeState: TradeState;
+  /** Paid partly with a coupon (代金券), in fen. */
+  couponFee?: number;
   createdAtMs: number;
   transactionId?: string;
   paidAtMs?: number;
   closedAtMs?: number;
+  api?: SimApi;
 }
 
 export interface SimRefund {
@@ -49,14 +65,17 @@ export interface SimRefund {
   createdAtMs: number;
   settleAtMs: number;
   settledAtMs?: number;
+  api?: SimApi;
 }
 
 /** One notify that is still owed: its next attempt is due at `dueAtMs` (wall clock). */
 export interface PendingNotify {
   id: string;
   kind: 'pay' | 'refund';
+  /** A URL, or a function name for the `function` transport. */
   url: string;
   body: string;
+  transport?: NotifyTransport;
   /** The attempt number the next send will be (1-based). */
   attempt: number;
   dueAtMs: number;
@@ -68,13 +87,19 @@ export interface LedgerData {
   orders: SimOrder[];
   refunds: SimRefund[];
   pendingNotifies: PendingNotify[];
+  /** The last NOTIFY_LOG_KEPT attempts, oldest first (absent in ledgers written before it was kept). */
+  notifyLog?: NotifyRecord[];
 }
 
 export class Ledger {
   readonly orders = new Map<string, SimOrder>();
   readonly refunds = new Map<string, SimRefund>();
   readonly pending = new Map<string, PendingNotify>();
+  /** Every notify attempt since start, after the ones kept from before a restart. */
+  readonly notifyLog: NotifyRecord[] = [];
   private readonly prepayIndex = new Map<string, string>();
+  /** Bumped by every change, so what is derived from the ledger (bills) knows when to redo it. */
+  version = 0;
 
   constructor(private readonly stateFile?: string) {
     if (stateFile && existsSync(stateFile)) {
@@ -82,6 +107,7 @@ export class Ledger {
       for (const o of data.orders) this.putOrder(o, false);
       for (const r of data.refunds) this.refunds.set(key(r.mchId, r.outRefundNo), r);
       for (const n of data.pendingNotifies) this.pending.set(n.id, n);
+      this.notifyLog.push(...(data.notifyLog ?? []));
     }
   }
 
@@ -101,6 +127,7 @@ export class Ledger {
   }
 
   putOrder(o: SimOrder, save = true): void {
+    this.version++;
     this.orders.set(key(o.mchId, o.outTradeNo), o);
     this.prepayIndex.set(o.prepayId, key(o.mchId, o.outTradeNo));
     if (save) this.save();
@@ -116,15 +143,18 @@ export class Ledger {
       .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
-  putRefund(r: SimRefund): void {
+  putRefund(r: SimRefund, save = true): void {
+    this.version++;
     this.refunds.set(key(r.mchId, r.outRefundNo), r);
-    this.save();
+    if (save) this.save();
   }
 
   clear(): void {
+    this.version++;
     this.orders.clear();
     this.refunds.clear();
     this.pending.clear();
+    this.notifyLog.length = 0;
     this.prepayIndex.clear();
     this.save();
   }
@@ -134,6 +164,7 @@ export class Ledger {
       orders: [...this.orders.values()],
       refunds: [...this.refunds.values()],
       pendingNotifies: [...this.pending.values()],
+      notifyLog: this.notifyLog.slice(-NOTIFY_LOG_KEPT),
     };
   }
 

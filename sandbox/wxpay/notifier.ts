@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { parseXml } from '../../cloudfunctions/shared/wxpay';
-import type { Ledger, PendingNotify } from './ledger';
+import type { Ledger, NotifyTransport, PendingNotify } from './ledger';
 
 /** Seconds between attempt n and n+1; 15 retries after the first attempt. */
 export const NOTIFY_RETRY_SCHEDULE_S = [
@@ -23,6 +23,8 @@ export interface NotifyRecord {
   id: string;
   kind: 'pay' | 'refund';
   url: string;
+  /** APIv2 XML over HTTP when absent. */
+  transport?: NotifyTransport;
   attempt: number;
   body: string;
   timeMs: number;
@@ -36,6 +38,14 @@ export interface NotifyRecord {
   acknowledged: boolean;
 }
 
+/**
+ * Delivers one attempt of a notify that is not APIv2 XML (see `PendingNotify.transport`) and
+ * says whether the receiver acknowledged it by that transport's rule.
+ */
+export type NotifyDelivery = (
+  n: PendingNotify,
+) => Promise<{ status?: number; body: string; acknowledged: boolean }>;
+
 export interface NotifyFaults {
   dropPayNotifies: boolean;
   dropRefundNotifies: boolean;
@@ -45,7 +55,6 @@ export interface NotifyFaults {
 }
 
 export class Notifier {
-  readonly records: NotifyRecord[] = [];
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly agent: https.Agent;
@@ -58,6 +67,8 @@ export class Notifier {
       now: () => number;
       caPem?: string;
       faults: () => NotifyFaults;
+      /** Senders for the other transports (APIv3, cloudPay's function callbacks). */
+      transports?: Partial<Record<NotifyTransport, NotifyDelivery>>;
     },
   ) {
     this.agent = new https.Agent({ ca: opts.caPem ? [...rootCertificates, opts.caPem] : undefined });
@@ -65,7 +76,12 @@ export class Notifier {
     for (const n of ledger.pending.values()) if (!n.held) this.arm(n);
   }
 
-  enqueue(kind: 'pay' | 'refund', url: string, body: string): void {
+  /** Every attempt with the shop's reply; kept in the ledger, so a restart does not empty it. */
+  get records(): NotifyRecord[] {
+    return this.ledger.notifyLog;
+  }
+
+  enqueue(kind: 'pay' | 'refund', url: string, body: string, transport?: NotifyTransport): void {
     const f = this.opts.faults();
     const id = randomBytes(8).toString('hex');
     if ((kind === 'pay' && f.dropPayNotifies) || (kind === 'refund' && f.dropRefundNotifies)) {
@@ -73,12 +89,14 @@ export class Notifier {
         id,
         kind,
         url,
+        ...(transport ? { transport } : {}),
         attempt: 1,
         body,
         timeMs: this.opts.now(),
         dropped: true,
         acknowledged: false,
       });
+      this.ledger.save();
       return;
     }
     const n: PendingNotify = {
@@ -86,6 +104,7 @@ export class Notifier {
       kind,
       url,
       body,
+      ...(transport ? { transport } : {}),
       attempt: 1,
       dueAtMs: Date.now() + f.notifyDelayMs,
       held: f.reorderNotifies || undefined,
@@ -172,6 +191,7 @@ export class Notifier {
       id: n.id,
       kind: n.kind,
       url: n.url,
+      ...(n.transport ? { transport: n.transport } : {}),
       attempt: n.attempt,
       body: n.body,
       timeMs: this.opts.now(),
@@ -180,14 +200,26 @@ export class Notifier {
     };
     this.records.push(rec);
     try {
-      const reply = await this.post(n.url, n.body);
-      rec.replyStatus = reply.status;
-      rec.replyBody = reply.body;
-      rec.acknowledged = isSuccessReply(reply.body);
+      if (n.transport) {
+        const deliver = this.opts.transports?.[n.transport];
+        if (!deliver) throw new Error(`no sender for ${n.transport} notifies`);
+        const reply = await deliver(n);
+        if (reply.status !== undefined) rec.replyStatus = reply.status;
+        rec.replyBody = reply.body;
+        rec.acknowledged = reply.acknowledged;
+      } else {
+        const reply = await this.post(n.url, n.body);
+        rec.replyStatus = reply.status;
+        rec.replyBody = reply.body;
+        rec.acknowledged = isSuccessReply(reply.body);
+      }
     } catch (e) {
       rec.error = (e as Error).message;
     }
-    if (duplicate || this.closed || !this.ledger.pending.has(n.id)) return;
+    if (duplicate || this.closed || !this.ledger.pending.has(n.id)) {
+      if (!this.closed) this.ledger.save();
+      return;
+    }
     if (rec.acknowledged || n.attempt > NOTIFY_RETRY_SCHEDULE_S.length) {
       // Acknowledged, or the schedule (24h4m) is exhausted: WeChat stops either way.
       this.ledger.pending.delete(n.id);
@@ -199,14 +231,19 @@ export class Notifier {
     this.ledger.save();
   }
 
-  private post(url: string, body: string): Promise<{ status: number; body: string }> {
+  /** One POST as WeChat's notify servers make it (5 s reply deadline, the simulator's CA trusted). */
+  post(
+    url: string,
+    body: string,
+    headers: Record<string, string> = { 'content-type': 'text/xml; charset=utf-8' },
+  ): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const u = new URL(url);
       const mod = u.protocol === 'https:' ? https : http;
       const req = mod.request(u, {
         method: 'POST',
         agent: u.protocol === 'https:' ? this.agent : undefined,
-        headers: { 'content-type': 'text/xml; charset=utf-8', 'user-agent': 'Mozilla/4.0 (wxpay simulator)' },
+        headers: { ...headers, 'user-agent': 'Mozilla/4.0 (wxpay simulator)' },
         timeout: REPLY_TIMEOUT_MS,
       });
       req.on('timeout', () => req.destroy(new Error(`no reply within ${REPLY_TIMEOUT_MS} ms`)));

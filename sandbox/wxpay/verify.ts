@@ -20,6 +20,16 @@ export interface SimMerchant {
   signType: SignType;
   /** Where refund notifies go when the refund request names no notify_url. */
   refundNotifyUrl?: string;
+  /** APIv3: the APIv3 key, and the merchant API certificate whose key signs requests and paySigns. */
+  v3?: { apiV3Key: string; certPem: string; refundNotifyUrl?: string };
+  /** Service-provider mode (服务商): the sub-merchants this merchant may act for. */
+  subMerchants?: readonly SubMerchant[];
+}
+
+export interface SubMerchant {
+  subMchId: string;
+  /** The sub-merchant's own mini program, when it has one. */
+  subAppid?: string;
 }
 
 /** WeChat's return-level error texts (return_code FAIL, return_msg). */

@@ -1,17 +1,32 @@
 /**
  * The checks behind `npm run doctor`: what goes wrong when a shop goes live on WeChat Pay
- * APIv2 (wechat-pay-v2.md §3), found before the first customer finds it. Pure functions of
- * the variables and an injected clock; the online check takes the base URL from the
- * variables, so tests aim it at the local simulator.
+ * APIv2, found before the first customer finds it. Each check belongs to a stage: what the
+ * first deploy needs, or what the first payment needs (the admins' openids, for one, exist
+ * only once the deployed mini-program shows them). Pure functions of the variables and an
+ * injected clock; the online check takes the base URL from the variables, so tests aim it at
+ * the local simulator.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import forge from 'node-forge';
-import { ConfigError, loadConfig } from '../../cloudfunctions/shared/config';
+import { ConfigError, type ConfigNeeds, loadConfig } from '../../cloudfunctions/shared/config';
 import { createWxPayClient, WxPayApiError, WxPayNetworkError } from '../../cloudfunctions/shared/wxpay';
-import { ENV_LIMIT_BYTES, envBytes, functionEnvironment, HTTP_ROUTES } from './plan';
+import { chooseRuntime, DEFAULT_RUNTIME, isEndOfLife } from '../runtimes';
+import { openPkcs12 } from './pkcs12';
+import {
+  DEFAULT_REGION,
+  ENV_LIMIT_BYTES,
+  envBytes,
+  functionEnvironment,
+  notifyTargets,
+  parseNeeds,
+} from './plan';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
+
+/** When it matters: before the first deploy, or before the first real payment. */
+export type CheckStage = 'deploy' | 'payment';
 
 export interface Check {
   status: CheckStatus;
@@ -19,7 +34,11 @@ export interface Check {
   detail: string;
   /** What to do about it (for fail and warn). */
   fix?: string;
+  /** Default 'deploy'. */
+  stage?: CheckStage;
 }
+
+const atPayment = (c: Check): Check => ({ ...c, stage: 'payment' });
 
 const ok = (name: string, detail: string): Check => ({ status: 'ok', name, detail });
 const fail = (name: string, detail: string, fix: string): Check => ({ status: 'fail', name, detail, fix });
@@ -86,10 +105,12 @@ function checkNotifyUrl(
   path: string,
   value: string | undefined,
   domain: string | undefined,
+  derived: string,
 ): Check {
   const name = variable;
-  const fix = `set https://<HTTP access domain>${path} (no port, no query), the route npm run deploy creates`;
-  if (!value) return fail(name, 'missing', fix);
+  const fix = `leave it unset (deploy derives ${derived}) or set https://<HTTP access domain>${path} (no port, no query)`;
+  if (!value)
+    return ok(name, `${derived} (derived from the environment id; deploy sets it on the functions)`);
   let u: URL;
   try {
     u = new URL(value);
@@ -116,12 +137,81 @@ function checkAdmins(v: string | undefined): Check {
     .map((s) => s.trim())
     .filter(Boolean);
   const fix =
-    "set ADMIN_OPENIDS to the reviewers' openids, comma-separated (open the mini-program as them; the whoami function returns the openid)";
+    'after the first deploy, open the mini-program as each reviewer, copy the openid its 我的 page shows into ADMIN_OPENIDS (comma-separated), and deploy again';
   if (ids.length === 0)
-    return fail(name, 'ADMIN_OPENIDS is empty: nobody can approve or reject refunds', fix);
+    return atPayment(fail(name, 'ADMIN_OPENIDS is empty: nobody can approve or reject refunds', fix));
   const odd = ids.filter((id) => !/^[A-Za-z0-9_-]{20,40}$/.test(id));
-  if (odd.length > 0) return warn(name, `${odd.join(', ')} does not look like an openid`, fix);
-  return ok(name, `${ids.length} admin(s)`);
+  if (odd.length > 0) return atPayment(warn(name, `${odd.join(', ')} does not look like an openid`, fix));
+  return atPayment(ok(name, `${ids.length} admin(s)`));
+}
+
+function checkEnvironment(vars: Record<string, string>): Check {
+  const envId = vars['CLOUDBASE_ENV_ID'];
+  if (!envId) {
+    return fail(
+      'environment',
+      'CLOUDBASE_ENV_ID is missing',
+      'copy the environment id from WeChat DevTools → 云开发 → 设置 → 环境ID (e.g. shop-1a2b3c)',
+    );
+  }
+  const region = vars['CLOUDBASE_REGION'];
+  return ok(
+    'environment',
+    `${envId}${region ? ` in ${region}` : ` (region: deploy asks the environment; ${DEFAULT_REGION} assumed until then)`}`,
+  );
+}
+
+/** The runtime new functions get; end-of-life ones are named (no security fixes, OpenSSL's included). */
+export function checkRuntime(value: string | undefined, now: number): Check {
+  const name = 'function runtime';
+  const chosen = chooseRuntime(value);
+  if ('problem' in chosen)
+    return fail(name, chosen.problem, `set CLOUDBASE_FUNCTION_RUNTIME=${DEFAULT_RUNTIME} or unset it`);
+  const r = chosen.runtime;
+  if (isEndOfLife(r, new Date(now))) {
+    return warn(
+      name,
+      `${r.name}: Node.js ${r.major} is end-of-life since ${r.endOfLife}; the process holding the API key gets no security fixes`,
+      `set CLOUDBASE_FUNCTION_RUNTIME=${DEFAULT_RUNTIME} (existing functions keep their runtime: delete them in the console to move them)`,
+    );
+  }
+  return ok(
+    name,
+    `${r.name} (Node.js ${r.major}, security fixes until ${r.endOfLife})${value ? '' : ', the default'}`,
+  );
+}
+
+function checkHttpDomain(vars: Record<string, string>, derivedDomain: string): Check {
+  const name = 'HTTP access domain';
+  if (vars['CLOUDBASE_HTTP_DOMAIN']) return atPayment(ok(name, `${vars['CLOUDBASE_HTTP_DOMAIN']} (custom)`));
+  return atPayment(
+    warn(
+      name,
+      `the notify URLs use the default domain ${derivedDomain}, which CloudBase rate-limits and means for testing`,
+      'bind an ICP-filed (备案) domain in HTTP 访问服务 → 域名管理, set CLOUDBASE_HTTP_DOMAIN, deploy again',
+    ),
+  );
+}
+
+/** project.config.json's appid and app.ts's wx.cloud.init env, as `npm run configure` writes them. */
+export function checkMiniProgram(vars: Record<string, string>, root: string | undefined): Check | undefined {
+  if (!root) return undefined;
+  const name = 'mini-program configuration';
+  const fix = 'run npm run configure -- --env-file deploy.env';
+  const projectPath = `${root}/project.config.json`;
+  const appPath = `${root}/miniprogram/app.ts`;
+  if (!existsSync(projectPath) || !existsSync(appPath)) return undefined;
+  const appid = (JSON.parse(readFileSync(projectPath, 'utf8')) as { appid?: string }).appid;
+  const env = /wx\.cloud\.init\(\{[^}]*\benv:\s*'([^']*)'/.exec(readFileSync(appPath, 'utf8'))?.[1];
+  const wrong: string[] = [];
+  if (appid !== vars['WXPAY_APPID'])
+    wrong.push(`project.config.json appid is ${appid}, not WXPAY_APPID ${vars['WXPAY_APPID'] ?? '(unset)'}`);
+  if (env !== vars['CLOUDBASE_ENV_ID'])
+    wrong.push(
+      `app.ts wx.cloud.init env is ${env ?? '(none)'}, not CLOUDBASE_ENV_ID ${vars['CLOUDBASE_ENV_ID'] ?? '(unset)'}`,
+    );
+  if (wrong.length) return atPayment(fail(name, wrong.join('; '), fix));
+  return atPayment(ok(name, `appid ${appid}, environment ${env}`));
 }
 
 function checkBaseUrl(vars: Record<string, string>): Check[] {
@@ -177,25 +267,6 @@ export function usesLegacyPkcs12Cipher(der: Buffer): boolean {
   return false;
 }
 
-// PKCS#12 bag types (RFC 7292 §4.2).
-const OID_KEY_BAG = '1.2.840.113549.1.12.10.1.1';
-const OID_SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2';
-const OID_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
-
-function openPkcs12(der: Buffer, passphrase: string): CertMaterial {
-  const asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
-  const p12 = forge.pkcs12.pkcs12FromAsn1(asn1, passphrase);
-  const bags = (type: string) => p12.getBags({ bagType: type })[type] ?? [];
-  const certPems = bags(OID_CERT_BAG)
-    .map((b) => b.cert)
-    .filter((c): c is forge.pki.Certificate => c !== undefined)
-    .map((c) => forge.pki.certificateToPem(c));
-  const keyBags = [...bags(OID_SHROUDED_KEY_BAG), ...bags(OID_KEY_BAG)];
-  const key = keyBags.find((b) => b.key)?.key;
-  if (!key) throw new Error('it holds no private key');
-  return { source: 'PKCS#12', certPems, keyPem: forge.pki.privateKeyToPem(key) };
-}
-
 function checkCertificate(vars: Record<string, string>, now: number): Check[] {
   const mchId = vars['WXPAY_MCHID'] ?? '';
   const out: Check[] = [];
@@ -220,7 +291,7 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
     const der = Buffer.from(vars['WXPAY_PFX_BASE64'], 'base64');
     const passphrase = vars['WXPAY_PFX_PASSPHRASE'] ?? mchId;
     try {
-      material = openPkcs12(der, passphrase);
+      material = { source: 'PKCS#12', ...openPkcs12(der, passphrase) };
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
       return [
@@ -239,10 +310,9 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
         nativeNote = "this Node's OpenSSL 3 refuses it";
       }
       out.push(
-        warn(
+        ok(
           'PKCS#12 cipher',
-          `the .p12 is encrypted with legacy RC2/RC4 (${nativeNote}; Node ≥ 17 needs OpenSSL's legacy provider)`,
-          'use the PEM pair instead (WXPAY_CERT_PEM_FILE/WXPAY_KEY_PEM_FILE), or convert: see docs/GOING_LIVE.md "Certificates"',
+          `the .p12 is encrypted with legacy RC2/RC4 (${nativeNote}); deploy converts it to the PEM pair, which every Node loads`,
         ),
       );
     }
@@ -323,10 +393,19 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
   return out;
 }
 
+/** What the functions holding the certificate declare (their notice templates too): the largest environments. */
+function refundingNeeds(): ConfigNeeds[] {
+  return ['approveRefund', 'reconcile'].map((fn) => {
+    const entry = join(__dirname, '../../cloudfunctions', fn, 'index.ts');
+    const needs = existsSync(entry) ? parseNeeds(readFileSync(entry, 'utf8')) : undefined;
+    return needs ?? { wxpay: true, cert: true, notices: 'all' };
+  });
+}
+
 function checkEnvSize(vars: Record<string, string>): Check {
   // Measured as in production: the simulator-only variables are reported separately and go.
   const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = vars;
-  const bytes = envBytes(functionEnvironment({ wxpay: true, cert: true }, production));
+  const bytes = Math.max(...refundingNeeds().map((n) => envBytes(functionEnvironment(n, production))));
   const name = 'function environment size';
   if (bytes > ENV_LIMIT_BYTES) {
     return fail(
@@ -341,7 +420,8 @@ function checkEnvSize(vars: Record<string, string>): Check {
 function checkLoadConfig(vars: Record<string, string>): Check {
   const name = 'functions start';
   try {
-    loadConfig(vars, { wxpay: true, cert: true });
+    // Every notice template too: a miswritten one would stop the functions that render it.
+    loadConfig(vars, { wxpay: true, cert: true, notices: 'all' });
     return ok(name, 'loadConfig accepts this configuration');
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
@@ -349,21 +429,44 @@ function checkLoadConfig(vars: Record<string, string>): Check {
   }
 }
 
-/** Every check that needs no network. `now` is injected so expiry is testable. */
-export function checkConfiguration(vars: Record<string, string>, opts: { now: number }): Check[] {
+/**
+ * Every check that needs no network. `now` is injected so expiry is testable; `root` (the
+ * repository) adds the mini-program's own configuration.
+ */
+export function checkConfiguration(
+  vars: Record<string, string>,
+  opts: { now: number; root?: string },
+): Check[] {
+  // The notify URLs deploy will set when they are not given.
+  const targets = notifyTargets(vars, {
+    envId: vars['CLOUDBASE_ENV_ID'] ?? '',
+    region: vars['CLOUDBASE_REGION'] ?? DEFAULT_REGION,
+  });
+  const effective = targets.vars;
+  const mini = checkMiniProgram(vars, opts.root);
   return [
-    checkLoadConfig(vars),
+    checkEnvironment(vars),
+    checkRuntime(vars['CLOUDBASE_FUNCTION_RUNTIME'], opts.now),
+    checkLoadConfig(effective),
     checkAppid(vars['WXPAY_APPID']),
     checkMchId(vars['WXPAY_MCHID']),
     checkApiKey(vars['WXPAY_API_KEY']),
     checkSignType(vars['WXPAY_SIGN_TYPE']),
-    ...HTTP_ROUTES.map((r) =>
-      checkNotifyUrl(r.urlVariable, r.path, vars[r.urlVariable], vars['CLOUDBASE_HTTP_DOMAIN']),
+    ...targets.urls.map((u) =>
+      checkNotifyUrl(
+        u.variable,
+        u.path,
+        vars[u.variable],
+        vars['CLOUDBASE_HTTP_DOMAIN'],
+        `https://${targets.domain}${u.path}`,
+      ),
     ),
-    checkAdmins(vars['ADMIN_OPENIDS']),
     ...checkCertificate(vars, opts.now),
-    checkEnvSize(vars),
+    checkEnvSize(effective),
     ...checkBaseUrl(vars),
+    checkAdmins(vars['ADMIN_OPENIDS']),
+    checkHttpDomain(vars, targets.domain),
+    ...(mini ? [mini] : []),
   ];
 }
 
@@ -376,6 +479,10 @@ export async function checkOnline(
   vars: Record<string, string>,
   opts: { outTradeNo?: string } = {},
 ): Promise<Check> {
+  return atPayment(await roundTrip(vars, opts));
+}
+
+async function roundTrip(vars: Record<string, string>, opts: { outTradeNo?: string }): Promise<Check> {
   const name = 'WeChat Pay round trip';
   const base = vars['WXPAY_BASE_URL'] ?? 'https://api.mch.weixin.qq.com';
   const outTradeNo = opts.outTradeNo ?? `DOCTOR${Date.now()}`;
@@ -439,4 +546,30 @@ export function renderChecks(checks: Check[]): string {
   return checks
     .map((c) => `${ICON[c.status]} ${c.name}: ${c.detail}${c.fix && c.status !== 'ok' ? ` → ${c.fix}` : ''}`)
     .join('\n');
+}
+
+/** Checks grouped by the stage they block, with a one-line verdict for each stage. */
+export function renderStages(checks: Check[]): string {
+  const deploy = checks.filter((c) => (c.stage ?? 'deploy') === 'deploy');
+  const payment = checks.filter((c) => c.stage === 'payment');
+  const count = (cs: Check[], s: CheckStatus) => cs.filter((c) => c.status === s).length;
+  const verdict = (cs: Check[], what: string) => {
+    const f = count(cs, 'fail');
+    return f === 0
+      ? `ready for ${what}${count(cs, 'warn') ? ` (${count(cs, 'warn')} warning(s))` : ''}`
+      : `not ready for ${what}: ${f} to fix (${cs
+          .filter((c) => c.status === 'fail')
+          .map((c) => c.name)
+          .join(', ')})`;
+  };
+  return [
+    'Needed before the first deploy:',
+    renderChecks(deploy),
+    '',
+    'Needed before the first payment:',
+    renderChecks(payment),
+    '',
+    verdict(deploy, 'the first deploy'),
+    verdict(payment, 'the first payment'),
+  ].join('\n');
 }

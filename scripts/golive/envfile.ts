@@ -11,11 +11,12 @@ import { CONFIG_VARIABLES, type ConfigVariable } from '../../cloudfunctions/shar
 /** Used by `npm run deploy` only; never set on a function. */
 export const DEPLOY_VARIABLES = {
   CLOUDBASE_ENV_ID: 'the cloud environment id (云开发控制台 → 设置 → 环境ID), e.g. shop-1a2b3c',
-  CLOUDBASE_REGION: 'region of the environment (default ap-shanghai)',
+  CLOUDBASE_REGION:
+    'region of the environment (default: deploy asks the environment; set it to make deploy check it)',
   CLOUDBASE_HTTP_DOMAIN:
-    'HTTP access domain the notify URLs must use, e.g. shop-1a2b3c.service.tcloudbase.com (default: checked against the environment after deploy)',
+    "an ICP-filed custom domain bound to HTTP access, for the notify URLs (default: the environment's default domain <env-id>.<region>.app.tcloudbase.com)",
   CLOUDBASE_FUNCTION_RUNTIME:
-    'runtime for newly created functions (default Nodejs16.13, what the bundles target); existing functions keep theirs',
+    'runtime for newly created functions: Nodejs24.11 (default), Nodejs22.21, Nodejs20.19, Nodejs18.15 or Nodejs16.13; existing functions keep theirs',
   TENCENTCLOUD_SECRETID:
     'Tencent Cloud API key id (访问管理 → API密钥) of an account that may manage the environment',
   TENCENTCLOUD_SECRETKEY: 'Tencent Cloud API secret key; better set in the shell than in the file',

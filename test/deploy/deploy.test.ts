@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES } from '../../cloudfunctions/shared/config';
+import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import { buildFunctions, listFunctions, readFunctionConfig, sdkVersion } from '../../scripts/build';
 import { DEPLOY_VARIABLES, FILE_VARIABLES, parseEnvFile } from '../../scripts/golive/envfile';
-import { executePlan, type ManagerApi } from '../../scripts/golive/executor';
 import {
   type BuiltFunction,
   loadBuiltFunctions,
@@ -54,13 +54,28 @@ describe('the deploy plan for this repository', () => {
     expect(plan.envId).toBe('shop-1a2b3c');
   });
 
-  it('uploads every built function with wx-server-sdk pinned and installed in the cloud', () => {
+  it('creates functions on the chosen runtime, Nodejs24.11 by default, and says so', () => {
+    expect(plan.runtime).toBe('Nodejs24.11');
+    expect(stepsOf(plan, 'function.upload').every((s) => s.runtime === 'Nodejs24.11')).toBe(true);
+    expect(renderPlan(maskedPlan(plan))).toContain('runtime Nodejs24.11 for new functions');
+    const on22 = planDeployment({
+      functions: built,
+      vars: { ...vars, CLOUDBASE_FUNCTION_RUNTIME: 'Nodejs22.21' },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(on22.problems).toEqual([]);
+    expect(stepsOf(on22, 'function.upload').every((s) => s.runtime === 'Nodejs22.21')).toBe(true);
+  });
+
+  it('uploads every built function with wx-server-sdk bundled in, so nothing is installed in the cloud', () => {
     const uploads = stepsOf(plan, 'function.upload');
     expect(uploads.map((s) => s.function)).toEqual(listFunctions());
     for (const s of uploads) {
       expect(s.files).toEqual(['config.json', 'index.js', 'package.json']);
-      expect(s.dependencies).toEqual({ 'wx-server-sdk': sdkVersion() });
-      expect(s.installDependency).toBe(true);
+      expect(s.dependencies).toEqual({});
+      expect(s.bundledSdk).toBe(sdkVersion());
+      expect(s.installDependency).toBe(false);
       expect(s.handler).toBe('index.main');
       expect(s.dir).toBe(join(out, s.function));
     }
@@ -76,7 +91,7 @@ describe('the deploy plan for this repository', () => {
     }
   });
 
-  it('sets exactly the timers of config.json: the reconcile trigger', () => {
+  it('sets exactly the timers of config.json: the bill check and reconcile triggers', () => {
     const expected = listFunctions().flatMap((fn) =>
       (readFunctionConfig(fn).triggers ?? []).map((trigger) => ({
         kind: 'function.trigger',
@@ -86,6 +101,11 @@ describe('the deploy plan for this repository', () => {
     );
     expect(stepsOf(plan, 'function.trigger')).toEqual(expected);
     expect(expected).toEqual([
+      {
+        kind: 'function.trigger',
+        function: 'billCheck',
+        trigger: { name: 'billCheckMorning', type: 'timer', config: '0 */15 10-11 * * * *' },
+      },
       {
         kind: 'function.trigger',
         function: 'reconcile',
@@ -117,10 +137,87 @@ describe('the deploy plan for this repository', () => {
     expect('CLOUDBASE_ENV_ID' in envOf('reconcile')).toBe(false);
   });
 
+  it('gives each function only the notice templates it renders, so the certificate’s functions stay within 4 KB', () => {
+    const withNotices = planDeployment({
+      functions: built,
+      vars: { ...vars, ...demoNoticeEnv() },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(withNotices.problems).toEqual([]);
+    const configs = stepsOf(withNotices, 'function.config');
+    const noticeVars = (fn: string) =>
+      Object.keys(configs.find((s) => s.function === fn)!.envVariables)
+        .filter((k) => k.startsWith('NOTICE_'))
+        .sort();
+    expect(noticeVars('approveRefund')).toEqual([
+      'NOTICE_MINIPROGRAM_STATE',
+      'NOTICE_REFUND_APPROVED',
+      'NOTICE_REFUND_REJECTED',
+    ]);
+    expect(noticeVars('reconcile')).toEqual([
+      'NOTICE_MINIPROGRAM_STATE',
+      'NOTICE_ORDER_PAID',
+      'NOTICE_REFUND_ATTENTION',
+      'NOTICE_REFUND_CLOSED',
+      'NOTICE_REFUND_COMPLETED',
+    ]);
+    expect(noticeVars('payNotify')).toEqual(['NOTICE_MINIPROGRAM_STATE', 'NOTICE_ORDER_PAID']);
+    expect(noticeVars('noticeTemplates')).toHaveLength(9);
+    expect(noticeVars('listProducts')).toEqual([]);
+    for (const s of configs) expect(s.envBytes, s.function).toBeLessThanOrEqual(4096);
+    // Each function's notice kinds, as parsed for deploy, are the ones it reads at cold start.
+    expect(
+      parseNeeds("callableFunction('x', { wxpay: true, notices: ['order_paid', \"refund_closed\"] }, h)"),
+    ).toEqual({
+      wxpay: true,
+      notices: ['order_paid', 'refund_closed'],
+    });
+    expect(parseNeeds("callableFunction('x', { notices: 'all' }, h)")).toEqual({ notices: 'all' });
+    expect(parseNeeds("callableFunction('x', { notices: ['no_such_kind'] }, h)")).toBeUndefined();
+  });
+
+  it('names the notice templates when they push a function over 4 KB', () => {
+    const long = `${'t'.repeat(43)} ${Array.from({ length: 5 }, (_, i) => `character_string${i + 10}=orderId`).join(' ')}`;
+    const over = planDeployment({
+      functions: built,
+      vars: {
+        ...vars,
+        NOTICE_ORDER_PAID: long,
+        NOTICE_REFUND_ATTENTION: long.replace(/orderId/g, 'refundId'),
+        NOTICE_REFUND_COMPLETED: long,
+        NOTICE_REFUND_CLOSED: long,
+        ADMIN_OPENIDS: Array(8).fill('oUpF8uMEb4qRXf22hE3X68TekukE').join(','),
+      },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(over.problems).toEqual([
+      expect.stringMatching(
+        /^reconcile: its environment variables take \d+ bytes, over SCF's 4096: .*templates with fewer fields for its notices \(\d+ bytes of NOTICE_\* variables\)$/,
+      ),
+    ]);
+  });
+
   it('routes the notify paths through HTTP access without authentication', () => {
+    const domain = 'shop-1a2b3c.service.tcloudbase.com';
     expect(stepsOf(plan, 'access.route')).toEqual([
-      { kind: 'access.route', path: '/pay/notify', function: 'payNotify', auth: false },
-      { kind: 'access.route', path: '/refund/notify', function: 'refundNotify', auth: false },
+      {
+        kind: 'access.route',
+        path: '/pay/notify',
+        function: 'payNotify',
+        auth: false,
+        domain,
+        api: 'current',
+      },
+      {
+        kind: 'access.route',
+        path: '/refund/notify',
+        function: 'refundNotify',
+        auth: false,
+        domain,
+        api: 'current',
+      },
     ]);
     expect(plan.notifyUrls.map((n) => `${n.variable}=${n.url}`)).toEqual([
       'WXPAY_NOTIFY_URL=https://shop-1a2b3c.service.tcloudbase.com/pay/notify',
@@ -128,12 +225,15 @@ describe('the deploy plan for this repository', () => {
     ]);
   });
 
-  it('creates the four collections, the listing indexes and the one reconcile scans', () => {
+  it('creates the collections, the listing indexes and those reconcile and the bill check scan', () => {
     expect(stepsOf(plan, 'database.collection').map((s) => s.collection)).toEqual([
       'products',
       'orders',
       'refunds',
       'payment_events',
+      'bill_checks',
+      'notices',
+      'caller_limits',
     ]);
     expect(
       stepsOf(plan, 'database.index').map(
@@ -143,19 +243,26 @@ describe('the deploy plan for this repository', () => {
       'orders:openid1+createdAtMs-1',
       'orders:status1+createdAtMs-1',
       'refunds:status1+createdAtMs-1',
-      'refunds:status1+updatedAtMs1',
       'refunds:orderId1',
+      'orders:reservationCheckAtMs1',
+      'orders:status1+nextCheckAtMs1',
+      'refunds:nextCheckAtMs1',
+      'orders:status1+paidAtMs1',
+      'refunds:status1+submittedAtMs1',
+      'notices:status1+nextAttemptAtMs1',
+      'notices:status1+leaseUntilMs1',
     ]);
   });
 
   it('closes every collection to clients and the notify and timer functions to the mini-program', () => {
     for (const s of stepsOf(plan, 'rules.database')) expect(s.rule).toEqual({ read: false, write: false });
-    expect(stepsOf(plan, 'rules.database')).toHaveLength(4);
+    expect(stepsOf(plan, 'rules.database')).toHaveLength(7);
     expect(stepsOf(plan, 'rules.functions')[0]?.rule).toEqual({
       '*': { invoke: 'auth != null' },
       payNotify: { invoke: false },
       refundNotify: { invoke: false },
       reconcile: { invoke: false },
+      billCheck: { invoke: false },
     });
   });
 
@@ -208,7 +315,21 @@ describe('the planner refuses a deployment that would not work', () => {
       'WXPAY_NOTIFY_URL must end with the route path /pay/notify, is https://shop-1a2b3c.service.tcloudbase.com/notify',
     ]);
     expect(replan({ ...vars, WXPAY_REFUND_NOTIFY_URL: 'https://other.example.com/refund/notify' })).toEqual([
-      'WXPAY_REFUND_NOTIFY_URL is https://other.example.com/refund/notify, but the route will be https://shop-1a2b3c.service.tcloudbase.com/refund/notify',
+      'WXPAY_REFUND_NOTIFY_URL is https://other.example.com/refund/notify, but the route will be https://shop-1a2b3c.service.tcloudbase.com/refund/notify: remove it (deploy derives it) or set CLOUDBASE_HTTP_DOMAIN',
+    ]);
+  });
+
+  it('when CLOUDBASE_FUNCTION_RUNTIME is not a CloudBase runtime, or config.json names another', () => {
+    expect(replan({ ...vars, CLOUDBASE_FUNCTION_RUNTIME: 'Nodejs26' })).toEqual([
+      'CLOUDBASE_FUNCTION_RUNTIME Nodejs26 is not a CloudBase Node.js runtime; use one of Nodejs24.11, Nodejs22.21, Nodejs20.19, Nodejs18.15, Nodejs16.13',
+    ]);
+    const pinned = built.map((f) =>
+      f.name === 'whoami' ? { ...f, config: { ...f.config, runtime: 'Nodejs16.13' } } : f,
+    );
+    expect(
+      planDeployment({ functions: pinned, vars, rules: rules(), sdkVersion: sdkVersion() }).problems,
+    ).toEqual([
+      'whoami/config.json names runtime Nodejs16.13, but the functions are deployed on Nodejs24.11 (CLOUDBASE_FUNCTION_RUNTIME)',
     ]);
   });
 
@@ -218,6 +339,64 @@ describe('the planner refuses a deployment that would not work', () => {
     expect(replan({ ...vars, WXPAY_BASE_URL: 'https://127.0.0.1:4443' })).toEqual([
       'WXPAY_BASE_URL is https://127.0.0.1:4443, the local simulator; remove it to use WeChat Pay',
     ]);
+  });
+});
+
+describe('the plan before the first deploy', () => {
+  const fresh = () => {
+    const {
+      CLOUDBASE_HTTP_DOMAIN: _d,
+      WXPAY_NOTIFY_URL: _n,
+      WXPAY_REFUND_NOTIFY_URL: _r,
+      ADMIN_OPENIDS: _a,
+      ...rest
+    } = vars;
+    return rest;
+  };
+
+  it('derives the notify URLs from the environment id and sets them on the functions', () => {
+    const p = planDeployment({
+      functions: built,
+      vars: fresh(),
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(p.problems).toEqual([]);
+    expect(p.notifyUrls.map((n) => `${n.variable}=${n.url} (${n.source})`)).toEqual([
+      'WXPAY_NOTIFY_URL=https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/pay/notify (derived)',
+      'WXPAY_REFUND_NOTIFY_URL=https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/refund/notify (derived)',
+    ]);
+    const payNotify = stepsOf(p, 'function.config').find((s) => s.function === 'payNotify')!;
+    expect(payNotify.envVariables['WXPAY_NOTIFY_URL']).toBe(
+      'https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/pay/notify',
+    );
+    expect(
+      p.warnings.some((w) => w.includes('default domain shop-1a2b3c.ap-shanghai.app.tcloudbase.com')),
+    ).toBe(true);
+  });
+
+  it('does not need ADMIN_OPENIDS: the admin finds their openid only after deploying', () => {
+    const p = planDeployment({
+      functions: built,
+      vars: fresh(),
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(p.problems).toEqual([]);
+    expect('ADMIN_OPENIDS' in stepsOf(p, 'function.config')[0]!.envVariables).toBe(false);
+  });
+
+  it('warns that an end-of-life runtime gets no security fixes', () => {
+    const p = planDeployment({
+      functions: built,
+      vars: { ...vars, CLOUDBASE_FUNCTION_RUNTIME: 'Nodejs16.13' },
+      rules: loadRules(join(root, 'deploy')),
+      sdkVersion: sdkVersion(),
+    });
+    expect(p.problems).toEqual([]);
+    expect(p.warnings).toContain(
+      'runtime Nodejs16.13: Node.js 16 is end-of-life since 2023-09-11 (no security fixes); choose Nodejs24.11',
+    );
   });
 });
 
@@ -300,10 +479,13 @@ describe('npm run deploy -- --dry-run', () => {
     expect(r.stdout).toContain('Deploy plan for environment shop-1a2b3c');
     for (const fn of listFunctions())
       expect(r.stdout).toContain(
-        `upload ${fn} (config.json, index.js, package.json; wx-server-sdk@${sdkVersion()}`,
+        `upload ${fn} (config.json, index.js, package.json; wx-server-sdk ${sdkVersion()} bundled in index.js, nothing installed`,
       );
     expect(r.stdout).toContain('timer trigger reconcileEvery5Min on reconcile: "0 */5 * * * * *"');
-    expect(r.stdout).toContain('HTTP access /pay/notify → payNotify');
+    expect(r.stdout).toContain(
+      'HTTP access https://shop-1a2b3c.service.tcloudbase.com/pay/notify → payNotify',
+    );
+    expect(r.stdout).toContain('runtime Nodejs24.11 for new functions');
     expect(r.stdout).toContain(
       'WXPAY_REFUND_NOTIFY_URL=https://shop-1a2b3c.service.tcloudbase.com/refund/notify',
     );
@@ -318,103 +500,5 @@ describe('npm run deploy -- --dry-run', () => {
     const printed = JSON.parse(r.stdout) as Plan;
     expect(printed.steps.map((s) => s.kind)).toEqual(plan.steps.map((s) => s.kind));
     expect(r.stdout).not.toContain(vars['WXPAY_API_KEY']);
-  });
-});
-
-describe('the executor', () => {
-  function fakeManager(
-    existing: string[],
-    state: { indexes: string[]; routes: { Path: string; Name: string }[] },
-  ) {
-    const calls: string[] = [];
-    const rec =
-      (name: string, result: unknown = {}) =>
-      async (...args: unknown[]) => {
-        calls.push(`${name} ${JSON.stringify(args)}`);
-        return result;
-      };
-    const m: ManagerApi = {
-      functions: {
-        listFunctions: async () => existing.map((FunctionName) => ({ FunctionName })),
-        createFunction: rec('createFunction'),
-        updateFunctionCode: rec('updateFunctionCode'),
-        updateFunctionConfig: rec('updateFunctionConfig'),
-        deleteFunctionTrigger: rec('deleteFunctionTrigger'),
-        createFunctionTriggers: rec('createFunctionTriggers'),
-      },
-      database: {
-        createCollectionIfNotExists: rec('createCollectionIfNotExists'),
-        checkIndexExists: async (c, i) => ({ Exists: state.indexes.includes(`${c}.${i}`) }),
-        updateCollection: rec('updateCollection'),
-      },
-      access: {
-        getAccessList: async () => ({ APISet: state.routes }),
-        createAccess: rec('createAccess'),
-        getDomainList: async () => ({ DefaultDomain: 'shop-1a2b3c.service.tcloudbase.com' }),
-      },
-      permission: { modifyResourcePermission: rec('modifyResourcePermission') },
-    };
-    return { m, calls };
-  }
-
-  it('creates new functions with their variables and timeout in one call', async () => {
-    const { m, calls } = fakeManager([], { indexes: [], routes: [] });
-    const res = await executePlan(plan, m, { vars, log: () => undefined });
-    const creates = calls.filter((c) => c.startsWith('createFunction '));
-    expect(creates).toHaveLength(listFunctions().length);
-    const reconcile = creates.find((c) => c.includes('"name":"reconcile"'))!;
-    expect(reconcile).toContain('"timeout":60');
-    expect(reconcile).toContain('"envVariables":{');
-    expect(reconcile).toContain('"runtime":"Nodejs16.13"');
-    expect(calls.filter((c) => c.startsWith('updateFunctionConfig'))).toEqual([]);
-    expect(calls.filter((c) => c.startsWith('updateCollection'))).toHaveLength(5);
-    expect(calls.filter((c) => c.startsWith('createAccess'))).toEqual([
-      'createAccess [{"path":"/pay/notify","name":"payNotify","type":1,"auth":false}]',
-      'createAccess [{"path":"/refund/notify","name":"refundNotify","type":1,"auth":false}]',
-    ]);
-    expect(calls.filter((c) => c.startsWith('modifyResourcePermission'))).toHaveLength(5);
-    expect(res.notifyUrls.map((n) => n.url === n.configured)).toEqual([true, true]);
-  });
-
-  it('on a second deploy updates configuration before code and replaces the timer', async () => {
-    const { m, calls } = fakeManager(listFunctions(), {
-      indexes: [
-        'orders.openid_createdAtMs',
-        'orders.status_createdAtMs',
-        'refunds.status_createdAtMs',
-        'refunds.status_updatedAtMs',
-        'refunds.orderId',
-      ],
-      routes: [
-        { Path: '/pay/notify', Name: 'payNotify' },
-        { Path: '/refund/notify', Name: 'refundNotify' },
-      ],
-    });
-    await executePlan(plan, m, { vars, log: () => undefined });
-    const order = calls.filter((c) => c.includes('"name":"createOrder"')).map((c) => c.split(' ')[0]);
-    expect(order).toEqual(['updateFunctionConfig', 'updateFunctionCode']);
-    expect(calls.filter((c) => /^(createFunction|updateCollection|createAccess) /.test(c))).toEqual([]);
-    expect(calls.filter((c) => c.includes('reconcileEvery5Min')).map((c) => c.split(' ')[0])).toEqual([
-      'deleteFunctionTrigger',
-      'createFunctionTriggers',
-    ]);
-  });
-
-  it('stops when a notify path already routes to another function', async () => {
-    const { m } = fakeManager(listFunctions(), {
-      indexes: [],
-      routes: [{ Path: '/pay/notify', Name: 'oldNotify' }],
-    });
-    await expect(executePlan(plan, m, { vars, log: () => undefined })).rejects.toThrow(
-      /access\.route \/pay\/notify → payNotify: HTTP access \/pay\/notify already routes to oldNotify/,
-    );
-  });
-
-  it('refuses a plan with problems', async () => {
-    const { m, calls } = fakeManager([], { indexes: [], routes: [] });
-    await expect(
-      executePlan({ ...plan, problems: ['x'] }, m, { vars, log: () => undefined }),
-    ).rejects.toThrow('the plan has 1 problem(s)');
-    expect(calls).toEqual([]);
   });
 });

@@ -1,10 +1,13 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../cloudfunctions/shared/config';
+import { createWxPayClient, WxPayApiError } from '../../cloudfunctions/shared/wxpay';
 import type { CertPaths } from '../../sandbox/certs';
 import { startWxPaySimulator, type WxPaySimulator } from '../../sandbox/wxpay';
 import {
@@ -12,9 +15,12 @@ import {
   checkConfiguration,
   checkOnline,
   renderChecks,
+  renderStages,
   usesLegacyPkcs12Cipher,
 } from '../../scripts/golive/checks';
-import { goodVars, MERCHANT, merchantCerts } from './helpers';
+import { withPemPair } from '../../scripts/golive/pkcs12';
+import { functionEnvironment } from '../../scripts/golive/plan';
+import { goodVars, hasOpenssl, MERCHANT, makeLegacyP12, merchantCerts } from './helpers';
 
 const root = resolve(__dirname, '../..');
 let dir: string;
@@ -127,7 +133,7 @@ describe('npm run doctor on a sandbox configuration', () => {
     const good = await run(envFile('good.env', []));
     expect(good.status, good.stdout + good.stderr).toBe(0);
     expect(good.stdout).toContain('✔ WeChat Pay round trip: signed ORDERNOTEXIST');
-    expect(good.stdout).toContain('ready: 0 to fix, 2 warning(s)');
+    expect(good.stdout).toContain('ready for the first deploy (2 warning(s))');
     expect(good.stdout).not.toContain(MERCHANT.apiKey);
 
     const bad = await run(envFile('bad.env', ['WXPAY_API_KEY=0123456789abcdef0123456789ABCDEF']));
@@ -185,7 +191,7 @@ describe('npm run doctor names each broken setting with its fix', () => {
   it('a notify URL over http', () => {
     const url = 'http://shop-1a2b3c.service.tcloudbase.com/pay/notify';
     expect(failed(offline({ WXPAY_NOTIFY_URL: url }), 'WXPAY_NOTIFY_URL')).toBe(
-      `✖ WXPAY_NOTIFY_URL: ${url} is not https; WeChat Pay requires https → set https://<HTTP access domain>/pay/notify (no port, no query), the route npm run deploy creates`,
+      `✖ WXPAY_NOTIFY_URL: ${url} is not https; WeChat Pay requires https → leave it unset (deploy derives https://shop-1a2b3c.service.tcloudbase.com/pay/notify) or set https://<HTTP access domain>/pay/notify (no port, no query)`,
     );
   });
 
@@ -206,9 +212,41 @@ describe('npm run doctor names each broken setting with its fix', () => {
     ).toContain('has a port; WeChat Pay calls 443 only');
   });
 
-  it('no admin openids', () => {
-    expect(failed(offline({ ADMIN_OPENIDS: undefined }), 'admin openids')).toMatch(
-      /^✖ admin openids: ADMIN_OPENIDS is empty: nobody can approve or reject refunds → set ADMIN_OPENIDS/,
+  it('no admin openids: needed before the first payment, not before the first deploy', () => {
+    const checks = offline({ ADMIN_OPENIDS: undefined });
+    expect(failed(checks, 'admin openids')).toMatch(
+      /^✖ admin openids: ADMIN_OPENIDS is empty: nobody can approve or reject refunds → after the first deploy, open the mini-program as each reviewer, copy the openid its 我的 page shows into ADMIN_OPENIDS/,
+    );
+    expect(checks.find((c) => c.name === 'admin openids')?.stage).toBe('payment');
+    expect(renderStages(checks)).toContain('ready for the first deploy');
+    expect(renderStages(checks)).toContain('not ready for the first payment: 1 to fix (admin openids)');
+  });
+
+  it('an end-of-life runtime (Nodejs16.13) is a warning that names the date and the fix', () => {
+    const c = offline({ CLOUDBASE_FUNCTION_RUNTIME: 'Nodejs16.13' }).find(
+      (x) => x.name === 'function runtime',
+    );
+    expect(renderChecks([c!])).toBe(
+      '! function runtime: Nodejs16.13: Node.js 16 is end-of-life since 2023-09-11; the process holding the API key gets no security fixes → set CLOUDBASE_FUNCTION_RUNTIME=Nodejs24.11 (existing functions keep their runtime: delete them in the console to move them)',
+    );
+    expect(offline({}).find((x) => x.name === 'function runtime')).toMatchObject({
+      status: 'ok',
+      detail: 'Nodejs24.11 (Node.js 24, security fixes until 2028-04-30), the default',
+    });
+    expect(failed(offline({ CLOUDBASE_FUNCTION_RUNTIME: 'Nodejs26' }), 'function runtime')).toContain(
+      'CLOUDBASE_FUNCTION_RUNTIME Nodejs26 is not a CloudBase Node.js runtime',
+    );
+  });
+
+  it('unset notify URLs are derived from the environment id, not missing', () => {
+    const checks = offline({
+      WXPAY_NOTIFY_URL: undefined,
+      WXPAY_REFUND_NOTIFY_URL: undefined,
+      CLOUDBASE_HTTP_DOMAIN: undefined,
+    });
+    expect(failures(checks)).toEqual([]);
+    expect(checks.find((c) => c.name === 'WXPAY_NOTIFY_URL')?.detail).toBe(
+      'https://shop-1a2b3c.ap-shanghai.app.tcloudbase.com/pay/notify (derived from the environment id; deploy sets it on the functions)',
     );
   });
 
@@ -220,49 +258,102 @@ describe('npm run doctor names each broken setting with its fix', () => {
     // The functions would refuse to start too, and the doctor says so.
     expect(failed(checks, 'functions start')).toContain('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
   });
+
+  it('a notice template whose field cannot show what it is mapped to', () => {
+    const checks = offline({ NOTICE_REFUND_APPLIED: `${'t'.repeat(43)} amount2=reason` });
+    expect(failed(checks, 'functions start')).toContain(
+      'NOTICE_REFUND_APPLIED: a amount field cannot show reason',
+    );
+  });
+
+  it('counts the notice templates of reconcile and approveRefund with the certificate', () => {
+    const big = `${'t'.repeat(43)} ${Array.from({ length: 20 }, (_, i) => `thing${i + 1}=status`).join(' ')}`;
+    expect(failures(offline({ NOTICE_REFUND_APPLIED: big, NOTICE_BILL_MISMATCH: big }))).toEqual([]);
+    expect(
+      failed(
+        offline({ NOTICE_ORDER_PAID: big, NOTICE_REFUND_CLOSED: big, NOTICE_REFUND_COMPLETED: big }),
+        'function environment size',
+      ),
+    ).toMatch(/over SCF's 4096/);
+  });
 });
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+describe("the merchant platform's RC2-40 apiclient_cert.p12", () => {
+  // Made the way older merchant-platform downloads are: certificates under PBE-SHA1-RC2-40, the
+  // key under PBE-SHA1-3DES (forge never encrypts certificate bags, so the openssl CLI makes it).
+  const makeLegacy = () =>
+    makeLegacyP12({
+      certPath: certs.certPath,
+      keyPath: certs.keyPath,
+      mchId: MERCHANT.mchId,
+      out: join(dir, 'apiclient_cert_rc2.p12'),
+    });
 
-describe('legacy PKCS#12 detection', () => {
-  // forge never encrypts certificate bags, so the legacy file comes from the openssl CLI.
   it.skipIf(!hasOpenssl())(
-    'warns about an RC2-40 .p12 (old merchant-platform downloads), not about a 3DES one',
+    'is refused by this Node (OpenSSL 3), and the doctor says deploy converts it',
     () => {
-      const legacy = join(dir, 'legacy.p12');
-      execFileSync('openssl', [
-        'pkcs12',
-        '-export',
-        '-legacy',
-        '-in',
-        certs.certPath,
-        '-inkey',
-        certs.keyPath,
-        '-passout',
-        `pass:${MERCHANT.mchId}`,
-        '-out',
-        legacy,
-      ]);
-      expect(usesLegacyPkcs12Cipher(readFileSync(legacy))).toBe(true);
+      const der = makeLegacy();
+      expect(usesLegacyPkcs12Cipher(der)).toBe(true);
       expect(usesLegacyPkcs12Cipher(readFileSync(certs.pfxPath))).toBe(false);
+      expect(() => createSecureContext({ pfx: der, passphrase: MERCHANT.mchId })).toThrow();
       const checks = offline({
         WXPAY_CERT_PEM: undefined,
         WXPAY_KEY_PEM: undefined,
-        WXPAY_PFX_BASE64: readFileSync(legacy).toString('base64'),
+        WXPAY_PFX_BASE64: der.toString('base64'),
       });
       expect(checks.find((c) => c.name === 'PKCS#12 cipher')).toMatchObject({
-        status: 'warn',
-        detail: expect.stringContaining("legacy RC2/RC4 (this Node's OpenSSL 3 refuses it"),
+        status: 'ok',
+        detail: expect.stringContaining(
+          "this Node's OpenSSL 3 refuses it); deploy converts it to the PEM pair",
+        ),
       });
-      // forge still opens it, so the rest of the certificate is checked.
       expect(renderChecks(checks)).toContain('✔ certificate: PKCS#12 readable; certificate and key match');
     },
   );
+
+  it.skipIf(!hasOpenssl())(
+    'becomes the PEM pair on the functions, which a refund uses over mutual TLS',
+    async () => {
+      const der = makeLegacy();
+      const { WXPAY_CERT_PEM: _c, WXPAY_KEY_PEM: _k, ...withPfx } = goodVars(certs);
+      const out = withPemPair({ ...withPfx, WXPAY_PFX_BASE64: der.toString('base64') });
+      expect(out.problem).toBeUndefined();
+      expect(out.vars['WXPAY_PFX_BASE64']).toBeUndefined();
+      expect(out.vars['WXPAY_CERT_PEM']).toBe(readFileSync(certs.certPath, 'utf8').trim());
+      expect(out.vars['WXPAY_KEY_PEM']).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/);
+      // The functions that refund get the pair, one line each; none gets the .p12.
+      const env = functionEnvironment({ wxpay: true, cert: true }, out.vars);
+      expect(Object.keys(env)).toEqual(expect.arrayContaining(['WXPAY_CERT_PEM', 'WXPAY_KEY_PEM']));
+      expect('WXPAY_PFX_BASE64' in env).toBe(false);
+      const config = loadConfig({ ...env, WXPAY_BASE_URL: sim.url }, { wxpay: true, cert: true });
+      expect(config.cert && 'certPem' in config.cert).toBe(true);
+      // A refund request through /secapi (mutual TLS, certificate CN checked against mch_id):
+      // WeChat's answer about the unknown order proves the handshake used the converted pair.
+      const client = createWxPayClient({
+        appid: MERCHANT.appid,
+        mchId: MERCHANT.mchId,
+        apiKey: MERCHANT.apiKey,
+        signType: 'MD5',
+        baseUrl: sim.url,
+        caPem: readFileSync(certs.caCertPath, 'utf8'),
+        cert: config.cert!,
+        maxAttempts: 1,
+      });
+      const err = await client
+        .refund({ out_trade_no: 'T_NO_SUCH_ORDER', out_refund_no: 'R_NO_SUCH', total_fee: 1, refund_fee: 1 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WxPayApiError);
+      expect((err as WxPayApiError).code).toBe('WXPAY_RESULT_FAIL');
+      expect((err as WxPayApiError).returnMsg ?? '').not.toContain('证书');
+    },
+  );
+
+  it('a .p12 that cannot be opened stops the deploy with the reason', () => {
+    const out = withPemPair({
+      WXPAY_MCHID: MERCHANT.mchId,
+      WXPAY_PFX_BASE64: readFileSync(certs.pfxPath).toString('base64'),
+      WXPAY_PFX_PASSPHRASE: 'wrong',
+    });
+    expect(out.problem).toMatch(/^WXPAY_PFX_BASE64 cannot be opened \(.*\): check WXPAY_PFX_PASSPHRASE/);
+  });
 });

@@ -1,4 +1,5 @@
 /** A sandbox merchant for the going-live tests: certificates from ensureCerts and a deploy.env. */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CertPaths, ensureCerts } from '../../sandbox/certs';
@@ -47,4 +48,40 @@ export function writeEnvFile(dir: string, certs: CertPaths, extra: Record<string
   const path = join(dir, 'deploy.env');
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
+}
+
+/** Whether the openssl CLI is on this machine (it makes the legacy .p12 files). */
+export function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An apiclient_cert.p12 made the way older merchant-platform downloads are: certificates under
+ * PBE-SHA1-RC2-40, the key under PBE-SHA1-3DES, the mch_id as passphrase (forge never encrypts
+ * certificate bags, so the openssl CLI makes it). OpenSSL 3 refuses to open it.
+ */
+export function makeLegacyP12(p: { certPath: string; keyPath: string; mchId: string; out: string }): Buffer {
+  execFileSync('openssl', [
+    'pkcs12',
+    '-export',
+    '-legacy',
+    '-certpbe',
+    'PBE-SHA1-RC2-40',
+    '-keypbe',
+    'PBE-SHA1-3DES',
+    '-in',
+    p.certPath,
+    '-inkey',
+    p.keyPath,
+    '-passout',
+    `pass:${p.mchId}`,
+    '-out',
+    p.out,
+  ]);
+  return readFileSync(p.out);
 }

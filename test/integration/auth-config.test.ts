@@ -1,8 +1,19 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encryptRefundNotifyForTest } from '../../cloudfunctions/shared/wxpay';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, OTHER, order, payNotifyFor, SHOPPER, testStack, unwrap } from './support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  OTHER,
+  order,
+  payNotifyFor,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from './support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -17,7 +28,13 @@ describe('authorization', () => {
     await stack.db.insertMany('products', [
       { _id: 'bad-price', name: 'bad', priceFen: 0.5, image: '', onSale: true, sort: 99 },
     ]);
-    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER));
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'x', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
     const before = {
       orders: await stack.db.count('orders'),
       refunds: await stack.db.count('refunds'),
@@ -26,7 +43,11 @@ describe('authorization', () => {
     };
     const forbidden = [
       await stack.call('queryOrder', { orderId }, OTHER),
-      await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'mine now' }, OTHER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'mine now', requestId: newRequestId() },
+        OTHER,
+      ),
       await stack.call('createOrder', { orderId }, OTHER),
       await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, SHOPPER),
       await stack.call('listRefunds', {}, OTHER),
@@ -53,10 +74,14 @@ describe('authorization', () => {
       await stack.call('createOrder', { items: [{ productId: 'bad-price', quantity: 2 }] }, OTHER),
       await stack.call(
         'applyRefund',
-        { orderId, refundFee: 1, reason: 'x', openid: OTHER } as never,
+        { orderId, refundFee: 1, reason: 'x', openid: OTHER, requestId: newRequestId() } as never,
         SHOPPER,
       ),
-      await stack.call('applyRefund', { orderId, refundFee: -5, reason: 'x' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: -5, reason: 'x', requestId: newRequestId() },
+        SHOPPER,
+      ),
       await stack.call('listOrders', { openid: SHOPPER } as never, OTHER),
     ];
     for (const r of invalid) expect(r).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });
@@ -76,7 +101,7 @@ describe('authorization', () => {
     const list = await stack.runtime.invoke(
       'listOrders',
       { userInfo: { openId: SHOPPER, appId: 'x' } },
-      { OPENID: OTHER, SOURCE: 'wx_client' },
+      { OPENID: OTHER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     expect(list.result).toMatchObject({ ok: true, data: { items: [] } });
   });
@@ -84,19 +109,33 @@ describe('authorization', () => {
 
 describe('database round trips', () => {
   it('hold the design minimum on every step', async () => {
+    // A shopper new to the shop: the first limited call creates their limits document.
+    const shopper = 'o_round_trips';
+    const ctx = (openid: string) => ({
+      OPENID: openid,
+      APPID: stack.info.merchant.appid,
+      SOURCE: 'wx_client',
+    });
+    const firstCall = await stack.runtime.invoke('listProducts', {}, ctx(shopper));
+    expect(firstCall.dbRequests).toBe(4); // limits: update (no document yet), read, insert; products
+    expect((await stack.runtime.invoke('listProducts', {}, ctx(shopper))).dbRequests).toBe(2); // limits, products
+    expect((await stack.runtime.invoke('listOrders', {}, ctx(shopper))).dbRequests).toBe(2); // limits, one page
     const created = await stack.runtime.invoke(
       'createOrder',
       { items: [{ productId: 'sticker', quantity: 1 }] },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      ctx(shopper),
     );
     const data = (created.result as { data: { orderId: string; payment: Record<string, unknown> } }).data;
-    expect(created.dbRequests).toBe(3); // products, insert order, store prepay_id
-    const again = await stack.runtime.invoke(
+    expect(created.dbRequests).toBe(4); // limits (one conditional update), products, insert order, store prepay_id
+    const again = await stack.runtime.invoke('createOrder', { orderId: data.orderId }, ctx(shopper));
+    expect(again.dbRequests).toBe(1); // re-signing the stored prepay_id is not counted
+    const sameCart = await stack.runtime.invoke(
       'createOrder',
-      { orderId: data.orderId },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      { items: [{ productId: 'sticker', quantity: 1 }] },
+      ctx(shopper),
     );
-    expect(again.dbRequests).toBe(1);
+    expect((sameCart.result as { data: { orderId: string } }).data.orderId).toBe(data.orderId);
+    expect(sameCart.dbRequests).toBe(4); // limits update (same cart), read, the call counted, the order
     stack.simulator.setFaults({ dropPayNotifies: true });
     stack.simulator.pay(data.payment);
     const body = payNotifyFor(stack, { out_trade_no: data.orderId, total_fee: 1 });
@@ -105,7 +144,7 @@ describe('database round trips', () => {
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
       { SOURCE: 'wx_http' },
     );
-    expect(first.dbRequests).toBe(3); // order, event, CAS
+    expect(first.dbRequests).toBe(5); // order, event, CAS; the admin's notice: insert, WeChat's answer
     const dup = await stack.runtime.invoke(
       'payNotify',
       { httpMethod: 'POST', body, isBase64Encoded: false, headers: {} },
@@ -113,6 +152,43 @@ describe('database round trips', () => {
     );
     expect(dup.dbRequests).toBe(1);
     stack.simulator.setFaults({ dropPayNotifies: false });
+
+    const applied = await stack.runtime.invoke(
+      'applyRefund',
+      { orderId: data.orderId, refundFee: 1, reason: 'db', requestId: newRequestId() },
+      ctx(shopper),
+    );
+    expect(applied.dbRequests).toBe(7); // limits, the requestId's refund, order, reserve, insert; notice insert, answer
+    const refundId = (applied.result as { data: { refund: { refundId: string } } }).data.refund.refundId;
+    stack.simulator.setFaults({ dropRefundNotifies: true });
+    const approved = await stack.runtime.invoke(
+      'approveRefund',
+      { refundId, decision: 'approve' },
+      ctx(ADMIN),
+    );
+    // refund, claim, the order's refund slot, PROCESSING, event; the shopper's notice: insert, answer
+    expect(approved.dbRequests).toBe(7);
+    stack.simulator.settleRefunds();
+    await stack.simulator.flushNotifies();
+    stack.simulator.setFaults({ dropRefundNotifies: false });
+    const m = stack.info.merchant;
+    const refundBody = encryptRefundNotifyForTest(
+      { appid: m.appid, mchId: m.mchid, apiKey: m.apiKey },
+      {
+        out_refund_no: refundId,
+        out_trade_no: data.orderId,
+        refund_fee: 1,
+        total_fee: 1,
+        refund_status: 'SUCCESS',
+      },
+    );
+    const event = { httpMethod: 'POST', body: refundBody, isBase64Encoded: false, headers: {} };
+    const settled = await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' });
+    expect(settled.dbRequests).toBe(6); // refund, event, settle, CAS; the shopper's notice: insert, answer
+    expect((await stack.runtime.invoke('refundNotify', event, { SOURCE: 'wx_http' })).dbRequests).toBe(1);
+    // An admin's listing is counted against the admin's own limit (the first one creates it).
+    expect((await stack.runtime.invoke('listRefunds', {}, ctx(ADMIN))).dbRequests).toBe(5);
+    expect((await stack.runtime.invoke('listRefunds', {}, ctx(ADMIN))).dbRequests).toBe(3); // limits, refunds, their orders
   });
 });
 
@@ -128,7 +204,7 @@ describe('configuration', () => {
       const r = await broken.invoke(
         'createOrder',
         { items: [{ productId: 'sticker', quantity: 1 }] },
-        { OPENID: SHOPPER, SOURCE: 'wx_client' },
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
       );
       expect(r.result).toMatchObject({ ok: false, error: { code: 'CONFIG_INVALID' } });
       expect(JSON.stringify(r.result)).toContain('WXPAY_API_KEY is missing');
@@ -139,7 +215,11 @@ describe('configuration', () => {
       );
       expect(JSON.stringify(n.result)).toContain('FAIL');
       // Functions that need no merchant key keep working.
-      const products = await broken.invoke('listProducts', {}, { OPENID: SHOPPER, SOURCE: 'wx_client' });
+      const products = await broken.invoke(
+        'listProducts',
+        {},
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      );
       expect(products.result).toMatchObject({ ok: true });
     } finally {
       await broken.close();

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFunctionRuntime } from '../../sandbox/runtime';
 import { ROOT, type Stack } from '../../sandbox/stack';
-import { buyAndPay, events, order, SHOPPER, testStack, unwrap } from './support';
+import { buyAndPay, events, newRequestId, order, SHOPPER, testStack, unwrap } from './support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -44,8 +44,9 @@ describe('expiry', () => {
     const unpaid = unwrap(
       await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
     );
+    // Another cart: the same one again at once would be the same order.
     const paid = unwrap(
-      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+      await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 2 }] }, SHOPPER),
     );
     expect(stack.simulator.pay(paid.payment as unknown as Record<string, unknown>).errMsg).toBe(
       'requestPayment:ok',
@@ -65,9 +66,16 @@ describe('stranded refund reservations', () => {
     stack.simulator.setFaults({ dropPayNotifies: false });
     const crashed = await buyAndPay(stack, SHOPPER, 'mooncake-box');
     const pending = await buyAndPay(stack, SHOPPER, 'chopsticks');
-    unwrap(await stack.call('applyRefund', { orderId: pending, refundFee: 990, reason: 'real' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId: pending, refundFee: 990, reason: 'real', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
     // What applyRefund leaves when its function dies between the reservation and the insert.
     const _ = stack.db.command;
+    const longAgo = Date.now() - 15 * 60_000;
     await stack.db.raw
       .collection('orders')
       .doc(crashed)
@@ -75,21 +83,32 @@ describe('stranded refund reservations', () => {
         refundReservedFee: _.inc(5000),
         refundUsedFee: _.inc(5000),
         refundCount: _.inc(1),
-        refundOps: _.push('reserve:RSTRANDED0000000001:5000'),
+        refundOpenCount: _.inc(1),
+        'refundBook.RSTRANDED0000000001': { fee: 5000, state: 'reserved', atMs: longAgo },
+        reservationCheckAtMs: longAgo,
       });
-    const longAgo = Date.now() - 15 * 60_000;
-    for (const id of [crashed, pending])
-      await stack.db.raw.collection('orders').doc(id).update({ updatedAtMs: longAgo });
+    await stack.db.raw.collection('orders').doc(pending).update({ reservationCheckAtMs: longAgo });
 
     const run = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });
     expect(run.result).toMatchObject({ reservationsReleased: 1, errors: 0 });
-    expect(await order(stack, crashed)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0 });
-    expect((await order(stack, crashed)).refundOps).toContain('release:RSTRANDED0000000001');
+    expect(await order(stack, crashed)).toMatchObject({
+      refundReservedFee: 0,
+      refundUsedFee: 0,
+      refundCount: 0,
+      refundOpenCount: 0,
+    });
+    expect((await order(stack, crashed)).refundBook['RSTRANDED0000000001']?.state).toBe('released');
     expect(await order(stack, pending)).toMatchObject({ refundReservedFee: 990, refundUsedFee: 990 });
     // The released amount can be applied for again.
-    unwrap(await stack.call('applyRefund', { orderId: crashed, refundFee: 12800, reason: 'again' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId: crashed, refundFee: 12800, reason: 'again', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
     // A second run releases nothing more.
-    await stack.db.raw.collection('orders').doc(crashed).update({ updatedAtMs: longAgo });
+    await stack.db.raw.collection('orders').doc(crashed).update({ reservationCheckAtMs: longAgo });
     const again = await stack.runtime.invoke('reconcile', { Type: 'Timer' }, { SOURCE: 'wx_trigger' });
     expect(again.result).toMatchObject({ reservationsReleased: 0 });
     expect((await order(stack, crashed)).refundUsedFee).toBe(12800);
@@ -114,7 +133,7 @@ describe('unifiedorder re-entry', () => {
       const again = await moved.invoke(
         'createOrder',
         { orderId: created.orderId },
-        { OPENID: SHOPPER, SOURCE: 'wx_client' },
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
       );
       expect(again.result).toMatchObject({ ok: true, data: { orderId: created.orderId } });
       expect((await order(stack, created.orderId)).status).toBe('NOTPAY');

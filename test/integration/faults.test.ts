@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
+import {
+  ADMIN,
+  buyAndPay,
+  events,
+  newRequestId,
+  order,
+  passTime,
+  refund,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from './support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -48,7 +59,11 @@ describe('faults', () => {
   it('WeChat timing out during a refund leaves it APPROVED; reconcile completes it with the same out_refund_no', async () => {
     const orderId = await buyAndPay(stack);
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 100, reason: 'timeout' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 100, reason: 'timeout', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
     stack.simulator.setFaults({ timeoutRate: { '/secapi/pay/refund': 1 } });
     const approved = unwrap(
@@ -56,6 +71,8 @@ describe('faults', () => {
     );
     expect(approved.refund.status).toBe('APPROVED');
     stack.simulator.setFaults({ timeoutRate: 0 });
+    // Reconcile looks again after its backoff (1 minute, scaled), first asking refundquery.
+    await passTime(60_000);
     await reconcile();
     const r = await refund(stack, applied.refund.refundId);
     // Accepted on resubmission; at this time scale WeChat may even have finished it already.
@@ -70,32 +87,60 @@ describe('faults', () => {
     expect((await order(stack, orderId)).refundedFee).toBe(100);
   });
 
-  for (const outcome of ['REFUNDCLOSE', 'CHANGE'] as const) {
-    it(`a refund that ends in ${outcome} becomes FAILED with the reason and keeps its reservation`, async () => {
-      stack.simulator.setFaults({ refundOutcome: outcome, dropRefundNotifies: outcome === 'CHANGE' });
-      const orderId = await buyAndPay(stack);
-      const applied = unwrap(
-        await stack.call('applyRefund', { orderId, refundFee: 500, reason: outcome }, SHOPPER),
-      );
-      unwrap(
-        await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
-      );
-      stack.simulator.settleRefunds();
-      await stack.simulator.flushNotifies();
-      // CHANGE's notify is dropped: refundquery in reconcile must find the result.
-      if (outcome === 'CHANGE') await reconcile();
-      const r = await refund(stack, applied.refund.refundId);
-      expect(r.status).toBe('FAILED');
-      expect(r.failReason).toContain(outcome);
-      expect(await order(stack, orderId)).toMatchObject({ refundReservedFee: 500, refundedFee: 0 });
-      stack.simulator.setFaults({ dropRefundNotifies: false });
-    });
-  }
+  it('a refund that ends in REFUNDCLOSE becomes CLOSED with the reason and keeps its reservation', async () => {
+    stack.simulator.setFaults({ refundOutcome: 'REFUNDCLOSE' });
+    const orderId = await buyAndPay(stack);
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 500, reason: 'closed', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
+    unwrap(
+      await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
+    );
+    stack.simulator.settleRefunds();
+    await stack.simulator.flushNotifies();
+    const r = await refund(stack, applied.refund.refundId);
+    expect(r.status).toBe('CLOSED');
+    expect(r.failReason).toContain('REFUNDCLOSE');
+    // No money moved: the amount stays reserved for the retry (a new refund) or a rejection.
+    expect(await order(stack, orderId)).toMatchObject({ refundReservedFee: 500, refundedFee: 0 });
+  });
+
+  it('a refund that ends in CHANGE (notify dropped) is found by refundquery: ABNORMAL, counted as refunded', async () => {
+    stack.simulator.setFaults({ refundOutcome: 'CHANGE', dropRefundNotifies: true });
+    const orderId = await buyAndPay(stack);
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 500, reason: 'change', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
+    unwrap(
+      await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
+    );
+    stack.simulator.settleRefunds();
+    await stack.simulator.flushNotifies();
+    await reconcile();
+    const r = await refund(stack, applied.refund.refundId);
+    expect(r.status).toBe('ABNORMAL');
+    expect(r.failReason).toContain('CHANGE');
+    // The money left the merchant; it just did not reach the shopper's card.
+    expect(await order(stack, orderId)).toMatchObject({ refundReservedFee: 0, refundedFee: 500 });
+    stack.simulator.setFaults({ dropRefundNotifies: false });
+  });
 
   it('NOTENOUGH refuses the refund at once: FAILED with the reason; the admin can retry it later', async () => {
     const orderId = await buyAndPay(stack);
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 300, reason: 'balance' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 300, reason: 'balance', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
     stack.simulator.setFaults({ refundError: 'NOTENOUGH' });
     const failed = unwrap(
@@ -104,6 +149,8 @@ describe('faults', () => {
     expect(failed.refund.status).toBe('FAILED');
     expect(failed.refund.failReason).toContain('NOTENOUGH');
     stack.simulator.setFaults({ refundError: null });
+    // WeChat wants one order's refund calls a minute apart (scaled here).
+    await passTime(60_000);
     const retried = unwrap(
       await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),
     );

@@ -1,12 +1,38 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, events, order, refund, SHOPPER, testStack, unwrap } from './support';
+import { buildFunctions, type SdkMode } from '../../scripts/build';
+import { ADMIN, buyAndPay, events, newRequestId, order, refund, SHOPPER, testStack, unwrap } from './support';
 
-for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
-  describe(`the whole flow with ${signType}`, () => {
+// Every suite runs the default build (wx-server-sdk bundled in); this file also runs the
+// external one (wx-server-sdk from node_modules, as after CloudBase's install), so both stay
+// correct.
+let externalDir: string | undefined;
+async function functionsDir(sdk: SdkMode): Promise<string | undefined> {
+  if (sdk === 'bundled') return undefined;
+  if (!externalDir) {
+    externalDir = mkdtempSync(join(tmpdir(), 'external-build-'));
+    await buildFunctions({ out: externalDir, sdk: 'external' });
+  }
+  return externalDir;
+}
+afterAll(() => {
+  if (externalDir) rmSync(externalDir, { recursive: true, force: true });
+});
+
+for (const [sdk, signType] of [
+  ['bundled', 'MD5'],
+  ['bundled', 'HMAC-SHA256'],
+  ['external', 'MD5'],
+  ['external', 'HMAC-SHA256'],
+] as const) {
+  describe(`the whole flow with ${signType}, wx-server-sdk ${sdk}`, () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await testStack({ signType });
+      const dir = await functionsDir(sdk);
+      stack = await testStack({ signType, ...(dir ? { functionsDir: dir } : {}) });
     });
     afterAll(() => stack?.close());
 
@@ -43,7 +69,13 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
       const applied = unwrap(
         await stack.call(
           'applyRefund',
-          { orderId: created.orderId, refundFee: 12800, reason: '多买了一盒', contact: '13800000000' },
+          {
+            orderId: created.orderId,
+            refundFee: 12800,
+            reason: '多买了一盒',
+            contact: '13800000000',
+            requestId: newRequestId(),
+          },
           SHOPPER,
         ),
       );

@@ -91,7 +91,7 @@ describe('payNotify', () => {
     const fromClient = await stack.runtime.invoke(
       'payNotify',
       { body: '<xml/>' },
-      { OPENID: SHOPPER, SOURCE: 'wx_client' },
+      { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
     );
     expect(JSON.stringify(fromClient.result)).toContain('FAIL');
   });
@@ -129,6 +129,44 @@ describe('refundNotify', () => {
       encryptRefundNotifyForTest({ ...keys, mchId: '1900000999' }, info),
     ]) {
       expect(isSuccessXml((await postHttp(stack, '/refund/notify', body)).text)).toBe(false);
+    }
+  });
+});
+
+describe('what WeChat sends beyond the plain payment', () => {
+  it('a signed "payment failed" notify (result_code FAIL) is acknowledged and changes nothing', async () => {
+    stack.simulator.setFaults({ dropPayNotifies: false, notifyPayFailures: true });
+    try {
+      const o = await newOrder();
+      expect(stack.simulator.pay(o.payment as never, 'FAIL').errMsg).toMatch(/^requestPayment:fail/);
+      await stack.simulator.flushNotifies();
+      const sent = stack.simulator.notifies().filter((n) => n.body.includes(o.orderId));
+      expect(sent).toHaveLength(1);
+      expect(sent[0]!.body).toContain('<result_code><![CDATA[FAIL]]></result_code>');
+      expect(sent[0]!.acknowledged).toBe(true);
+      expect((await order(stack, o.orderId)).status).toBe('NOTPAY');
+    } finally {
+      stack.simulator.setFaults({ dropPayNotifies: true, notifyPayFailures: false });
+    }
+  });
+
+  it('a coupon-paid order is PAID on total_fee; cash_fee and coupon_fee are kept in the trade log', async () => {
+    stack.simulator.setFaults({ dropPayNotifies: false });
+    try {
+      const o = await newOrder();
+      expect(stack.simulator.pay(o.payment as never, 'SUCCESS', { couponFee: 800 }).errMsg).toBe(
+        'requestPayment:ok',
+      );
+      await stack.simulator.flushNotifies();
+      expect((await order(stack, o.orderId)).status).toBe('PAID');
+      const [paid] = await events(stack, o.orderId);
+      expect(paid?.fields).toMatchObject({
+        total_fee: String(o.totalFee),
+        cash_fee: String(o.totalFee - 800),
+        coupon_fee: '800',
+      });
+    } finally {
+      stack.simulator.setFaults({ dropPayNotifies: true });
     }
   });
 });

@@ -1,10 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, order, refund, SHOPPER, testStack, unwrap } from './support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  order,
+  ROOMY_LIMITS,
+  refund,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from './support';
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await testStack();
+  // 20 concurrent applications of one shopper: the per-caller limit would refuse half.
+  stack = await testStack({ env: ROOMY_LIMITS });
 });
 afterAll(() => stack?.close());
 
@@ -13,7 +24,11 @@ describe('refund races', () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing'); // 6800 fen
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        stack.call('applyRefund', { orderId, refundFee: 2000 + i, reason: 'race' }, SHOPPER),
+        stack.call(
+          'applyRefund',
+          { orderId, refundFee: 2000 + i, reason: 'race', requestId: newRequestId() },
+          SHOPPER,
+        ),
       ),
     );
     const ok = results.filter((r) => r.ok);
@@ -31,7 +46,11 @@ describe('refund races', () => {
   it('20 concurrent approvals of one refund make one refund request to WeChat', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'chopsticks');
     const applied = unwrap(
-      await stack.call('applyRefund', { orderId, refundFee: 1990, reason: 'double click' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1990, reason: 'double click', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
     const refundId = applied.refund.refundId;
     const answers = await Promise.all(
@@ -46,7 +65,13 @@ describe('refund races', () => {
 
   it('reject releases the reservation, and a rejected refund cannot be approved', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'sticker');
-    const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'no' }, SHOPPER));
+    const applied = unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'no', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
     const rejected = unwrap(
       await stack.call(
         'approveRefund',
@@ -68,7 +93,13 @@ describe('refund races', () => {
     );
     expect(approve).toMatchObject({ ok: false, error: { code: 'INVALID_STATE' } });
     // The amount can be applied for again.
-    unwrap(await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'again' }, SHOPPER));
+    unwrap(
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 1, reason: 'again', requestId: newRequestId() },
+        SHOPPER,
+      ),
+    );
   });
 
   it('lists refunds for the merchant, newest first, with their orders', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Result } from '../../cloudfunctions/shared/contract';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
@@ -7,10 +8,32 @@ export const SHOPPER = 'o_shopper_demo';
 export const OTHER = 'o_shopper_two';
 export const ADMIN = 'o_admin_demo';
 
+/** Sandbox time in the test stacks: WeChat's and the functions' business waits × this. */
+export const TEST_TIME_SCALE = 0.001;
+
+/** Lets `productionMs` of business time pass in a test stack (e.g. the 1-minute refund rule). */
+export function passTime(productionMs: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.ceil(productionMs * TEST_TIME_SCALE) + 15));
+}
+
+/**
+ * The highest per-caller limits configuration allows, for files that race many calls of one
+ * shopper to test something else (refund races, double taps). The limits themselves are
+ * tested with the shipped defaults in limits.test.ts.
+ */
+export const ROOMY_LIMITS = {
+  LIMIT_CREATE_ORDER_PER_MINUTE: '1000',
+  LIMIT_APPLY_REFUND_PER_MINUTE: '1000',
+  LIMIT_READS_PER_MINUTE: '1000',
+  LIMIT_ADMIN_PER_MINUTE: '1000',
+  LIMIT_OPEN_ORDERS: '100',
+  LIMIT_ADMIN_OPEN_ORDERS: '100',
+} as const;
+
 /** A stack for tests: in memory, fast notify and refund timings, reconcile with no waiting. */
 export function testStack(options: StackOptions = {}): Promise<Stack> {
   return startStack({
-    timeScale: 0.001,
+    timeScale: TEST_TIME_SCALE,
     // Function logs only when asked for (STACK_LOGS=1): a failing test prints its own story.
     functionLog: (line) => {
       if (process.env['STACK_LOGS']) console.log(line);
@@ -91,3 +114,8 @@ export function payNotifyFor(
 }
 
 export const isSuccessXml = (xml: string) => xml.includes('<return_code><![CDATA[SUCCESS]]></return_code>');
+
+/** A fresh applyRefund requestId, as the mini-program makes one per form submission. */
+export function newRequestId(): string {
+  return `t${randomUUID().replace(/-/g, '')}`;
+}

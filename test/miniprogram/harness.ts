@@ -92,6 +92,8 @@ export class FakeWx {
   readonly toasts: string[] = [];
   readonly modals: { title: string; content: string }[] = [];
   readonly navigations: { method: string; url: string }[] = [];
+  /** What the page put on the clipboard with wx.setClipboardData. */
+  readonly clipboard: string[] = [];
   stopPullDownRefreshCount = 0;
   /** Set by navigateTo's `success`: what the page emitted on the new page's channel. */
   readonly emitted: { event: string; args: unknown[] }[] = [];
@@ -140,6 +142,11 @@ export class FakeWx {
       showModal: (opts: { title?: string; content?: string } & Callbacks) => {
         this.modals.push({ title: opts.title ?? '', content: opts.content ?? '' });
         callback(opts, true, 'showModal:ok');
+      },
+      setClipboardData: (opts: { data: string } & Callbacks) => {
+        this.clipboard.push(opts.data);
+        // The real one shows its own "内容已复制" toast.
+        callback(opts, true, 'setClipboardData:ok');
       },
       showLoading: () => undefined,
       hideLoading: () => undefined,

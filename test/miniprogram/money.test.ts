@@ -25,12 +25,10 @@ describe('parseYuanToFen', () => {
   it.each([
     ['1', 100],
     ['0.01', 1],
-    ['.5', 50],
     ['12.3', 1230],
     ['12.30', 1230],
     ['007.07', 707],
     ['  8.8 ', 880],
-    ['3.', 300],
     // Float multiply gets these wrong: 1.13 * 100 = 112.99999999999999, 0.07 * 100 = 7.000000000000001.
     ['1.13', 113],
     ['0.07', 7],
@@ -43,6 +41,9 @@ describe('parseYuanToFen', () => {
     ['', 'empty'],
     ['  ', 'empty'],
     ['.', 'format'],
+    // A bare point is read two ways (0.5? 5?): the shopper is told the rule instead.
+    ['.5', 'format'],
+    ['5.', 'format'],
     ['-1', 'format'],
     ['+1', 'format'],
     ['1e2', 'format'],

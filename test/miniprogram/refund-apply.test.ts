@@ -6,6 +6,8 @@ import type {
   OrderView,
   Result,
 } from '../../cloudfunctions/shared/contract';
+import { AMOUNT_RULE_MESSAGE } from '../../miniprogram/utils/refund-form';
+import { REQUEST_ID_PATTERN } from '../../miniprogram/utils/request-id';
 import {
   aPaidOrder,
   aRefund,
@@ -17,6 +19,8 @@ import {
   PageDriver,
   settle,
 } from './harness';
+
+const A_REQUEST_ID = expect.stringMatching(REQUEST_ID_PATTERN);
 
 let root: string;
 let cleanup: () => void;
@@ -62,8 +66,10 @@ describe('refund application form', () => {
   it.each([
     ['', '请输入退款金额'],
     ['0', '退款金额需大于 0'],
-    ['1.005', '金额最多两位小数'],
-    ['abc', '请输入正确的金额，如 12.50'],
+    ['1.005', AMOUNT_RULE_MESSAGE],
+    ['.5', AMOUNT_RULE_MESSAGE],
+    ['5.', AMOUNT_RULE_MESSAGE],
+    ['abc', AMOUNT_RULE_MESSAGE],
   ])('refuses amount %j with %s and sends nothing', async (amount, message) => {
     const page = await openForm();
     await page.type('#amount', amount);
@@ -86,7 +92,9 @@ describe('refund application form', () => {
     await page.type('#amount', '1.13'); // 1.13 * 100 is 112.99999999999999 in floats
     await page.type('#reason', ' 尺码不合适 ');
     await page.tap('#submit');
-    expect(wx.callsOf('applyRefund')).toEqual([{ orderId: 'o-1001', refundFee: 113, reason: '尺码不合适' }]);
+    expect(wx.callsOf('applyRefund')).toEqual([
+      { orderId: 'o-1001', refundFee: 113, reason: '尺码不合适', requestId: A_REQUEST_ID },
+    ]);
     expect(wx.toasts).toEqual(['已提交，等待商家审核']);
     expect(wx.navigations).toEqual([{ method: 'navigateBack', url: '' }]);
   });
@@ -98,7 +106,13 @@ describe('refund application form', () => {
     await page.type('#contact', '13800000000');
     await page.tap('#submit');
     expect(wx.callsOf('applyRefund')).toEqual([
-      { orderId: 'o-1001', refundFee: 2480, reason: '质量问题', contact: '13800000000' },
+      {
+        orderId: 'o-1001',
+        refundFee: 2480,
+        reason: '质量问题',
+        contact: '13800000000',
+        requestId: A_REQUEST_ID,
+      },
     ]);
   });
 
@@ -116,7 +130,7 @@ describe('refund application form', () => {
     expect(page.text('#nothing-left')).toBe('该订单暂无可退金额');
   });
 
-  it('sends one application when submit is tapped twice quickly', async () => {
+  it('sends one application with one request id when submit is tapped twice quickly', async () => {
     const answer = deferred<Result<ApplyRefundResult>>();
     wx.backend.applyRefund = () => answer.promise;
     const page = await openForm();
@@ -125,9 +139,42 @@ describe('refund application form', () => {
     page.tapNow('#submit');
     page.tapNow('#submit');
     await page.tap('#submit');
-    expect(wx.callsOf('applyRefund')).toHaveLength(1);
+    expect(wx.callsOf('applyRefund')).toEqual([
+      { orderId: 'o-1001', refundFee: 100, reason: '不想要了', requestId: A_REQUEST_ID },
+    ]);
+    expect(page.data['submitting']).toBe(true);
     answer.resolve(ok({ refund: aRefund() }));
     await settle();
     expect(wx.navigations).toEqual([{ method: 'navigateBack', url: '' }]);
+  });
+
+  it('retries a submission whose answer was lost with the same request id', async () => {
+    wx.backend.applyRefund = () => {
+      throw { errMsg: 'cloud.callFunction:fail timeout' };
+    };
+    const page = await openForm();
+    await page.type('#amount', '2');
+    await page.type('#reason', '不想要了');
+    await page.tap('#submit');
+    expect(wx.modals).toEqual([{ title: '提交失败', content: '网络异常，请检查网络后重试' }]);
+    // The answer was lost, not the application: sent again, it must name the same submission.
+    wx.backend.applyRefund = (e: ApplyRefundEvent) => ok({ refund: aRefund({ refundFee: e.refundFee }) });
+    await page.tap('#submit');
+    const [first, retry] = wx.callsOf('applyRefund') as ApplyRefundEvent[];
+    expect(first?.requestId).toMatch(REQUEST_ID_PATTERN);
+    expect(retry).toEqual(first);
+  });
+
+  it('gives changed values a new request id: they are a new application, not a retry', async () => {
+    wx.backend.applyRefund = () => fail('WXPAY_UNAVAILABLE');
+    const page = await openForm();
+    await page.type('#amount', '2');
+    await page.type('#reason', '不想要了');
+    await page.tap('#submit');
+    await page.type('#amount', '3');
+    await page.tap('#submit');
+    const [first, second] = wx.callsOf('applyRefund') as ApplyRefundEvent[];
+    expect(second).toMatchObject({ refundFee: 300, requestId: A_REQUEST_ID });
+    expect(second?.requestId).not.toBe(first?.requestId);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRefundForm, REASON_MAX } from '../../miniprogram/utils/refund-form';
+import { AMOUNT_RULE_MESSAGE, checkRefundForm, REASON_MAX } from '../../miniprogram/utils/refund-form';
 
 const form = (amount: string, reason = '不想要了', contact = '') => ({ amount, reason, contact });
 
@@ -32,8 +32,11 @@ describe('checkRefundForm', () => {
     ['', '请输入退款金额'],
     ['0', '退款金额需大于 0'],
     ['0.00', '退款金额需大于 0'],
-    ['-1', '请输入正确的金额，如 12.50'],
-    ['1.001', '金额最多两位小数'],
+    ['-1', AMOUNT_RULE_MESSAGE],
+    ['1.001', AMOUNT_RULE_MESSAGE],
+    ['1.005', AMOUNT_RULE_MESSAGE],
+    ['.5', AMOUNT_RULE_MESSAGE],
+    ['5.', AMOUNT_RULE_MESSAGE],
   ])('refuses amount %j with %s', (amount, message) => {
     expect(checkRefundForm('o1', form(amount), 10_000)).toEqual({ ok: false, field: 'amount', message });
   });

@@ -145,7 +145,10 @@ describe('checkout', () => {
     await page.run('onLoad', { cart });
     await page.tap('#submit');
 
-    expect(wx.calls.map((c) => c.name)).toEqual(['createOrder', 'queryOrder']);
+    expect(wx.calls.map((c) => c.name).filter((n) => n !== 'noticeTemplates')).toEqual([
+      'createOrder',
+      'queryOrder',
+    ]);
     expect(wx.callsOf('createOrder')).toEqual([{ items: [{ productId: 'tea', quantity: 2 }] }]);
     expect(wx.payments).toEqual([PAYMENT]);
     expect(wx.callsOf('queryOrder')).toEqual([{ orderId: 'o-7' }]);

@@ -1,13 +1,22 @@
 /**
  * Every function × every kind of caller, against an explicit table of what is allowed
- * (DESIGN.md §3: identity from the WX context only; admins from configuration; a user sees
+ * (docs/ARCHITECTURE.md §3: identity from the WX context only; admins from configuration; a user sees
  * and refunds only their own orders; notifies and the timer are not for mini-program users).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encryptRefundNotifyForTest, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { InvokeContext } from '../../sandbox/runtime';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, OTHER, payNotifyFor, SHOPPER, testStack, unwrap } from '../integration/support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  OTHER,
+  payNotifyFor,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from '../integration/support';
 import { summary, TIMER_EVENT } from './support';
 
 const CALLERS = ['owner', 'other', 'admin', 'none', 'http', 'timer'] as const;
@@ -35,11 +44,16 @@ const EXPECTED: Record<string, string> = {
   payNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the signature is the authority
   refundNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the req_info decryption is
   reconcile: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
+  listBillChecks: '✗ ✗ ✓ ✗ ✗ ✗',
+  runBillCheck: '✗ ✗ ✓ ✗ ✗ ✗',
+  billCheck: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
+  noticeTemplates: '✓ ✓ ✓ ✗ ✗ ✗', // any user; the merchant's templates to admins only (checked below)
 };
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await testStack();
+  // Every approveRefund cell applies afresh on one order: more open applications than the default 5.
+  stack = await testStack({ env: { REFUND_MAX_OPEN_PER_ORDER: '20' } });
 });
 afterAll(() => stack?.close());
 
@@ -54,7 +68,7 @@ function httpEvent(body: string) {
 }
 
 describe('authorization matrix', () => {
-  it('only the cells the design allows succeed, for 11 functions × 6 callers', async () => {
+  it('only the cells the design allows succeed, for 15 functions × 6 callers', async () => {
     const paidOrder = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     stack.simulator.setFaults({ dropPayNotifies: true });
     const unpaid = unwrap(
@@ -62,7 +76,11 @@ describe('authorization matrix', () => {
     );
     // A finished refund, whose genuine notify replay is a harmless SUCCESS.
     const done = unwrap(
-      await stack.call('applyRefund', { orderId: paidOrder, refundFee: 100, reason: 'm' }, SHOPPER),
+      await stack.call(
+        'applyRefund',
+        { orderId: paidOrder, refundFee: 100, reason: 'm', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
     unwrap(await stack.call('approveRefund', { refundId: done.refund.refundId, decision: 'approve' }, ADMIN));
     stack.simulator.settleRefunds();
@@ -86,15 +104,30 @@ describe('authorization matrix', () => {
       createOrder: async () => ({ orderId: unpaid.orderId }),
       queryOrder: async () => ({ orderId: paidOrder }),
       listOrders: async () => ({}),
-      applyRefund: async () => ({ orderId: paidOrder, refundFee: 1, reason: 'matrix' }),
+      applyRefund: async () => ({
+        orderId: paidOrder,
+        refundFee: 1,
+        reason: 'matrix',
+        requestId: newRequestId(),
+      }),
       approveRefund: async () => {
         // A fresh application for each cell, so an allowed cell cannot hide a refused one.
         const r = unwrap(
-          await stack.call('applyRefund', { orderId: paidOrder, refundFee: 1, reason: 'cell' }, SHOPPER),
+          await stack.call(
+            'applyRefund',
+            { orderId: paidOrder, refundFee: 1, reason: 'cell', requestId: newRequestId() },
+            SHOPPER,
+          ),
         );
         return { refundId: r.refund.refundId, decision: 'reject' };
       },
       listRefunds: async () => ({}),
+      listBillChecks: async () => ({}),
+      noticeTemplates: async () => ({}),
+      // Yesterday: a day that exists for every clock; its answer (a check) is what counts.
+      runBillCheck: async () => ({
+        date: new Date(Date.now() + 8 * 3600_000 - 86_400_000).toISOString().slice(0, 10).replace(/-/g, ''),
+      }),
     };
 
     const observed: Record<string, string[]> = {};
@@ -108,7 +141,7 @@ describe('authorization matrix', () => {
         const out = await stack.runtime.invoke(fn, shaped, CONTEXT[who]);
         const result = out.result as {
           ok?: boolean;
-          data?: { items?: { openid?: string; orderId?: string }[] };
+          data?: { items?: { openid?: string; orderId?: string }[]; admin?: unknown[] };
         };
         observed[fn]!.push(result?.ok === true ? '✓' : '✗');
         if (fn === 'listOrders' && result?.ok) {
@@ -118,6 +151,12 @@ describe('authorization matrix', () => {
           for (const item of result.data?.items ?? [])
             if (!mine.includes(item.orderId ?? '')) leaks.push(`${who} saw ${item.orderId}`);
         }
+        if (
+          fn === 'noticeTemplates' &&
+          result?.ok &&
+          (result.data?.admin?.length ?? 0) > 0 !== (who === 'admin')
+        )
+          leaks.push(`${who} was offered the merchant's templates: ${result.data?.admin?.length ?? 0}`);
       }
     }
     for (const [fn, body] of [
@@ -145,6 +184,13 @@ describe('authorization matrix', () => {
       observed['reconcile'].push(
         typeof (out.result as { ordersChecked?: unknown })?.ordersChecked === 'number' ? '✓' : '✗',
       );
+    }
+
+    observed['billCheck'] = [];
+    for (const who of CALLERS) {
+      const event = who === 'http' ? httpEvent('') : TIMER_EVENT();
+      const out = await stack.runtime.invoke('billCheck', event, CONTEXT[who]);
+      observed['billCheck'].push(Array.isArray((out.result as { checked?: unknown })?.checked) ? '✓' : '✗');
     }
 
     const table = Object.entries(observed).map(([fn, cells]) => `  ${fn.padEnd(14)} ${cells.join(' ')}`);

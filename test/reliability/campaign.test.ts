@@ -11,7 +11,7 @@ import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/mod
 import { createWxPayClient, parseBill } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../../sandbox/stack';
 import { billDate } from '../../sandbox/wxpay/time';
-import { ADMIN, testStack } from '../integration/support';
+import { ADMIN, newRequestId, testStack } from '../integration/support';
 import { functionsWithTimeouts, healUntilQuiet, pick, pool, prng, SEED, scaled, summary } from './support';
 
 let stack: Stack;
@@ -83,7 +83,12 @@ describe('fault campaign', () => {
         Array.from({ length: wantRefunds }, () =>
           invoke(
             'applyRefund',
-            { orderId, refundFee: 1 + Math.floor(rand() * (totalFee / 2)), reason: 'campaign' },
+            {
+              orderId,
+              refundFee: 1 + Math.floor(rand() * (totalFee / 2)),
+              reason: 'campaign',
+              requestId: newRequestId(),
+            },
             openid,
           ),
         ),
@@ -179,18 +184,25 @@ describe('fault campaign', () => {
         `${paidEvents.length} PAID events for ${dbOrders.filter((o) => o.status === 'PAID').length} paid orders`,
       );
 
+    // Our state for each of WeChat's final words: money returned (SUCCESS), money that left
+    // the merchant but did not arrive (CHANGE → ABNORMAL), nothing moved (REFUNDCLOSE → CLOSED,
+    // or REJECTED once the merchant gave up on it).
+    const ours: Record<string, string[]> = {
+      SUCCESS: ['SUCCESS'],
+      CHANGE: ['ABNORMAL'],
+      REFUNDCLOSE: ['CLOSED', 'REJECTED'],
+    };
     const simRefund = new Map(ledger.refunds.map((r) => [r.outRefundNo, r]));
     for (const r of dbRefunds) {
       const w = simRefund.get(r._id);
-      if (!['SUCCESS', 'FAILED', 'REJECTED', 'PENDING_REVIEW'].includes(r.status))
+      if (!['SUCCESS', 'FAILED', 'REJECTED', 'PENDING_REVIEW', 'CLOSED', 'ABNORMAL'].includes(r.status))
         problems.push(`refund not final: ${r._id} ${r.status}`);
       if (r.status === 'PENDING_REVIEW' && r.reviewedAtMs !== undefined)
         problems.push(`reviewed yet pending: ${r._id}`);
-      if (r.status === 'SUCCESS' && w?.status !== 'SUCCESS')
-        problems.push(`SUCCESS here, ${w?.status ?? 'unknown'} at WeChat: ${r._id}`);
-      if (w?.status === 'SUCCESS' && r.status !== 'SUCCESS')
-        problems.push(`refunded at WeChat, ${r.status} here: ${r._id}`);
-      if (r.status === 'REJECTED' && w) problems.push(`rejected but sent to WeChat: ${r._id}`);
+      if (w && !ours[w.status]?.includes(r.status))
+        problems.push(`${w.status} at WeChat, ${r.status} here: ${r._id}`);
+      if (!w && ['SUCCESS', 'ABNORMAL', 'CLOSED', 'PROCESSING'].includes(r.status))
+        problems.push(`${r.status} here, unknown at WeChat: ${r._id}`);
       if (w && (w.refundFee !== r.refundFee || w.outTradeNo !== r.orderId))
         problems.push(`refund misdirected: ${r._id}`);
     }
@@ -201,10 +213,14 @@ describe('fault campaign', () => {
       const mine = dbRefunds.filter((r) => r.orderId === d._id);
       const sum = (s: string[]) =>
         mine.filter((r) => s.includes(r.status)).reduce((a, r) => a + r.refundFee, 0);
-      const refunded = sum(['SUCCESS']);
-      const reserved = sum(['PENDING_REVIEW', 'APPROVED', 'PROCESSING', 'FAILED']);
+      const refunded = sum(['SUCCESS', 'ABNORMAL']);
+      // A CLOSED refund keeps its amount reserved until it is retried (its successor holds
+      // it then) or rejected.
+      const reserved =
+        sum(['PENDING_REVIEW', 'APPROVED', 'PROCESSING', 'FAILED']) +
+        mine.filter((r) => r.status === 'CLOSED' && !r.successorId).reduce((a, r) => a + r.refundFee, 0);
       const atWx = ledger.refunds
-        .filter((w) => w.outTradeNo === d._id && w.status === 'SUCCESS')
+        .filter((w) => w.outTradeNo === d._id && (w.status === 'SUCCESS' || w.status === 'CHANGE'))
         .reduce((a, w) => a + w.refundFee, 0);
       if (refunded > d.totalFee) problems.push(`refunded more than paid: ${d._id}`);
       if (
@@ -232,6 +248,8 @@ describe('fault campaign', () => {
       ...paidAtWx.map((o) => billDate(o.paidAtMs!)),
       ...ledger.refunds.map((r) => billDate(r.createdAtMs)),
     ]);
+    // Bills of a day exist from 10:00 the next day: let WeChat's clock run to then.
+    stack.simulator.setClockOffset(34 * 3600_000);
     const billPaid = new Map<string, number>();
     const billRefunded = new Map<string, number>();
     let billRows = 0;
@@ -243,7 +261,7 @@ describe('fault campaign', () => {
         const fen = (y: string) => Math.round(Number(y) * 100);
         if (row['交易状态'] === 'SUCCESS')
           billPaid.set(id, (billPaid.get(id) ?? 0) + fen(row['应结订单金额']!));
-        else if (row['退款状态'] === 'SUCCESS')
+        else if (row['退款状态'] === 'SUCCESS' || row['退款状态'] === 'CHANGE')
           billRefunded.set(id, (billRefunded.get(id) ?? 0) + fen(row['退款金额']!));
       }
     }

@@ -205,7 +205,7 @@ describe('codec properties', () => {
             return;
           }
           // The one change that still verifies: the hex signature's letter case, which is the
-          // same signature (verify compares upper-case). Every signed field must be unchanged.
+          // same signature (verify reads the hex in either case). Every signed field must be unchanged.
           expect({ ...params, sign: params['sign']!.toUpperCase() }).toEqual(original);
           sameSignatureOtherCase++;
         },

@@ -7,14 +7,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, testStack, unwrap } from '../integration/support';
+import { ADMIN, newRequestId, testStack, unwrap } from '../integration/support';
 import { driveTime, healUntilQuiet, pool, prng, runReconcile, SEED, scaled, summary } from './support';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await testStack({
     env: { ORDER_EXPIRE_MINUTES: '5' },
-    functionLog: () => {},
+    functionLog: (l) => {
+      if (process.env['STACK_LOGS']) console.log(l);
+    },
     // Mutation checks point this at a deliberately broken build.
     ...(process.env['RELIABILITY_FUNCTIONS_DIR']
       ? { functionsDir: process.env['RELIABILITY_FUNCTIONS_DIR'] }
@@ -45,7 +47,7 @@ describe('concurrency', () => {
         const r = unwrap(
           await stack.call(
             'applyRefund',
-            { orderId: o.orderId, refundFee: 700, reason: 'dup' },
+            { orderId: o.orderId, refundFee: 700, reason: 'dup', requestId: newRequestId() },
             `o_dup_${i}`,
           ),
         );
@@ -107,7 +109,12 @@ describe('concurrency', () => {
           Array.from({ length: 8 }, () =>
             stack.call(
               'applyRefund',
-              { orderId, refundFee: 500 + Math.floor(rand() * 2500), reason: 'race' },
+              {
+                orderId,
+                refundFee: 500 + Math.floor(rand() * 2500),
+                reason: 'race',
+                requestId: newRequestId(),
+              },
               openid,
             ),
           ),

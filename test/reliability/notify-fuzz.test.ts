@@ -13,7 +13,7 @@ import {
   type WxParams,
 } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, SHOPPER, testStack, unwrap } from '../integration/support';
+import { ADMIN, buyAndPay, newRequestId, SHOPPER, testStack, unwrap } from '../integration/support';
 import { dbState, percentile, pool, prng, SEED, scaled, summary } from './support';
 
 let stack: Stack;
@@ -33,7 +33,11 @@ beforeAll(async () => {
   const paidId = await buyAndPay(stack, SHOPPER, 'chopsticks');
   paid = { orderId: paidId, totalFee: 1990 };
   const applied = unwrap(
-    await stack.call('applyRefund', { orderId: paidId, refundFee: 500, reason: 'fuzz' }, SHOPPER),
+    await stack.call(
+      'applyRefund',
+      { orderId: paidId, refundFee: 500, reason: 'fuzz', requestId: newRequestId() },
+      SHOPPER,
+    ),
   );
   unwrap(
     await stack.call('approveRefund', { refundId: applied.refund.refundId, decision: 'approve' }, ADMIN),

@@ -6,7 +6,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, order, refund, SHOPPER, testStack, unwrap } from '../integration/support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  order,
+  refund,
+  SHOPPER,
+  testStack,
+  unwrap,
+} from '../integration/support';
 import { runReconcile, summary } from './support';
 
 let stack: Stack;
@@ -25,7 +34,13 @@ describe('refund reasons', () => {
     let refunded = 0;
     for (const reason of reasons) {
       const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing');
-      const applied = unwrap(await stack.call('applyRefund', { orderId, refundFee: 100, reason }, SHOPPER));
+      const applied = unwrap(
+        await stack.call(
+          'applyRefund',
+          { orderId, refundFee: 100, reason, requestId: newRequestId() },
+          SHOPPER,
+        ),
+      );
       const approved = await stack.call(
         'approveRefund',
         { refundId: applied.refund.refundId, decision: 'approve' },

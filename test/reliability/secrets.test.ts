@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §3: the API key and the client certificate's private key never appear in logs,
+ * docs/ARCHITECTURE.md §3: the API key and the client certificate's private key never appear in logs,
  * errors or responses. A stack with a recognisable key runs a full flow and its failure
  * paths while every line any part of it prints is captured; then everything is scanned for
  * the key, md5(key) (the req_info AES key) and the private key's body.
@@ -10,7 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import { ADMIN, buyAndPay, OTHER, payNotifyFor, postHttp, SHOPPER, testStack } from '../integration/support';
+import {
+  ADMIN,
+  buyAndPay,
+  newRequestId,
+  OTHER,
+  payNotifyFor,
+  postHttp,
+  SHOPPER,
+  testStack,
+} from '../integration/support';
 import { runReconcile, summary } from './support';
 
 const API_KEY = 'SECRETKEYSECRETKEYSECRETKEY12345';
@@ -89,7 +98,11 @@ describe('secrets', () => {
 
     // The full flow: order, pay (notify), refund (approve, WeChat, notify), reconcile.
     const orderId = await buyAndPay(stack, SHOPPER);
-    const applied = await stack.call('applyRefund', { orderId, refundFee: 100, reason: '退款' }, SHOPPER);
+    const applied = await stack.call(
+      'applyRefund',
+      { orderId, refundFee: 100, reason: '退款', requestId: newRequestId() },
+      SHOPPER,
+    );
     keep(applied);
     const refundId = applied.ok ? applied.data.refund.refundId : '';
     keep(await stack.call('approveRefund', { refundId, decision: 'approve' }, ADMIN));
@@ -120,7 +133,11 @@ describe('secrets', () => {
     stack.simulator.setFaults({ systemErrorRate: 0, timeoutRate: 1 });
     keep(await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER));
     stack.simulator.setFaults({ timeoutRate: 0, refundError: 'NOTENOUGH' });
-    const second = await stack.call('applyRefund', { orderId, refundFee: 1, reason: 'x' }, SHOPPER);
+    const second = await stack.call(
+      'applyRefund',
+      { orderId, refundFee: 1, reason: 'x', requestId: newRequestId() },
+      SHOPPER,
+    );
     keep(second);
     if (second.ok)
       keep(
@@ -132,11 +149,27 @@ describe('secrets', () => {
       );
     stack.simulator.setFaults({ refundError: null });
     keep(await stack.call('approveRefund', { refundId, decision: 'approve' }, OTHER));
-    keep(await stack.call('applyRefund', { orderId, refundFee: 999_999, reason: 'x' }, SHOPPER));
     keep(
-      await stack.runtime.invoke('payNotify', { body: '<xml/>' }, { OPENID: SHOPPER, SOURCE: 'wx_client' }),
+      await stack.call(
+        'applyRefund',
+        { orderId, refundFee: 999_999, reason: 'x', requestId: newRequestId() },
+        SHOPPER,
+      ),
     );
-    keep(await stack.runtime.invoke('reconcile', {}, { OPENID: SHOPPER, SOURCE: 'wx_client' }));
+    keep(
+      await stack.runtime.invoke(
+        'payNotify',
+        { body: '<xml/>' },
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      ),
+    );
+    keep(
+      await stack.runtime.invoke(
+        'reconcile',
+        {},
+        { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
+      ),
+    );
     // A configuration error names the variable, never its value.
     const { createFunctionRuntime } = await import('../../sandbox/runtime');
     const broken = createFunctionRuntime({
@@ -155,14 +188,14 @@ describe('secrets', () => {
         await broken.invoke(
           'createOrder',
           { items: [{ productId: 'sticker', quantity: 1 }] },
-          { OPENID: SHOPPER, SOURCE: 'wx_client' },
+          { OPENID: SHOPPER, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
         ),
       );
       keep(
         await broken.invoke(
           'approveRefund',
           { refundId, decision: 'approve' },
-          { OPENID: ADMIN, SOURCE: 'wx_client' },
+          { OPENID: ADMIN, APPID: stack.info.merchant.appid, SOURCE: 'wx_client' },
         ),
       );
     } finally {
@@ -200,7 +233,7 @@ describe('secrets', () => {
       occurrences: hits.length,
     });
     expect(logLines).toBeGreaterThan(20);
-    // The functions' own JSON log lines (worker stdout) are among them.
+    // The functions' own JSON log lines (instance stdout) are among them.
     expect(functionLines).toBeGreaterThan(10);
     expect(hits).toEqual([]);
   }, 120_000);

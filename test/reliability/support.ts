@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the reliability suite: counts that SOAK=1 raises, the one summary line
  * every test prints, database snapshots, reconcile-until-quiet and a copy of the built
- * functions with short timeouts (so a hung WeChat call gets its worker killed quickly).
+ * functions with short timeouts (so a hung WeChat call gets its instance killed quickly).
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,10 +98,19 @@ export async function driveTime(stack: Stack): Promise<void> {
     .collection('refunds')
     .where({ status: 'APPROVED', leaseUntilMs: _.gt(0) })
     .update({ leaseUntilMs: 0 });
+  // Everything reconcile scheduled for later is due now.
+  await stack.db.raw
+    .collection('refunds')
+    .where({ nextCheckAtMs: _.gt(0) })
+    .update({ nextCheckAtMs: past });
   await stack.db.raw
     .collection('orders')
     .where({ status: 'NOTPAY' })
-    .update({ createdAtMs: past - 60_000, expiresAtMs: past });
+    .update({ createdAtMs: past - 60_000, expiresAtMs: past, nextCheckAtMs: past });
+  await stack.db.raw
+    .collection('orders')
+    .where({ reservationCheckAtMs: _.gt(0) })
+    .update({ reservationCheckAtMs: past });
 }
 
 /**
@@ -136,7 +145,7 @@ export async function healUntilQuiet(stack: Stack, maxRounds = 12): Promise<numb
 
 /**
  * A copy of dist/cloudfunctions with shorter config.json timeouts. The runtime enforces a
- * function's timeout by terminating its worker, which is how a process dies between a
+ * function's timeout by killing its instance process, which is how a process dies between a
  * WeChat call that took effect and the database write that should follow it.
  */
 export function functionsWithTimeouts(timeouts: Record<string, number>): string {

@@ -1,10 +1,13 @@
 /**
- * Tiny cloud functions written as build output (dist/cloudfunctions/<fn>/{index.js,config.json}),
- * each requiring the real wx-server-sdk the way our bundles do.
+ * Tiny cloud functions written as build output
+ * (dist/cloudfunctions/<fn>/{index.js,package.json,config.json}), each requiring the real
+ * wx-server-sdk the way our bundles do, and recording the configured runtime's Node major as
+ * the build does.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { configuredRuntime, enginesRange } from '../../scripts/target';
 
 const SDK_INIT = `const cloud = require('wx-server-sdk');
 cloud.init({ env: cloud.DYNAMIC_CURRENT_ENV, throwOnNotFound: false });
@@ -32,6 +35,23 @@ exports.main = async (event) => {
   },
   slow: {
     code: `exports.main = (event) => new Promise((r) => setTimeout(() => r('late'), event.ms));\n`,
+    config: { timeout: 1 },
+  },
+  // Which Node runs it, and the SCF context it gets (timeout 2 s).
+  node: {
+    code: `exports.main = async (event, context) => {
+  const first = context.getRemainingTimeInMillis();
+  await new Promise((r) => setTimeout(r, event.waitMs || 0));
+  return { node: process.versions.node, limit: context.time_limit_in_ms, requestId: context.request_id, fn: context.function_name, first, after: context.getRemainingTimeInMillis() };
+};
+`,
+    config: { timeout: 2 },
+  },
+  // A module that takes 1.5 s to load, with a 1 s timeout: SCF does not count init against it.
+  slowInit: {
+    code: `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+exports.main = async (event, context) => ({ remaining: context.getRemainingTimeInMillis() });
+`,
     config: { timeout: 1 },
   },
   boom: { code: `exports.main = async () => { throw new Error('kaboom'); };\n` },
@@ -68,6 +88,10 @@ export function writeFixtureFunctions(): string {
     mkdirSync(join(dir, name));
     writeFileSync(join(dir, name, 'index.js'), fn.code);
     writeFileSync(join(dir, name, 'config.json'), JSON.stringify(fn.config ?? {}));
+    writeFileSync(
+      join(dir, name, 'package.json'),
+      JSON.stringify({ name, main: 'index.js', engines: { node: enginesRange(configuredRuntime()) } }),
+    );
   }
   return dir;
 }

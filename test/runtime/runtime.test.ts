@@ -1,12 +1,17 @@
-import { rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BundleTargetError,
   createFunctionRuntime,
   type FunctionRuntime,
   nextTimerRuns,
   parseTimerCron,
 } from '../../sandbox/runtime';
 import { startTcbEmulator, type TcbEmulator } from '../../sandbox/tcb';
+import { NODE_RUNTIMES } from '../../scripts/runtimes';
+import { configuredRuntime } from '../../scripts/target';
 import { writeFixtureFunctions } from './fixtures';
 
 let emu: TcbEmulator;
@@ -29,6 +34,106 @@ afterAll(async () => {
   await runtime.close();
   await emu.close();
   rmSync(functionsDir, { recursive: true, force: true });
+});
+
+describe('the configured runtime', () => {
+  it('runs functions on the Node major of the configured CloudBase runtime, not on the host’s', async () => {
+    const configured = configuredRuntime();
+    const out = await runtime.invoke('node', {});
+    expect(out.error).toBeUndefined();
+    const { node } = out.result as { node: string };
+    expect(Number(node.split('.')[0])).toBe(configured.major);
+    expect(node).toBe(runtime.node.version);
+  });
+
+  it('refuses to start on a bundle built for another Node major, naming it and the fix', () => {
+    const dir = writeFixtureFunctions();
+    try {
+      writeFileSync(join(dir, 'ctx', 'package.json'), JSON.stringify({ engines: { node: '16.x' } }));
+      const start = () =>
+        createFunctionRuntime({ functionsDir: dir, serviceUrl: emu.serviceUrl, log: () => {} });
+      expect(start).toThrow(BundleTargetError);
+      expect(start).toThrow(`ctx was built for node16, but the runtime is ${configuredRuntime().name}`);
+      expect(start).toThrow('npm run build');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a bundle with no build target recorded', () => {
+    const dir = writeFixtureFunctions();
+    try {
+      writeFileSync(join(dir, 'boom', 'package.json'), JSON.stringify({ name: 'boom' }));
+      expect(() =>
+        createFunctionRuntime({ functionsDir: dir, serviceUrl: emu.serviceUrl, log: () => {} }),
+      ).toThrow('boom has no build target recorded');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a mismatched bundle that appears after start, at its first call', async () => {
+    cpSync(join(functionsDir, 'boom'), join(functionsDir, 'late16'), { recursive: true });
+    writeFileSync(
+      join(functionsDir, 'late16', 'package.json'),
+      JSON.stringify({ engines: { node: '16.x' } }),
+    );
+    await expect(runtime.invoke('late16', {})).rejects.toThrow('late16 was built for node16');
+    rmSync(join(functionsDir, 'late16'), { recursive: true, force: true });
+  });
+
+  it('runs on another configured runtime when a Node of its major is at hand (here: the host’s)', async () => {
+    const hostMajor = Number(process.versions.node.split('.')[0]);
+    const other = NODE_RUNTIMES.find((r) => r.major === hostMajor) ?? {
+      name: `Nodejs${hostMajor}`,
+      major: hostMajor,
+      endOfLife: '2100-01-01',
+      onlineInstall: 'yes' as const,
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'fns-host-'));
+    try {
+      cpSync(join(functionsDir, 'node'), join(dir, 'node'), { recursive: true });
+      writeFileSync(
+        join(dir, 'node', 'package.json'),
+        JSON.stringify({ engines: { node: `${hostMajor}.x` } }),
+      );
+      const onHost = createFunctionRuntime({
+        functionsDir: dir,
+        serviceUrl: emu.serviceUrl,
+        runtime: other,
+        log: () => {},
+      });
+      try {
+        const out = await onHost.invoke('node', {});
+        expect((out.result as { node: string }).node.split('.')[0]).toBe(String(hostMajor));
+      } finally {
+        await onHost.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SCF context (second argument of main)', () => {
+  it('carries the config.json timeout and counts the remaining time down from the invocation’s start', async () => {
+    await runtime.invoke('node', {}); // warm, so the figures below are one invocation's
+    const out = await runtime.invoke('node', { waitMs: 300 });
+    const r = out.result as { limit: number; first: number; after: number; requestId: string; fn: string };
+    expect(out.coldStart).toBe(false);
+    expect(r).toMatchObject({ limit: 2000, requestId: out.requestId, fn: 'node' });
+    expect(r.first).toBeLessThanOrEqual(2000);
+    expect(r.first).toBeGreaterThan(1500);
+    expect(r.first - r.after).toBeGreaterThanOrEqual(290);
+  });
+
+  it('does not count cold-start module loading against the timeout or the remaining time', async () => {
+    const out = await runtime.invoke('slowInit', {});
+    expect(out.error).toBeUndefined();
+    expect(out.coldStart).toBe(true);
+    expect(out.initMs).toBeGreaterThanOrEqual(1400);
+    expect((out.result as { remaining: number }).remaining).toBeGreaterThan(500);
+  });
 });
 
 describe('WX context', () => {

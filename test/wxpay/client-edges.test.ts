@@ -137,7 +137,11 @@ describe('one HTTP exchange (post)', () => {
     const fake = await fakeWeChat(() => ({ body: 'ok' }));
     try {
       const res = await post(new URL(`${fake.url}/p`), '<xml>中</xml>', options(new http.Agent()));
-      expect(res).toEqual({ status: 200, body: Buffer.from('ok') });
+      expect(res).toEqual({
+        status: 200,
+        body: Buffer.from('ok'),
+        headers: expect.objectContaining({ 'content-type': 'text/xml' }),
+      });
       expect(fake.seen[0]).toMatchObject({ url: '/p', body: '<xml>中</xml>' });
       expect(fake.seen[0]!.headers['content-type']).toBe('text/xml; charset=utf-8');
       expect(fake.seen[0]!.headers['content-length']).toBe(String(Buffer.byteLength('<xml>中</xml>')));

@@ -140,6 +140,7 @@ describe('orderQuery and closeOrder', () => {
     const client = env.client(HMAC_MERCHANT);
     const no = uniqueNo('C');
     await client.unifiedOrder(order(no));
+    env.advance(1_000); // past closeorder's 5 minutes (×0.001)
     await expect(client.closeOrder({ out_trade_no: no })).resolves.toMatchObject({ result_code: 'SUCCESS' });
     expect((await client.orderQuery({ out_trade_no: no }))['trade_state']).toBe('CLOSED');
   });
@@ -454,9 +455,12 @@ describe('answer verification', () => {
 describe('downloadBill', () => {
   it("returns the day's CSV with amounts in yuan", async () => {
     const { outTradeNo } = await paidOrder(HMAC_MERCHANT, 1234);
+    // A day's bill exists from 10:00 the next day: move WeChat's clock a day ahead.
+    env.sim.setClockOffset(24 * 3600_000 + 10 * 3600_000);
     const csv = await env
       .client(HMAC_MERCHANT)
-      .downloadBill({ bill_date: billDate(Date.now()), bill_type: 'SUCCESS' });
+      .downloadBill({ bill_date: billDate(Date.now()), bill_type: 'SUCCESS' })
+      .finally(() => env.sim.setClockOffset(0));
     const bill = parseBill(csv);
     const row = bill.rows.find((r) => r['商户订单号'] === outTradeNo);
     expect(row).toMatchObject({

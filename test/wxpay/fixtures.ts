@@ -34,6 +34,11 @@ export interface Env {
   /** Client config for a merchant, trusting the simulator's CA, with PEM client cert and no real backoff. */
   config(m: SimMerchant, extra?: Partial<WxPayClientConfig>): WxPayClientConfig;
   client(m: SimMerchant, extra?: Partial<WxPayClientConfig>): ReturnType<typeof createWxPayClient>;
+  /**
+   * Moves the simulator's clock forward by `ms` of real time (its business rules run at
+   * timeScale 0.001: closeorder's 5 minutes, the 1-minute refund spacing).
+   */
+  advance(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -41,10 +46,12 @@ export async function startEnv(opts: Partial<WxPaySimulatorOptions> = {}): Promi
   const dir = mkdtempSync(join(tmpdir(), 'wxpay-test-'));
   // The client certificate is issued for MD5_MERCHANT; HMAC_MERCHANT gets its own below.
   const certs = await ensureCerts(join(dir, 'certs'), { mchId: MD5_MERCHANT.mchId });
+  let offsetMs = 0;
   const sim = await startWxPaySimulator({
     certs,
     merchants: [MD5_MERCHANT, HMAC_MERCHANT],
     timeScale: 0.001,
+    now: () => Date.now() + offsetMs,
     ...opts,
   });
   const caPem = readFileSync(certs.caCertPath, 'utf8');
@@ -78,6 +85,9 @@ export async function startEnv(opts: Partial<WxPaySimulatorOptions> = {}): Promi
     certs,
     sim,
     config,
+    advance(ms) {
+      offsetMs += ms;
+    },
     client(m, extra) {
       if (extra) return createWxPayClient(config(m, extra));
       // One client per merchant, so its keep-alive connections are reused across calls.

@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseXml, paySign, toXml } from '../../cloudfunctions/shared/wxpay';
-import { NOTIFY_RETRY_SCHEDULE_S } from '../../sandbox/wxpay';
+import { NOTIFY_RETRY_SCHEDULE_S, startWxPaySimulator } from '../../sandbox/wxpay';
 import { type Env, MD5_MERCHANT, type Receiver, startEnv, startReceiver, uniqueNo, until } from './fixtures';
 
 const SUCCESS = toXml({ return_code: 'SUCCESS', return_msg: 'OK' });
@@ -116,5 +117,50 @@ describe('pay notify delivery', () => {
     expect(r.bodies).toHaveLength(0);
     await env.sim.flushNotifies();
     expect(r.bodies).toHaveLength(1);
+  });
+});
+
+describe('the notify log', () => {
+  it("keeps every attempt with the shop's reply across a restart, and goes on after it", async () => {
+    const stateFile = join(env.dir, 'restart', 'wxpay.json');
+    const opts = { certs: env.certs, merchants: [MD5_MERCHANT], timeScale: 0.001, stateFile };
+    const r = await receiver((_b, n) => ({ body: n < 2 ? FAIL : SUCCESS }));
+    const pay = async (sim: Awaited<ReturnType<typeof startWxPaySimulator>>) => {
+      const no = uniqueNo('L');
+      const res = await env.client(MD5_MERCHANT, { baseUrl: sim.url }).unifiedOrder({
+        body: 'x',
+        out_trade_no: no,
+        total_fee: 1,
+        spbill_create_ip: '127.0.0.1',
+        notify_url: r.url,
+        openid: 'o1',
+      });
+      const pkg = `prepay_id=${res['prepay_id']}`;
+      const p = paySign(
+        { appId: MD5_MERCHANT.appid, timeStamp: '1', nonceStr: 'n', package: pkg, signType: 'MD5' },
+        MD5_MERCHANT.apiKey,
+      );
+      expect(sim.pay({ ...p }).errMsg).toBe('requestPayment:ok');
+      return no;
+    };
+    const first = await startWxPaySimulator(opts);
+    const no = await pay(first);
+    await until(() => first.notifies().some((n) => n.acknowledged), 'an acknowledged notify');
+    const before = first.notifies().map((n) => [n.attempt, n.acknowledged, n.replyStatus]);
+    expect(before).toEqual([
+      [1, false, 200],
+      [2, true, 200],
+    ]);
+    await first.close();
+
+    const second = await startWxPaySimulator(opts);
+    try {
+      expect(second.notifies().map((n) => [n.attempt, n.acknowledged, n.replyStatus])).toEqual(before);
+      expect(second.notifies().every((n) => n.body.includes(no))).toBe(true);
+      await pay(second);
+      await until(() => second.notifies().length === 3, 'the next notify logged after the kept ones');
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -27,6 +27,10 @@ import {
   until,
 } from './fixtures';
 
+/** More than the simulator's scaled rules need (timeScale 0.001): closeorder 5 min, refunds 1 min apart. */
+const CLOSE_AFTER_MS = 1_000;
+const SPACING_MS = 1_000;
+
 let env: Env;
 let receiver: Receiver;
 const SUCCESS_REPLY = toXml({ return_code: 'SUCCESS', return_msg: 'OK' });
@@ -147,6 +151,7 @@ describe('paying through /sandbox/pay (the phone)', () => {
 
   it('cannot pay a closed order', async () => {
     const { no, prepayId } = await newOrder();
+    env.advance(CLOSE_AFTER_MS);
     await env.client(MD5_MERCHANT).closeOrder({ out_trade_no: no });
     expect(env.sim.pay(payment(MD5_MERCHANT, prepayId)).errMsg).toMatch(/^requestPayment:fail .*关闭/);
   });
@@ -176,6 +181,7 @@ describe('unifiedorder re-entry', () => {
       errCode: 'ORDERPAID',
     });
     const closed = await newOrder();
+    env.advance(CLOSE_AFTER_MS);
     await env.client(MD5_MERCHANT).closeOrder({ out_trade_no: closed.no });
     expect(await rejection(env.client(MD5_MERCHANT).unifiedOrder(orderParams(closed.no)))).toMatchObject({
       errCode: 'ORDERCLOSED',
@@ -262,7 +268,9 @@ describe('refund rules', () => {
   it('accepts partial refunds up to the total and refuses the cent beyond', async () => {
     const no = await paid(100);
     await refund(no, uniqueNo('R'), 60, 100);
+    env.advance(SPACING_MS);
     await refund(no, uniqueNo('R'), 40, 100);
+    env.advance(SPACING_MS);
     const e = await rejection(refund(no, uniqueNo('R'), 1, 100));
     expect(e).toMatchObject({ code: 'WXPAY_RESULT_FAIL', errCode: 'ERROR', transient: false });
     expect(e.errCodeDes).toContain('全额退款');
@@ -271,13 +279,17 @@ describe('refund rules', () => {
   it('refuses a refund larger than what is left', async () => {
     const no = await paid(100);
     await refund(no, uniqueNo('R'), 70, 100);
+    env.advance(SPACING_MS);
     const e = await rejection(refund(no, uniqueNo('R'), 31, 100));
     expect(e.errCodeDes).toMatch(/可退30分/);
   });
 
   it('allows at most 50 partial refunds per order', async () => {
     const no = await paid(60);
-    for (let i = 0; i < 50; i++) await refund(no, `${no}r${i}`, 1, 60);
+    for (let i = 0; i < 50; i++) {
+      await refund(no, `${no}r${i}`, 1, 60);
+      env.advance(SPACING_MS);
+    }
     const e = await rejection(refund(no, `${no}r50`, 1, 60));
     expect(e).toMatchObject({ errCode: 'ERROR' });
     expect(e.errCodeDes).toContain('50');
@@ -327,6 +339,7 @@ describe('refund rules', () => {
     } finally {
       env.sim.setFaults({ refundOutcome: 'SUCCESS', refundDelayMs: null });
     }
+    env.advance(SPACING_MS);
     await expect(refund(no, uniqueNo('R'), 100, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
   });
 
@@ -334,6 +347,88 @@ describe('refund rules', () => {
     expect(await rejection(env.client(MD5_MERCHANT).refundQuery({ out_refund_no: 'nope' }))).toMatchObject({
       errCode: 'REFUNDNOTEXIST',
     });
+  });
+});
+
+describe('the rules refund exceptions meet', () => {
+  async function paid(totalFee: number) {
+    const o = await newOrder(MD5_MERCHANT, { total_fee: totalFee });
+    env.sim.pay(payment(MD5_MERCHANT, o.prepayId));
+    return o.no;
+  }
+  const refund = (no: string, rn: string, fee: number, total: number) =>
+    env
+      .client(MD5_MERCHANT)
+      .refund({ out_trade_no: no, out_refund_no: rn, total_fee: total, refund_fee: fee });
+
+  it('refuses a second refund of one order within the minute (FREQUENCY_LIMITED), but repeats the first', async () => {
+    const no = await paid(100);
+    const first = uniqueNo('R');
+    await refund(no, first, 10, 100);
+    expect(await rejection(refund(no, uniqueNo('R'), 10, 100))).toMatchObject({
+      errCode: 'FREQUENCY_LIMITED',
+      rateLimited: true,
+    });
+    await expect(refund(no, first, 10, 100)).resolves.toMatchObject({ out_refund_no: first });
+    env.advance(SPACING_MS);
+    await expect(refund(no, uniqueNo('R'), 10, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
+  });
+
+  it('answers rate-limit codes even to a repeat of an accepted refund, and queued errors once each', async () => {
+    const no = await paid(100);
+    const rn = uniqueNo('R');
+    await refund(no, rn, 10, 100);
+    env.sim.setFaults({ refundErrorQueue: ['INVALID_REQ_TOO_MUCH', 'NOTENOUGH'] });
+    expect(await rejection(refund(no, rn, 10, 100))).toMatchObject({ errCode: 'INVALID_REQ_TOO_MUCH' });
+    // NOTENOUGH is a decision about a new application: a repeat is answered as the first time.
+    await expect(refund(no, rn, 10, 100)).resolves.toMatchObject({ out_refund_no: rn });
+    env.advance(SPACING_MS);
+    expect(await rejection(refund(no, uniqueNo('R'), 10, 100))).toMatchObject({ errCode: 'NOTENOUGH' });
+    env.advance(SPACING_MS);
+    await expect(refund(no, uniqueNo('R'), 10, 100)).resolves.toMatchObject({ result_code: 'SUCCESS' });
+  });
+
+  it('closeorder: not before 5 minutes, and not while the user is paying', async () => {
+    const young = await newOrder();
+    expect(await rejection(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: young.no }))).toMatchObject({
+      errCode: 'SYSTEMERROR',
+    });
+    const paying = await newOrder();
+    env.sim.pay(payment(MD5_MERCHANT, paying.prepayId), 'USERPAYING');
+    env.advance(CLOSE_AFTER_MS);
+    expect(await rejection(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: paying.no }))).toMatchObject({
+      errCode: 'USERPAYING',
+    });
+    await expect(env.client(MD5_MERCHANT).closeOrder({ out_trade_no: young.no })).resolves.toMatchObject({
+      result_code: 'SUCCESS',
+    });
+  });
+
+  it('a coupon-paid order reports cash_fee below total_fee, and refunds both in proportion', async () => {
+    const o = await newOrder(MD5_MERCHANT, { total_fee: 1000 });
+    expect(env.sim.pay(payment(MD5_MERCHANT, o.prepayId), 'SUCCESS', { couponFee: 200 }).errMsg).toBe(
+      'requestPayment:ok',
+    );
+    const q = await env.client(MD5_MERCHANT).orderQuery({ out_trade_no: o.no });
+    expect(q).toMatchObject({ total_fee: '1000', cash_fee: '800', coupon_fee: '200', coupon_count: '1' });
+    const r = await refund(o.no, uniqueNo('R'), 500, 1000);
+    expect(r).toMatchObject({ refund_fee: '500', coupon_refund_fee: '100', cash_refund_fee: '400' });
+  });
+
+  it('settles one refund with the outcome asked for, which refundquery then reports', async () => {
+    const no = await paid(100);
+    const rn = uniqueNo('R');
+    env.sim.setFaults({ refundDelayMs: 3_600_000 });
+    try {
+      await refund(no, rn, 10, 100);
+      expect(env.sim.settleRefund(rn, 'CHANGE')).toBe(true);
+      expect(env.sim.settleRefund(rn, 'SUCCESS')).toBe(false);
+      expect((await env.client(MD5_MERCHANT).refundQuery({ out_refund_no: rn }))['refund_status_0']).toBe(
+        'CHANGE',
+      );
+    } finally {
+      env.sim.setFaults({ refundDelayMs: null });
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * payNotify and refundNotify (DESIGN.md §5). Raw bytes in, XML reply out. Order of checks:
+ * payNotify and refundNotify (docs/ARCHITECTURE.md §5). Raw bytes in, XML reply out. Order of checks:
  * size and hardened parse → return_code → authenticity (sign, or req_info decryption) →
  * appid/mch_id → order exists → amount → CAS. A duplicate answers SUCCESS with no second
  * effect; a transient failure answers FAIL so WeChat retries; SUCCESS is never sent before
@@ -9,12 +9,12 @@ import { CryptoError, XmlError } from '../errors';
 import { replyXml } from '../wxpay/reply';
 import { decryptReqInfo } from '../wxpay/reqinfo';
 import { verify } from '../wxpay/sign';
-import type { WxParams } from '../wxpay/types';
+import type { SignType, WxParams } from '../wxpay/types';
 import { parseXml } from '../wxpay/xml';
 import type { Deps } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { markPaid } from './orders';
-import { finalizeRefund } from './refunds';
+import { applyWeChatRefund } from './refund-outcome';
 
 export interface NotifyReply {
   /** What WeChat reads. */
@@ -40,14 +40,22 @@ function merchantMatches(deps: Deps, p: WxParams): boolean {
   return p['appid'] === deps.config.wxpay.appid && p['mch_id'] === deps.config.wxpay.mchId;
 }
 
+/**
+ * The sign type the notify verifies with, among those the merchant allows; never the one
+ * the notify names (HMAC notifies often omit sign_type, WxJava#1585, and a sender-chosen
+ * algorithm invites downgrade games). Pure computation: a forgery costs no database request.
+ */
+function verifiedSignType(deps: Deps, params: WxParams): SignType | undefined {
+  return deps.config.wxpay.notifySignTypes.find((t) => verify(params, deps.config.wxpay.apiKey, t));
+}
+
 export async function handlePayNotify(deps: Deps, body: Uint8Array): Promise<NotifyReply> {
   const parsed = parse(deps, 'pay_notify', body);
   if ('reply' in parsed) return parsed.reply;
   const { params } = parsed;
   if (params['return_code'] !== 'SUCCESS') return fail('RETURN_FAIL', 'return_code is not SUCCESS');
-  // The sign type is ours, not the notify's: HMAC notifies often omit sign_type (WxJava#1585),
-  // and trusting a sender-chosen algorithm invites downgrade games.
-  if (!verify(params, deps.config.wxpay.apiKey, deps.config.wxpay.signType)) {
+  const signType = verifiedSignType(deps, params);
+  if (!signType) {
     deps.log('warn', 'pay_notify.rejected', { reason: 'BAD_SIGN', orderId: params['out_trade_no'] });
     return fail('BAD_SIGN', 'invalid sign');
   }
@@ -63,6 +71,12 @@ export async function handlePayNotify(deps: Deps, body: Uint8Array): Promise<Not
   if (!order) {
     deps.log('error', 'pay_notify.rejected', { reason: 'UNKNOWN_ORDER', orderId });
     return fail('UNKNOWN_ORDER', 'order not found');
+  }
+  // WeChat signs an order's notifies with the sign type the order was created with; a notify
+  // for this order under any other type is not WeChat's.
+  if (signType !== order.signType) {
+    deps.log('warn', 'pay_notify.rejected', { reason: 'SIGN_TYPE_MISMATCH', orderId, signType });
+    return fail('SIGN_TYPE_MISMATCH', 'invalid sign');
   }
   const outcome = await markPaid(deps, order, params, 'notify');
   if (outcome === 'AMOUNT_MISMATCH') return fail('AMOUNT_MISMATCH', 'total_fee mismatch');
@@ -94,9 +108,9 @@ export async function handleRefundNotify(deps: Deps, body: Uint8Array): Promise<
     deps.log('error', 'refund_notify.rejected', { reason: 'UNKNOWN_REFUND', refundId });
     return fail('UNKNOWN_REFUND', 'refund not found');
   }
-  const outcome = await finalizeRefund(deps, refund, info, 'refundnotify');
+  const outcome = await applyWeChatRefund(deps, refund, info, 'refundnotify');
   if (outcome === 'MISMATCH') return fail('MISMATCH', 'refund does not match');
-  if (outcome === 'CONFLICT') return fail('CONFLICT', 'refund state conflict');
-  // A PROCESSING notify is not sent by WeChat; acknowledging one changes nothing.
+  // IGNORED contradicts a final state of ours; it is logged for a person, and answering FAIL
+  // would only make WeChat repeat it for a day. A PROCESSING notify is not sent by WeChat.
   return ok(outcome);
 }

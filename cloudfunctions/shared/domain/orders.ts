@@ -8,13 +8,25 @@ import type {
 } from '../contract';
 import { AppError } from '../errors';
 import { parseFen } from '../money';
+import { tellOrderPaid } from '../notices/transitions';
 import type { Caller } from '../runtime/callable';
 import { paySign } from '../wxpay/paysign';
 import type { WxParams } from '../wxpay/types';
 import { type Deps, requireWxpay, wxFailure } from './deps';
 import { keptFields, recordEvent } from './events';
 import {
+  admitCall,
+  admitNewOrder,
+  cartKey,
+  forgetOrder,
+  type OpenOrderEntry,
+  ORDER_INSERT_GRACE_MS,
+  rateLimited,
+  tryAdmitCall,
+} from './limits';
+import {
   COLLECTIONS,
+  isPayable,
   type OrderDoc,
   orderView,
   PREPAY_MARGIN_MS,
@@ -41,6 +53,8 @@ const MAX_QUANTITY = 99;
 const MAX_TOTAL_FEE = 100_000_000;
 /** WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟". */
 export const CLOSE_MIN_AGE_MS = 5 * 60_000;
+/** queryOrder waits this long for orderquery before showing the stored order: a shopper is watching. */
+const QUERY_WAIT_MS = 5_000;
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['NOTPAY', 'PAID', 'CLOSED'];
 
@@ -88,18 +102,91 @@ export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
   );
 }
 
+/**
+ * The caller must be a user of the mini-program bound to the merchant account: an openid of
+ * another appid (a shared cloud environment) cannot pay or be refunded through this one.
+ */
+export function requireOwnApp(deps: Deps, caller: Caller): void {
+  if (caller.appid !== deps.config.wxpay.appid) {
+    throw new AppError('FORBIDDEN', 'this mini-program is not the one bound to the merchant account');
+  }
+}
+
+/** yyyyMMddHHmmss in Beijing time (time_end) → epoch ms, or undefined. */
+export function parseBeijingTime(text: string | undefined): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(text ?? '');
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const ms = Date.UTC(y, mo - 1, d, h - 8, mi, se);
+  return Number.isFinite(ms) && beijingTime(ms) === text ? ms : undefined;
+}
+
 export async function createOrder(
   deps: Deps,
   event: Record<string, unknown>,
   caller: Caller,
 ): Promise<CreateOrderResult> {
   const openid = requireOpenid(caller);
+  requireOwnApp(deps, caller);
   if ('orderId' in event) {
     onlyFields(event, ['orderId']);
     return payAgain(deps, requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }), openid);
   }
   onlyFields(event, ['items']);
   const lines = parseItems(event['items']);
+  const now = deps.now();
+  // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
+  const orderId = `${beijingTime(now)}${deps.random(12)}`;
+  const expiresAtMs = now + deps.config.orderExpireMs;
+  // The limits come first: a refused call costs no product read, no order and no WeChat call.
+  const cart = cartKey(lines);
+  const [requestsBefore, waitedBefore] = [deps.store.requests, deps.store.waitMs];
+  let admission = await admitNewOrder(deps, openid, { orderId, cart, untilMs: expiresAtMs });
+  // What the limits cost this call, in the log line below (and in `npm run bench`).
+  const limits = {
+    dbRequests: deps.store.requests - requestsBefore,
+    dbMs: deps.store.waitMs - waitedBefore,
+  };
+  if (admission.kind === 'same') {
+    // A repeated cart is a call like any other.
+    await admitCall(deps, openid, 'createOrder');
+    for (let attempt = 0; admission.kind === 'same'; attempt++) {
+      const again = await sameCartOrder(deps, admission.entry, openid);
+      if (again) return again;
+      // Its order ended (paid, closed, expired) or never came: the cart is a new order.
+      await forgetOrder(deps, openid, admission.entry.id);
+      if (attempt === 2) throw new AppError('CONFLICT', 'the same cart keeps changing, please try again');
+      admission = await admitNewOrder(deps, openid, { orderId, cart, untilMs: expiresAtMs });
+    }
+  }
+  let order: OrderDoc;
+  try {
+    order = await placeOrder(deps, caller, openid, orderId, lines, now, expiresAtMs);
+  } catch (e) {
+    // The call still counts against the per-minute limit; the place it took does not.
+    await forgetOrder(deps, openid, orderId).catch(() => undefined);
+    throw e;
+  }
+  deps.log('info', 'order.created', {
+    orderId,
+    totalFee: order.totalFee,
+    dbRequests: deps.store.requests,
+    limits,
+  });
+  const withPrepay = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+}
+
+/** Prices the cart from the products collection and stores the order, before WeChat hears of it. */
+async function placeOrder(
+  deps: Deps,
+  caller: Caller,
+  openid: string,
+  orderId: string,
+  lines: { productId: string; quantity: number }[],
+  now: number,
+  expiresAtMs: number,
+): Promise<OrderDoc> {
   const { store } = deps;
   const products = await store.find<ProductDoc>(
     COLLECTIONS.products,
@@ -113,17 +200,15 @@ export async function createOrder(
     if (!p?.onSale || !Number.isSafeInteger(p.priceFen) || p.priceFen < 1) {
       throw invalid(`product ${l.productId} is not on sale`);
     }
-    // Prices come from the products collection only (DESIGN.md §3).
+    // Prices come from the products collection only (docs/ARCHITECTURE.md §3).
     return { productId: p._id, name: p.name, priceFen: p.priceFen, quantity: l.quantity };
   });
   const totalFee = items.reduce((sum, i) => sum + i.priceFen * i.quantity, 0);
   if (!Number.isSafeInteger(totalFee) || totalFee < 1 || totalFee > MAX_TOTAL_FEE) {
     throw invalid('the order total is out of range');
   }
-  const now = deps.now();
   const order: OrderDoc = {
-    // out_trade_no: ≤32 of [0-9A-Za-z_-|*], unique per merchant. Time first keeps ids sortable.
-    _id: `${beijingTime(now)}${deps.random(12)}`,
+    _id: orderId,
     openid,
     status: 'NOTPAY',
     items,
@@ -135,25 +220,72 @@ export async function createOrder(
     notifyUrl: deps.config.wxpay.payNotifyUrl,
     createdAtMs: now,
     updatedAtMs: now,
-    expiresAtMs: now + deps.config.orderExpireMs,
+    expiresAtMs,
     prepayId: null,
     prepayExpiresAtMs: 0,
+    // Reconcile asks orderquery if the notify has not come by then.
+    nextCheckAtMs: now + deps.config.reconcile.notifyGraceMs,
+    checkCount: 0,
     refundReservedFee: 0,
     refundedFee: 0,
     refundUsedFee: 0,
     refundCount: 0,
-    refundOps: [],
+    refundOpenCount: 0,
+    refundBook: {},
+    refundCallUntilMs: 0,
   };
   // The order exists before WeChat hears of it, so a crash after unifiedorder leaves a
   // NOTPAY order that reconcile can query and close, never a payment with no order.
   if ((await store.insert(COLLECTIONS.orders, order)) === 'duplicate') {
     throw new AppError('CONFLICT', 'order number collision, please try again');
   }
-  deps.log('info', 'order.created', { orderId: order._id, totalFee, dbRequests: store.requests });
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee, payment: signPayment(deps, withPrepay) };
+  return order;
 }
 
+/** Waits between reads of an order another call is still creating (ms); ~3 s in all. */
+const SAME_CART_POLL_MS = [50, 100, 200, 400, 800, 1600];
+
+/**
+ * The unpaid order an earlier call made for the same cart (a double tap on 去结算, a retried
+ * call), payable again; null when that order ended or never came, so the cart is a new order.
+ * The earlier call may still be storing it or asking WeChat for its prepay_id: it is read
+ * again a few times rather than asking WeChat a second time for the same order.
+ */
+async function sameCartOrder(
+  deps: Deps,
+  entry: OpenOrderEntry,
+  openid: string,
+): Promise<CreateOrderResult | null> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let order: OrderDoc | null = null;
+  for (const wait of [0, ...SAME_CART_POLL_MS]) {
+    if (wait > 0) {
+      if (deps.now() + wait > deps.budget.callDeadlineMs) break;
+      await sleep(wait);
+    }
+    order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, entry.id);
+    if (order && (order.prepayId || !isPayable(order, deps.now()))) break;
+  }
+  const now = deps.now();
+  if (!order) {
+    if (now - entry.atMs >= ORDER_INSERT_GRACE_MS) return null;
+    throw rateLimited('this cart is being ordered by another call right now; try again shortly', 2000);
+  }
+  if (order.openid !== openid || !isPayable(order, now)) return null;
+  deps.log('info', 'order.same_cart', { orderId: order._id, dbRequests: deps.store.requests });
+  if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+    return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
+  }
+  // The first call got no prepay_id (WeChat busy, or still waiting): ask with the same parameters.
+  const withPrepay = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+}
+
+/**
+ * Paying again is never refused for the open-orders limit. Re-signing the stored prepay_id
+ * costs one read and no WeChat call, so it is not counted either; only asking WeChat for a
+ * new prepay_id counts as a createOrder call.
+ */
 async function payAgain(deps: Deps, orderId: string, openid: string): Promise<CreateOrderResult> {
   const order = await ownOrder(deps, orderId, openid);
   if (order.status === 'PAID') throw notPayable('the order is already paid');
@@ -166,6 +298,7 @@ async function payAgain(deps: Deps, orderId: string, openid: string): Promise<Cr
   if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
     return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
   }
+  await admitCall(deps, openid, 'createOrder');
   const withPrepay = await requestPrepay(deps, order);
   return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
 }
@@ -175,16 +308,21 @@ async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
   const wxpay = requireWxpay(deps);
   let res: WxParams;
   try {
-    res = await wxpay.unifiedOrder({
-      body: order.description,
-      out_trade_no: order._id,
-      total_fee: order.totalFee,
-      spbill_create_ip: order.clientIp,
-      notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
-      openid: order.openid,
-      trade_type: 'JSAPI',
-      time_expire: beijingTime(order.expiresAtMs),
-    });
+    res = await wxpay.unifiedOrder(
+      {
+        body: order.description,
+        out_trade_no: order._id,
+        total_fee: order.totalFee,
+        spbill_create_ip: order.clientIp,
+        notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
+        openid: order.openid,
+        trade_type: 'JSAPI',
+        time_expire: beijingTime(order.expiresAtMs),
+      },
+      // Re-entry must repeat the first request exactly, sign type included, even after the
+      // merchant switched WXPAY_SIGN_TYPE: otherwise WeChat answers 201 商户订单号重复.
+      { signType: order.signType },
+    );
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;
@@ -257,11 +395,14 @@ export async function markPaid(
     fields: keptFields(fields),
   });
   const now = deps.now();
+  const _ = store.cmd;
   const paid = {
     status: 'PAID',
-    paidAtMs: now,
+    // WeChat's time of payment: the one-year refund window and the bills count from it.
+    paidAtMs: parseBeijingTime(fields['time_end']) ?? now,
     transactionId: fields['transaction_id'] ?? '',
     updatedAtMs: now,
+    nextCheckAtMs: _.remove(),
   };
   let current: OrderDoc | null = order;
   for (let attempt = 0; attempt < 3 && current; attempt++) {
@@ -277,6 +418,7 @@ export async function markPaid(
         transactionId: paid.transactionId,
         dbRequests: store.requests,
       });
+      await tellOrderPaid(deps, order, paid.paidAtMs);
       return from === 'CLOSED' ? 'PAID_AFTER_CLOSE' : 'PAID';
     }
     current = await store.get<OrderDoc>(COLLECTIONS.orders, order._id);
@@ -295,7 +437,13 @@ export async function closeLocally(
   const won = await deps.store.cas(
     COLLECTIONS.orders,
     { _id: order._id, status: 'NOTPAY' },
-    { status: 'CLOSED', closedAtMs: now, closeReason: reason, updatedAtMs: now },
+    {
+      status: 'CLOSED',
+      closedAtMs: now,
+      closeReason: reason,
+      updatedAtMs: now,
+      nextCheckAtMs: deps.store.cmd.remove(),
+    },
   );
   if (won) {
     await recordEvent(deps, {
@@ -322,10 +470,14 @@ export async function closeLocally(
  * Actively asks WeChat about a NOTPAY order (the shopper's return from wx.requestPayment is
  * not proof: "在订单状态不明或者没有收到微信支付结果通知的情况下，建议商户主动调用查询订单API").
  */
-export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
+export async function confirmWithQuery(
+  deps: Deps,
+  order: OrderDoc,
+  options: { deadlineMs?: number } = {},
+): Promise<OrderDoc> {
   let res: WxParams;
   try {
-    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id });
+    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id }, options);
   } catch (e) {
     const f = wxFailure(e);
     if (f?.errCode === 'ORDERNOTEXIST') return order; // never reached WeChat
@@ -335,7 +487,12 @@ export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<Ord
   if (state === 'SUCCESS' || state === 'REFUND') {
     const outcome = await markPaid(deps, order, res, 'orderquery');
     if (outcome === 'AMOUNT_MISMATCH') return order;
-    return { ...order, status: 'PAID', transactionId: res['transaction_id'] ?? '', paidAtMs: deps.now() };
+    return {
+      ...order,
+      status: 'PAID',
+      transactionId: res['transaction_id'] ?? '',
+      paidAtMs: parseBeijingTime(res['time_end']) ?? deps.now(),
+    };
   }
   if (state === 'CLOSED' || state === 'REVOKED') {
     await closeLocally(deps, order, `trade_state ${state}`, 'orderquery', res);
@@ -348,12 +505,13 @@ export async function confirmWithQuery(deps: Deps, order: OrderDoc): Promise<Ord
 export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
   const now = deps.now();
   if (order.prepayId) {
-    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS) return 'PENDING';
+    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS * deps.config.timeScale) return 'PENDING';
     try {
       await requireWxpay(deps).closeOrder({ out_trade_no: order._id });
     } catch (e) {
       const f = wxFailure(e);
       if (f?.errCode === 'ORDERPAID') {
+        // "订单已支付，不能发起关单，请当作已支付的正常交易": the money is there, notify or not.
         const after = await confirmWithQuery(deps, order);
         return after.status === 'PAID' ? 'PAID' : 'PENDING';
       }
@@ -385,15 +543,18 @@ export async function queryOrder(
   caller: Caller,
 ): Promise<QueryOrderResult> {
   const openid = requireOpenid(caller);
+  requireOwnApp(deps, caller);
   onlyFields(event, ['orderId']);
   let order = await ownOrder(
     deps,
     requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN }),
     openid,
   );
-  if (order.status === 'NOTPAY' && order.prepayId) {
+  // Asking WeChat counts as a read against the caller's limit; beyond it the stored order is
+  // shown (the notify or reconcile still brings the payment in).
+  if (order.status === 'NOTPAY' && order.prepayId && (await tryAdmitCall(deps, openid, 'reads')).allowed) {
     try {
-      order = await confirmWithQuery(deps, order);
+      order = await confirmWithQuery(deps, order, { deadlineMs: deps.now() + QUERY_WAIT_MS });
     } catch (e) {
       // The stored state is still true; WeChat being slow must not hide the order.
       deps.log('warn', 'order.query_failed', { orderId: order._id, code: wxFailure(e)?.code ?? String(e) });

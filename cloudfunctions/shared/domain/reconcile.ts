@@ -1,81 +1,77 @@
 /**
- * The timer job that makes the books agree with WeChat when a notify never came, a call
- * timed out or a function died mid-way (DESIGN.md §1). Every step is a CAS or holds a lease,
- * so two runs at once do no harm; batches and a time budget keep one run inside the timeout.
+ * The timer job that makes the books agree with WeChat when a notify never came, a call got
+ * no answer or a function died mid-way.
+ *
+ * Every order and refund that still needs WeChat carries its own `nextCheckAtMs`; a run takes
+ * the due ones oldest-due first and, before working on one, moves its next check into the
+ * future with a compare-and-set (its claim). So a stuck item waits its growing gap instead of
+ * hiding newer ones behind it, and two runs at once never work on the same item. Every step
+ * after the claim is itself a CAS or holds a lease. A run stops starting work when its own
+ * time budget is spent and says what it left for next time.
  */
-import type { WxParams } from '../wxpay/types';
+import { MIN_SEND_BUDGET_MS, retryNotices } from '../notices/outbox';
+import { sendBudgetMs } from '../notices/transitions';
+import type { Query } from '../store';
 import { type Deps, requireWxpay, wxFailure } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { confirmWithQuery, expireOrder } from './orders';
-import { claimSubmitLease, finalizeRefund, releaseStrandedReservations, submitRefund } from './refunds';
+import { release, reservedEntries } from './refund-book';
+import { applyWeChatRefund, refundInfoFromQuery } from './refund-outcome';
+import { askWeChat, claimSubmitLease, retryClosed, submitRefund } from './refund-submit';
+import { releaseEnded } from './refunds';
+import { gapMs, ORDER_CHECK_GAPS_MS, REFUND_QUERY_GAPS_MS } from './schedule';
 
-/** Longer than any applyRefund call (its function times out in seconds). */
-export const STRANDED_MIN_AGE_MS = 10 * 60_000;
-/** Each order is looked at for a day after its last change, then no more. */
-export const STRANDED_MAX_AGE_MS = 24 * 3600_000;
+export { refundInfoFromQuery } from './refund-outcome';
 
 export interface ReconcileOptions {
+  /** Items per database page. */
   batch?: number;
-  budgetMs?: number;
-  /** Give the notify this long before asking orderquery. */
-  notifyGraceMs?: number;
-  /** Ask refundquery about a PROCESSING refund this long after it was accepted. */
-  refundQueryDelayMs?: number;
 }
 
 export interface ReconcileReport {
   ordersChecked: number;
   ordersPaid: number;
   ordersClosed: number;
+  refundsChecked: number;
   refundsSubmitted: number;
   refundsFinalized: number;
   reservationsReleased: number;
+  /** Notices sent from the outbox (retries, and those written for reconcile), and given up. */
+  noticesSent: number;
+  noticesFailed: number;
   errors: number;
+  /** The budget ran out with due items left; they are first in line next run. */
   outOfTime: boolean;
+  /** When the earliest item not looked at this run is due (epoch ms), or null when none waits. */
+  nextDueAtMs: number | null;
   dbRequests: number;
 }
 
-/** refundquery answers per-refund fields with a `_$n` suffix; pick ours out. */
-export function refundInfoFromQuery(res: WxParams, refundId: string): WxParams | undefined {
-  const count = Number(res['refund_count'] ?? '0');
-  for (let n = 0; n < Math.min(count, 50); n++) {
-    if (res[`out_refund_no_${n}`] !== refundId) continue;
-    const info: WxParams = {
-      out_refund_no: refundId,
-      out_trade_no: res['out_trade_no'] ?? '',
-      refund_fee: res[`refund_fee_${n}`] ?? '',
-      refund_status: res[`refund_status_${n}`] ?? '',
-    };
-    if (res['total_fee'] !== undefined) info['total_fee'] = res['total_fee'];
-    const id = res[`refund_id_${n}`];
-    if (id) info['refund_id'] = id;
-    const at = res[`refund_success_time_${n}`];
-    if (at) info['success_time'] = at;
-    return info;
-  }
-  return undefined;
-}
+/** Leave this much of the call budget for the last item's writes. */
+const STOP_MARGIN_MS = 2_000;
 
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const batch = options.batch ?? 50;
-  const budgetMs = options.budgetMs ?? 20_000;
   const start = deps.now();
   const report: ReconcileReport = {
     ordersChecked: 0,
     ordersPaid: 0,
     ordersClosed: 0,
+    refundsChecked: 0,
     refundsSubmitted: 0,
     refundsFinalized: 0,
     reservationsReleased: 0,
+    noticesSent: 0,
+    noticesFailed: 0,
     errors: 0,
     outOfTime: false,
+    nextDueAtMs: null,
     dbRequests: 0,
   };
   const { store } = deps;
   const _ = store.cmd;
-  const wxpay = requireWxpay(deps);
   const inTime = () => {
-    if (deps.now() - start < budgetMs) return true;
+    if (deps.now() < deps.budget.callDeadlineMs - STOP_MARGIN_MS) return true;
     report.outOfTime = true;
     return false;
   };
@@ -92,75 +88,202 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       });
     }
   };
-
-  const now = deps.now();
-  const orders = await store.find<OrderDoc>(
-    COLLECTIONS.orders,
-    { status: 'NOTPAY', createdAtMs: _.lt(now - (options.notifyGraceMs ?? 60_000)) },
-    { orderBy: [['createdAtMs', 'asc']], limit: batch },
-  );
-  for (const order of orders) {
-    if (!inTime()) break;
-    report.ordersChecked++;
-    await guarded('order', order._id, async () => {
-      const after = await confirmWithQuery(deps, order);
-      if (after.status === 'PAID') report.ordersPaid++;
-      else if (after.status === 'CLOSED') report.ordersClosed++;
-      else if (deps.now() >= order.expiresAtMs) {
-        const r = await expireOrder(deps, after);
-        if (r === 'CLOSED') report.ordersClosed++;
-        if (r === 'PAID') report.ordersPaid++;
+  /** Due items of one kind, page after page, each seen once per run. */
+  const eachDue = async <T extends { _id: string }>(
+    collection: string,
+    where: (now: number) => Query,
+    field: string,
+    work: (item: T) => Promise<void>,
+  ) => {
+    const seen = new Set<string>();
+    while (inTime()) {
+      const page = await store.find<T>(collection, where(deps.now()), {
+        orderBy: [[field, 'asc']],
+        limit: batch,
+      });
+      const fresh = page.filter((x) => !seen.has(x._id));
+      if (fresh.length === 0) return;
+      for (const item of fresh) {
+        if (!inTime()) return;
+        seen.add(item._id);
+        await guarded(collection, item._id, () => work(item));
       }
-    });
-  }
+      if (page.length < batch) return;
+    }
+  };
 
-  const approved = await store.find<RefundDoc>(
-    COLLECTIONS.refunds,
-    { status: 'APPROVED', leaseUntilMs: _.lt(deps.now()) },
-    { orderBy: [['updatedAtMs', 'asc']], limit: batch },
+  await eachDue<OrderDoc>(
+    COLLECTIONS.orders,
+    (now) => ({ status: 'NOTPAY', nextCheckAtMs: _.lte(now) }),
+    'nextCheckAtMs',
+    (order) => checkOrder(deps, order, report),
   );
-  for (const refund of approved) {
-    if (!inTime()) break;
-    await guarded('refund_submit', refund._id, async () => {
+  await eachDue<RefundDoc>(
+    COLLECTIONS.refunds,
+    (now) => ({ nextCheckAtMs: _.lte(now) }),
+    'nextCheckAtMs',
+    (refund) => checkRefund(deps, refund, report),
+  );
+  await eachDue<OrderDoc>(
+    COLLECTIONS.orders,
+    (now) => ({ reservationCheckAtMs: _.lte(now) }),
+    'reservationCheckAtMs',
+    async (order) => {
+      report.reservationsReleased += await releaseStrandedReservations(deps, order);
+    },
+  );
+
+  // After the money work, with what is left: a notice waits for the next run, money does not.
+  if (sendBudgetMs(deps) >= MIN_SEND_BUDGET_MS) {
+    const n = await retryNotices(deps, { budgetMs: sendBudgetMs(deps) });
+    report.noticesSent = n.sent;
+    report.noticesFailed = n.failed + n.expired;
+  }
+  if (inTime()) report.nextDueAtMs = await nextDue(deps);
+  report.dbRequests = store.requests;
+  deps.log('info', 'reconcile.done', { ...report, ms: deps.now() - start });
+  return report;
+}
+
+/** Moves an item's next check from the value we saw to `nextAtMs`; false when another run has it. */
+function claim(
+  deps: Deps,
+  collection: string,
+  item: { _id: string; nextCheckAtMs?: number; checkCount?: number },
+  extra: Query,
+  nextAtMs: number,
+): Promise<boolean> {
+  return deps.store.cas(
+    collection,
+    { _id: item._id, nextCheckAtMs: item.nextCheckAtMs, ...extra },
+    { nextCheckAtMs: nextAtMs, checkCount: deps.store.cmd.inc(1) },
+  );
+}
+
+async function checkOrder(deps: Deps, order: OrderDoc, report: ReconcileReport): Promise<void> {
+  const now = deps.now();
+  let next = now + gapMs(ORDER_CHECK_GAPS_MS, order.checkCount ?? 0, deps.config.timeScale);
+  // Close on time: the order stops being payable then, and closing it needs a look.
+  if (now < order.expiresAtMs) next = Math.min(next, order.expiresAtMs);
+  if (!(await claim(deps, COLLECTIONS.orders, order, { status: 'NOTPAY' }, next))) return;
+  report.ordersChecked++;
+  const after = await confirmWithQuery(deps, order);
+  if (after.status === 'PAID') report.ordersPaid++;
+  else if (after.status === 'CLOSED') report.ordersClosed++;
+  else if (deps.now() >= order.expiresAtMs) {
+    const r = await expireOrder(deps, after);
+    if (r === 'CLOSED') report.ordersClosed++;
+    if (r === 'PAID') report.ordersPaid++;
+  }
+}
+
+async function checkRefund(deps: Deps, refund: RefundDoc, report: ReconcileReport): Promise<void> {
+  const { store } = deps;
+  const now = deps.now();
+  report.refundsChecked++;
+  const done = () =>
+    store.cas(
+      COLLECTIONS.refunds,
+      { _id: refund._id, nextCheckAtMs: refund.nextCheckAtMs },
+      { nextCheckAtMs: store.cmd.remove() },
+    );
+  switch (refund.status) {
+    case 'APPROVED': {
+      // The submit lease is the claim: its CAS decides who sends the refund.
       const claimed = await claimSubmitLease(deps, refund);
       if (!claimed) return;
       const after = await submitRefund(deps, claimed);
       if (after.status !== 'APPROVED') report.refundsSubmitted++;
-    });
-  }
-
-  const processing = await store.find<RefundDoc>(
-    COLLECTIONS.refunds,
-    { status: 'PROCESSING', updatedAtMs: _.lt(deps.now() - (options.refundQueryDelayMs ?? 60_000)) },
-    { orderBy: [['updatedAtMs', 'asc']], limit: batch },
-  );
-  for (const refund of processing) {
-    if (!inTime()) break;
-    await guarded('refund_query', refund._id, async () => {
-      const res = await wxpay.refundQuery({ out_refund_no: refund._id });
+      return;
+    }
+    case 'PROCESSING':
+    case 'ABNORMAL': {
+      // ABNORMAL waits for the merchant; WeChat turns it SUCCESS once it is settled by hand.
+      const n = refund.status === 'ABNORMAL' ? Number.MAX_SAFE_INTEGER : (refund.checkCount ?? 0);
+      const next = now + gapMs(REFUND_QUERY_GAPS_MS, n, deps.config.timeScale);
+      if (!(await claim(deps, COLLECTIONS.refunds, refund, { status: refund.status }, next))) return;
+      const res = await requireWxpay(deps).refundQuery({ out_refund_no: refund._id });
       const info = refundInfoFromQuery(res, refund._id);
       if (!info) return;
-      const outcome = await finalizeRefund(deps, refund, info, 'refundquery');
-      if (outcome === 'SUCCESS' || outcome === 'FAILED') report.refundsFinalized++;
-    });
+      const outcome = await applyWeChatRefund(deps, refund, info, 'refundquery');
+      if (outcome === 'SUCCESS' || outcome === 'CLOSED' || outcome === 'ABNORMAL') report.refundsFinalized++;
+      return;
+    }
+    case 'REJECTED':
+    case 'WITHDRAWN':
+      // The rejection's own call released the amount, unless it died first.
+      await releaseEnded(deps, refund);
+      await done();
+      return;
+    case 'CLOSED':
+      if (refund.successorId) await retryClosed(deps, refund);
+      await done();
+      return;
+    case 'FAILED':
+      // A failed refund waits for the merchant (retry or reject); if an answer was ever lost,
+      // WeChat may have it after all, and that must be found before anyone rejects it.
+      if (refund.hadUnknownOutcome) await askWeChat(deps, refund);
+      await done();
+      return;
+    default:
+      await done();
   }
-  const reserved = await store.find<OrderDoc>(
-    COLLECTIONS.orders,
-    {
-      status: 'PAID',
-      refundReservedFee: _.gt(0),
-      updatedAtMs: _.lt(deps.now() - STRANDED_MIN_AGE_MS).and(_.gt(deps.now() - STRANDED_MAX_AGE_MS)),
-    },
-    { orderBy: [['updatedAtMs', 'asc']], limit: batch },
-  );
-  for (const order of reserved) {
-    if (!inTime()) break;
-    await guarded('stranded_reservation', order._id, async () => {
-      report.reservationsReleased += await releaseStrandedReservations(deps, order);
-    });
-  }
+}
 
-  report.dbRequests = store.requests;
-  deps.log('info', 'reconcile.done', { ...report, ms: deps.now() - start });
-  return report;
+/**
+ * applyRefund reserves first and creates the refund second, so a crash between the two
+ * leaves a reserved entry in the order's refund book with no refund behind it: money held
+ * back that nobody can refund or review. Releases such entries; `reservationCheckAtMs` is set
+ * later than any applyRefund call can take.
+ */
+export async function releaseStrandedReservations(deps: Deps, order: OrderDoc): Promise<number> {
+  const { store } = deps;
+  if (
+    !(await store.cas(
+      COLLECTIONS.orders,
+      { _id: order._id, reservationCheckAtMs: order.reservationCheckAtMs },
+      { reservationCheckAtMs: store.cmd.remove() },
+    ))
+  ) {
+    return 0;
+  }
+  const open = reservedEntries(order);
+  if (open.length === 0) return 0;
+  const refunds = await store.find<RefundDoc>(
+    COLLECTIONS.refunds,
+    { _id: store.cmd.in(open.map((e) => e.refundId)) },
+    { limit: 100 },
+  );
+  const known = new Set(refunds.map((r) => r._id));
+  let released = 0;
+  for (const e of open) {
+    if (known.has(e.refundId)) continue;
+    if ((await release(deps, order._id, e.refundId, e.fee)) === 'released') {
+      released++;
+      deps.log('warn', 'refund.stranded_reservation_released', {
+        orderId: order._id,
+        refundId: e.refundId,
+        fee: e.fee,
+      });
+    }
+  }
+  return released;
+}
+
+/** The earliest scheduled check still ahead, so the merchant can see when reconcile looks next. */
+async function nextDue(deps: Deps): Promise<number | null> {
+  const { store } = deps;
+  const _ = store.cmd;
+  const firstOf = async (collection: string, where: Query) =>
+    (
+      await store.find<{ nextCheckAtMs?: number }>(collection, where, {
+        orderBy: [['nextCheckAtMs', 'asc']],
+        limit: 1,
+      })
+    )[0]?.nextCheckAtMs;
+  const times = [
+    await firstOf(COLLECTIONS.orders, { status: 'NOTPAY', nextCheckAtMs: _.gt(0) }),
+    await firstOf(COLLECTIONS.refunds, { nextCheckAtMs: _.gt(0) }),
+  ].filter((t): t is number => typeof t === 'number');
+  return times.length ? Math.min(...times) : null;
 }

@@ -1,23 +1,28 @@
+import { createHash } from 'node:crypto';
 import type { ApplyRefundResult, ApproveRefundResult, ListRefundsResult, RefundStatus } from '../contract';
 import { AppError } from '../errors';
-import { parseFen } from '../money';
+import { productOf, tellRefund } from '../notices/transitions';
 import type { Caller } from '../runtime/callable';
-import type { WxParams } from '../wxpay/types';
-import { type Deps, requireWxpay, wxFailure } from './deps';
-import { keptFields, recordEvent } from './events';
+import type { Deps } from './deps';
+import { recordEvent } from './events';
 import {
   COLLECTIONS,
   MAX_REFUNDS_PER_ORDER,
   type OrderDoc,
   orderView,
+  type RefundBookEntry,
   type RefundDoc,
   refundView,
 } from './model';
-import { ownOrder, PAGE_SIZE } from './orders';
+import { ownOrder, PAGE_SIZE, requireOwnApp } from './orders';
+import { release } from './refund-book';
+import { getRefund, stepRefund } from './refund-steps';
+import { askWeChat, claimSubmitLease, type Review, retryClosed, submitRefund } from './refund-submit';
+import { FOLLOW_UP_MS } from './schedule';
 import {
-  beijingTime,
   ID_PATTERN,
   integer,
+  invalid,
   newestFirstPage,
   oneOf,
   onlyFields,
@@ -29,16 +34,44 @@ import {
 
 export const REFUND_STATUSES: readonly RefundStatus[] = [
   'PENDING_REVIEW',
+  'WITHDRAWN',
   'REJECTED',
   'APPROVED',
   'PROCESSING',
   'SUCCESS',
   'FAILED',
+  'CLOSED',
+  'ABNORMAL',
 ];
-/** Long enough for one refund call with its retries (3 × 8 s + backoff), short enough to recover from a crash. */
-export const SUBMIT_LEASE_MS = 60_000;
-/** "交易时间超过一年的订单无法提交退款" (TRADE_OVERDUE). */
+/** "交易时间超过一年的订单无法提交退款" (TRADE_OVERDUE); WeChat counts from the payment's time. */
 const REFUND_WINDOW_MS = 365 * 24 * 3600_000;
+const REQUEST_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/**
+ * The refund's id (= out_refund_no) for one shopper's form submission: the same shopper and
+ * requestId always give the same id, so a double tap or a client retry after a timeout finds
+ * the refund the first call made (or is stopped by its reservation) instead of making a second.
+ */
+export function refundIdFor(openid: string, requestId: string): string {
+  return `R${createHash('sha256').update(`${openid}\n${requestId}`).digest('hex').slice(0, 30)}`;
+}
+
+const tooMany = (max: number) =>
+  new AppError(
+    'TOO_MANY_OPEN_REFUNDS',
+    `this order already has ${max} refund applications in progress; wait for them to finish`,
+  );
+const fiftyLimit = () =>
+  new AppError('REFUND_NOT_ALLOWED', `WeChat Pay allows at most ${MAX_REFUNDS_PER_ORDER} refunds per order`);
+const exceeds = (left: number) =>
+  new AppError('REFUND_EXCEEDS_PAID', `at most ${Math.max(0, left)} fen of this order can still be refunded`);
+
+function sameApplication(existing: RefundDoc, orderId: string, refundFee: number): RefundDoc {
+  if (existing.orderId !== orderId || existing.refundFee !== refundFee) {
+    throw invalid('requestId was already used for a different application; make a new one per submission');
+  }
+  return existing;
+}
 
 export async function applyRefund(
   deps: Deps,
@@ -46,13 +79,19 @@ export async function applyRefund(
   caller: Caller,
 ): Promise<ApplyRefundResult> {
   const openid = requireOpenid(caller);
-  onlyFields(event, ['orderId', 'refundFee', 'reason', 'contact']);
+  requireOwnApp(deps, caller);
+  onlyFields(event, ['orderId', 'refundFee', 'reason', 'contact', 'requestId']);
   const orderId = requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN });
   const refundFee = integer(event, 'refundFee', 1, 100_000_000);
   const reason = requiredString(event, 'reason', { max: 200 });
   const contact = optionalString(event, 'contact', { max: 64 });
+  const requestId = requiredString(event, 'requestId', { max: 64, pattern: REQUEST_ID });
   const { store } = deps;
   const _ = store.cmd;
+  const refundId = refundIdFor(openid, requestId);
+
+  const existing = await store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
+  if (existing) return { refund: refundView(sameApplication(existing, orderId, refundFee)) };
 
   const order = await ownOrder(deps, orderId, openid);
   if (order.status !== 'PAID') throw new AppError('REFUND_NOT_ALLOWED', 'only a paid order can be refunded');
@@ -63,62 +102,68 @@ export async function applyRefund(
       'orders paid more than a year ago cannot be refunded through WeChat Pay',
     );
   }
-  const exceeds = () =>
-    new AppError(
-      'REFUND_EXCEEDS_PAID',
-      `at most ${order.totalFee - order.refundUsedFee} fen of this order can still be refunded`,
-    );
-  if (refundFee > order.totalFee - order.refundUsedFee) throw exceeds();
-  if (order.refundCount >= MAX_REFUNDS_PER_ORDER) {
-    throw new AppError(
-      'REFUND_NOT_ALLOWED',
-      `WeChat Pay allows at most ${MAX_REFUNDS_PER_ORDER} refunds per order`,
-    );
-  }
+  const maxOpen = deps.config.refunds.maxOpenPerOrder;
+  if (refundFee > order.totalFee - order.refundUsedFee) throw exceeds(order.totalFee - order.refundUsedFee);
+  if (order.refundCount >= MAX_REFUNDS_PER_ORDER) throw fiftyLimit();
+  if ((order.refundOpenCount ?? 0) >= maxOpen) throw tooMany(maxOpen);
 
-  const refundId = `R${beijingTime(now)}${deps.random(12)}`;
+  const entry: RefundBookEntry = { fee: refundFee, state: 'reserved', atMs: now };
+  const limits = {
+    _id: orderId,
+    openid,
+    status: 'PAID',
+    refundUsedFee: _.lte(order.totalFee - refundFee),
+    refundCount: _.lt(MAX_REFUNDS_PER_ORDER),
+    refundOpenCount: _.lt(maxOpen),
+  };
+  const reserve = {
+    refundUsedFee: _.inc(refundFee),
+    refundReservedFee: _.inc(refundFee),
+    refundCount: _.inc(1),
+    refundOpenCount: _.inc(1),
+    [`refundBook.${refundId}`]: entry,
+    // If this call dies before the refund exists, reconcile finds the reservation then.
+    reservationCheckAtMs: now + Math.round(FOLLOW_UP_MS * deps.config.timeScale),
+    updatedAtMs: now,
+  };
   // One conditional update reserves the amount: concurrent applications each re-check
-  // `refundUsedFee <= totalFee - fee` against the latest document, so they can never
-  // reserve more than was paid together.
-  const reserved = await store.cas(
+  // `refundUsedFee <= totalFee - fee` against the latest document, so together they can
+  // never reserve more than was paid; the entry's absence stops a twin of this submission.
+  let reserved = await store.cas(
     COLLECTIONS.orders,
-    {
-      _id: orderId,
-      openid,
-      status: 'PAID',
-      refundUsedFee: _.lte(order.totalFee - refundFee),
-      refundCount: _.lt(MAX_REFUNDS_PER_ORDER),
-    },
-    {
-      refundUsedFee: _.inc(refundFee),
-      refundReservedFee: _.inc(refundFee),
-      refundCount: _.inc(1),
-      // The amount rides along so a stranded reservation can be released (reconcile).
-      refundOps: _.push(`reserve:${refundId}:${refundFee}`),
-      updatedAtMs: now,
-    },
+    { ...limits, [`refundBook.${refundId}`]: _.exists(false) },
+    reserve,
   );
   if (!reserved) {
-    // Lost to a concurrent application: say which limit it hit, from the latest document.
+    // Lost: to a twin of this very submission, or to a limit; say which, from the latest order.
     const latest = await store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-    if (latest && latest.refundCount >= MAX_REFUNDS_PER_ORDER) {
-      throw new AppError(
-        'REFUND_NOT_ALLOWED',
-        `WeChat Pay allows at most ${MAX_REFUNDS_PER_ORDER} refunds per order`,
+    const twin = latest?.refundBook?.[refundId];
+    if (twin && twin.fee !== refundFee)
+      throw invalid('requestId was already used for a different application');
+    if (twin?.state === 'released') {
+      // An earlier try of this submission died before creating its refund, and reconcile
+      // released what it had reserved: reserve again, under the same limits.
+      reserved = await store.cas(
+        COLLECTIONS.orders,
+        { ...limits, [`refundBook.${refundId}.state`]: 'released' },
+        reserve,
       );
+    } else if (twin?.state === 'reserved') reserved = true;
+    if (!reserved) {
+      const current = twin ? ((await store.get<OrderDoc>(COLLECTIONS.orders, orderId)) ?? latest) : latest;
+      if (current?.refundBook?.[refundId]?.state === 'reserved') reserved = true;
+      else if (current && current.refundCount >= MAX_REFUNDS_PER_ORDER) throw fiftyLimit();
+      else if (current && (current.refundOpenCount ?? 0) >= maxOpen) throw tooMany(maxOpen);
+      else throw exceeds(current ? current.totalFee - current.refundUsedFee : 0);
     }
-    const left = latest ? latest.totalFee - latest.refundUsedFee : 0;
-    throw new AppError(
-      'REFUND_EXCEEDS_PAID',
-      `at most ${Math.max(0, left)} fen of this order can still be refunded`,
-    );
   }
   // Reserve first, then create: a crash in between strands a reservation (money held back,
-  // visible in refundOps) rather than a refund with no reservation behind it.
+  // found and released by reconcile) rather than a refund with no reservation behind it.
   const refund: RefundDoc = {
     _id: refundId,
     orderId,
     openid,
+    requestId,
     refundFee,
     totalFee: order.totalFee,
     reason,
@@ -127,9 +172,13 @@ export async function applyRefund(
     updatedAtMs: now,
     leaseUntilMs: 0,
     submitAttempts: 0,
+    history: [{ atMs: now, status: 'PENDING_REVIEW', source: 'apply' }],
   };
   if (contact) refund.contact = contact;
-  await store.insert(COLLECTIONS.refunds, refund);
+  if ((await store.insert(COLLECTIONS.refunds, refund)) === 'duplicate') {
+    const twin = await store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
+    if (twin) return { refund: refundView(sameApplication(twin, orderId, refundFee)) };
+  }
   deps.log('info', 'refund.applied', {
     refundId,
     orderId,
@@ -137,69 +186,161 @@ export async function applyRefund(
     to: 'PENDING_REVIEW',
     dbRequests: store.requests,
   });
+  await tellRefund(deps, refund, 'applied', { product: productOf(order.items) });
   return { refund: refundView(refund) };
 }
 
-async function releaseReservation(
-  deps: Deps,
-  orderId: string,
-  refundId: string,
-  fee: number,
-): Promise<boolean> {
-  const _ = deps.store.cmd;
-  const op = `release:${refundId}`;
-  // refundOps makes the release idempotent: a retried rejection cannot release twice.
-  return deps.store.cas(
-    COLLECTIONS.orders,
-    { _id: orderId, refundOps: _.nin([op]) },
-    {
-      refundReservedFee: _.inc(-fee),
-      refundUsedFee: _.inc(-fee),
-      refundOps: _.push(op),
-      updatedAtMs: deps.now(),
-    },
-  );
+/**
+ * A rejected (or withdrawn) refund's reservation goes back to the order. Safe to repeat: a
+ * rejection whose release failed half-way is finished by the next click or by reconcile.
+ */
+export async function releaseEnded(deps: Deps, refund: RefundDoc): Promise<void> {
+  const result = await release(deps, refund.orderId, refund._id, refund.refundFee);
+  if (result === 'released') {
+    deps.log('info', 'refund.reservation_released', {
+      refundId: refund._id,
+      orderId: refund.orderId,
+      fee: refund.refundFee,
+      dbRequests: deps.store.requests,
+    });
+  } else if (result === 'settled' || result === 'missing') {
+    // Settled: WeChat paid it, and applyWeChatRefund books and flags it.
+    deps.log('warn', 'refund.release_skipped', { refundId: refund._id, orderId: refund.orderId, result });
+  }
 }
 
-/**
- * applyRefund reserves first and creates the refund second, so a crash between the two
- * leaves `reserve:R:fee` on the order with no refund R: money held back that nobody can
- * refund or review. Releases such reservations; the caller only passes orders untouched for
- * longer than any applyRefund call can take.
- */
-export async function releaseStrandedReservations(deps: Deps, order: OrderDoc): Promise<number> {
-  const settledOrReleased = new Set(
-    order.refundOps
-      .filter((op) => op.startsWith('release:') || op.startsWith('settle:'))
-      .map((op) => op.split(':')[1]),
-  );
-  const open = order.refundOps
-    .filter((op) => op.startsWith('reserve:'))
-    .map((op) => {
-      const [, refundId = '', fee = ''] = op.split(':');
-      return { refundId, fee: Number(fee) };
-    })
-    .filter((r) => !settledOrReleased.has(r.refundId) && Number.isSafeInteger(r.fee) && r.fee > 0);
-  if (open.length === 0) return 0;
-  const refunds = await deps.store.find<RefundDoc>(
-    COLLECTIONS.refunds,
-    { orderId: order._id },
-    { limit: 100 },
-  );
-  const known = new Set(refunds.map((r) => r._id));
-  let released = 0;
-  for (const r of open) {
-    if (known.has(r.refundId)) continue;
-    if (await releaseReservation(deps, order._id, r.refundId, r.fee)) {
-      released++;
-      deps.log('warn', 'refund.stranded_reservation_released', {
-        orderId: order._id,
-        refundId: r.refundId,
-        fee: r.fee,
-      });
+async function reject(deps: Deps, refund: RefundDoc, review: Review): Promise<RefundDoc> {
+  if (refund.status === 'REJECTED') {
+    await releaseEnded(deps, refund);
+    return refund;
+  }
+  if (refund.status === 'FAILED' && (refund.outcomeUnknown || refund.hadUnknownOutcome)) {
+    // An earlier attempt may have been accepted after all: a refund WeChat paid must never
+    // end REJECTED (its amount released and applied for again).
+    const known = await askWeChat(deps, refund);
+    if (known === 'unreachable') {
+      throw new AppError(
+        'WXPAY_UNAVAILABLE',
+        'WeChat Pay could not confirm this refund was never accepted; try again',
+      );
+    }
+    if (known !== 'absent') {
+      throw new AppError(
+        'INVALID_STATE',
+        `WeChat Pay has this refund (${known.status}); it cannot be rejected`,
+      );
     }
   }
-  return released;
+  if (refund.status !== 'PENDING_REVIEW' && refund.status !== 'FAILED' && refund.status !== 'CLOSED') {
+    throw new AppError('INVALID_STATE', `a refund that is ${refund.status} cannot be rejected`);
+  }
+  const now = deps.now();
+  const rejected = await stepRefund(
+    deps,
+    refund,
+    refund.status,
+    { to: 'REJECTED', source: 'review', ...(review.comment ? { reason: review.comment } : {}) },
+    {
+      reviewer: review.reviewer,
+      reviewedAtMs: now,
+      finishedAtMs: now,
+      leaseUntilMs: 0,
+      ...(review.comment ? { comment: review.comment } : {}),
+      // Reconcile makes sure the release below happened, even if this call dies now.
+      nextCheckAtMs: now + Math.round(FOLLOW_UP_MS * deps.config.timeScale),
+    },
+    // A CLOSED refund already retried as a new one is no longer the merchant's to reject.
+    refund.status === 'CLOSED'
+      ? { where: { successorId: deps.store.cmd.exists(false) }, unset: ['failReason'] }
+      : { unset: ['failReason'] },
+  );
+  if (!rejected) return (await getRefund(deps, refund._id)) ?? refund;
+  await releaseEnded(deps, rejected);
+  await recordEvent(deps, {
+    kind: 'refund',
+    orderId: refund.orderId,
+    refundId: refund._id,
+    from: refund.status,
+    to: 'REJECTED',
+    source: 'review',
+    fields: {},
+  });
+  deps.log('info', 'refund.rejected', {
+    refundId: refund._id,
+    from: refund.status,
+    to: 'REJECTED',
+    dbRequests: deps.store.requests,
+  });
+  await tellRefund(deps, rejected, 'rejected');
+  return rejected;
+}
+
+async function resolve(deps: Deps, refund: RefundDoc, review: Review): Promise<RefundDoc> {
+  if (refund.status === 'SUCCESS') return refund;
+  if (refund.status !== 'ABNORMAL') {
+    throw new AppError(
+      'INVALID_STATE',
+      `only an ABNORMAL refund can be marked resolved, this one is ${refund.status}`,
+    );
+  }
+  const now = deps.now();
+  const resolved = await stepRefund(
+    deps,
+    refund,
+    'ABNORMAL',
+    { to: 'SUCCESS', source: 'resolve', reason: review.comment ?? 'resolved on the merchant platform' },
+    {
+      reviewer: review.reviewer,
+      finishedAtMs: now,
+      ...(review.comment ? { comment: review.comment } : {}),
+    },
+    { unset: ['failReason', 'nextCheckAtMs'] },
+  );
+  if (!resolved) return (await getRefund(deps, refund._id)) ?? refund;
+  // The money was booked when WeChat reported CHANGE; this only records the merchant's word.
+  await recordEvent(deps, {
+    kind: 'refund',
+    orderId: refund.orderId,
+    refundId: refund._id,
+    from: 'ABNORMAL',
+    to: 'SUCCESS',
+    source: 'resolve',
+    fields: {},
+  });
+  deps.log('info', 'refund.resolved', { refundId: refund._id, from: 'ABNORMAL', to: 'SUCCESS' });
+  await tellRefund(deps, resolved, 'resolved');
+  return resolved;
+}
+
+async function approve(deps: Deps, refund: RefundDoc, review: Review): Promise<RefundDoc> {
+  switch (refund.status) {
+    case 'REJECTED':
+    case 'WITHDRAWN':
+      throw new AppError('INVALID_STATE', `a ${refund.status.toLowerCase()} refund cannot be approved`);
+    case 'PROCESSING':
+    case 'SUCCESS':
+    case 'ABNORMAL':
+      return refund;
+    case 'CLOSED':
+      return retryClosed(deps, refund, review);
+    default: {
+      const claimed = await claimSubmitLease(deps, refund, refund.status === 'APPROVED' ? undefined : review);
+      if (!claimed) return (await getRefund(deps, refund._id)) ?? refund;
+      if (refund.status === 'APPROVED') return submitRefund(deps, claimed);
+      deps.log('info', 'refund.approved', {
+        refundId: refund._id,
+        from: refund.status,
+        to: 'APPROVED',
+        dbRequests: deps.store.requests,
+      });
+      // The shopper hears of the approval after WeChat has had the refund call: money first.
+      try {
+        return await submitRefund(deps, claimed);
+      } finally {
+        await tellRefund(deps, claimed, 'approved');
+      }
+    }
+  }
 }
 
 export async function approveRefund(
@@ -207,310 +348,22 @@ export async function approveRefund(
   event: Record<string, unknown>,
   caller: Caller,
 ): Promise<ApproveRefundResult> {
-  const admin = requireAdmin(deps, caller);
+  const reviewer = requireAdmin(deps, caller);
   onlyFields(event, ['refundId', 'decision', 'comment']);
   const refundId = requiredString(event, 'refundId', { max: 64, pattern: ID_PATTERN });
-  const decision = oneOf(event, 'decision', ['approve', 'reject'] as const);
-  if (!decision) throw new AppError('INVALID_INPUT', 'decision is required (approve or reject)');
+  const decision = oneOf(event, 'decision', ['approve', 'reject', 'resolve'] as const);
+  if (!decision) throw invalid('decision is required (approve, reject or resolve)');
   const comment = optionalString(event, 'comment', { max: 200 });
-  const { store } = deps;
-  const refund = await store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
+  const refund = await getRefund(deps, refundId);
   if (!refund) throw new AppError('NOT_FOUND', 'refund not found');
-  const now = deps.now();
-  const review = { reviewer: admin, reviewedAtMs: now, updatedAtMs: now, ...(comment ? { comment } : {}) };
-
-  if (decision === 'reject') {
-    if (refund.status === 'REJECTED') return { refund: refundView(refund, true) };
-    if (refund.status !== 'PENDING_REVIEW' && refund.status !== 'FAILED') {
-      throw new AppError('INVALID_STATE', `a refund that is ${refund.status} cannot be rejected`);
-    }
-    const patch = { ...review, status: 'REJECTED' as const, finishedAtMs: now };
-    if (await store.cas(COLLECTIONS.refunds, { _id: refundId, status: refund.status }, patch)) {
-      await releaseReservation(deps, refund.orderId, refund._id, refund.refundFee);
-      await recordEvent(deps, {
-        kind: 'refund',
-        orderId: refund.orderId,
-        refundId,
-        from: refund.status,
-        to: 'REJECTED',
-        source: 'review',
-        fields: {},
-      });
-      deps.log('info', 'refund.rejected', {
-        refundId,
-        from: refund.status,
-        to: 'REJECTED',
-        dbRequests: store.requests,
-      });
-      return { refund: refundView({ ...refund, ...patch }, true) };
-    }
-    return {
-      refund: refundView((await store.get<RefundDoc>(COLLECTIONS.refunds, refundId)) ?? refund, true),
-    };
-  }
-
-  if (refund.status === 'REJECTED')
-    throw new AppError('INVALID_STATE', 'a rejected refund cannot be approved');
-  if (refund.status === 'PROCESSING' || refund.status === 'SUCCESS')
-    return { refund: refundView(refund, true) };
-  const claimed = await claimSubmitLease(deps, refund, review);
-  if (!claimed) {
-    const current = (await store.get<RefundDoc>(COLLECTIONS.refunds, refundId)) ?? refund;
-    return { refund: refundView(current, true) };
-  }
-  if (refund.status !== 'APPROVED') {
-    deps.log('info', 'refund.approved', {
-      refundId,
-      from: refund.status,
-      to: 'APPROVED',
-      dbRequests: store.requests,
-    });
-  }
-  return { refund: refundView(await submitRefund(deps, claimed), true) };
-}
-
-/**
- * Takes the right to send `refund` to WeChat. Only the caller that wins this CAS may call:
- * double clicks, two admins and reconcile all race here, and the lease keeps the losers from
- * a second refund request. An APPROVED refund is claimable once its last lease ran out;
- * PENDING_REVIEW and FAILED become APPROVED with the reviewer's `review` fields.
- */
-export async function claimSubmitLease(
-  deps: Deps,
-  refund: RefundDoc,
-  review: Partial<RefundDoc> = {},
-): Promise<RefundDoc | null> {
-  const { store } = deps;
-  const now = deps.now();
-  const where =
-    refund.status === 'APPROVED'
-      ? { _id: refund._id, status: 'APPROVED', leaseUntilMs: store.cmd.lt(now) }
-      : { _id: refund._id, status: refund.status };
-  const patch = refund.status === 'APPROVED' ? {} : { ...review, status: 'APPROVED' as const };
-  const leaseUntilMs = now + SUBMIT_LEASE_MS;
-  const won = await store.cas(COLLECTIONS.refunds, where, {
-    ...patch,
-    leaseUntilMs,
-    submitAttempts: store.cmd.inc(1),
-    updatedAtMs: now,
-  });
-  if (!won) return null;
-  return {
-    ...refund,
-    ...patch,
-    status: 'APPROVED',
-    leaseUntilMs,
-    submitAttempts: refund.submitAttempts + 1,
-    updatedAtMs: now,
-  };
-}
-
-/**
- * refund_desc from the shopper's free text. XML cannot carry control characters (toXml
- * refuses them) nor CR intact (WeChat's parser reads it as LF, so the sign would not match:
- * 签名错误), and the 80-character cut must not split a surrogate pair.
- */
-function refundDesc(reason: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced.
-  const clean = reason.replace(/[\u0000-\u001f\u007f\uFFFE\uFFFF]+/g, ' ');
-  return Array.from(clean).slice(0, 80).join('').trim();
-}
-
-/**
- * Sends an APPROVED refund to WeChat. The caller holds the submit lease. The out_refund_no is
- * the refund's id, fixed at creation: "一笔退款失败后重新提交，请不要更换退款单号".
- * Acceptance only means PROCESSING; the result comes from the refund notify or refundquery.
- */
-export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<RefundDoc> {
-  const { store } = deps;
-  let res: WxParams;
-  try {
-    res = await requireWxpay(deps).refund({
-      out_trade_no: refund.orderId,
-      out_refund_no: refund._id,
-      total_fee: refund.totalFee,
-      refund_fee: refund.refundFee,
-      refund_desc: refundDesc(refund.reason),
-      notify_url: deps.config.wxpay.refundNotifyUrl,
-    });
-  } catch (e) {
-    const f = wxFailure(e);
-    if (!f) throw e;
-    if (f.transient) {
-      // Outcome unknown: stay APPROVED and give up our lease, so the next reconcile run (or
-      // the admin) resubmits at once with the same out_refund_no, which WeChat refunds once.
-      await store.cas(
-        COLLECTIONS.refunds,
-        { _id: refund._id, status: 'APPROVED', leaseUntilMs: refund.leaseUntilMs },
-        { leaseUntilMs: 0, updatedAtMs: deps.now() },
-      );
-      deps.log('warn', 'refund.submit_transient', {
-        refundId: refund._id,
-        errCode: f.errCode,
-        code: f.code,
-        attempt: refund.submitAttempts,
-      });
-      return { ...refund, leaseUntilMs: 0 };
-    }
-    const now = deps.now();
-    const failReason = `${f.errCode ?? f.code}: ${f.errCodeDes ?? f.message}`.slice(0, 200);
-    const patch = { status: 'FAILED' as const, failReason, updatedAtMs: now, leaseUntilMs: 0 };
-    if (await store.cas(COLLECTIONS.refunds, { _id: refund._id, status: 'APPROVED' }, patch)) {
-      await recordEvent(deps, {
-        kind: 'refund',
-        orderId: refund.orderId,
-        refundId: refund._id,
-        from: 'APPROVED',
-        to: 'FAILED',
-        source: 'refund',
-        fields: { err_code: f.errCode ?? f.code, err_code_des: f.errCodeDes ?? '' },
-      });
-      deps.log('warn', 'refund.failed', {
-        refundId: refund._id,
-        from: 'APPROVED',
-        to: 'FAILED',
-        errCode: f.errCode,
-        dbRequests: store.requests,
-      });
-    }
-    return { ...refund, ...patch };
-  }
-  const now = deps.now();
-  const patch = {
-    status: 'PROCESSING' as const,
-    wxRefundId: res['refund_id'] ?? '',
-    submittedAtMs: now,
-    updatedAtMs: now,
-  };
-  if (await store.cas(COLLECTIONS.refunds, { _id: refund._id, status: 'APPROVED' }, patch)) {
-    await recordEvent(deps, {
-      kind: 'refund',
-      orderId: refund.orderId,
-      refundId: refund._id,
-      from: 'APPROVED',
-      to: 'PROCESSING',
-      source: 'refund',
-      fields: keptFields(res),
-    });
-    deps.log('info', 'refund.processing', {
-      refundId: refund._id,
-      from: 'APPROVED',
-      to: 'PROCESSING',
-      dbRequests: store.requests,
-    });
-    return { ...refund, ...patch };
-  }
-  // The refund notify beat us to it (it may arrive before this answer).
-  return (await store.get<RefundDoc>(COLLECTIONS.refunds, refund._id)) ?? refund;
-}
-
-export type FinalOutcome = 'SUCCESS' | 'FAILED' | 'ALREADY' | 'STILL_PROCESSING' | 'MISMATCH' | 'CONFLICT';
-
-/**
- * Applies WeChat's final word on a refund, from the refund notify or refundquery.
- * SUCCESS moves money in our books: the event goes first (deterministic id), then the order
- * settles (idempotent through refundOps), then the refund's CAS — so a crash at any point is
- * finished by WeChat's next retry or the next reconcile, and nothing is counted twice.
- */
-export async function finalizeRefund(
-  deps: Deps,
-  refund: RefundDoc,
-  info: WxParams,
-  source: 'refundnotify' | 'refundquery',
-): Promise<FinalOutcome> {
-  const wxStatus = info['refund_status'];
-  if (wxStatus !== 'SUCCESS' && wxStatus !== 'REFUNDCLOSE' && wxStatus !== 'CHANGE') {
-    // PROCESSING, or a status this code does not know: never guess a final state from it.
-    if (wxStatus !== 'PROCESSING')
-      deps.log('warn', 'refund.unknown_status', { refundId: refund._id, wxStatus, source });
-    return 'STILL_PROCESSING';
-  }
-  const target = wxStatus === 'SUCCESS' ? 'SUCCESS' : 'FAILED';
-  if (
-    info['out_trade_no'] !== refund.orderId ||
-    parseFen(info['refund_fee']) !== refund.refundFee ||
-    (info['total_fee'] !== undefined && parseFen(info['total_fee']) !== refund.totalFee)
-  ) {
-    deps.log('error', 'refund.mismatch', { refundId: refund._id, source, got: keptFields(info) });
-    return 'MISMATCH';
-  }
-  if (refund.status === target) return 'ALREADY';
-  const allowedFrom: RefundStatus[] =
-    target === 'SUCCESS' ? ['APPROVED', 'PROCESSING', 'FAILED'] : ['APPROVED', 'PROCESSING'];
-  if (!allowedFrom.includes(refund.status)) {
-    deps.log('error', 'refund.unexpected_final', {
-      refundId: refund._id,
-      status: refund.status,
-      wxStatus,
-      source,
-    });
-    return 'CONFLICT';
-  }
-  const { store } = deps;
-  const _ = store.cmd;
-  const now = deps.now();
-  if (target === 'SUCCESS') {
-    await recordEvent(deps, {
-      kind: 'refund',
-      orderId: refund.orderId,
-      refundId: refund._id,
-      from: refund.status,
-      to: 'SUCCESS',
-      source,
-      fields: keptFields(info),
-    });
-    const op = `settle:${refund._id}`;
-    await store.cas(
-      COLLECTIONS.orders,
-      { _id: refund.orderId, refundOps: _.nin([op]) },
-      {
-        refundReservedFee: _.inc(-refund.refundFee),
-        refundedFee: _.inc(refund.refundFee),
-        refundOps: _.push(op),
-        updatedAtMs: now,
-      },
-    );
-  }
-  const patch =
-    target === 'SUCCESS'
-      ? {
-          status: 'SUCCESS',
-          finishedAtMs: now,
-          updatedAtMs: now,
-          wxRefundId: info['refund_id'] ?? refund.wxRefundId ?? '',
-        }
-      : {
-          status: 'FAILED',
-          updatedAtMs: now,
-          leaseUntilMs: 0,
-          failReason: `${wxStatus}: ${wxStatus === 'CHANGE' ? '退款异常，需到商户平台手动处理' : '退款关闭'}`,
-        };
-  const won = await store.cas(COLLECTIONS.refunds, { _id: refund._id, status: _.in(allowedFrom) }, patch);
-  if (!won) {
-    const current = await store.get<RefundDoc>(COLLECTIONS.refunds, refund._id);
-    return current?.status === target ? 'ALREADY' : 'CONFLICT';
-  }
-  if (target === 'FAILED') {
-    await recordEvent(deps, {
-      kind: 'refund',
-      orderId: refund.orderId,
-      refundId: refund._id,
-      from: refund.status,
-      to: 'FAILED',
-      source,
-      fields: keptFields(info),
-    });
-  }
-  deps.log(target === 'SUCCESS' ? 'info' : 'warn', `refund.${target.toLowerCase()}`, {
-    refundId: refund._id,
-    orderId: refund.orderId,
-    from: refund.status,
-    to: target,
-    wxStatus,
-    source,
-    dbRequests: store.requests,
-  });
-  return target;
+  const review: Review = comment ? { reviewer, comment } : { reviewer };
+  const after =
+    decision === 'reject'
+      ? await reject(deps, refund, review)
+      : decision === 'resolve'
+        ? await resolve(deps, refund, review)
+        : await approve(deps, refund, review);
+  return { refund: refundView(after, true) };
 }
 
 export async function listRefunds(

@@ -9,7 +9,7 @@ export function invalid(message: string): AppError {
 
 /**
  * Refuses fields the contract does not name. A client that sends `openid`, `totalFee` or a
- * price is told so instead of being silently ignored (DESIGN.md §3: never trust the client).
+ * price is told so instead of being silently ignored (docs/ARCHITECTURE.md §3: never trust the client).
  */
 export function onlyFields(event: Record<string, unknown>, allowed: readonly string[]): void {
   for (const k of Object.keys(event)) {

@@ -5,7 +5,7 @@ import { getWxContext, type WxContext } from './cloud';
 
 const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
-/** Who is calling, as the platform says (DESIGN.md §3): never a field of the event. */
+/** Who is calling, as the platform says (docs/ARCHITECTURE.md §3): never a field of the event. */
 export interface Caller {
   openid: string | undefined;
   appid: string | undefined;
@@ -22,9 +22,20 @@ export function callerFrom(ctx: WxContext): Caller {
   };
 }
 
+/** RATE_LIMITED's wait (and, for open orders, how many to pay or cancel first), as whole numbers. */
+function limitFields(e: AppError): Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'> {
+  if (e.code !== 'RATE_LIMITED') return {};
+  const out: Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'> = {};
+  const wait = e.details?.['retryAfterSeconds'];
+  if (typeof wait === 'number' && Number.isSafeInteger(wait) && wait > 0) out.retryAfterSeconds = wait;
+  const first = e.details?.['payOrCancelFirst'];
+  if (typeof first === 'number' && Number.isSafeInteger(first) && first > 0) out.payOrCancelFirst = first;
+  return out;
+}
+
 export function toApiError(e: unknown, fn: string): ApiError {
   if (e instanceof AppError && CONTRACT_CODES.has(e.code))
-    return { code: e.code as ErrorCode, message: e.message };
+    return { code: e.code as ErrorCode, message: e.message, ...limitFields(e) };
   if (e instanceof AppError) {
     // Codec and config errors keep their own code in the log; callers see a contract code.
     const code: ErrorCode = e.code.startsWith('CONFIG')

@@ -3,11 +3,22 @@
  * cold start (a clear CONFIG_INVALID naming every problem, logged at start and answered on
  * every call); database, WeChat Pay client, clock and randomness are wired here and nowhere else.
  */
-import { ConfigError, type ConfigNeeds, loadConfig, type ShopConfig } from '../config';
+import {
+  ConfigError,
+  type ConfigNeeds,
+  callReserveMs,
+  type LimitScope,
+  loadConfig,
+  noticeKindsOf,
+  type ShopConfig,
+} from '../config';
 import type { Result } from '../contract';
-import type { Deps } from '../domain/deps';
+import { type Budget, type Deps, withDeadline } from '../domain/deps';
+import { limitCaller } from '../domain/limits';
 import type { NotifyReply } from '../domain/notify';
 import { log } from '../log';
+import type { NoticeRuntime } from '../notices/outbox';
+import type { SubscribeSend } from '../notices/send';
 import { Store } from '../store';
 import { createWxPayClient } from '../wxpay/client';
 import { nonceStr } from '../wxpay/nonce';
@@ -16,11 +27,59 @@ import { XML_MAX_BYTES } from '../wxpay/xml';
 import { type Caller, callable } from './callable';
 import { getWxContext, rawDatabase } from './cloud';
 
-/** Built once per cold start; `deps()` gives each invocation a fresh store (and request count). */
-export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
+/** CloudBase's default when config.json names none. */
+const DEFAULT_TIMEOUT_MS = 3000;
+
+/**
+ * The function's own timeout: scripts/build.ts sets it from config.json before the entry
+ * runs; absent when the source runs unbundled (unit tests).
+ */
+function builtTimeoutMs(): number | undefined {
+  const v = (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/**
+ * The invocation's time budget. The platform kills a function at its timeout, whatever it is
+ * doing; every WeChat call must end before then with time left to store its answer. A
+ * platform context that knows the remaining time (SCF's getRemainingTimeInMillis) wins.
+ */
+export function budgetFor(startedAtMs: number, context?: unknown, timeoutMs = builtTimeoutMs()): Budget {
+  const ctx = context as
+    | { getRemainingTimeInMillis?: unknown; time_limit_in_ms?: unknown }
+    | null
+    | undefined;
+  const platformLimit = Number(ctx?.time_limit_in_ms);
+  const limit =
+    Number.isFinite(platformLimit) && platformLimit > 0 ? platformLimit : (timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  let endsAtMs = startedAtMs + limit;
+  const remaining = ctx?.getRemainingTimeInMillis;
+  if (typeof remaining === 'function') {
+    const left = Number(remaining.call(context));
+    if (Number.isFinite(left) && left > 0) endsAtMs = Math.min(endsAtMs, Date.now() + left);
+  }
+  return { endsAtMs, callDeadlineMs: endsAtMs - callReserveMs(limit) };
+}
+
+/**
+ * Effects a function adds to the shared wiring from its own index.ts. The subscribe message
+ * sender is one: a bundle that contains `cloud.openapi.subscribeMessage.send` must declare it
+ * in config.json, so it goes only into the functions that send (runtime/subscribe.ts).
+ */
+export interface Extras {
+  /** Called once per cold start. */
+  sendNotices?: () => SubscribeSend;
+}
+
+/** Built once per cold start; `deps(budget)` gives each invocation a fresh store (and request count). */
+export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (budget: Budget) => Deps {
   let loaded: ShopConfig | ConfigError;
   try {
-    loaded = loadConfig(process.env, needs);
+    const functionTimeoutMs = builtTimeoutMs();
+    loaded = loadConfig(process.env, {
+      ...needs,
+      ...(functionTimeoutMs !== undefined ? { functionTimeoutMs } : {}),
+    });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     loaded = e;
@@ -34,7 +93,7 @@ export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
   }
   const config = loaded;
   const wxpay =
-    needs.wxpay || needs.cert
+    needs.calls || needs.cert
       ? createWxPayClient({
           appid: config.wxpay.appid,
           mchId: config.wxpay.mchId,
@@ -46,17 +105,55 @@ export function wiring(fn: string, needs: ConfigNeeds): () => Deps {
           totalTimeoutMs: config.wxpay.timeoutMs,
         })
       : undefined;
-  return () => ({ store: new Store(rawDatabase()), config, wxpay, now: Date.now, random: nonceStr, log });
+  const notices: NoticeRuntime | undefined =
+    needs.notices !== undefined
+      ? {
+          config: config.notices,
+          kinds: noticeKindsOf(needs),
+          ...(extras.sendNotices ? { send: extras.sendNotices() } : {}),
+        }
+      : undefined;
+  return (budget) => ({
+    store: new Store(rawDatabase()),
+    config,
+    wxpay: wxpay && withDeadline(wxpay, budget.callDeadlineMs),
+    now: Date.now,
+    random: nonceStr,
+    log,
+    budget,
+    ...(notices ? { notices } : {}),
+  });
 }
 
 export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, caller: Caller) => Promise<T>;
 
+export interface CallableOptions extends Extras {
+  /**
+   * Count every call against the caller's per-minute limit of this kind before the handler
+   * runs (domain/limits.ts); over it, the call answers RATE_LIMITED with the wait.
+   */
+  limit?: LimitScope;
+  /** Non-admins are refused by the handler before any database request: they are not counted. */
+  adminOnly?: boolean;
+}
+
 /** A function the mini-program calls with wx.cloud.callFunction. */
-export function callableFunction<T>(fn: string, needs: ConfigNeeds, handler: DomainHandler<T>) {
-  const deps = wiring(fn, needs);
-  return callable<T>(fn, (event, caller) => handler(deps(), event, caller)) as (
-    event: unknown,
-  ) => Promise<Result<T>>;
+export function callableFunction<T>(
+  fn: string,
+  needs: ConfigNeeds,
+  handler: DomainHandler<T>,
+  options: CallableOptions = {},
+) {
+  const deps = wiring(fn, needs, options);
+  const { limit, adminOnly } = options;
+  return (event: unknown, context?: unknown): Promise<Result<T>> => {
+    const budget = budgetFor(Date.now(), context);
+    return callable<T>(fn, async (e, caller) => {
+      const d = deps(budget);
+      if (limit) await limitCaller(d, caller, limit, { adminOnly: adminOnly === true });
+      return handler(d, e, caller);
+    })(event);
+  };
 }
 
 export interface HttpAccessEvent {
@@ -85,9 +182,10 @@ export function notifyFunction(
   fn: string,
   needs: ConfigNeeds,
   handler: (deps: Deps, body: Uint8Array) => Promise<NotifyReply>,
+  extras?: Extras,
 ) {
-  const deps = wiring(fn, needs);
-  return async (event: unknown): Promise<IntegrationResponse> => {
+  const deps = wiring(fn, needs, extras);
+  return async (event: unknown, context?: unknown): Promise<IntegrationResponse> => {
     const started = Date.now();
     const e = (typeof event === 'object' && event !== null ? event : {}) as HttpAccessEvent;
     if (getWxContext().OPENID || typeof e.httpMethod !== 'string') {
@@ -105,7 +203,7 @@ export function notifyFunction(
     const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
     let d: Deps;
     try {
-      d = deps();
+      d = deps(budgetFor(started, context));
     } catch (err) {
       log('error', `${fn}.config_invalid`, { error: err });
       return xmlResponse(replyXml('FAIL', 'merchant configuration error'));
@@ -131,9 +229,11 @@ export function timerFunction<T>(
   fn: string,
   needs: ConfigNeeds,
   handler: (deps: Deps, event: unknown) => Promise<T>,
+  extras?: Extras,
 ) {
-  const deps = wiring(fn, needs);
-  return async (event: unknown): Promise<T | { error: string }> => {
+  const deps = wiring(fn, needs, extras);
+  return async (event: unknown, context?: unknown): Promise<T | { error: string }> => {
+    const budget = budgetFor(Date.now(), context);
     // A timer run carries no user and no HTTP request. Any mini-program user can callFunction
     // any function by name unless a deploy rule forbids it; refusing here as well keeps a
     // shopper from driving the merchant's WeChat API calls at will (as notifyFunction does).
@@ -145,7 +245,7 @@ export function timerFunction<T>(
       return { error: 'FORBIDDEN: this function runs on its timer trigger' };
     }
     try {
-      return await handler(deps(), event);
+      return await handler(deps(budget), event);
     } catch (err) {
       log('error', `${fn}.error`, { error: err });
       return { error: (err as Error)?.message ?? String(err) };

@@ -6,16 +6,17 @@ import type { WxParamsIn } from './types';
  * https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3
  */
 export function canonicalString(params: WxParamsIn): string {
-  return (
-    Object.keys(params)
-      .filter((k) => k !== 'sign')
-      .filter((k) => {
-        const v = params[k];
-        return v !== undefined && v !== null && String(v) !== '';
-      })
-      // The default sort compares UTF-16 code units: ASCII order for APIv2's ASCII names.
-      .sort()
-      .map((k) => `${k}=${String(params[k])}`)
-      .join('&')
-  );
+  const keys: string[] = [];
+  for (const k of Object.keys(params)) {
+    const v = params[k];
+    if (k !== 'sign' && v !== undefined && v !== null && v !== '') keys.push(k);
+  }
+  // The default sort compares UTF-16 code units, which for these ASCII names is ASCII order.
+  keys.sort();
+  let s = '';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    s += `${i === 0 ? '' : '&'}${k}=${String(params[k])}`;
+  }
+  return s;
 }

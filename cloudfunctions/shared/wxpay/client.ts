@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { AppError, XmlError } from '../errors';
-import { HttpFailure, type HttpResponse, post } from './http';
+import { HttpFailure, type HttpResponse, type PostOptions, post } from './http';
 import { nonceStr } from './nonce';
 import { verify, withSign } from './sign';
 import { isSignType, type SignType, type WxParams, type WxParamsIn } from './types';
@@ -35,6 +35,30 @@ export interface WxPayClientConfig {
   sleep?: (ms: number) => Promise<void>;
   /** Injectable nonce source; default `nonceStr`. */
   nonce?: () => string;
+  /**
+   * Service-provider mode (服务商): `appid`/`mchId`/`apiKey`/`cert` are the service provider's,
+   * and every request names the sub-merchant. Answers must be about that sub-merchant.
+   */
+  subMchId?: string;
+  /** The sub-merchant's own mini program (needed for `sub_openid`). */
+  subAppid?: string;
+  /** Injectable clock for deadlines; default Date.now. */
+  now?: () => number;
+  /** The HTTP edge; default one POST over node:http/https. Tests pass an in-process one. */
+  transport?: (url: URL, body: string, options: PostOptions) => Promise<HttpResponse>;
+}
+
+/**
+ * Per call. A cloud function is killed at its timeout, so every call ends by `deadlineMs`
+ * (epoch ms): attempts are cut short and no retry starts that could not finish in time.
+ */
+export interface CallOptions {
+  deadlineMs?: number;
+  /**
+   * Sign this request (and verify its answer) with this type instead of the configured one:
+   * unifiedorder re-entry must repeat the order's original parameters, sign type included.
+   */
+  signType?: SignType;
 }
 
 export interface UnifiedOrderParams {
@@ -43,7 +67,10 @@ export interface UnifiedOrderParams {
   total_fee: number;
   spbill_create_ip: string;
   notify_url: string;
-  openid: string;
+  /** The payer under `appid`. In service-provider mode either this or `sub_openid`. */
+  openid?: string;
+  /** Service-provider mode: the payer under `sub_appid` ("如果选择传sub_openid,则必须传sub_appid"). */
+  sub_openid?: string;
   trade_type?: 'JSAPI';
   time_expire?: string;
   attach?: string;
@@ -60,14 +87,17 @@ export interface RefundParams {
 
 export interface WxPayClient {
   /** Resolves the verified response (it has `prepay_id`). */
-  unifiedOrder(p: UnifiedOrderParams): Promise<WxParams>;
-  orderQuery(p: { out_trade_no: string } | { transaction_id: string }): Promise<WxParams>;
-  closeOrder(p: { out_trade_no: string }): Promise<WxParams>;
+  unifiedOrder(p: UnifiedOrderParams, o?: CallOptions): Promise<WxParams>;
+  orderQuery(p: { out_trade_no: string } | { transaction_id: string }, o?: CallOptions): Promise<WxParams>;
+  closeOrder(p: { out_trade_no: string }, o?: CallOptions): Promise<WxParams>;
   /** Mutual TLS. Success means accepted, not refunded: the result comes from refundquery or the notify. */
-  refund(p: RefundParams): Promise<WxParams>;
-  refundQuery(p: { out_refund_no: string } | { out_trade_no: string }): Promise<WxParams>;
+  refund(p: RefundParams, o?: CallOptions): Promise<WxParams>;
+  refundQuery(p: { out_refund_no: string } | { out_trade_no: string }, o?: CallOptions): Promise<WxParams>;
   /** The bill as CSV text (parse it with `parseBill`). */
-  downloadBill(p: { bill_date: string; bill_type?: 'ALL' | 'SUCCESS' | 'REFUND' }): Promise<string>;
+  downloadBill(
+    p: { bill_date: string; bill_type?: 'ALL' | 'SUCCESS' | 'REFUND' },
+    o?: CallOptions,
+  ): Promise<string>;
 }
 
 export type WxPayApiErrorCode = 'WXPAY_RETURN_FAIL' | 'WXPAY_RESULT_FAIL' | 'WXPAY_BAD_RESPONSE';
@@ -76,6 +106,8 @@ export type WxPayApiErrorCode = 'WXPAY_RETURN_FAIL' | 'WXPAY_RESULT_FAIL' | 'WXP
 export class WxPayApiError extends AppError {
   declare readonly code: WxPayApiErrorCode;
   readonly transient: boolean;
+  /** WeChat refused for rate (FREQUENCY_LIMITED, INVALID_REQ_TOO_MUCH): nothing happened; try in a minute. */
+  readonly rateLimited: boolean;
   readonly returnCode?: string;
   readonly returnMsg?: string;
   readonly resultCode?: string;
@@ -94,6 +126,7 @@ export class WxPayApiError extends AppError {
     this.path = f.path;
     this.transient = f.transient;
     this.raw = f.raw;
+    this.rateLimited = RATE_LIMIT_ERR_CODES.has(f.raw?.['err_code'] ?? '');
     this.returnCode = f.raw?.['return_code'];
     this.returnMsg = f.raw?.['return_msg'];
     this.resultCode = f.raw?.['result_code'];
@@ -120,6 +153,11 @@ export class WxPayNetworkError extends AppError {
 // "系统超时等 — 请不要更换商户退款单号，请使用相同参数再次调用API" (refund), "系统异常，请用相同参数重新
 // 调用" (unifiedorder), BIZERR_NEED_RETRY "并发情况下，业务被拒绝". Everything else is a decision.
 const TRANSIENT_ERR_CODES = new Set(['SYSTEMERROR', 'BIZERR_NEED_RETRY']);
+// Not decisions either, but retrying within the same call only makes them worse:
+// INVALID_REQ_TOO_MUCH "连续错误请求数过多被系统短暂屏蔽 — 1分钟后再来重试".
+const RATE_LIMIT_ERR_CODES = new Set(['FREQUENCY_LIMITED', 'INVALID_REQ_TOO_MUCH']);
+/** An attempt with less time than this left is not started: it could only time out. */
+const MIN_ATTEMPT_MS = 300;
 
 const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 const BILL_MAX_BYTES = 50 * 1024 * 1024;
@@ -142,6 +180,8 @@ function configError(message: string): AppError {
 function validateConfig(c: WxPayClientConfig): void {
   const missing = (['appid', 'mchId', 'apiKey'] as const).filter((k) => !c[k]);
   if (missing.length > 0) throw configError(`WeChat Pay client config is missing: ${missing.join(', ')}`);
+  if (c.subAppid && !c.subMchId)
+    throw configError('WeChat Pay subAppid needs subMchId (service-provider mode)');
   if (!isSignType(c.signType)) {
     throw configError(`WeChat Pay signType must be MD5 or HMAC-SHA256, got ${String(c.signType)}`);
   }
@@ -154,20 +194,30 @@ function validateConfig(c: WxPayClientConfig): void {
 export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   validateConfig(config);
   const { appid, mchId, apiKey, signType } = config;
+  // Service-provider mode: every request and answer also names the sub-merchant.
+  const subFields = config.subMchId ? { sub_mch_id: config.subMchId, sub_appid: config.subAppid } : {};
   const base = (config.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
   const connectTimeoutMs = config.connectTimeoutMs ?? 3000;
   const totalTimeoutMs = config.totalTimeoutMs ?? 8000;
   const maxAttempts = Math.max(1, config.maxAttempts ?? 3);
   const sleep = config.sleep ?? defaultSleep;
   const nonce = config.nonce ?? (() => nonceStr());
-  const ca = config.caPem ? [...rootCertificates, config.caPem] : undefined;
+  const now = config.now ?? Date.now;
+  const transport = config.transport ?? post;
+  const ca = () => (config.caPem ? [...rootCertificates, config.caPem] : undefined);
   // Keep-alive saves a TLS handshake per call in a warm instance. A pooled socket that the
   // far end closed while the instance was frozen fails with a network error, which is
   // retried with the same body, so it costs a retry and nothing else.
   const agentOptions = { keepAlive: true, maxFreeSockets: 4 };
-  const plainAgent = base.startsWith('https:')
-    ? new https.Agent({ ...agentOptions, ca })
-    : new http.Agent(agentOptions);
+  // Built on the first call, not at cold start: a function that answers from the database
+  // alone never needs one, and the extra CA list is only copied when it is.
+  let plain: http.Agent | undefined;
+  function plainAgent(): http.Agent {
+    plain ??= base.startsWith('https:')
+      ? new https.Agent({ ...agentOptions, ca: ca() })
+      : new http.Agent(agentOptions);
+    return plain;
+  }
   let secureAgent: http.Agent | undefined;
 
   function certAgent(path: string): http.Agent {
@@ -179,7 +229,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           '{ certPem, keyPem } or { pfx, passphrase } (the passphrase is the mch_id)',
       );
     }
-    if (!base.startsWith('https:')) return plainAgent;
+    if (!base.startsWith('https:')) return plainAgent();
     const material =
       'pfx' in cert
         ? { pfx: cert.pfx, passphrase: cert.passphrase }
@@ -196,7 +246,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
         `the merchant API client certificate could not be loaded (${'pfx' in cert ? 'PKCS#12 with the configured passphrase' : 'PEM certificate and key'}): ${reason}`,
       );
     }
-    secureAgent = new https.Agent({ ...agentOptions, ca, ...material });
+    secureAgent = new https.Agent({ ...agentOptions, ca: ca(), ...material });
     return secureAgent;
   }
 
@@ -205,13 +255,21 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     body: string,
     agent: http.Agent,
     maxBytes: number,
+    deadlineMs: number | undefined,
   ): Promise<HttpResponse> {
+    const left = deadlineMs === undefined ? totalTimeoutMs : deadlineMs - now();
+    if (deadlineMs !== undefined && left < MIN_ATTEMPT_MS) {
+      throw new WxPayNetworkError(`WeChat Pay ${path}: no time left before the function's deadline`, {
+        path,
+      });
+    }
+    const attemptMs = Math.min(totalTimeoutMs, left);
     let res: HttpResponse;
     try {
-      res = await post(new URL(base + path), body, {
+      res = await transport(new URL(base + path), body, {
         agent,
-        connectTimeoutMs,
-        totalTimeoutMs,
+        connectTimeoutMs: Math.min(connectTimeoutMs, attemptMs),
+        totalTimeoutMs: attemptMs,
         maxResponseBytes: maxBytes,
         contentType: 'text/xml; charset=utf-8',
       });
@@ -241,7 +299,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   /** Checks an APIv2 answer; resolves its fields only when both return_code and result_code say SUCCESS. */
-  function judge(path: string, raw: WxParams): WxParams {
+  function judge(path: string, raw: WxParams, signType: SignType): WxParams {
     if (raw['return_code'] !== 'SUCCESS') {
       // Communication-level failure (签名错误, 参数格式错误, ...): the request itself is wrong, and
       // the same bytes would fail the same way.
@@ -260,10 +318,12 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       const problem = !signed
         ? 'is not signed'
         : !verify(raw, apiKey, signType)
-          ? `signature does not verify with the configured ${signType} key`
+          ? `signature does not verify with the ${signType} key`
           : raw['appid'] !== appid || raw['mch_id'] !== mchId
             ? 'is for another appid/mch_id'
-            : undefined;
+            : config.subMchId && raw['sub_mch_id'] !== config.subMchId
+              ? 'is for another sub_mch_id'
+              : undefined;
       if (problem) {
         throw new WxPayApiError('WXPAY_BAD_RESPONSE', `WeChat Pay ${path}: answer ${problem}`, {
           path,
@@ -289,28 +349,43 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
     return e instanceof WxPayApiError && e.transient;
   }
 
-  async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  async function withRetries<T>(attempt: () => Promise<T>, deadlineMs: number | undefined): Promise<T> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (e) {
         if (n >= maxAttempts || !isRetryable(e)) throw e;
-        await sleep(backoffMs(n));
+        const pause = backoffMs(n);
+        // A retry that cannot get a real attempt in before the deadline is not made.
+        if (deadlineMs !== undefined && now() + pause + MIN_ATTEMPT_MS > deadlineMs) throw e;
+        await sleep(pause);
       }
     }
   }
 
-  function signedBody(params: WxParamsIn): string {
-    return toXml(withSign({ appid, mch_id: mchId, nonce_str: nonce(), ...params }, apiKey, signType));
+  function signedBody(params: WxParamsIn, type: SignType): string {
+    return toXml(
+      withSign({ appid, mch_id: mchId, ...subFields, nonce_str: nonce(), ...params }, apiKey, type),
+    );
   }
 
-  async function call(path: string, params: WxParamsIn, opts: { cert?: boolean } = {}): Promise<WxParams> {
-    const agent = opts.cert ? certAgent(path) : plainAgent;
+  async function call(
+    path: string,
+    params: WxParamsIn,
+    o: CallOptions | undefined,
+    opts: { cert?: boolean } = {},
+  ): Promise<WxParams> {
+    const agent = opts.cert ? certAgent(path) : plainAgent();
+    const type = o?.signType ?? signType;
+    if (!isSignType(type))
+      throw configError(`WeChat Pay signType must be MD5 or HMAC-SHA256, got ${String(type)}`);
     // Built once, before the first attempt: every retry sends the very same bytes (same
     // nonce_str and sign), so WeChat sees one request repeated, never two different ones.
-    const body = signedBody(params);
-    return withRetries(async () =>
-      judge(path, parseAnswer(path, await send(path, body, agent, XML_MAX_BYTES))),
+    const body = signedBody(params, type);
+    return withRetries(
+      async () =>
+        judge(path, parseAnswer(path, await send(path, body, agent, XML_MAX_BYTES, o?.deadlineMs)), type),
+      o?.deadlineMs,
     );
   }
 
@@ -322,18 +397,23 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   }
 
   return {
-    async unifiedOrder(p) {
-      const res = await call('/pay/unifiedorder', {
-        body: p.body,
-        out_trade_no: p.out_trade_no,
-        total_fee: fen('total_fee', p.total_fee),
-        spbill_create_ip: p.spbill_create_ip,
-        notify_url: p.notify_url,
-        openid: p.openid,
-        trade_type: p.trade_type ?? 'JSAPI',
-        time_expire: p.time_expire,
-        attach: p.attach,
-      });
+    async unifiedOrder(p, o) {
+      const res = await call(
+        '/pay/unifiedorder',
+        {
+          body: p.body,
+          out_trade_no: p.out_trade_no,
+          total_fee: fen('total_fee', p.total_fee),
+          spbill_create_ip: p.spbill_create_ip,
+          notify_url: p.notify_url,
+          openid: p.openid,
+          sub_openid: p.sub_openid,
+          trade_type: p.trade_type ?? 'JSAPI',
+          time_expire: p.time_expire,
+          attach: p.attach,
+        },
+        o,
+      );
       if (!res['prepay_id']) {
         throw new WxPayApiError(
           'WXPAY_BAD_RESPONSE',
@@ -347,10 +427,10 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
       }
       return res;
     },
-    orderQuery: (p) => call('/pay/orderquery', { ...p }),
-    closeOrder: (p) => call('/pay/closeorder', { out_trade_no: p.out_trade_no }),
+    orderQuery: (p, o) => call('/pay/orderquery', { ...p }, o),
+    closeOrder: (p, o) => call('/pay/closeorder', { out_trade_no: p.out_trade_no }, o),
     // async, so a refused amount rejects like every other failure instead of throwing.
-    refund: async (p) =>
+    refund: async (p, o) =>
       call(
         '/secapi/pay/refund',
         {
@@ -361,14 +441,16 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
           refund_desc: p.refund_desc,
           notify_url: p.notify_url,
         },
+        o,
         { cert: true },
       ),
-    refundQuery: (p) => call('/pay/refundquery', { ...p }),
-    async downloadBill(p) {
+    refundQuery: (p, o) => call('/pay/refundquery', { ...p }, o),
+    async downloadBill(p, o) {
       const path = '/pay/downloadbill';
-      const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' });
+      const type = o?.signType ?? signType;
+      const body = signedBody({ bill_date: p.bill_date, bill_type: p.bill_type ?? 'ALL' }, type);
       return withRetries(async () => {
-        const res = await send(path, body, plainAgent, BILL_MAX_BYTES);
+        const res = await send(path, body, plainAgent(), BILL_MAX_BYTES, o?.deadlineMs);
         // Success is the CSV itself (unsigned); a failure is an XML document with
         // return_code FAIL, e.g. return_msg "No Bill Exist".
         if (!/^\s*<xml>/.test(res.body.subarray(0, 64).toString('utf8'))) {
@@ -379,7 +461,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
             });
           return res.body.toString('utf8');
         }
-        judge(path, parseAnswer(path, res));
+        judge(path, parseAnswer(path, res), type);
         throw new WxPayApiError(
           'WXPAY_BAD_RESPONSE',
           `WeChat Pay ${path}: XML answer where a bill was expected`,
@@ -388,7 +470,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
             transient: false,
           },
         );
-      });
+      }, o?.deadlineMs);
     },
   };
 }

@@ -2,6 +2,7 @@
 export { BILL_ALL_COLUMNS, BILL_SUMMARY_COLUMNS, type Bill, formatBill, parseBill } from './bill';
 export { canonicalString } from './canonical';
 export {
+  type CallOptions,
   createWxPayClient,
   type RefundParams,
   type UnifiedOrderParams,

@@ -14,7 +14,9 @@ export interface ParseXmlOptions {
   maxBytes?: number;
 }
 
-const parser = new XMLParser({
+// preserveOrder gives fast-xml-parser's own tree (no second "prettify" pass building an
+// object per element) and jPath:false skips building a path string per tag.
+const PARSER_OPTIONS = {
   ignoreAttributes: true,
   parseTagValue: false,
   // Signatures cover values byte for byte, so whitespace inside a value is kept.
@@ -28,7 +30,76 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 4,
-});
+  preserveOrder: true,
+  jPath: false,
+};
+
+/**
+ * For a document with no `&` there is no reference to decode, so entity processing is off
+ * and fast-xml-parser gets this do-nothing decoder (its documented `entityDecoder` option)
+ * instead of building a real one for every parse. Most notifies carry their values in CDATA
+ * and contain no `&` at all.
+ */
+const NO_ENTITIES = {
+  setExternalEntities() {},
+  addInputEntities() {
+    throw new Error('entity declarations are refused');
+  },
+  reset() {},
+  decode(text: string): string {
+    if (text.includes('&')) throw new Error('an entity reference reached the plain parser');
+    return text;
+  },
+  setXmlVersion() {},
+};
+
+/** One element or text node of fast-xml-parser's preserveOrder tree. */
+type OrderedNode = Record<string, unknown>;
+
+// Built on first use: functions that never read XML (listProducts, whoami) never pay for them.
+let parser: XMLParser | undefined;
+let plainParser: XMLParser | undefined;
+
+function parserFor(text: string): XMLParser {
+  if (text.includes('&')) {
+    parser ??= new XMLParser(PARSER_OPTIONS);
+    return parser;
+  }
+  plainParser ??= new XMLParser({
+    ...PARSER_OPTIONS,
+    processEntities: false,
+    htmlEntities: false,
+    entityDecoder: NO_ENTITIES,
+  });
+  return plainParser;
+}
+
+const flatShapes = new Map<string, RegExp>();
+
+/**
+ * True for a flat APIv2 document that is well-formed by construction: an optional XML
+ * declaration, then `<root>`, then only `<name>…</name>` fields holding text, CDATA and XML's
+ * own entity references, each closed by its own name. XMLValidator accepts every such
+ * document, so parseXml skips its separate pass for them; anything else (comments,
+ * attributes, self-closing or nested elements, a BOM, odd whitespace) is validated in full
+ * as before. Each alternative starts with a different character and a value advances one
+ * character per step, so matching stays linear on hostile input.
+ */
+export function isFlatWellFormed(text: string, root = 'xml'): boolean {
+  if (!KEY_RE.test(root)) return false;
+  let re = flatShapes.get(root);
+  if (!re) {
+    const ws = '[ \\t\\r\\n]*';
+    const cdata = '<!\\[CDATA\\[(?:[^\\]]|\\](?!\\]>))*\\]\\]>';
+    const entity = '&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});';
+    re = new RegExp(
+      `^(?:<\\?xml(?:[ \\t\\r\\n][^<>?]*)?\\?>)?${ws}<${root}>` +
+        `(?:${ws}<([A-Za-z_][A-Za-z0-9_]*)>(?:${cdata}|[^<&]|${entity})*</\\1>)*${ws}</${root}>${ws}$`,
+    );
+    flatShapes.set(root, re);
+  }
+  return re.test(text);
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -49,6 +120,12 @@ function decode(body: string | Uint8Array, maxBytes: number): string {
   }
 }
 
+/** The one key of a preserveOrder node (its element name, or `#text`). */
+function nodeName(node: OrderedNode): string {
+  for (const k in node) if (k !== ':@') return k;
+  return '';
+}
+
 /**
  * Parses a flat APIv2 document (`<xml><k>v</k>…</xml>`) into string values. Everything else
  * is refused before any expansion happens: DTDs and entity declarations (XXE, billion
@@ -63,13 +140,21 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
     throw new XmlError('XML_DOCTYPE', 'XML with a DOCTYPE or entity declaration is refused');
   }
   if (text.includes('\u0000')) throw new XmlError('XML_MALFORMED', 'XML contains a NUL character');
-  const valid = XMLValidator.validate(text);
-  if (valid !== true) {
-    throw new XmlError('XML_MALFORMED', `XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`);
+  // Its element names are APIv2 names already when the shape matched.
+  const shaped = isFlatWellFormed(text, root);
+  if (!shaped) {
+    // The parser alone accepts unclosed and mismatched tags; the validator does not.
+    const valid = XMLValidator.validate(text);
+    if (valid !== true) {
+      throw new XmlError(
+        'XML_MALFORMED',
+        `XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`,
+      );
+    }
   }
   let doc: unknown;
   try {
-    doc = parser.parse(text);
+    doc = parserFor(text).parse(text);
   } catch (cause) {
     const msg = cause instanceof Error ? cause.message : String(cause);
     if (/nested/i.test(msg)) throw new XmlError('XML_NESTED', 'XML elements must not be nested', { cause });
@@ -82,50 +167,76 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
     // Stryker disable next-line all: unreachable past the validator (see above).
     throw new XmlError('XML_MALFORMED', `XML could not be parsed: ${msg}`, { cause });
   }
-  // The validator has already refused a document with no root or with two; these checks
-  // keep the shape guaranteed if that ever changes (their mutants are equivalent today).
-  // Stryker disable next-line all: the parser always returns an object.
-  if (typeof doc !== 'object' || doc === null) throw new XmlError('XML_MALFORMED', 'XML has no root element');
-  const roots = Object.keys(doc);
-  // Stryker disable next-line ConditionalExpression: two roots never pass the validator.
-  if (roots.length !== 1 || roots[0] !== root) {
+  // Anything beside the one root (a second root, text such as a BOM before a declaration)
+  // is refused.
+  const top = Array.isArray(doc) ? (doc as OrderedNode[]) : [];
+  if (top.length !== 1 || nodeName(top[0]!) !== root) {
+    const names = [...new Set(top.map(nodeName))];
+    if (names.length === 1 && names[0] === root)
+      throw new XmlError('XML_ROOT', `XML must have exactly one <${root}> element`);
     throw new XmlError(
       'XML_ROOT',
-      // Stryker disable next-line LogicalOperator,ConditionalExpression,StringLiteral: there is always exactly one root here.
-      `XML root must be <${root}>, got ${roots.map((r) => `<${r}>`).join(', ') || 'none'}`,
+      `XML root must be <${root}>, got ${names.map((r) => (r === '#text' ? 'text' : `<${r}>`)).join(', ') || 'none'}`,
     );
   }
-  const inner = (doc as Record<string, unknown>)[root];
-  // Stryker disable next-line all: two roots never pass the validator.
-  if (Array.isArray(inner)) throw new XmlError('XML_ROOT', `XML must have exactly one <${root}> element`);
-  const out: WxParams = Object.create(null);
-  if (typeof inner === 'string') {
-    if (inner.trim() !== '')
-      throw new XmlError('XML_MALFORMED', `text directly inside <${root}> is not allowed`);
-    return out;
-  }
-  // Stryker disable next-line all: past a string, the root's content is always an object.
-  if (typeof inner !== 'object' || inner === null) return out;
-  for (const [k, v] of Object.entries(inner)) {
+  const fields = top[0]![root];
+  const out: WxParams = {};
+  if (!Array.isArray(fields)) return out;
+  for (const node of fields as OrderedNode[]) {
+    const k = nodeName(node);
+    const v = node[k];
     if (k === '#text') {
-      // Stryker disable next-line ConditionalExpression: text is always a string (parseTagValue: false).
-      if (typeof v === 'string' && v.trim() !== '') {
-        throw new XmlError('XML_MALFORMED', `text directly inside <${root}> is not allowed`);
-      }
-      continue;
+      if (typeof v === 'string' && v.trim() !== '') throw refusal(fields as OrderedNode[], root);
+    } else {
+      // Own keys only: "toString" or "valueOf" are fields like any other, not repeats.
+      const named = shaped ? !FORBIDDEN_KEYS.has(k) : isField(k);
+      const value = named && !Object.hasOwn(out, k) ? fieldValue(v) : undefined;
+      if (value === undefined) throw refusal(fields as OrderedNode[], root);
+      out[k] = value;
     }
-    // Stryker disable next-line all: the parser refuses these names itself; kept should it stop.
-    if (FORBIDDEN_KEYS.has(k)) throw new XmlError('XML_FORBIDDEN_KEY', `element <${k}> is not allowed`);
-    if (!KEY_RE.test(k))
-      throw new XmlError('XML_MALFORMED', `element name <${k}> is not an APIv2 field name`);
-    if (Array.isArray(v)) throw new XmlError('XML_DUPLICATE', `element <${k}> appears more than once`);
-    // Stryker disable next-line ConditionalExpression: the parser never yields null.
-    if (typeof v === 'object' && v !== null)
-      throw new XmlError('XML_NESTED', `element <${k}> must not contain elements`);
-    // Values are strings (parseTagValue: false); an empty element is ''.
-    out[k] = String(v);
   }
-  return { ...out };
+  return out;
+}
+
+/** A name APIv2 could send: not a prototype key, letters, digits and underscores. */
+function isField(name: string): boolean {
+  return !FORBIDDEN_KEYS.has(name) && KEY_RE.test(name);
+}
+
+/** An element's value: its text and CDATA pieces in order; undefined if it holds an element. */
+function fieldValue(children: unknown): string | undefined {
+  if (!Array.isArray(children)) return '';
+  let value = '';
+  for (const child of children as OrderedNode[]) {
+    const text = child['#text'];
+    if (text === undefined) return undefined;
+    value += typeof text === 'string' ? text : String(text);
+  }
+  return value;
+}
+
+/**
+ * The refusal for a document with at least one bad field. A document with several faults
+ * always gets the same code: names are checked in order of first appearance (reserved, not an
+ * APIv2 name, repeated, nested), then text directly inside the root.
+ */
+function refusal(fields: OrderedNode[], root: string): XmlError {
+  const byName = new Map<string, OrderedNode[]>();
+  for (const node of fields) {
+    const k = nodeName(node);
+    byName.set(k, [...(byName.get(k) ?? []), node]);
+  }
+  for (const [k, nodes] of byName) {
+    if (k === '#text') continue;
+    if (FORBIDDEN_KEYS.has(k)) return new XmlError('XML_FORBIDDEN_KEY', `element <${k}> is not allowed`);
+    if (!KEY_RE.test(k))
+      return new XmlError('XML_MALFORMED', `element name <${k}> is not an APIv2 field name`);
+    if (nodes.length > 1) return new XmlError('XML_DUPLICATE', `element <${k}> appears more than once`);
+    if (fieldValue(nodes[0]![k]) === undefined) {
+      return new XmlError('XML_NESTED', `element <${k}> must not contain elements`);
+    }
+  }
+  return new XmlError('XML_MALFORMED', `text directly inside <${root}> is not allowed`);
 }
 
 function cdata(value: string): string {

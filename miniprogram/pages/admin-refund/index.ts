@@ -1,24 +1,14 @@
 import type { ListRefundsResult, RefundView } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { userMessageOf } from '../../utils/errors';
-import { REFUND_STATUS_LABEL } from '../../utils/labels';
-import { type OrderRow, orderRow, type RefundRow, refundRow } from '../../utils/view';
+import { type Decision, decisionResult, REJECT_NEEDS_COMMENT } from '../../utils/refund-guide';
+import { type AdminRefundRow, adminRefundRow, type OrderRow, orderRow } from '../../utils/view';
 
 type Item = ListRefundsResult['items'][number];
 
-/** What the merchant reads after a decision, by the refund's new state. */
-function resultText(decision: 'approve' | 'reject', r: RefundView): string {
-  if (decision === 'reject') return '已拒绝该退款申请';
-  if (r.status === 'PROCESSING') return '已同意，微信支付已受理，退款中';
-  if (r.status === 'SUCCESS') return '已同意，退款完成';
-  if (r.status === 'FAILED') return `退款失败：${r.failReason ?? '未知原因'}`;
-  // APPROVED: WeChat did not accept yet (e.g. unavailable); the reconcile timer retries it.
-  return `已同意，当前状态：${REFUND_STATUS_LABEL[r.status]}`;
-}
-
 Component({
   data: {
-    refund: null as RefundRow | null,
+    refund: null as AdminRefundRow | null,
     order: null as OrderRow | null,
     comment: '',
     submitting: false,
@@ -34,7 +24,7 @@ Component({
 
     show(refund: RefundView, order?: Item['order']) {
       this.setData({
-        refund: refundRow(refund),
+        refund: adminRefundRow(refund),
         ...(order ? { order: orderRow(order) } : {}),
       });
     },
@@ -43,22 +33,19 @@ Component({
       this.setData({ comment: e.detail.value });
     },
 
-    onApprove() {
-      return this.decide('approve');
-    },
-    /** Retrying a FAILED refund is approve again: the backend resubmits the same out_refund_no. */
-    onRetryRefund() {
-      return this.decide('approve');
-    },
-    onReject() {
-      if (this.data.comment.trim() === '') {
-        this.setData({ errorText: '拒绝时请填写说明，用户会看到' });
+    /** Every button of the refund's actions: approve, retry (approve again), reject, resolve. */
+    onDecide(e: WechatMiniprogram.TouchEvent<object, object, { decision: Decision }>) {
+      const decision = e.currentTarget.dataset.decision;
+      const action = this.data.refund?.actions.find((a) => a.decision === decision);
+      if (!action) return Promise.resolve();
+      if (action.needsComment && this.data.comment.trim() === '') {
+        this.setData({ errorText: REJECT_NEEDS_COMMENT });
         return Promise.resolve();
       }
-      return this.decide('reject');
+      return this.decide(decision);
     },
 
-    async decide(decision: 'approve' | 'reject') {
+    async decide(decision: Decision) {
       const refund = this.data.refund;
       // Synchronous guard: a double tap must not approve (and pay out) twice.
       if (this.data.submitting || !refund) return;
@@ -70,8 +57,9 @@ Component({
           decision,
           ...(comment ? { comment } : {}),
         });
+        // Retrying a CLOSED refund answers with its successor (a new refund number): shown here.
         this.show(res.refund);
-        this.setData({ resultText: resultText(decision, res.refund) });
+        this.setData({ comment: '', resultText: decisionResult(decision, refund, res.refund).zh });
         const channel = this.getOpenerEventChannel?.();
         channel?.emit?.('updated', res.refund);
       } catch (err) {
@@ -81,6 +69,10 @@ Component({
       } finally {
         this.setData({ submitting: false });
       }
+    },
+
+    onCopy(e: WechatMiniprogram.TouchEvent<object, object, { text: string }>) {
+      wx.setClipboardData({ data: e.currentTarget.dataset.text });
     },
   },
 });

@@ -1,14 +1,18 @@
 import type { ListRefundsResult, RefundStatus, RefundView } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { userMessageOf } from '../../utils/errors';
-import { type OrderRow, orderRow, type RefundRow, refundRow } from '../../utils/view';
+import { loadNoticeTemplates, noticeSwitch, tapNoticeSwitch } from '../../utils/subscribe';
+import { type AdminRefundRow, adminRefundRow, type OrderRow, orderRow } from '../../utils/view';
 
 type Filter = RefundStatus | '';
 type Item = ListRefundsResult['items'][number];
 
+/** The states that wait for the merchant first, then the rest. */
 const TABS: { key: Filter; label: string }[] = [
   { key: 'PENDING_REVIEW', label: '待审核' },
   { key: 'FAILED', label: '退款失败' },
+  { key: 'CLOSED', label: '退款关闭' },
+  { key: 'ABNORMAL', label: '退款异常' },
   { key: 'APPROVED', label: '待退款' },
   { key: 'PROCESSING', label: '退款中' },
   { key: 'SUCCESS', label: '退款完成' },
@@ -16,11 +20,14 @@ const TABS: { key: Filter; label: string }[] = [
   { key: '', label: '全部' },
 ];
 
-interface Row extends RefundRow {
+interface Row extends AdminRefundRow {
   order: OrderRow | null;
 }
 
-const toRow = (item: Item): Row => ({ ...refundRow(item), order: item.order ? orderRow(item.order) : null });
+const toRow = (item: Item): Row => ({
+  ...adminRefundRow(item),
+  order: item.order ? orderRow(item.order) : null,
+});
 
 Component({
   data: {
@@ -35,6 +42,8 @@ Component({
     errorText: '',
     /** null until whoami answers; the server refuses non-admins anyway (FORBIDDEN). */
     isAdmin: null as boolean | null,
+    /** 接收通知: the merchant's notices, asked for again on each tap. */
+    notice: noticeSwitch([]),
   },
   methods: {
     async onLoad() {
@@ -45,7 +54,12 @@ Component({
         this.setData({ errorText: userMessageOf(err) });
         return;
       }
-      if (this.data.isAdmin) await this.load(null);
+      if (!this.data.isAdmin) return;
+      void loadNoticeTemplates().then((t) => this.setData({ notice: noticeSwitch(t.admin) }));
+      await this.load(null);
+    },
+    async onNoticeSwitch() {
+      this.setData({ notice: await tapNoticeSwitch(this.data.notice) });
     },
     onShow() {
       if (this.data.loaded) void this.load(null);
@@ -100,7 +114,17 @@ Component({
     },
 
     onUpdated(refund: RefundView) {
-      const items = this.data.items.map((i) => (i.refundId === refund.refundId ? { ...i, ...refund } : i));
+      const known = this.data.items.some((i) => i.refundId === refund.refundId);
+      let items = this.data.items.map((i) => {
+        if (i.refundId === refund.refundId) return { ...i, ...refund };
+        // A CLOSED refund retried as a new one: the old row now points at its successor.
+        if (i.refundId === refund.predecessorId) return { ...i, successorId: refund.refundId };
+        return i;
+      });
+      if (!known) {
+        const predecessor = items.find((i) => i.refundId === refund.predecessorId);
+        items = [{ ...refund, ...(predecessor?.order ? { order: predecessor.order } : {}) }, ...items];
+      }
       this.setData({ items, rows: items.map(toRow) });
     },
   },

@@ -1,8 +1,10 @@
+import type { NoticeTemplateOffer } from '../../../cloudfunctions/shared/contract';
 import { payOrder } from '../../services/api';
 import { type CartLine, decodeCart, estimateFen, setQuantity, toCreateOrderEvent } from '../../utils/cart';
 import { userMessageOf } from '../../utils/errors';
 import { fenToYuan } from '../../utils/money';
 import { PAY_OUTCOME_MESSAGE } from '../../utils/payment';
+import { askSubscribe, choiceNote, loadNoticeTemplates } from '../../utils/subscribe';
 
 interface LineRow extends CartLine {
   priceYuan: string;
@@ -24,10 +26,15 @@ Component({
     /** Set from createOrder: the amount WeChat will actually charge. */
     serverTotalYuan: '',
     submitting: false,
+    /** The shopper's refund notices, asked for on the pay tap. */
+    noticeOffers: [] as NoticeTemplateOffer[],
+    subscribeNote: '',
   },
   methods: {
     onLoad(query: Record<string, string | undefined>) {
       this.show(decodeCart(query['cart']));
+      if (this.data.lines.length > 0)
+        void loadNoticeTemplates().then((t) => this.setData({ noticeOffers: t.shopper }));
     },
 
     show(cart: CartLine[]) {
@@ -47,7 +54,11 @@ Component({
       // this.data updates synchronously on setData, so a second tap that lands before the
       // button re-renders as disabled still sees submitting and cannot create a second order.
       if (this.data.submitting || this.data.lines.length === 0) return;
+      // The prompt only opens before the tap's first await; the purchase goes on whatever the answer.
+      const subscribing = askSubscribe(this.data.noticeOffers);
       this.setData({ submitting: true });
+      const note = choiceNote(await subscribing);
+      this.setData({ subscribeNote: note });
       try {
         const result = await payOrder(toCreateOrderEvent(this.data.lines), (created) =>
           this.setData({ serverTotalYuan: fenToYuan(created.totalFee) }),
@@ -58,7 +69,7 @@ Component({
         // for its detail page, where an unpaid order offers 继续支付.
         wx.showModal({
           title: message.title,
-          content: message.content,
+          content: note ? `${message.content}\n${note}` : message.content,
           showCancel: false,
           complete: () => wx.redirectTo({ url }),
         });

@@ -99,6 +99,10 @@ Component({
       wx.navigateTo({ url: '/pages/orders/index' });
     },
 
+    onMe() {
+      wx.navigateTo({ url: '/pages/me/index' });
+    },
+
     onAdmin() {
       wx.navigateTo({ url: '/pages/admin-refunds/index' });
     },

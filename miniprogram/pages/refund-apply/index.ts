@@ -1,7 +1,10 @@
+import type { NoticeTemplateOffer } from '../../../cloudfunctions/shared/contract';
 import { api } from '../../services/api';
 import { CallError, userMessageOf } from '../../utils/errors';
 import { fenToYuan } from '../../utils/money';
 import { CONTACT_MAX, checkRefundForm, REASON_MAX } from '../../utils/refund-form';
+import { type Submission, submissionFor } from '../../utils/request-id';
+import { askSubscribe, choiceNote, loadNoticeTemplates } from '../../utils/subscribe';
 
 Component({
   data: {
@@ -19,11 +22,17 @@ Component({
     errorField: '',
     errorText: '',
     submitting: false,
+    /** The last submission's requestId and values: resubmitting the same values is a retry of it. */
+    submission: null as Submission | null,
+    /** The shopper's refund notices, asked for on the submit tap. */
+    noticeOffers: [] as NoticeTemplateOffer[],
+    subscribeNote: '',
   },
   methods: {
     onLoad(query: Record<string, string | undefined>) {
       this.setData({ orderId: query['orderId'] ?? '' });
       void this.loadOrder();
+      void loadNoticeTemplates().then((t) => this.setData({ noticeOffers: t.shopper }));
     },
 
     async loadOrder() {
@@ -61,10 +70,18 @@ Component({
         this.setData({ errorField: check.field, errorText: check.message });
         return;
       }
-      this.setData({ submitting: true, errorField: '', errorText: '' });
+      const e = check.event;
+      const submission = submissionFor(this.data.submission, [e.orderId, e.refundFee, e.reason, e.contact]);
+      // The prompt only opens before the tap's first await; the application goes on whatever the answer.
+      const subscribing = askSubscribe(this.data.noticeOffers);
+      // setData is synchronous on this.data: a second tap now sees submitting and stops above.
+      this.setData({ submitting: true, submission, errorField: '', errorText: '' });
+      const choice = await subscribing;
+      this.setData({ subscribeNote: choiceNote(choice) });
       try {
-        await api.applyRefund(check.event);
-        wx.showToast({ title: '已提交，等待商家审核', icon: 'none' });
+        await api.applyRefund({ ...e, requestId: submission.requestId });
+        const told = choice.accepted.length > 0 ? '，结果将以服务通知告知' : '';
+        wx.showToast({ title: `已提交，等待商家审核${told}`, icon: 'none' });
         wx.navigateBack();
       } catch (err) {
         const message = userMessageOf(err);

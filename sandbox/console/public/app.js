@@ -1,36 +1,61 @@
 // The sandbox console. Shopper and merchant actions call the cloud functions through the
 // gateway exactly as the mini-program does (POST /functions/<name>, x-wx-openid); the
 // WeChat side (cashier, faults, notifies, reconcile) goes through /console/api/*.
-// Plain ES module, no build step: the gateway serves this file as it is.
+// Plain ES module, no build step: the gateway serves this file as it is. The error messages,
+// the refund form's checks, the labels and what each refund state asks of the merchant come
+// from the mini-program's own code, bundled by the gateway as /console/shared.js.
+
+import {
+  CONTACT_MAX,
+  checkRefundForm,
+  decisionResult,
+  ERROR_MESSAGES,
+  fenToYuan,
+  flagNote,
+  historyRows,
+  merchantGuide,
+  NETWORK_MESSAGE,
+  ORDER_STATUS_LABEL,
+  REASON_MAX,
+  REFUND_STATUS_LABEL,
+  REJECT_NEEDS_COMMENT,
+  rateLimitText,
+  shopperNote,
+  submissionFor,
+} from '/console/shared.js';
 
 const POLL_MS = 1000;
 
-const ORDER_STATUS = {
-  NOTPAY: '待支付 Unpaid',
-  PAID: '已支付 Paid',
-  CLOSED: '已关闭 Closed',
+// English beside the mini-program's Chinese labels; the Chinese comes from the shared table.
+const ORDER_EN = { NOTPAY: 'Unpaid', PAID: 'Paid', CLOSED: 'Closed' };
+const REFUND_EN = {
+  PENDING_REVIEW: 'Pending review',
+  WITHDRAWN: 'Withdrawn',
+  REJECTED: 'Rejected',
+  APPROVED: 'Approved',
+  PROCESSING: 'Processing',
+  SUCCESS: 'Refunded',
+  FAILED: 'Failed',
+  CLOSED: 'Closed',
+  ABNORMAL: 'Abnormal',
 };
-const REFUND_STATUS = {
-  PENDING_REVIEW: '待审核 Pending review',
-  REJECTED: '已拒绝 Rejected',
-  APPROVED: '待退款 Approved',
-  PROCESSING: '退款中 Processing',
-  SUCCESS: '退款完成 Refunded',
-  FAILED: '退款失败 Failed',
-};
+const orderLabel = (s) => `${ORDER_STATUS_LABEL[s] ?? s} ${ORDER_EN[s] ?? ''}`.trim();
+const refundLabel = (s) => `${REFUND_STATUS_LABEL[s] ?? s} ${REFUND_EN[s] ?? ''}`.trim();
+const both = (t) => (t ? `${t.zh} · ${t.en}` : '');
 
-// ---- money: integer fen in, string out; never a float multiply (9.8 * 100 !== 980) ----
-
-export function fenToYuan(fen) {
-  const abs = Math.abs(fen);
-  return `${fen < 0 ? '-' : ''}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
-}
-
-/** '12.3' → 1230; null when it is not an amount with at most two decimals. */
-export function yuanToFen(text) {
-  const m = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(String(text).trim());
-  return m ? Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0')) : null;
-}
+/** The views each role can filter by; kept in the URL as ?view=. */
+const ORDER_VIEWS = ['', 'NOTPAY', 'PAID', 'CLOSED'];
+const REFUND_VIEWS = [
+  '',
+  'PENDING_REVIEW',
+  'FAILED',
+  'CLOSED',
+  'ABNORMAL',
+  'APPROVED',
+  'PROCESSING',
+  'SUCCESS',
+  'REJECTED',
+];
 
 const money = (fen) => `¥${fenToYuan(fen)}`;
 
@@ -48,6 +73,7 @@ function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'className') el.className = v;
+    else if (k === 'value') el.value = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
@@ -68,30 +94,118 @@ function toast(text, kind = 'info') {
   }, 4000);
 }
 
-// ---- calls ----
+// ---- state kept across reloads: role and view in the URL, typed comments in the session ----
+
+const COMMENTS_KEY = 'console.comments';
+
+function loadComments() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(COMMENTS_KEY) ?? '{}');
+    return v && typeof v === 'object' ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function saveComments() {
+  try {
+    sessionStorage.setItem(COMMENTS_KEY, JSON.stringify(state.comments));
+  } catch {
+    // A full or disabled storage only loses the draft, never the action.
+  }
+}
 
 const state = {
   info: null,
-  /** The openid the page acts as. */
-  openid: '',
+  /** 'a', 'b' or 'merchant': who the page acts as (?as=). */
+  role: 'a',
+  /** The status filter of the role's list (?view=); '' = all. */
+  view: '',
   /** Last rendered data per section, so a poll that changed nothing leaves the DOM (and inputs) alone. */
   rendered: {},
-  /** Review comments being typed, kept across re-renders. */
-  comments: {},
+  /** Review comments being typed, by refund id; survive re-renders and reloads. */
+  comments: loadComments(),
+  /** Refunds whose history the merchant opened. */
+  openHistory: new Set(),
+  /** Refunds with a decision in flight: a second click is ignored, not sent. */
+  deciding: new Set(),
   refundFor: null,
+  /** The refund form's current submission (requestId and the values it was made for). */
+  submission: null,
+  applying: false,
+  paying: false,
 };
 
-/** Calls a cloud function as the current identity; resolves to data or throws with the error code. */
+function openidOf(role) {
+  const { shoppers, adminOpenid } = state.info;
+  return role === 'merchant' ? adminOpenid : role === 'b' ? shoppers[1].openid : shoppers[0].openid;
+}
+
+const isMerchant = () => state.role === 'merchant';
+
+function readUrl() {
+  const p = new URLSearchParams(location.search);
+  const as = p.get('as');
+  state.role = as === 'b' || as === 'merchant' ? as : 'a';
+  const view = p.get('view') ?? '';
+  state.view = (isMerchant() ? REFUND_VIEWS : ORDER_VIEWS).includes(view) ? view : '';
+}
+
+function writeUrl() {
+  const p = new URLSearchParams(location.search);
+  p.set('as', state.role);
+  if (state.view) p.set('view', state.view);
+  else p.delete('view');
+  history.replaceState(null, '', `${location.pathname}?${p}`);
+}
+
+// ---- calls ----
+
+/**
+ * A function's refusal, shown with the mini-program's message for its code; RATE_LIMITED in
+ * Chinese and English with the wait (and how many unpaid orders to settle first).
+ */
+class CallFailed extends Error {
+  constructor(code, detail, error = {}) {
+    const known = Object.hasOwn(ERROR_MESSAGES, code);
+    super(
+      code === 'RATE_LIMITED'
+        ? both(rateLimitText(error))
+        : code === 'NETWORK'
+          ? NETWORK_MESSAGE
+          : known
+            ? ERROR_MESSAGES[code]
+            : ERROR_MESSAGES.INTERNAL,
+    );
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** What a failure reads on the page: the localized message, then the code for the developer. */
+function describe(e) {
+  return e instanceof CallFailed ? `${e.message} · ${e.code}` : e.message;
+}
+
+/** Calls a cloud function as the current identity; resolves to data or throws CallFailed. */
 async function call(name, event = {}) {
-  const res = await fetch(`/functions/${name}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-wx-openid': state.openid },
-    body: JSON.stringify(event),
-  });
-  const body = await res.json();
+  let res;
+  try {
+    res = await fetch(`/functions/${name}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-wx-openid': openidOf(state.role) },
+      body: JSON.stringify(event),
+    });
+  } catch (e) {
+    throw new CallFailed('NETWORK', `${name}: ${e.message}`);
+  }
+  const body = await res.json().catch(() => null);
   if (body && body.ok === true) return body.data;
-  if (body && body.ok === false) throw new Error(`${body.error.code}: ${body.error.message}`);
-  throw new Error(body?.errMsg ?? `HTTP ${res.status}`);
+  if (body && body.ok === false) {
+    console.warn(`${name} → ${body.error.code}: ${body.error.message}`);
+    throw new CallFailed(body.error.code, body.error.message, body.error);
+  }
+  throw new CallFailed('INTERNAL', `${name}: ${body?.errMsg ?? `HTTP ${res.status}`}`);
 }
 
 async function api(path, body) {
@@ -111,24 +225,20 @@ async function act(button, fn) {
   try {
     await fn();
   } catch (e) {
-    toast(e.message, 'error');
+    toast(describe(e), 'error');
   } finally {
     if (button) button.disabled = false;
   }
   await refresh();
 }
 
-// ---- identity ----
+// ---- identity and views ----
 
 function identities() {
-  const { shoppers, adminOpenid } = state.info;
   const who = [
-    ...shoppers.map((s, i) => ({
-      openid: s.openid,
-      label: s.label,
-      testid: i === 0 ? 'as-shopper-a' : 'as-shopper-b',
-    })),
-    { openid: adminOpenid, label: '商家 Merchant', testid: 'as-merchant' },
+    { role: 'a', label: state.info.shoppers[0].label, testid: 'as-shopper-a' },
+    { role: 'b', label: state.info.shoppers[1].label, testid: 'as-shopper-b' },
+    { role: 'merchant', label: '商家 Merchant', testid: 'as-merchant' },
   ];
   $('identities').replaceChildren(
     ...who.map((w) =>
@@ -137,9 +247,9 @@ function identities() {
         {
           type: 'button',
           'data-testid': w.testid,
-          'aria-pressed': String(state.openid === w.openid),
-          title: w.openid,
-          onclick: () => switchTo(w.openid),
+          'aria-pressed': String(state.role === w.role),
+          title: openidOf(w.role),
+          onclick: () => switchTo(w.role, ''),
         },
         w.label,
       ),
@@ -147,14 +257,37 @@ function identities() {
   );
 }
 
-function switchTo(openid) {
-  state.openid = openid;
+function filterTabs() {
+  const merchant = isMerchant();
+  const views = merchant ? REFUND_VIEWS : ORDER_VIEWS;
+  const label = (v) => (v === '' ? '全部 All' : merchant ? refundLabel(v) : orderLabel(v));
+  $(merchant ? 'refund-filters' : 'order-filters').replaceChildren(
+    ...views.map((v) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          'data-testid': `view-${v || 'all'}`,
+          'aria-pressed': String(state.view === v),
+          onclick: () => switchTo(state.role, v),
+        },
+        label(v),
+      ),
+    ),
+  );
+}
+
+function switchTo(role, view) {
+  state.role = role;
+  state.view = view;
   state.rendered = {};
-  const merchant = openid === state.info.adminOpenid;
+  writeUrl();
+  const merchant = isMerchant();
   $('shop').hidden = merchant;
   $('merchant').hidden = !merchant;
-  $('shopper-name').textContent = merchant ? '' : `openid ${openid}`;
+  $('shopper-name').textContent = merchant ? '' : `openid ${openidOf(role)}`;
   identities();
+  filterTabs();
   void refresh();
 }
 
@@ -188,26 +321,35 @@ function renderProducts(products) {
   );
 }
 
+/** The shopper's line for a refund: label, amount, reason, the merchant's comment, a neutral note. */
 function refundLine(r) {
+  const note = shopperNote(r);
   return h(
     'li',
     { 'data-testid': 'refund', 'data-refund-id': r.refundId },
     h(
       'span',
       { className: `badge ${r.status}`, 'data-testid': 'refund-status', 'data-status': r.status },
-      REFUND_STATUS[r.status],
+      refundLabel(r.status),
     ),
     ` ${money(r.refundFee)} · ${r.reason}`,
     r.comment ? h('span', { className: 'muted' }, ` · 商家: ${r.comment}`) : null,
-    r.failReason ? h('span', { className: 'error' }, ` · ${r.failReason}`) : null,
-    h('span', { className: 'muted mono' }, ` ${r.refundId}`),
+    // Never r.failReason here: WeChat's reason is about the merchant's account.
+    note ? h('div', { className: 'muted', 'data-testid': 'refund-note' }, both(note)) : null,
+    h('div', { className: 'muted mono id' }, r.refundId),
   );
 }
 
 function renderOrders(rows) {
   if (rows.length === 0) {
     $('orders').replaceChildren(
-      h('p', { className: 'muted' }, '还没有订单 No orders yet: buy something above.'),
+      h(
+        'p',
+        { className: 'muted' },
+        state.view
+          ? '没有这种状态的订单 No orders in this state.'
+          : '还没有订单 No orders yet: buy something above.',
+      ),
     );
     return;
   }
@@ -222,13 +364,13 @@ function renderOrders(rows) {
           h(
             'span',
             { className: `badge ${o.status}`, 'data-testid': 'order-status', 'data-status': o.status },
-            ORDER_STATUS[o.status],
+            orderLabel(o.status),
           ),
           h('b', {}, money(o.totalFee)),
           h('span', {}, o.description),
-          h('span', { className: 'muted mono' }, o.orderId),
           h('span', { className: 'muted' }, time(o.createdAtMs)),
         ),
+        h('div', { className: 'muted mono id' }, o.orderId),
         o.flag ? h('div', { className: 'error' }, `⚠ ${o.flag}: 关单后到账 money arrived after close`) : null,
         o.status === 'PAID' && (o.refundedFee > 0 || o.refundReservedFee > 0)
           ? h(
@@ -264,7 +406,7 @@ function renderOrders(rows) {
                   onclick: (e) =>
                     act(e.currentTarget, async () => {
                       const q = await call('queryOrder', { orderId: o.orderId });
-                      toast(`queryOrder → ${ORDER_STATUS[q.order.status]}`);
+                      toast(`queryOrder → ${orderLabel(q.order.status)}`);
                     }),
                 },
                 '查单 Query',
@@ -287,7 +429,7 @@ function renderOrders(rows) {
 async function refreshShop() {
   const [products, orders] = await Promise.all([
     state.rendered.products ? null : call('listProducts'),
-    call('listOrders'),
+    call('listOrders', state.view ? { status: state.view } : {}),
   ]);
   if (products) {
     renderProducts(products.items);
@@ -307,41 +449,79 @@ async function refreshShop() {
 
 function openRefundForm(o) {
   state.refundFor = o;
+  // A new form is a new submission; retries of it (same values) keep its requestId.
+  state.submission = null;
   $('refund-order').textContent =
     `${o.description} · ${o.orderId} · 可退 refundable ${money(o.refundableFee)}`;
   $('refund-amount').value = fenToYuan(o.refundableFee);
   $('refund-reason').value = '';
+  $('refund-reason').maxLength = REASON_MAX;
   $('refund-contact').value = '';
-  $('refund-error').textContent = '';
+  $('refund-contact').maxLength = CONTACT_MAX;
+  showFormError(null, '');
   $('refund-dialog').showModal();
 }
 
+function showFormError(field, message) {
+  for (const f of ['amount', 'reason', 'contact']) {
+    const input = $(`refund-${f}`);
+    if (f === field) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  }
+  $('refund-error').textContent = message;
+  if (field) $(`refund-${field}`).focus();
+}
+
+function setApplying(on) {
+  state.applying = on;
+  const submit = document.querySelector('[data-testid="refund-submit"]');
+  submit.disabled = on;
+  submit.textContent = on ? '提交中… Submitting' : '提交 Submit';
+}
+
 async function submitRefund(event) {
-  if (event.submitter?.value !== 'submit') return;
   event.preventDefault();
-  const o = state.refundFor;
-  const refundFee = yuanToFen($('refund-amount').value);
-  if (refundFee === null || refundFee <= 0 || refundFee > o.refundableFee) {
-    $('refund-error').textContent = `金额须在 ¥0.01 与 ${money(o.refundableFee)} 之间 Amount out of range`;
+  if (event.submitter?.value === 'cancel') {
+    if (!state.applying) $('refund-dialog').close();
     return;
   }
-  const contact = $('refund-contact').value.trim();
+  // Synchronous guard: a double click lands here twice before the button re-renders disabled.
+  if (state.applying) return;
+  const o = state.refundFor;
+  const check = checkRefundForm(
+    o.orderId,
+    {
+      amount: $('refund-amount').value,
+      reason: $('refund-reason').value,
+      contact: $('refund-contact').value,
+    },
+    o.refundableFee,
+  );
+  if (!check.ok) {
+    showFormError(check.field, check.message);
+    return;
+  }
+  const e = check.event;
+  state.submission = submissionFor(state.submission, [e.orderId, e.refundFee, e.reason, e.contact]);
+  showFormError(null, '');
+  setApplying(true);
   try {
-    await call('applyRefund', {
-      orderId: o.orderId,
-      refundFee,
-      reason: $('refund-reason').value.trim(),
-      ...(contact ? { contact } : {}),
-    });
+    await call('applyRefund', { ...e, requestId: state.submission.requestId });
     $('refund-dialog').close();
     toast('已提交，待商家审核 Submitted: pending review');
-  } catch (e) {
-    $('refund-error').textContent = e.message;
+  } catch (err) {
+    showFormError(null, describe(err));
+  } finally {
+    setApplying(false);
   }
   await refresh();
 }
 
 // ---- cashier: what wx.requestPayment shows on the phone ----
+
+function cashierButtons() {
+  return [...$('cashier').querySelectorAll('button[data-outcome]')];
+}
 
 function openCashier(created, description) {
   const dialog = $('cashier');
@@ -350,54 +530,135 @@ function openCashier(created, description) {
   $('cashier-order').textContent = `商户单号 ${created.orderId}`;
   $('cashier-order').dataset.orderId = created.orderId;
   dialog.payment = created.payment;
+  for (const b of cashierButtons()) b.disabled = false;
   dialog.showModal();
 }
 
 async function cashierChoice(event) {
   const button = event.target.closest('button[data-outcome]');
-  if (!button) return;
+  if (!button || state.paying) return;
   const dialog = $('cashier');
-  await act(button, async () => {
+  // One choice per payment: while it is in flight, the other buttons (and Esc) do nothing.
+  state.paying = true;
+  dialog.setAttribute('aria-busy', 'true');
+  for (const b of cashierButtons()) b.disabled = true;
+  try {
     const res = await api('pay', { payment: dialog.payment, outcome: button.dataset.outcome });
     dialog.close();
     const ok = res.errMsg === 'requestPayment:ok';
     toast(`wx.requestPayment → ${res.errMsg}`, ok ? 'info' : 'error');
-  });
+  } catch (e) {
+    toast(describe(e), 'error');
+  } finally {
+    state.paying = false;
+    dialog.removeAttribute('aria-busy');
+    for (const b of cashierButtons()) b.disabled = false;
+  }
+  await refresh();
 }
 
 // ---- merchant ----
 
-function reviewActions(r) {
-  if (r.status !== 'PENDING_REVIEW' && r.status !== 'FAILED') return null;
-  const decide = (decision) => (e) =>
-    act(e.currentTarget, async () => {
-      const comment = (state.comments[r.refundId] ?? '').trim();
-      const out = await call('approveRefund', {
-        refundId: r.refundId,
-        decision,
-        ...(comment ? { comment } : {}),
-      });
-      delete state.comments[r.refundId];
-      toast(`approveRefund → ${REFUND_STATUS[out.refund.status]}`);
+async function decide(r, decision, button) {
+  if (state.deciding.has(r.refundId)) return;
+  const comment = (state.comments[r.refundId] ?? '').trim();
+  const action = merchantGuide(r).actions.find((a) => a.decision === decision);
+  if (action?.needsComment && comment === '') {
+    toast(REJECT_NEEDS_COMMENT, 'error');
+    return;
+  }
+  state.deciding.add(r.refundId);
+  const card = button.closest('[data-testid="review"]');
+  for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = true;
+  try {
+    const out = await call('approveRefund', {
+      refundId: r.refundId,
+      decision,
+      ...(comment ? { comment } : {}),
     });
+    delete state.comments[r.refundId];
+    saveComments();
+    toast(both(decisionResult(decision, r, out.refund)));
+  } catch (e) {
+    toast(describe(e), 'error');
+  } finally {
+    state.deciding.delete(r.refundId);
+    for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = false;
+  }
+  await refresh();
+}
+
+function reviewActions(r) {
+  const guide = merchantGuide(r);
+  if (guide.actions.length === 0) return null;
   return h(
     'div',
     { className: 'actions' },
     h('input', {
       'data-testid': 'review-comment',
-      placeholder: '备注 Comment',
+      'data-focus-key': `comment:${r.refundId}`,
+      'aria-label': '备注 Comment',
+      placeholder: '备注 Comment（拒绝时必填 required to reject）',
       maxlength: 200,
       value: state.comments[r.refundId] ?? '',
       oninput: (e) => {
         state.comments[r.refundId] = e.target.value;
+        saveComments();
       },
     }),
-    h(
-      'button',
-      { type: 'button', className: 'primary', 'data-testid': 'review-approve', onclick: decide('approve') },
-      r.status === 'FAILED' ? '重试 Retry' : '同意 Approve',
+    ...guide.actions.map((a) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          className: a.primary ? 'primary' : '',
+          'data-testid': `review-${a.decision}`,
+          'data-decision': a.decision,
+          disabled: state.deciding.has(r.refundId),
+          onclick: (e) => decide(r, a.decision, e.currentTarget),
+        },
+        `${a.label.zh} ${a.label.en}`,
+      ),
     ),
-    h('button', { type: 'button', 'data-testid': 'review-reject', onclick: decide('reject') }, '拒绝 Reject'),
+  );
+}
+
+function historyList(r) {
+  const rows = historyRows(r.history);
+  if (rows.length === 0) return null;
+  return h(
+    'details',
+    {
+      'data-testid': 'review-history',
+      open: state.openHistory.has(r.refundId),
+      ontoggle: (e) => {
+        if (e.target.open) state.openHistory.add(r.refundId);
+        else state.openHistory.delete(r.refundId);
+      },
+    },
+    h('summary', {}, `处理记录 History (${rows.length})`),
+    h(
+      'ol',
+      { className: 'history' },
+      rows.map((s) =>
+        h(
+          'li',
+          { 'data-testid': 'history-step', 'data-status': s.status },
+          h('span', { className: 'muted' }, time(s.atMs)),
+          ` ${refundLabel(s.status)} · ${s.source.zh} ${s.source.en}`,
+          s.reason ? h('div', { className: 'reason' }, s.reason) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function refundLink(testid, text, id) {
+  return h(
+    'div',
+    { className: 'muted link', 'data-testid': testid },
+    `${text} `,
+    h('a', { href: `#refund-${id}`, className: 'mono id' }, id),
   );
 }
 
@@ -407,17 +668,24 @@ function renderReviews(refunds) {
     return;
   }
   $('reviews').replaceChildren(
-    ...refunds.map((r) =>
-      h(
+    ...refunds.map((r) => {
+      const guide = merchantGuide(r);
+      const flag = flagNote(r);
+      return h(
         'div',
-        { className: 'card review', 'data-testid': 'review', 'data-refund-id': r.refundId },
+        {
+          className: 'card review',
+          id: `refund-${r.refundId}`,
+          'data-testid': 'review',
+          'data-refund-id': r.refundId,
+        },
         h(
           'div',
           { className: 'row' },
           h(
             'span',
             { className: `badge ${r.status}`, 'data-testid': 'review-status', 'data-status': r.status },
-            REFUND_STATUS[r.status],
+            refundLabel(r.status),
           ),
           h('b', {}, `${money(r.refundFee)} / ${money(r.totalFee)}`),
           h('span', {}, r.reason),
@@ -425,19 +693,30 @@ function renderReviews(refunds) {
         ),
         h(
           'div',
-          { className: 'muted mono' },
+          { className: 'muted mono id' },
           `退款单 ${r.refundId} · 订单 ${r.orderId} · ${r.openid ?? ''} · ${time(r.createdAtMs)}`,
         ),
         r.comment ? h('div', { className: 'muted' }, `备注 comment: ${r.comment}`) : null,
-        r.failReason ? h('div', { className: 'error' }, r.failReason) : null,
+        r.failReason
+          ? h(
+              'div',
+              { className: 'error', 'data-testid': 'review-fail-reason' },
+              `微信支付原因 WeChat: ${r.failReason}`,
+            )
+          : null,
+        flag ? h('div', { className: 'flag', 'data-testid': 'review-flag' }, `⚠ ${both(flag)}`) : null,
+        r.predecessorId ? refundLink('review-predecessor', '重试自 Retry of', r.predecessorId) : null,
+        r.successorId ? refundLink('review-successor', '已重试为 Retried as', r.successorId) : null,
+        guide.note ? h('div', { className: 'guide', 'data-testid': 'review-guide' }, both(guide.note)) : null,
         reviewActions(r),
-      ),
-    ),
+        historyList(r),
+      );
+    }),
   );
 }
 
 async function refreshMerchant() {
-  const page = await call('listRefunds');
+  const page = await call('listRefunds', state.view ? { status: state.view } : {});
   renderIfChanged('reviews', page.items, renderReviews);
 }
 
@@ -484,6 +763,92 @@ function renderFaults(f) {
   $('fault-refund-error').value = f.refundError ?? '';
 }
 
+/** Reconcile's report keys as the merchant reads them; keys it adds later show as they are. */
+const REPORT_LABELS = {
+  ordersChecked: '查看未支付订单 unpaid orders looked at',
+  ordersPaid: '→ 已支付 paid',
+  ordersClosed: '→ 已关闭 closed',
+  refundsSubmitted: '提交退款 refunds submitted',
+  refundsFinalized: '退款有结果 refunds finished',
+  reservationsReleased: '释放预留 reservations released',
+  noticesSent: '发出服务通知 notices sent',
+  noticesFailed: '服务通知放弃 notices given up',
+  errors: '出错 errors',
+  outOfTime: '到时停止 stopped at its time budget',
+};
+const REPORT_QUIET = new Set(['dbRequests']);
+
+const WAIT_WHY = {
+  'pay-notify-grace': (s) =>
+    `等支付通知 ${s.notifyGraceSeconds} 秒 · waits ${s.notifyGraceSeconds} s for its pay notify`,
+  'refund-query-delay': (s) =>
+    `受理 ${s.refundQueryDelaySeconds} 秒后再查 · refundquery ${s.refundQueryDelaySeconds} s after acceptance`,
+  'submit-lease': () => '提交中，租约未到期 · its submit lease is held',
+  backoff: () => '退避中 · backing off (nextCheckAtMs)',
+};
+const KIND = { order: '订单 order', refund: '退款 refund' };
+
+function renderReconcile(out) {
+  const entries = Object.entries(out.report).filter(([k]) => !REPORT_QUIET.has(k));
+  const done = entries.map(([k, v]) => {
+    const value = Array.isArray(v)
+      ? v.length
+      : typeof v === 'object' && v !== null
+        ? JSON.stringify(v)
+        : String(v);
+    return h(
+      'li',
+      { 'data-testid': `report-${k}`, 'data-value': value },
+      `${REPORT_LABELS[k] ?? k}: `,
+      h('b', {}, value),
+    );
+  });
+  const waiting = out.waiting.map((w) =>
+    h(
+      'li',
+      {
+        'data-testid': 'reconcile-waiting',
+        'data-kind': w.kind,
+        'data-id': w.id,
+        'data-why': w.why,
+        'data-due-at-ms': w.dueAtMs,
+      },
+      `${KIND[w.kind]} `,
+      h('span', { className: 'mono id' }, w.id),
+      ` ${w.kind === 'order' ? orderLabel(w.status) : refundLabel(w.status)} — ${WAIT_WHY[w.why](out.settings)} → `,
+      h('b', {}, time(w.dueAtMs)),
+    ),
+  );
+  const firstDue = out.waiting[0]?.dueAtMs;
+  const next = out.nextRunAtMs
+    ? `下次定时对账 next timer run ${time(out.nextRunAtMs)}${firstDue ? `；或 ${time(firstDue)} 后再点 or click again after ${time(firstDue)}` : ''}`
+    : `定时器未开启 timer off${firstDue ? `：${time(firstDue)} 后再点 click again after ${time(firstDue)}` : ''}`;
+  $('sandbox-result').replaceChildren(
+    h(
+      'div',
+      {},
+      h('div', {}, h('b', {}, `对账 Reconcile ${time(out.atMs)}`), ` · ${out.durationMs} ms`),
+      h('div', { className: 'muted' }, '查看并处理 Looked at and did:'),
+      h('ul', { className: 'report inline' }, done),
+      h(
+        'div',
+        { className: 'muted', 'data-testid': 'reconcile-skipped', 'data-count': String(out.waitingTotal) },
+        out.waitingTotal === 0
+          ? '没有跳过 Nothing skipped: everything due was looked at.'
+          : `暂不查看 Skipped for now (${out.waitingTotal})，到时再看 looked at from:`,
+      ),
+      waiting.length > 0 ? h('ul', { className: 'report' }, waiting) : null,
+      h('div', { className: 'muted', 'data-testid': 'reconcile-next' }, next),
+      h(
+        'details',
+        {},
+        h('summary', {}, '原始报告 Raw report'),
+        h('pre', {}, JSON.stringify(out.report, null, 1)),
+      ),
+    ),
+  );
+}
+
 function wireFaults() {
   const set = (patch) =>
     act(null, async () => {
@@ -496,15 +861,7 @@ function wireFaults() {
   $('fault-refund-outcome').onchange = (e) => set({ refundOutcome: e.target.value });
   $('fault-refund-error').onchange = (e) => set({ refundError: e.target.value || null });
   $('reconcile').onclick = (e) =>
-    act(e.currentTarget, async () => {
-      const out = await api('reconcile', {});
-      const report = Object.entries(out.report ?? {})
-        .filter(([, v]) => v !== 0 && v !== false)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ');
-      $('sandbox-result').textContent =
-        `reconcile (${out.durationMs} ms): ${report || 'nothing to do 无事可做'}`;
-    });
+    act(e.currentTarget, async () => renderReconcile(await api('reconcile', {})));
   $('settle').onclick = (e) =>
     act(e.currentTarget, async () => {
       const out = await api('settle', {});
@@ -513,21 +870,160 @@ function wireFaults() {
 }
 
 function renderInfo(info) {
+  const r = info.reconcile;
   $('timings').textContent =
     `时间倍率 time scale ×${info.timeScale}: 退款约 ${info.refundSettleSeconds} 秒后有结果 refunds settle after ~${info.refundSettleSeconds} s; ` +
-    `通知首次重试 first notify retry after ${info.notifyRetryFirstSeconds} s. 商户号 mch_id ${info.merchant.mchid}, ${info.merchant.signType}.`;
+    `通知首次重试 first notify retry after ${info.notifyRetryFirstSeconds} s. ` +
+    `对账 reconcile: 支付通知宽限 pay notify grace ${r.notifyGraceSeconds} s, 退款查询延迟 refundquery delay ${r.refundQueryDelaySeconds} s, ` +
+    `${r.timer ? `定时 timer ${r.timer}` : '定时器未开启 timer off'}. 商户号 mch_id ${info.merchant.mchid}, ${info.merchant.signType}.`;
   $('urls').replaceChildren(
     ...Object.entries(info.urls).flatMap(([k, v]) => [h('dt', {}, k), h('dd', { className: 'mono' }, v)]),
   );
 }
 
+// ---- 服务通知: the identity's inbox, and its 接收通知 switch ----
+// The switch answers WeChat's subscribe prompt as this user would (accept, at most 3 templates
+// per prompt) through the emulator's control route, for the templates the mini-program asks
+// this user for (noticeTemplates, called as them). One-time subscriptions: each acceptance lets
+// one notice through. While the switch is on, a template whose acceptances are used up is
+// accepted again, like a user who ticked 总是保持以上选择 and taps again.
+
+const NOTICE_SWITCH_KEY = 'console.noticeSwitch';
+const PROMPT_MAX = 3;
+
+function noticeSwitches() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(NOTICE_SWITCH_KEY) ?? '{}');
+    return v && typeof v === 'object' ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function setNoticeSwitch(role, on) {
+  const v = noticeSwitches();
+  v[role] = on;
+  try {
+    sessionStorage.setItem(NOTICE_SWITCH_KEY, JSON.stringify(v));
+  } catch {
+    // A full or disabled storage only forgets the switch on reload.
+  }
+}
+
+/** What the mini-program would ask this identity to accept; call while the page acts as `role`. */
+async function noticeOffers(role) {
+  state.noticeOffers ??= {};
+  if (state.noticeOffers[role]) return state.noticeOffers[role];
+  const t = await call('noticeTemplates');
+  const offers = role === 'merchant' ? t.admin : t.shopper;
+  // call() acts as the current identity: keep the answer only if that was still `role`.
+  if (state.role === role) state.noticeOffers[role] = offers;
+  return offers;
+}
+
+async function acceptNotices(role, offers) {
+  for (let i = 0; i < offers.length; i += PROMPT_MAX) {
+    const tmplIds = offers.slice(i, i + PROMPT_MAX).map((o) => o.templateId);
+    await api('notices/subscribe', { openid: openidOf(role), tmplIds, answer: 'accept' });
+  }
+}
+
+async function refreshNotices() {
+  const role = state.role;
+  const openid = openidOf(role);
+  const offers = await noticeOffers(role);
+  let view = await api('notices', { openid });
+  const on = noticeSwitches()[role] === true;
+  if (on) {
+    const usedUp = offers.filter((o) => !(view.acceptances[o.templateId] > 0));
+    if (usedUp.length > 0) {
+      await acceptNotices(role, usedUp);
+      view = await api('notices', { openid });
+    }
+  }
+  // The identity changed while this was loading: its own refresh renders it.
+  if (role !== state.role) return;
+  renderIfChanged('notices', { on, offers, view }, renderNotices);
+}
+
+function noticeCard(m) {
+  const [head, ...lines] = m.text.split('\n');
+  return h(
+    'div',
+    {
+      className: 'card notice-card',
+      'data-testid': 'notice',
+      'data-template-id': m.templateId,
+      'data-title': m.title,
+    },
+    h('div', { className: 'row' }, h('b', {}, head), h('span', { className: 'muted' }, time(m.atMs))),
+    h(
+      'ul',
+      { className: 'notice-lines' },
+      lines.map((l) => h('li', { 'data-testid': 'notice-line' }, l)),
+    ),
+    m.page ? h('div', { className: 'muted mono id' }, `进入小程序 opens ${m.page}`) : null,
+  );
+}
+
+function renderNotices({ on, offers, view }) {
+  $('notices-owner').textContent = `openid ${view.openid}`;
+  const sw = $('notices-switch');
+  sw.checked = on;
+  sw.disabled = offers.length === 0;
+  const titles = Object.fromEntries(view.templates.map((t) => [t.id, t.title]));
+  $('notices-acceptances').textContent =
+    offers.length === 0
+      ? '没有可订阅的模板 No templates configured (NOTICE_* variables).'
+      : `剩余可接收 Acceptances left: ${offers
+          .map(
+            (o) =>
+              `${titles[o.templateId] ?? o.templateId}（${o.title}）×${view.acceptances[o.templateId] ?? 0}`,
+          )
+          .join(' · ')}`;
+  $('notices-inbox').replaceChildren(
+    ...(view.inbox.length === 0
+      ? [h('p', { className: 'muted' }, '还没有通知 No notices yet.')]
+      : view.inbox.slice(0, 30).map(noticeCard)),
+  );
+}
+
+function wireNotices() {
+  $('notices-switch').onchange = (e) => {
+    const role = state.role;
+    const on = e.target.checked;
+    setNoticeSwitch(role, on);
+    // The refresh that follows accepts the templates: refreshes run one at a time, so a poll
+    // cannot accept them a second time meanwhile.
+    void act(null, async () => {
+      toast(
+        on
+          ? '已开启通知 Notices on: each accepted template lets one notice through'
+          : '不再接收新通知 No more acceptances; those left still let notices through',
+      );
+    });
+  };
+}
+
 // ---- polling ----
 
+/**
+ * Replaces a section only when its data changed. Whatever the user was typing in it keeps
+ * its focus and caret: the value itself lives in state and is rendered back.
+ */
 function renderIfChanged(key, data, render) {
   const json = JSON.stringify(data);
   if (state.rendered[key] === json) return;
   state.rendered[key] = json;
+  const active = document.activeElement;
+  const focusKey = active?.dataset?.focusKey;
+  const caret = focusKey ? [active.selectionStart, active.selectionEnd] : null;
   render(data);
+  if (!focusKey) return;
+  const again = document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
+  if (!again) return;
+  again.focus();
+  again.setSelectionRange(caret[0], caret[1]);
 }
 
 let chain = Promise.resolve();
@@ -537,15 +1033,15 @@ function refresh() {
   queued++;
   chain = chain.then(async () => {
     try {
-      const merchant = state.openid === state.info.adminOpenid;
       await Promise.all([
-        merchant ? refreshMerchant() : refreshShop(),
+        isMerchant() ? refreshMerchant() : refreshShop(),
+        refreshNotices(),
         api('notifies').then((n) => renderIfChanged('notifies', n, renderNotifies)),
         api('faults').then((f) => renderIfChanged('faults', f, renderFaults)),
       ]);
       document.body.dataset.ready = 'true';
     } catch (e) {
-      toast(e.message, 'error');
+      toast(describe(e), 'error');
     } finally {
       queued--;
     }
@@ -557,9 +1053,17 @@ async function main() {
   state.info = await api('info');
   renderInfo(state.info);
   wireFaults();
+  wireNotices();
   $('cashier').addEventListener('click', cashierChoice);
+  $('cashier').addEventListener('cancel', (e) => {
+    if (state.paying) e.preventDefault();
+  });
+  $('refund-dialog').addEventListener('cancel', (e) => {
+    if (state.applying) e.preventDefault();
+  });
   $('refund-form').addEventListener('submit', submitRefund);
-  switchTo(state.info.shoppers[0].openid);
+  readUrl();
+  switchTo(state.role, state.view);
   // A poll is skipped while another refresh is queued, so a slow stack is not flooded.
   setInterval(() => {
     if (!document.hidden && queued === 0) void refresh();

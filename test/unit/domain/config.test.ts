@@ -116,6 +116,28 @@ describe('loadConfig', () => {
     expect(Object.keys(CONFIG_VARIABLES)).toEqual(expect.arrayContaining(Object.keys(GOOD)));
   });
 
+  it('reads and checks only the notice templates a function renders, named in one error with the rest', () => {
+    const tpl = `${'t'.repeat(43)} character_string1=orderId amount2=amount`;
+    const env = { ...GOOD, NOTICE_ORDER_PAID: tpl, NOTICE_REFUND_APPLIED: 'broken' };
+    const paid = loadConfig(env, { wxpay: true, notices: ['order_paid'] });
+    expect(Object.keys(paid.notices.templates)).toEqual(['order_paid']);
+    expect(paid.notices.miniprogramState).toBe('formal');
+    // A broken variable stops the functions that use it, with the other problems.
+    expect(
+      problems({ ...env, WXPAY_MCHID: '' }, { wxpay: true, notices: ['refund_applied'] } as never),
+    ).toEqual([
+      'WXPAY_MCHID is missing (merchant id (商户号), digits)',
+      'NOTICE_REFUND_APPLIED must start with the template id (letters, digits, _ and -), then "<template id> <keyword>=<variable> …"',
+    ]);
+    expect(() => loadConfig(env, { notices: 'all' })).toThrow(ConfigError);
+    const all = loadConfig({ ...env, NOTICE_REFUND_APPLIED: tpl }, { notices: 'all' });
+    expect(Object.keys(all.notices.templates)).toEqual(['order_paid', 'refund_applied']);
+    expect(loadConfig(env, {}).notices.templates).toEqual({});
+    expect(Object.keys(CONFIG_VARIABLES)).toEqual(
+      expect.arrayContaining(['NOTICE_ORDER_PAID', 'NOTICE_MINIPROGRAM_STATE']),
+    );
+  });
+
   it('registers secrets so the logger redacts them', () => {
     loadConfig(GOOD, { wxpay: true, cert: true });
     const lines: string[] = [];
@@ -125,5 +147,47 @@ describe('loadConfig', () => {
     } finally {
       setLogSink(prev);
     }
+  });
+
+  it('refuses a notify sign-type list without the sign type new orders use', () => {
+    expect(() =>
+      loadConfig(
+        { ...GOOD, WXPAY_SIGN_TYPE: 'HMAC-SHA256', WXPAY_NOTIFY_SIGN_TYPES: 'MD5' },
+        { wxpay: true },
+      ),
+    ).toThrow(/WXPAY_NOTIFY_SIGN_TYPES must include WXPAY_SIGN_TYPE/);
+    expect(loadConfig({ ...GOOD }, { wxpay: true }).wxpay.notifySignTypes).toEqual(['MD5', 'HMAC-SHA256']);
+  });
+
+  it('keeps WeChat’s 1-minute refund spacing and the sandbox time scale out of production', () => {
+    expect(() => loadConfig({ ...GOOD, REFUND_SPACING_MS: '1000' })).toThrow(
+      /REFUND_SPACING_MS must be at least 60000/,
+    );
+    expect(() => loadConfig({ ...GOOD, SANDBOX_TIME_SCALE: '0.01' })).toThrow(
+      /SANDBOX_TIME_SCALE is for the local simulator only/,
+    );
+    const local = loadConfig({
+      ...GOOD,
+      WXPAY_BASE_URL: 'https://127.0.0.1:8789',
+      SANDBOX_TIME_SCALE: '0.01',
+    });
+    expect(local.refunds.spacingMs).toBe(600);
+    expect(local.reconcile.notifyGraceMs).toBe(600);
+    expect(() => loadConfig({ ...GOOD, REFUND_MAX_OPEN_PER_ORDER: '0' })).toThrow(
+      /REFUND_MAX_OPEN_PER_ORDER/,
+    );
+  });
+
+  it('refuses a WeChat timeout that cannot fit the function that calls WeChat, and only that one', () => {
+    expect(() =>
+      loadConfig(
+        { ...GOOD, WXPAY_TIMEOUT_MS: '20000' },
+        { wxpay: true, calls: true, functionTimeoutMs: 15_000 },
+      ),
+    ).toThrow(/WXPAY_TIMEOUT_MS \(20000 ms\) does not fit/);
+    // payNotify needs the key but never calls WeChat.
+    expect(() =>
+      loadConfig({ ...GOOD, WXPAY_TIMEOUT_MS: '20000' }, { wxpay: true, functionTimeoutMs: 5_000 }),
+    ).not.toThrow();
   });
 });

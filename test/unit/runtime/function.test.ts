@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Deps } from '../../../cloudfunctions/shared/domain/deps';
+import type { Budget, Deps } from '../../../cloudfunctions/shared/domain/deps';
 import { AppError } from '../../../cloudfunctions/shared/errors';
 import { setLogSink } from '../../../cloudfunctions/shared/log';
 import { getWxContext, rawDatabase } from '../../../cloudfunctions/shared/runtime/cloud';
@@ -32,6 +32,8 @@ const CONFIG = {
   ADMIN_OPENIDS: 'o_admin',
 };
 const CONTEXT_KEYS = ['WX_OPENID', 'WX_APPID', 'WX_CLIENTIP', 'WX_UNIONID'];
+/** A budget that ends well after any test: WeChat calls are bounded only by their own timeout. */
+const LATER: Budget = { endsAtMs: Date.now() + 3_600_000, callDeadlineMs: Date.now() + 3_500_000 };
 
 let emu: TcbEmulator;
 let lines: Record<string, unknown>[];
@@ -131,30 +133,37 @@ describe('cloud', () => {
 });
 
 describe('wiring', () => {
-  it('validates configuration once and gives every invocation its own store', () => {
-    const deps = wiring('createOrder', { wxpay: true });
-    const a = deps();
-    const b = deps();
+  it('validates configuration once and gives every invocation its own store and budget', () => {
+    const deps = wiring('createOrder', { wxpay: true, calls: true });
+    const a = deps(LATER);
+    const other = { endsAtMs: LATER.endsAtMs + 1, callDeadlineMs: LATER.callDeadlineMs + 1 };
+    const b = deps(other);
     expect(a.store).toBeInstanceOf(Store);
     expect(a.store).not.toBe(b.store);
     expect(a.config).toBe(b.config);
     expect(a.config.wxpay).toMatchObject({ appid: CONFIG.WXPAY_APPID, signType: 'HMAC-SHA256' });
     expect(a.config.adminOpenids.has('o_admin')).toBe(true);
+    expect(a.budget).toBe(LATER);
+    expect(b.budget).toBe(other);
     expect(a.wxpay).toBeDefined();
-    expect(a.wxpay).toBe(b.wxpay);
+    expect(b.wxpay).toBeDefined();
+    expect(a).not.toHaveProperty('notices');
     expect(a.random(24)).toMatch(/^[A-Za-z0-9]{24}$/);
     expect(Math.abs(a.now() - Date.now())).toBeLessThan(1000);
     expect(lines).toEqual([]);
   });
 
-  it('builds no WeChat Pay client for a function that needs none, and one for a certificate-only need', () => {
-    expect(wiring('listProducts', {})().wxpay).toBeUndefined();
+  it('builds a WeChat Pay client only for a function that calls WeChat or holds the certificate', () => {
+    expect(wiring('listProducts', {})(LATER).wxpay).toBeUndefined();
+    // payNotify reads the merchant's key to verify, and calls nothing.
+    expect(wiring('payNotify', { wxpay: true })(LATER).wxpay).toBeUndefined();
+    expect(wiring('queryOrder', { wxpay: true, calls: true })(LATER).wxpay).toBeDefined();
     setConfig({
       ...CONFIG,
       WXPAY_CERT_PEM: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----',
       WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----',
     });
-    expect(wiring('approveRefund', { cert: true })().wxpay).toBeDefined();
+    expect(wiring('approveRefund', { cert: true })(LATER).wxpay).toBeDefined();
   });
 
   it('hands the WeChat Pay client the configured CA and client certificate', async () => {
@@ -171,7 +180,7 @@ describe('wiring', () => {
         WXPAY_CERT_PEM: readFileSync(env.certs.certPath, 'utf8'),
         WXPAY_KEY_PEM: readFileSync(env.certs.keyPath, 'utf8'),
       });
-      const { wxpay } = wiring('approveRefund', { wxpay: true, cert: true })();
+      const { wxpay } = wiring('approveRefund', { wxpay: true, cert: true })(LATER);
       // WeChat Pay's own answer, so TLS (its CA) and mutual TLS (our certificate) both worked.
       await expect(wxpay!.orderQuery({ out_trade_no: 'NOSUCHORDER1' })).rejects.toMatchObject({
         errCode: 'ORDERNOTEXIST',
@@ -194,7 +203,7 @@ describe('wiring', () => {
       expect.stringMatching(/^WXPAY_API_KEY must be exactly 32/),
     ]);
     for (let i = 0; i < 2; i++)
-      expect(() => deps()).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+      expect(() => deps(LATER)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
     expect(lines).toHaveLength(1);
   });
 

@@ -290,7 +290,9 @@ describe('bills', () => {
   });
 
   it.each([
-    ['two lines', bill(HEADER, SUMMARY), 'bill needs a header, a summary header and a summary row'],
+    ['two lines', bill(HEADER, SUMMARY), 'bill must end with one summary header and one summary row'],
+    ['a header alone', bill(HEADER), 'bill must end with one summary header and one summary row'],
+    ['nothing', '', 'bill needs a header, a summary header and a summary row'],
     ['another header', bill('a,b', '`1,`2', SUMMARY, SUM), 'bill does not start with the 交易时间 header'],
     [
       'rows without a summary',
@@ -302,7 +304,7 @@ describe('bills', () => {
       bill(HEADER, row(), SUMMARY, SUM, 'x'),
       'bill must end with one summary header and one summary row',
     ],
-    ['another summary header', bill(HEADER, row(), 'a,b', SUM), 'bill summary header is missing'],
+    ['another summary header', bill(HEADER, row(), 'a,b', SUM), 'bill line 3 is neither a row nor the summary'],
     [
       'a summary that is not back-ticked',
       bill(HEADER, row(), SUMMARY, SUM.replace('`1', '1')),
@@ -318,8 +320,8 @@ describe('bills', () => {
     expect(refusal(csv)).toMatchObject({ code: 'BILL_MALFORMED', message });
   });
 
-  it('writes an absent field as empty', () => {
+  it('writes an absent field as empty, behind the BOM WeChat puts first', () => {
     const csv = formatBill({ columns: ['a', 'b'], rows: [{ a: '1' }], summaryColumns: ['n'], summary: {} });
-    expect(csv).toBe('a,b\r\n`1,`\r\nn\r\n`\r\n');
+    expect(csv).toBe('\uFEFFa,b\r\n`1,`\r\nn\r\n`\r\n');
   });
 });

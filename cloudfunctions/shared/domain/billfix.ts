@@ -1,0 +1,297 @@
+/**
+ * The bill check's fixes, each confirmed by WeChat before it is made: orderquery before a
+ * payment is booked, refundquery before a refund is settled or an external refund recorded.
+ * They go through the same exactly-once transitions as notifies (markPaid, applyWeChatRefund,
+ * recordExternalRefund), so a re-run finds them done. Anything WeChat does not confirm, or
+ * that the books cannot take without a person deciding, becomes a discrepancy.
+ */
+import type { WxParams } from '../wxpay/types';
+import type { PayEntry, RefundEntry, Run, Work } from './billcompare';
+import { dateOfWxTime } from './billdates';
+import { type Deps, requireWxpay, wxFailure } from './deps';
+import { recordExternalRefund } from './externalrefund';
+import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
+import { markPaid } from './orders';
+import { applyWeChatRefund, refundInfoFromQuery } from './refund-outcome';
+
+/** Longest a WeChat call can take with its retries (3 × the configured timeout, plus backoff). */
+function callBudgetMs(deps: Deps): number {
+  return deps.config.wxpay.timeoutMs * 3 + 3000;
+}
+
+export async function fixAndConfirm(run: Run): Promise<void> {
+  const { deps } = run;
+  for (let i = 0; i < run.work.length; i++) {
+    const item = run.work[i]!;
+    if (deps.now() + callBudgetMs(deps) > run.deadlineMs) {
+      // Out of time: what is left is done by the next run, which compares afresh.
+      run.pending += run.work.length - i;
+      deps.log('warn', 'billcheck.out_of_time', { billDate: run.billDate, left: run.work.length - i });
+      return;
+    }
+    try {
+      await fix(run, item);
+    } catch (e) {
+      const f = wxFailure(e);
+      if (f && !f.transient) throw e;
+      // WeChat or the database was busy for this one item: the next run tries it again.
+      run.pending++;
+      deps.log('warn', 'billcheck.item_failed', {
+        billDate: run.billDate,
+        item: item.type,
+        code: f?.errCode ?? f?.code ?? (e as { code?: string })?.code,
+        error: e,
+      });
+    }
+  }
+}
+
+async function fix(run: Run, w: Work): Promise<void> {
+  switch (w.type) {
+    case 'pay':
+      return void (await confirmPayment(run, w.entry.orderId, w.entry));
+    case 'refund':
+      return confirmRefund(run, w.entry);
+    case 'external':
+      return externalRefund(run, w.entry);
+    case 'absent-pay':
+      return absentPayment(run, w.orderId);
+    case 'absent-refund':
+      return absentRefund(run, w.refundId);
+  }
+}
+
+async function orderQuery(run: Run, orderId: string): Promise<WxParams | 'ORDERNOTEXIST'> {
+  run.wxCalls++;
+  try {
+    return await requireWxpay(run.deps).orderQuery({ out_trade_no: orderId });
+  } catch (e) {
+    if (wxFailure(e)?.errCode === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
+    throw e;
+  }
+}
+
+async function refundQuery(run: Run, refundId: string): Promise<WxParams | undefined> {
+  run.wxCalls++;
+  let res: WxParams;
+  try {
+    res = await requireWxpay(run.deps).refundQuery({ out_refund_no: refundId });
+  } catch (e) {
+    if (wxFailure(e)?.errCode === 'REFUNDNOTEXIST') return undefined;
+    throw e;
+  }
+  return refundInfoFromQuery(res, refundId);
+}
+
+/**
+ * Paid at WeChat, not PAID here: orderquery must say so too, then the order takes the same
+ * exactly-once transition as from a notify (CLOSED → PAID flagged PAID_AFTER_CLOSE).
+ * Resolves whether the order is PAID afterwards.
+ */
+async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Promise<boolean> {
+  const { deps } = run;
+  const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
+  if (!order) return false;
+  if (order.status === 'PAID') return true;
+  const res = await orderQuery(run, orderId);
+  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res['trade_state'];
+  if (res === 'ORDERNOTEXIST' || (state !== 'SUCCESS' && state !== 'REFUND')) {
+    run.flag({
+      kind: 'PAYMENT_UNCONFIRMED',
+      orderId,
+      transactionId: entry?.transactionId,
+      wechatFen: entry?.totalFen,
+      localFen: order.totalFee,
+      detail: `the bill lists it paid, orderquery says ${state}`,
+    });
+    return false;
+  }
+  const outcome = await markPaid(deps, order, res, 'orderquery');
+  switch (outcome) {
+    case 'PAID':
+    case 'PAID_AFTER_CLOSE':
+      run.act({
+        kind: outcome === 'PAID' ? 'BOOKED_PAID' : 'BOOKED_PAID_AFTER_CLOSE',
+        orderId,
+        fen: order.totalFee,
+      });
+      return true;
+    case 'ALREADY_PAID':
+      return true;
+    case 'AMOUNT_MISMATCH':
+      run.flag({
+        kind: 'AMOUNT_MISMATCH',
+        orderId,
+        transactionId: res['transaction_id'],
+        wechatFen: Number(res['total_fee']),
+        localFen: order.totalFee,
+        detail: `orderquery total_fee ${res['total_fee']}`,
+      });
+      return false;
+  }
+}
+
+/** The bill has WeChat's final word on one of our refunds that the books lack: refundquery, then settle. */
+async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
+  const { deps } = run;
+  const refund = await deps.store.get<RefundDoc>(COLLECTIONS.refunds, entry.refundId);
+  if (!refund) return;
+  const info = await refundQuery(run, entry.refundId);
+  if (!info) {
+    run.flag({
+      kind: 'REFUND_UNCONFIRMED',
+      orderId: entry.orderId,
+      refundId: entry.refundId,
+      wechatFen: entry.refundFen,
+      detail: `the bill says ${entry.status}, refundquery knows no such refund`,
+    });
+    return;
+  }
+  const outcome = await applyWeChatRefund(deps, refund, info, 'refundquery');
+  switch (outcome) {
+    case 'SUCCESS':
+    case 'ABNORMAL':
+      run.act({
+        kind: 'SETTLED_REFUND',
+        orderId: refund.orderId,
+        refundId: refund._id,
+        fen: refund.refundFee,
+      });
+      return;
+    case 'ALREADY':
+      return;
+    case 'STILL_PROCESSING':
+      if (entry.status === 'SUCCESS') {
+        run.flag({
+          kind: 'REFUND_UNCONFIRMED',
+          orderId: entry.orderId,
+          refundId: entry.refundId,
+          wechatFen: entry.refundFen,
+          detail: `the bill says SUCCESS, refundquery says ${info['refund_status']}`,
+        });
+      }
+      return;
+    case 'MISMATCH':
+      run.flag({
+        kind: 'REFUND_AMOUNT_MISMATCH',
+        orderId: entry.orderId,
+        refundId: entry.refundId,
+        wechatFen: Number(info['refund_fee']),
+        localFen: refund.refundFee,
+        detail: 'refundquery disagrees with the refund here',
+      });
+      return;
+    case 'CLOSED':
+    case 'PROCESSING':
+      run.act({ kind: 'FINALIZED_REFUND', orderId: refund.orderId, refundId: refund._id, fen: 0 });
+      return;
+    case 'IGNORED':
+      run.flag({
+        kind: 'REFUND_STATE_CONFLICT',
+        orderId: entry.orderId,
+        refundId: entry.refundId,
+        wechatFen: entry.refundFen,
+        localFen: refund.refundFee,
+        detail: `WeChat says ${info['refund_status']}, the refund is ${refund.status} here`,
+      });
+      return;
+  }
+}
+
+/** A refund this shop never made: confirmed by refundquery, then recorded on its order. */
+async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
+  const info = await refundQuery(run, entry.refundId);
+  const status = info?.['refund_status'];
+  if (!info || (status !== 'SUCCESS' && status !== 'CHANGE' && status !== 'PROCESSING')) {
+    if (status === 'REFUNDCLOSE') return;
+    run.flag({
+      kind: 'REFUND_UNCONFIRMED',
+      orderId: entry.orderId,
+      refundId: entry.refundId,
+      wechatFen: entry.refundFen,
+      detail: `a refund not made by this shop; refundquery says ${status ?? 'REFUNDNOTEXIST'}`,
+    });
+    return;
+  }
+  if (status === 'PROCESSING') {
+    // Not money moved yet; the next run asks again.
+    run.pending++;
+    return;
+  }
+  const orderId = info['out_trade_no'] || entry.orderId;
+  const refundFee = Number(info['refund_fee']);
+  const input = {
+    refundId: entry.refundId,
+    orderId,
+    refundFee,
+    status: status as 'SUCCESS' | 'CHANGE',
+    billDate: run.billDate,
+    fields: info,
+  };
+  let outcome = await recordExternalRefund(run.deps, input);
+  if (outcome === 'ORDER_NOT_PAID' && (await confirmPayment(run, orderId))) {
+    outcome = await recordExternalRefund(run.deps, input);
+  }
+  if (outcome === 'RECORDED')
+    run.act({ kind: 'EXTERNAL_REFUND', orderId, refundId: entry.refundId, fen: refundFee });
+  if (outcome === 'ORDER_MISSING' || outcome === 'ORDER_NOT_PAID') {
+    run.flag({
+      kind: 'EXTERNAL_REFUND_NO_ORDER',
+      orderId,
+      refundId: entry.refundId,
+      wechatFen: refundFee,
+      detail: outcome === 'ORDER_MISSING' ? 'no such order here' : 'the order is not paid here',
+    });
+  }
+  if (status === 'CHANGE' && (outcome === 'RECORDED' || outcome === 'ALREADY')) {
+    run.flag({
+      kind: 'EXTERNAL_REFUND_ABNORMAL',
+      orderId,
+      refundId: entry.refundId,
+      wechatFen: refundFee,
+      detail: 'a refund made on the merchant platform could not reach the shopper (CHANGE)',
+    });
+  }
+}
+
+/** PAID here, not in the bill: orderquery tells whether WeChat has it, and on which day. */
+async function absentPayment(run: Run, orderId: string): Promise<void> {
+  const order = await run.deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
+  if (!order) return;
+  const res = await orderQuery(run, orderId);
+  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res['trade_state'];
+  if (res === 'ORDERNOTEXIST' || (state !== 'SUCCESS' && state !== 'REFUND')) {
+    run.flag({
+      kind: 'NOT_PAID_AT_WECHAT',
+      orderId,
+      localFen: order.totalFee,
+      detail: `PAID here, orderquery says ${state}`,
+    });
+    return;
+  }
+  const paidOn = dateOfWxTime(res['time_end']);
+  // Paid another day (a notify booked late, or early the next morning): that day's bill has it.
+  if (paidOn !== run.billDate) return;
+  run.flag({
+    kind: 'PAID_NOT_IN_BILL',
+    orderId,
+    transactionId: res['transaction_id'],
+    wechatFen: Number(res['total_fee']),
+    localFen: order.totalFee,
+    detail: `orderquery says paid at ${res['time_end']}, the bill does not list it`,
+  });
+}
+
+async function absentRefund(run: Run, refundId: string): Promise<void> {
+  const refund = await run.deps.store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
+  if (!refund) return;
+  const info = await refundQuery(run, refundId);
+  run.flag({
+    kind: 'REFUND_NOT_IN_BILL',
+    orderId: refund.orderId,
+    refundId,
+    localFen: refund.refundFee,
+    wechatFen: info ? Number(info['refund_fee']) : undefined,
+    detail: `SUCCESS here, refundquery says ${info?.['refund_status'] ?? 'REFUNDNOTEXIST'}, the bill does not list it`,
+  });
+}

@@ -1,0 +1,234 @@
+/**
+ * WeChat's word on a refund, from the refund notify or refundquery, applied to our books.
+ * WeChat's word wins: a verified SUCCESS (or CHANGE, money that left the merchant) is booked
+ * whatever state we had the refund in, and flagged for the merchant when we had already
+ * ended it. Money moves before the status: the event goes first (deterministic id), then the
+ * order's refund book settles (once), then the refund's CAS; a crash at any point is finished
+ * by WeChat's next notify or the next reconcile, and nothing is counted twice.
+ */
+import type { RefundStatus } from '../contract';
+import { parseFen } from '../money';
+import { tellRefund } from '../notices/transitions';
+import type { WxParams } from '../wxpay/types';
+import type { Deps } from './deps';
+import { keptFields, recordEvent } from './events';
+import type { RefundDoc } from './model';
+import { settle } from './refund-book';
+import { getRefund, stepRefund } from './refund-steps';
+import { gapMs, REFUND_QUERY_GAPS_MS } from './schedule';
+
+export type WeChatRefundOutcome =
+  | 'SUCCESS'
+  | 'ABNORMAL'
+  | 'CLOSED'
+  | 'PROCESSING'
+  /** Our books already say what WeChat says. */
+  | 'ALREADY'
+  /** Not final yet, or a status this code does not know: nothing is guessed from it. */
+  | 'STILL_PROCESSING'
+  /** The message is not about this refund (order, amount): refused. */
+  | 'MISMATCH'
+  /** Contradicts a final state of ours that cannot change (logged for a person). */
+  | 'IGNORED';
+
+const FROM_WECHAT: Record<string, RefundStatus> = {
+  SUCCESS: 'SUCCESS',
+  REFUNDCLOSE: 'CLOSED',
+  CHANGE: 'ABNORMAL',
+  PROCESSING: 'PROCESSING',
+};
+
+/** States in which we had let the refund go: money WeChat moved anyway is flagged. */
+const ENDED: readonly RefundStatus[] = ['PENDING_REVIEW', 'REJECTED', 'WITHDRAWN', 'FAILED', 'CLOSED'];
+
+const REASON = {
+  CLOSED: 'REFUNDCLOSE: 退款关闭，没有资金退回；可重新发起（新的退款单号）',
+  ABNORMAL: 'CHANGE: 退款异常，资金已从商户退出但未能到达用户账户，需到商户平台 交易中心 手动处理',
+} as const;
+
+export async function applyWeChatRefund(
+  deps: Deps,
+  refund: RefundDoc,
+  info: WxParams,
+  source: 'refundnotify' | 'refundquery',
+): Promise<WeChatRefundOutcome> {
+  const wxStatus = info['refund_status'] ?? '';
+  const target = FROM_WECHAT[wxStatus];
+  if (!target || (target === 'PROCESSING' && source === 'refundnotify')) {
+    if (wxStatus !== 'PROCESSING')
+      deps.log('warn', 'refund.unknown_status', { refundId: refund._id, wxStatus, source });
+    return 'STILL_PROCESSING';
+  }
+  if (
+    info['out_trade_no'] !== refund.orderId ||
+    parseFen(info['refund_fee']) !== refund.refundFee ||
+    (info['total_fee'] !== undefined && parseFen(info['total_fee']) !== refund.totalFee)
+  ) {
+    deps.log('error', 'refund.mismatch', { refundId: refund._id, source, got: keptFields(info) });
+    return 'MISMATCH';
+  }
+  let current: RefundDoc | null = refund;
+  // Another writer may move the refund between our read and our CAS (a notify racing a
+  // query or an admin): apply to the state it is really in, a few times at most.
+  for (let attempt = 0; attempt < 4 && current; attempt++) {
+    const out = await applyTo(deps, current, target, info, source);
+    if (out !== 'RETRY') return out;
+    current = await getRefund(deps, refund._id);
+  }
+  throw new Error(`refund ${refund._id} kept changing while applying WeChat's ${wxStatus}`);
+}
+
+async function applyTo(
+  deps: Deps,
+  r: RefundDoc,
+  target: RefundStatus,
+  info: WxParams,
+  source: 'refundnotify' | 'refundquery',
+): Promise<WeChatRefundOutcome | 'RETRY'> {
+  if (r.status === target) return 'ALREADY';
+  const fields = keptFields(info);
+  const log = (level: 'info' | 'warn' | 'error', event: string, extra = {}) =>
+    deps.log(level, event, {
+      refundId: r._id,
+      orderId: r.orderId,
+      from: r.status,
+      to: target,
+      source,
+      dbRequests: deps.store.requests,
+      ...extra,
+    });
+  const wxRefundId = info['refund_id'] ?? r.wxRefundId ?? '';
+
+  if (target === 'SUCCESS' || target === 'ABNORMAL') {
+    if (r.status === 'SUCCESS' || (target === 'ABNORMAL' && r.status === 'ABNORMAL')) {
+      log('error', 'refund.contradicts_final', { wxStatus: info['refund_status'] });
+      return 'IGNORED';
+    }
+    let flagged = ENDED.includes(r.status);
+    await recordEvent(deps, {
+      kind: 'refund',
+      orderId: r.orderId,
+      refundId: r._id,
+      from: r.status,
+      to: target,
+      source,
+      fields,
+    });
+    // ABNORMAL already counted the money as gone; SUCCESS after it moves nothing.
+    if (r.status !== 'ABNORMAL') {
+      const booked = await settle(deps, r.orderId, r._id, r.refundFee);
+      if (booked === 'late') flagged = true;
+    }
+    const now = deps.now();
+    const set: Partial<RefundDoc> = { wxRefundId, leaseUntilMs: 0 };
+    if (flagged) {
+      set.flag = 'SUCCESS_AFTER_FINAL';
+      set.flaggedFrom = r.status;
+    }
+    if (target === 'SUCCESS') set.finishedAtMs = now;
+    else {
+      set.failReason = REASON.ABNORMAL;
+      // The merchant settles it by hand; WeChat's status may turn SUCCESS then, so look daily.
+      set.nextCheckAtMs = now + gapMs(REFUND_QUERY_GAPS_MS, Number.MAX_SAFE_INTEGER, deps.config.timeScale);
+    }
+    const moved = await stepRefund(
+      deps,
+      r,
+      r.status,
+      { to: target, source, ...(target === 'ABNORMAL' ? { reason: REASON.ABNORMAL } : {}) },
+      set,
+      { unset: target === 'SUCCESS' ? ['failReason', 'nextCheckAtMs'] : [] },
+    );
+    if (!moved) return 'RETRY';
+    log(flagged ? 'warn' : 'info', target === 'SUCCESS' ? 'refund.success' : 'refund.abnormal', {
+      ...(flagged ? { flag: 'SUCCESS_AFTER_FINAL' } : {}),
+    });
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
+    return target;
+  }
+
+  if (target === 'CLOSED') {
+    if (r.status === 'SUCCESS' || r.status === 'ABNORMAL') {
+      log('error', 'refund.contradicts_final', { wxStatus: info['refund_status'] });
+      return 'IGNORED';
+    }
+    // Already let go of (its reservation released): a closed refund moved no money.
+    if (r.status === 'REJECTED' || r.status === 'WITHDRAWN') return 'ALREADY';
+    const moved = await stepRefund(
+      deps,
+      r,
+      r.status,
+      { to: 'CLOSED', source, reason: REASON.CLOSED },
+      { failReason: REASON.CLOSED, leaseUntilMs: 0, wxRefundId },
+      { unset: ['nextCheckAtMs'] },
+    );
+    if (!moved) return 'RETRY';
+    await recordEvent(deps, {
+      kind: 'refund',
+      orderId: r.orderId,
+      refundId: r._id,
+      from: r.status,
+      to: 'CLOSED',
+      source,
+      fields,
+    });
+    log('warn', 'refund.closed');
+    await tellRefund(deps, moved, 'wechat', { from: r.status });
+    return 'CLOSED';
+  }
+
+  // PROCESSING, from refundquery: WeChat has accepted a refund we had not seen accepted.
+  if (r.status !== 'APPROVED' && r.status !== 'FAILED') {
+    if (r.status !== 'PROCESSING') log('error', 'refund.processing_after_final');
+    return r.status === 'PROCESSING' ? 'ALREADY' : 'IGNORED';
+  }
+  const now = deps.now();
+  const moved = await stepRefund(
+    deps,
+    r,
+    r.status,
+    { to: 'PROCESSING', source },
+    {
+      wxRefundId,
+      submittedAtMs: r.submittedAtMs ?? now,
+      leaseUntilMs: 0,
+      outcomeUnknown: false,
+      checkCount: 0,
+      nextCheckAtMs: now + deps.config.reconcile.refundQueryDelayMs,
+    },
+    { unset: ['failReason'] },
+  );
+  if (!moved) return 'RETRY';
+  await recordEvent(deps, {
+    kind: 'refund',
+    orderId: r.orderId,
+    refundId: r._id,
+    from: r.status,
+    to: 'PROCESSING',
+    source,
+    fields,
+  });
+  log('info', 'refund.processing');
+  return 'PROCESSING';
+}
+
+/** refundquery answers per-refund fields with a `_$n` suffix; pick ours out. */
+export function refundInfoFromQuery(res: WxParams, refundId: string): WxParams | undefined {
+  const count = Number(res['refund_count'] ?? '0');
+  for (let n = 0; n < Math.min(count, 50); n++) {
+    if (res[`out_refund_no_${n}`] !== refundId) continue;
+    const info: WxParams = {
+      out_refund_no: refundId,
+      out_trade_no: res['out_trade_no'] ?? '',
+      refund_fee: res[`refund_fee_${n}`] ?? '',
+      refund_status: res[`refund_status_${n}`] ?? '',
+    };
+    if (res['total_fee'] !== undefined) info['total_fee'] = res['total_fee'];
+    const id = res[`refund_id_${n}`];
+    if (id) info['refund_id'] = id;
+    const at = res[`refund_success_time_${n}`];
+    if (at) info['success_time'] = at;
+    return info;
+  }
+  return undefined;
+}
