@@ -147,3 +147,45 @@ describe('callable', () => {
     });
   });
 });
+
+describe('toApiError for RATE_LIMITED', () => {
+  const limited = (details?: Record<string, unknown>) =>
+    toApiError(new AppError('RATE_LIMITED', 'slow down', details ? { details } : {}), 'createOrder');
+
+  it('carries the wait and how many orders to settle first, as whole positive numbers', () => {
+    expect(limited({ retryAfterSeconds: 30, payOrCancelFirst: 2 })).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'slow down',
+      retryAfterSeconds: 30,
+      payOrCancelFirst: 2,
+    });
+    expect(limited({ retryAfterSeconds: 1 })).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'slow down',
+      retryAfterSeconds: 1,
+    });
+    expect(limited({ payOrCancelFirst: 1 })).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'slow down',
+      payOrCancelFirst: 1,
+    });
+    expect(lines).toEqual([]);
+  });
+
+  it('leaves out a wait or a count that is not a whole positive number', () => {
+    for (const bad of [0, -1, 1.5, '30', Number.MAX_SAFE_INTEGER + 2, null, undefined]) {
+      expect(limited({ retryAfterSeconds: bad, payOrCancelFirst: bad })).toEqual({
+        code: 'RATE_LIMITED',
+        message: 'slow down',
+      });
+    }
+    expect(limited()).toEqual({ code: 'RATE_LIMITED', message: 'slow down' });
+  });
+
+  it('shows those fields on no other error', () => {
+    const e = new AppError('FORBIDDEN', 'not yours', {
+      details: { retryAfterSeconds: 5, payOrCancelFirst: 1 },
+    });
+    expect(toApiError(e, 'fn')).toEqual({ code: 'FORBIDDEN', message: 'not yours' });
+  });
+});

@@ -5,19 +5,26 @@
  * each invocation gets.
  */
 import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Budget, Deps } from '../../../cloudfunctions/shared/domain/deps';
 import { AppError } from '../../../cloudfunctions/shared/errors';
 import { setLogSink } from '../../../cloudfunctions/shared/log';
+import { NOTICE_KINDS } from '../../../cloudfunctions/shared/notices/kinds';
+import type { SubscribeMessage, SubscribeSend } from '../../../cloudfunctions/shared/notices/send';
+import { withBills } from '../../../cloudfunctions/shared/runtime/bills';
 import { getWxContext, rawDatabase } from '../../../cloudfunctions/shared/runtime/cloud';
 import {
+  budgetFor,
   callableFunction,
   notifyFunction,
   timerFunction,
   wiring,
 } from '../../../cloudfunctions/shared/runtime/function';
+import { sdkSubscribeSender, subscribeSender } from '../../../cloudfunctions/shared/runtime/subscribe';
 import { Store } from '../../../cloudfunctions/shared/store';
-import { XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay/xml';
+import { parseXml, XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay/xml';
 import { startTcbEmulator, type TcbEmulator } from '../../../sandbox/tcb';
 import { MD5_MERCHANT, startEnv } from '../../wxpay/fixtures';
 
@@ -32,6 +39,7 @@ const CONFIG = {
   ADMIN_OPENIDS: 'o_admin',
 };
 const CONTEXT_KEYS = ['WX_OPENID', 'WX_APPID', 'WX_CLIENTIP', 'WX_UNIONID'];
+const TEMPLATE = { id: 'T_REFUND', title: '退款通知', keywords: [{ key: 'thing1', name: '商品' }] };
 /** A budget that ends well after any test: WeChat calls are bounded only by their own timeout. */
 const LATER: Budget = { endsAtMs: Date.now() + 3_600_000, callDeadlineMs: Date.now() + 3_500_000 };
 
@@ -50,13 +58,18 @@ function invocation(ctx: { OPENID?: string; APPID?: string; SOURCE?: string }): 
   else delete process.env['TCB_SOURCE'];
 }
 
+let configured: string[] = [];
 function setConfig(values: Record<string, string | undefined>): void {
-  for (const k of Object.keys(CONFIG)) delete process.env[k];
+  for (const k of [...Object.keys(CONFIG), ...configured]) delete process.env[k];
+  configured = Object.keys(values);
   for (const [k, v] of Object.entries(values)) if (v !== undefined) process.env[k] = v;
 }
 
 beforeAll(async () => {
-  emu = await startTcbEmulator({ collections: ['orders'] });
+  emu = await startTcbEmulator({
+    collections: ['orders', 'caller_limits'],
+    subscribe: { templates: [TEMPLATE] },
+  });
   Object.assign(process.env, {
     TENCENTCLOUD_RUNENV: 'SCF',
     TENCENTCLOUD: 'true',
@@ -81,6 +94,8 @@ beforeEach(() => {
 });
 afterEach(() => {
   setLogSink(restoreSink);
+  delete (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  vi.restoreAllMocks();
 });
 
 const httpEvent = (body: string, extra: Record<string, unknown> = {}) => ({
@@ -445,5 +460,432 @@ describe('timerFunction', () => {
     expect(await main(TIMER)).toEqual({
       error: expect.stringMatching(/WXPAY_NOTIFY_URL must not have a query string/),
     });
+  });
+});
+
+describe('budgetFor', () => {
+  const built = (v: unknown) => {
+    (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__ = v;
+  };
+
+  it('ends at the function’s timeout, keeping back the time to store a WeChat answer', () => {
+    expect(budgetFor(1_000_000, undefined, 20_000)).toEqual({
+      endsAtMs: 1_020_000,
+      callDeadlineMs: 1_018_000,
+    });
+    expect(budgetFor(1_000_000, {}, 60_000)).toEqual({ endsAtMs: 1_060_000, callDeadlineMs: 1_054_000 });
+  });
+
+  it('takes the timeout the build wrote into the bundle, and CloudBase’s 3 s without one', () => {
+    expect(budgetFor(0)).toEqual({ endsAtMs: 3000, callDeadlineMs: 1500 });
+    built(10_000);
+    expect(budgetFor(0)).toEqual({ endsAtMs: 10_000, callDeadlineMs: 8500 });
+    for (const bad of [0, -5, Number.NaN, Number.POSITIVE_INFINITY, '10000', null]) {
+      built(bad);
+      expect(budgetFor(0).endsAtMs).toBe(3000);
+    }
+  });
+
+  it('prefers the platform’s own limit, unless it is not a positive number', () => {
+    expect(budgetFor(0, { time_limit_in_ms: 6000 }, 20_000)).toEqual({
+      endsAtMs: 6000,
+      callDeadlineMs: 4500,
+    });
+    expect(budgetFor(0, { time_limit_in_ms: '6000' }, 20_000).endsAtMs).toBe(6000);
+    for (const bad of [0, -1, 'soon', null, undefined, Number.POSITIVE_INFINITY]) {
+      expect(budgetFor(0, { time_limit_in_ms: bad }, 20_000).endsAtMs).toBe(20_000);
+    }
+    expect(budgetFor(0, null, 20_000).endsAtMs).toBe(20_000);
+  });
+
+  it('ends sooner when the platform says less time is left (asked as a method of the context)', () => {
+    const now = Date.now();
+    function getRemainingTimeInMillis(this: { left: unknown }) {
+      return this.left;
+    }
+    const b = budgetFor(now, { left: 2000, getRemainingTimeInMillis }, 20_000);
+    expect(b.endsAtMs).toBeGreaterThanOrEqual(now + 2000);
+    expect(b.endsAtMs).toBeLessThan(now + 3000);
+    // The time kept back follows the function's timeout, not what is left of it.
+    expect(b.endsAtMs - b.callDeadlineMs).toBe(2000);
+    for (const left of [60_000, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, 'x']) {
+      expect(budgetFor(now, { left, getRemainingTimeInMillis }, 20_000).endsAtMs).toBe(now + 20_000);
+    }
+    expect(budgetFor(now, { getRemainingTimeInMillis: 2000 }, 20_000).endsAtMs).toBe(now + 20_000);
+  });
+
+  it('checks at cold start that a WeChat call fits in the timeout the build wrote into the bundle', () => {
+    built(3000);
+    const deps = wiring('queryOrder', { wxpay: true, calls: true });
+    expect(() => deps(LATER)).toThrow(
+      /WXPAY_TIMEOUT_MS \(8000 ms\) does not fit a function with a 3 s timeout/,
+    );
+    built(20_000);
+    expect(wiring('queryOrder', { wxpay: true, calls: true })(LATER).wxpay).toBeDefined();
+  });
+
+  it('ends every WeChat Pay call by the invocation’s call deadline', async () => {
+    const now = Date.now();
+    const { wxpay } = wiring('queryOrder', { wxpay: true, calls: true })({
+      endsAtMs: now + 100,
+      callDeadlineMs: now - 1,
+    });
+    await expect(wxpay!.orderQuery({ out_trade_no: 'A1' })).rejects.toThrow(
+      /no time left before the function's deadline/,
+    );
+  });
+
+  it('gives each call of every kind of function the budget of its own invocation', async () => {
+    const left = (d: Deps) => d.budget.endsAtMs - Date.now();
+    invocation({ OPENID: 'o_budget', SOURCE: 'wx_client' });
+    const c = callableFunction('queryOrder', {}, async (d) => left(d));
+    for (const limit of [6000, 20_000]) {
+      const r = await c({}, { time_limit_in_ms: limit });
+      expect(r.ok && r.data).toBeGreaterThan(limit - 1000);
+      expect(r.ok && r.data).toBeLessThanOrEqual(limit);
+    }
+    invocation({ SOURCE: 'wx_trigger' });
+    const t = timerFunction('reconcile', {}, async (d) => left(d));
+    expect(await t({}, { time_limit_in_ms: 6000 })).toBeGreaterThan(5000);
+    expect(await t({}, { time_limit_in_ms: 6000 })).toBeLessThanOrEqual(6000);
+    invocation({});
+    const n = notifyFunction('payNotify', { wxpay: true }, async (d) => ({
+      xml: String(left(d)),
+      outcome: 'x',
+    }));
+    const ms = Number((await n(httpEvent('<xml/>'), { time_limit_in_ms: 6000 })).body);
+    expect(ms).toBeGreaterThan(5000);
+    expect(ms).toBeLessThanOrEqual(6000);
+  });
+});
+
+describe('notices wiring', () => {
+  it('gives a function the notice kinds it renders and the sender its index.ts adds, made once per cold start', () => {
+    let made = 0;
+    const send: SubscribeSend = async () => ({ ok: true });
+    const deps = wiring(
+      'applyRefund',
+      { notices: ['refund_applied'] },
+      {
+        sendNotices: () => {
+          made++;
+          return send;
+        },
+      },
+    );
+    const a = deps(LATER);
+    const b = deps(LATER);
+    expect(a.notices).toStrictEqual({ config: a.config.notices, kinds: ['refund_applied'], send });
+    expect(a.config.notices.miniprogramState).toBe('formal');
+    expect(b.notices?.send).toBe(send);
+    expect(made).toBe(1);
+    // Without a sender, notices are written for reconcile to send.
+    expect(wiring('reconcile', { notices: 'all' })(LATER).notices).toStrictEqual({
+      config: a.config.notices,
+      kinds: NOTICE_KINDS,
+    });
+  });
+
+  it('gives no notices to a function that writes none, and never makes its sender', () => {
+    let made = 0;
+    const d = wiring(
+      'listOrders',
+      {},
+      {
+        sendNotices: () => {
+          made++;
+          return async () => ({ ok: true });
+        },
+      },
+    )(LATER);
+    expect(d).not.toHaveProperty('notices');
+    expect(made).toBe(0);
+  });
+
+  it('hands the sender through each kind of function', async () => {
+    const send: SubscribeSend = async () => ({ ok: true });
+    const sendNotices = () => send;
+    invocation({ OPENID: 'o_notices', SOURCE: 'wx_client' });
+    const c = callableFunction('approveRefund', { notices: 'all' }, async (d) => d.notices?.send === send, {
+      sendNotices,
+    });
+    expect(await c({})).toEqual({ ok: true, data: true });
+    invocation({ SOURCE: 'wx_trigger' });
+    const t = timerFunction('reconcile', { notices: 'all' }, async (d) => d.notices?.send === send, {
+      sendNotices,
+    });
+    expect(await t({})).toBe(true);
+    invocation({});
+    const n = notifyFunction(
+      'refundNotify',
+      { wxpay: true, notices: 'all' },
+      async (d) => ({ xml: String(d.notices?.send === send), outcome: 'x' }),
+      { sendNotices },
+    );
+    expect((await n(httpEvent('<xml/>'))).body).toBe('true');
+  });
+});
+
+describe('per-caller limits', () => {
+  const LIMITS = {
+    LIMIT_CREATE_ORDER_PER_MINUTE: '1',
+    LIMIT_APPLY_REFUND_PER_MINUTE: '1',
+    LIMIT_READS_PER_MINUTE: '1',
+    LIMIT_ADMIN_PER_MINUTE: '2',
+  };
+  beforeEach(() => setConfig({ ...CONFIG, ...LIMITS }));
+  const limitsOf = (openid: string) =>
+    new Store(rawDatabase()).get<{ calls?: Record<string, number[]> }>('caller_limits', openid);
+  const count = (body: () => void) => async () => {
+    body();
+    return 'ran';
+  };
+
+  it('counts a call against the caller’s limit of its kind before the handler runs, and refuses the one over it', async () => {
+    let ran = 0;
+    const main = callableFunction(
+      'listOrders',
+      {},
+      count(() => ran++),
+      { limit: 'reads' },
+    );
+    invocation({ OPENID: 'o_limits1', SOURCE: 'wx_client' });
+    expect(await main({})).toEqual({ ok: true, data: 'ran' });
+    const r = await main({});
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'RATE_LIMITED', message: 'too many reads calls: at most 1 a minute' },
+    });
+    const wait = r.ok ? 0 : r.error.retryAfterSeconds;
+    expect(wait).toBeGreaterThanOrEqual(59);
+    expect(wait).toBeLessThanOrEqual(60);
+    expect(ran).toBe(1);
+    expect((await limitsOf('o_limits1'))?.calls).toEqual({ reads: [expect.any(Number)] });
+    // Another caller has a limit of their own.
+    invocation({ OPENID: 'o_limits2', SOURCE: 'wx_client' });
+    expect(await main({})).toEqual({ ok: true, data: 'ran' });
+    expect(ran).toBe(2);
+  });
+
+  it('counts no call without an openid, and no call of a function without a limit', async () => {
+    let ran = 0;
+    invocation({});
+    const limited = callableFunction(
+      'listOrders',
+      {},
+      count(() => ran++),
+      { limit: 'reads' },
+    );
+    for (let i = 0; i < 3; i++) expect(await limited({})).toMatchObject({ ok: true });
+    invocation({ OPENID: 'o_limits3', SOURCE: 'wx_client' });
+    const free = callableFunction(
+      'whoami',
+      {},
+      count(() => ran++),
+    );
+    for (let i = 0; i < 3; i++) expect(await free({})).toMatchObject({ ok: true });
+    expect(ran).toBe(6);
+    expect(await limitsOf('o_limits3')).toBeNull();
+  });
+
+  it('leaves a non-admin’s call of an admin-only function to the handler’s refusal, uncounted, and counts an admin’s', async () => {
+    let ran = 0;
+    const adminOnly = callableFunction(
+      'approveRefund',
+      {},
+      count(() => ran++),
+      { limit: 'reads', adminOnly: true },
+    );
+    invocation({ OPENID: 'o_limits4', SOURCE: 'wx_client' });
+    for (let i = 0; i < 3; i++) expect(await adminOnly({})).toMatchObject({ ok: true });
+    expect(ran).toBe(3);
+    expect(await limitsOf('o_limits4')).toBeNull();
+    invocation({ OPENID: 'o_admin', SOURCE: 'wx_client' });
+    for (let i = 0; i < 2; i++) expect(await adminOnly({})).toMatchObject({ ok: true });
+    expect(await adminOnly({})).toMatchObject({
+      ok: false,
+      error: { code: 'RATE_LIMITED', message: 'too many reads calls: at most 2 a minute' },
+    });
+    expect(ran).toBe(5);
+    // Not admin-only: the same shopper is counted.
+    const open = callableFunction(
+      'listOrders',
+      {},
+      count(() => ran++),
+      { limit: 'reads', adminOnly: false },
+    );
+    invocation({ OPENID: 'o_limits4', SOURCE: 'wx_client' });
+    expect(await open({})).toMatchObject({ ok: true });
+    expect(await open({})).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    expect(ran).toBe(6);
+  });
+});
+
+describe('subscribe messages', () => {
+  const message = (touser: string): SubscribeMessage => ({
+    touser,
+    templateId: TEMPLATE.id,
+    data: { thing1: { value: '苹果' } },
+    miniprogramState: 'formal',
+    lang: 'zh_CN',
+  });
+
+  it('go out through the SDK’s cloud call and reach the shopper’s inbox', async () => {
+    emu.subscribe.grant('o_subscribe1', TEMPLATE.id);
+    expect(await subscribeSender()({ ...message('o_subscribe1'), page: 'pages/order/order?id=A1' })).toEqual({
+      ok: true,
+    });
+    expect(emu.subscribe.inbox('o_subscribe1')).toMatchObject([
+      {
+        templateId: TEMPLATE.id,
+        page: 'pages/order/order?id=A1',
+        miniprogramState: 'formal',
+        lang: 'zh_CN',
+        data: { thing1: '苹果' },
+      },
+    ]);
+  });
+
+  it('answer WeChat’s errcode when WeChat refuses', async () => {
+    expect(await subscribeSender()(message('o_subscribe2'))).toEqual({
+      ok: false,
+      errCode: 43101,
+      errMsg: expect.stringContaining('refuse'),
+    });
+  });
+
+  it('pass every field, a page only when there is one, and read any failure', async () => {
+    const sent: unknown[] = [];
+    let failure: { thrown: unknown } | undefined;
+    const cloud = {
+      openapi: {
+        subscribeMessage: {
+          send: async (p: unknown) => {
+            sent.push(p);
+            if (failure) throw failure.thrown;
+            return { errCode: 0, errMsg: 'openapi.subscribeMessage.send:ok' };
+          },
+        },
+      },
+    };
+    const send = sdkSubscribeSender(cloud);
+    const m = message('o_subscribe3');
+    expect(await send(m)).toEqual({ ok: true });
+    expect(sent[0]).toStrictEqual({
+      touser: 'o_subscribe3',
+      templateId: TEMPLATE.id,
+      data: m.data,
+      miniprogramState: 'formal',
+      lang: 'zh_CN',
+    });
+    await send({ ...m, page: 'pages/index/index' });
+    expect(sent[1]).toMatchObject({ page: 'pages/index/index' });
+    const cases: [unknown, { errCode: number; errMsg: string }][] = [
+      [
+        { errCode: 47003, errMsg: 'argument invalid', message: 'ignored' },
+        { errCode: 47003, errMsg: 'argument invalid' },
+      ],
+      [new Error('socket hang up'), { errCode: -1, errMsg: 'socket hang up' }],
+      [
+        { errCode: '40003', message: 'as text' },
+        { errCode: -1, errMsg: 'as text' },
+      ],
+      ['plain', { errCode: -1, errMsg: 'plain' }],
+      [null, { errCode: -1, errMsg: 'null' }],
+    ];
+    for (const [thrown, answer] of cases) {
+      failure = { thrown };
+      expect(await send(m)).toEqual({ ok: false, ...answer });
+    }
+  });
+});
+
+describe('bill downloads', () => {
+  const NO_BILL =
+    '<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]></return_msg></xml>';
+
+  /** A WeChat that answers `answer` (No Bill Exist), from character `splitAt` on after `pauseMs`. */
+  async function fakeBills(pauseMs = 0, answer = NO_BILL, splitAt = 20) {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString('utf8');
+      });
+      req.on('end', () => {
+        seen.push(body);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(answer.slice(0, splitAt));
+        setTimeout(() => res.end(answer.slice(splitAt)), pauseMs);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      seen,
+      url,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    };
+  }
+
+  it('asks WeChat for payments and refunds in one gzip download, with one downloader per cold start', async () => {
+    const fake = await fakeBills();
+    try {
+      setConfig({ ...CONFIG, WXPAY_BASE_URL: fake.url });
+      const d = wiring('billCheck', { wxpay: true, calls: true })(LATER);
+      const a = withBills(d);
+      expect(a.store).toBe(d.store);
+      expect(a.config).toBe(d.config);
+      expect(withBills(d).bills).toBe(a.bills);
+      expect(await a.bills.download({ bill_date: '20260101', deadlineMs: Date.now() + 10_000 })).toEqual({
+        kind: 'no-bill',
+        message: 'No Bill Exist',
+      });
+      const { sign: _sign, nonce_str: _nonce, ...sent } = parseXml(fake.seen[0]!);
+      expect(sent).toEqual({
+        appid: CONFIG.WXPAY_APPID,
+        mch_id: CONFIG.WXPAY_MCHID,
+        bill_date: '20260101',
+        bill_type: 'ALL',
+        tar_type: 'GZIP',
+        sign_type: 'HMAC-SHA256',
+      });
+      // Another cold start (its own configuration) gets its own downloader.
+      expect(withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER)).bills).not.toBe(a.bills);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('waits for the next piece of a bill twice WeChat Pay’s call timeout', async () => {
+    const csv = '交易时间,公众账号ID\r\n`2026-01-01 10:00:00,`wx0123456789abcdef\r\n总交易单数\r\n`1\r\n';
+    // The first piece is more than the 64 bytes that tell a bill from an XML answer.
+    const fake = await fakeBills(600, csv, csv.indexOf('总'));
+    try {
+      setConfig({ ...CONFIG, WXPAY_BASE_URL: fake.url, WXPAY_TIMEOUT_MS: '500' });
+      const { bills } = withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER));
+      const answer = await bills.download({ bill_date: '20260101', deadlineMs: Date.now() + 10_000 });
+      const lines: string[] = [];
+      if (answer.kind === 'bill') for await (const l of answer.lines) lines.push(l);
+      // The 600 ms pause inside the bill did not end the download.
+      expect(lines).toEqual(csv.trimEnd().split('\r\n'));
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('measures memory as the heap plus the buffers outside it', () => {
+    vi.spyOn(process, 'memoryUsage').mockReturnValue({
+      rss: 1,
+      heapTotal: 2,
+      heapUsed: 300,
+      external: 40,
+      arrayBuffers: 5,
+    });
+    expect(withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER)).memory?.()).toBe(340);
   });
 });
