@@ -304,7 +304,11 @@ describe('bills', () => {
       bill(HEADER, row(), SUMMARY, SUM, 'x'),
       'bill must end with one summary header and one summary row',
     ],
-    ['another summary header', bill(HEADER, row(), 'a,b', SUM), 'bill line 3 is neither a row nor the summary'],
+    [
+      'another summary header',
+      bill(HEADER, row(), 'a,b', SUM),
+      'bill line 3 is neither a row nor the summary',
+    ],
     [
       'a summary that is not back-ticked',
       bill(HEADER, row(), SUMMARY, SUM.replace('`1', '1')),
