@@ -36,6 +36,8 @@ const DEFAULT_TIMEOUT_MS = 3000;
  */
 function builtTimeoutMs(): number | undefined {
   const v = (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  // Number.isFinite is false for anything but a number; typeof only narrows the type.
+  // Stryker disable next-line ConditionalExpression: equivalent, see above.
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
@@ -78,6 +80,8 @@ export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (bu
     const functionTimeoutMs = builtTimeoutMs();
     loaded = loadConfig(process.env, {
       ...needs,
+      // An undefined functionTimeoutMs reads as absent either way; the condition is for the type.
+      // Stryker disable next-line ConditionalExpression: equivalent, see above.
       ...(functionTimeoutMs !== undefined ? { functionTimeoutMs } : {}),
     });
   } catch (e) {

@@ -878,6 +878,28 @@ describe('bill downloads', () => {
     }
   });
 
+  it('reaches WeChat Pay over TLS with the configured CA', async () => {
+    const env = await startEnv();
+    try {
+      setConfig({
+        ...CONFIG,
+        WXPAY_APPID: MD5_MERCHANT.appid,
+        WXPAY_MCHID: MD5_MERCHANT.mchId,
+        WXPAY_API_KEY: MD5_MERCHANT.apiKey,
+        WXPAY_SIGN_TYPE: 'MD5',
+        WXPAY_BASE_URL: env.sim.url,
+        WXPAY_CA_PEM: readFileSync(env.certs.caCertPath, 'utf8'),
+      });
+      const { bills } = withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER));
+      // The simulator's own answer for a day without trades: TLS with its CA worked.
+      expect(await bills.download({ bill_date: '20200101', deadlineMs: Date.now() + 10_000 })).toMatchObject({
+        kind: expect.stringMatching(/^(no-bill|bill)$/),
+      });
+    } finally {
+      await env.close();
+    }
+  });
+
   it('measures memory as the heap plus the buffers outside it', () => {
     vi.spyOn(process, 'memoryUsage').mockReturnValue({
       rss: 1,
