@@ -5,7 +5,7 @@
  * gzipped. Targets: under 10 s, and under 128 MB in a 256 MB function.
  *
  * Every row matches, so the figure is the comparison itself: stream, parse, one query per
- * 500 rows, the summary, the two counts of the reverse direction and the record.
+ * 1,000 rows, the summary, the two counts of the reverse direction and the record.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -14,47 +14,21 @@ import type { RunBillCheckResult } from '../cloudfunctions/shared/contract';
 import { billDateOf, DAY_MS, dayStartMs } from '../cloudfunctions/shared/domain/billdates';
 import type { RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { createBillDownloader } from '../cloudfunctions/shared/wxpay/billdownload';
+import { resolveFunctionNode } from '../sandbox/runtime/node';
 import { ROOT, type Stack, startStack } from '../sandbox/stack';
-import { Store as EmulatorStore, idKey } from '../sandbox/tcb/store';
 import type { SimRefund } from '../sandbox/wxpay';
+import { configuredRuntime } from '../scripts/target';
 import { BENCH_ADMIN, insertAll, refundOf, type Trade, trade } from './backlog';
 import { round, table } from './stats';
 
 /**
- * An assumption, not a measurement: one indexed CloudBase request (an `_id in` of 500 ids, a
- * count on an index) from a function in the same region. The emulator has no indexes and
- * scans every document for such a query, so its time says little about production.
+ * An assumption, not a measurement: one indexed CloudBase request (an `_id in` of 1,000 ids,
+ * a count on an index) from a function in the same region. The emulator serves `_id` queries
+ * from its id map but scans for the counts, so its time says little about production.
  */
 const PRODUCTION_DB_MS = 25;
 /** The same for WeChat: the bill download's first byte (the transfer is in the CPU time). */
 const PRODUCTION_WX_MS = 500;
-
-/**
- * CloudBase answers `where({_id: _.in(ids)})` from its _id index; the emulator serves only a
- * single-_id query that way and scans every document for the rest (about 45 µs a document
- * for a 500-id `in`, so 200 such queries over a 100,000-order day take many minutes). For the
- * measured run the emulator gets the same _id lookup for `in` queries on _id; every other
- * query is served exactly as before. Returns the undo.
- */
-function giveEmulatorIdIndex(): () => void {
-  type Doc = Record<string, unknown>;
-  type Coll = { docs: Map<string, Doc> };
-  const proto = EmulatorStore.prototype as unknown as {
-    candidates(this: unknown, coll: Coll, query: Doc, tx?: unknown): Doc[];
-  };
-  const original = proto.candidates;
-  proto.candidates = function (coll, query, tx) {
-    const id = query['_id'] as { $in?: unknown } | undefined;
-    const ids = !tx && id && typeof id === 'object' && Array.isArray(id.$in) ? id.$in : undefined;
-    if (ids?.every((x) => typeof x === 'string')) {
-      return ids.map((x) => coll.docs.get(idKey(x))).filter((d): d is Doc => d !== undefined);
-    }
-    return original.call(this, coll, query, tx);
-  };
-  return () => {
-    proto.candidates = original;
-  };
-}
 
 export interface BillCheckBench {
   rows: number;
@@ -85,9 +59,9 @@ export interface BillCheckBench {
 const HEAP_CAP_MB = 128;
 
 /**
- * The built runBillCheck bundle in a Node process of its own, as an SCF instance is, called as
- * the admin with the platform's environment (what the function runtime sets), its old-space
- * capped, its RSS sampled every 20 ms. A worker thread would share the bench's process, whose
+ * The built runBillCheck bundle in a process of the function runtime's Node, as an SCF
+ * instance is, called as the admin with the platform's environment (what the function runtime
+ * sets), its old-space capped, its RSS sampled every 20 ms. A worker thread would share the bench's process, whose
  * memory says nothing about the function's.
  */
 function runAlone(
@@ -129,8 +103,9 @@ function runAlone(
     ...stack.env,
   };
   return new Promise((resolve, reject) => {
+    // The function runtime's Node, as the sandbox and CloudBase run the bundle.
     const child = spawn(
-      process.execPath,
+      resolveFunctionNode(configuredRuntime()).path,
       [
         `--max-old-space-size=${HEAP_CAP_MB}`,
         '-e',
@@ -216,9 +191,8 @@ export async function billCheckBench(functionsDir: string, quick: boolean): Prom
     for await (const _ of warm.lines);
     const generatedS = round((Date.now() - t0) / 1000 - seedS);
 
-    const undo = giveEmulatorIdIndex();
     const before = stack.emulator.requestCount();
-    const run = await runAlone(stack, functionsDir, date).finally(undo);
+    const run = await runAlone(stack, functionsDir, date);
     const dbRequests = stack.emulator.requestCount() - before;
     const res = run.result as { ok: boolean; data?: RunBillCheckResult; error?: unknown };
     if (!res.ok || !res.data) throw new Error(`runBillCheck answered ${JSON.stringify(res.error)}`);

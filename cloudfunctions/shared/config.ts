@@ -6,6 +6,13 @@ import { AppError } from './errors';
 import { registerSecret } from './log';
 import { loadNoticeConfig, NOTICE_CONFIG_VARIABLES, NOTICE_ENV, type NoticeConfig } from './notices/config';
 import { NOTICE_KINDS, type NoticeKind } from './notices/kinds';
+import {
+  DEFAULT_REFUND_REASONS,
+  DEFAULT_REJECT_REASONS,
+  parseRefundReasons,
+  parseRejectReasons,
+  type RefundReason,
+} from './reasons';
 import { isSignType, type SignType } from './wxpay/types';
 
 export class ConfigError extends AppError {
@@ -68,6 +75,10 @@ export interface ShopConfig {
     maxOpenPerOrder: number;
     /** Between two refund calls for one order (WeChat: at least 1 minute). */
     spacingMs: number;
+    /** What a shopper picks from when applying; always includes OTHER. */
+    reasons: readonly RefundReason[];
+    /** Comments a merchant can pick when rejecting. */
+    rejectReasons: readonly string[];
   };
   /** The subscribe message templates of the notices this function writes (ConfigNeeds.notices). */
   notices: NoticeConfig;
@@ -151,13 +162,17 @@ export const CONFIG_VARIABLES = {
   REFUND_QUERY_DELAY_SECONDS:
     'reconcile asks refundquery about a refund this long after WeChat accepted it (default 60)',
   REFUND_MAX_OPEN_PER_ORDER: 'refund applications of one order that may be open at once, 1 to 50 (default 5)',
+  REFUND_REASONS:
+    'the reasons a shopper picks from, CODE:label comma-separated, including OTHER (default: NOT_WANTED:不想要了,… ,OTHER:其他)',
+  REFUND_REJECT_REASONS:
+    'comments the merchant can pick when rejecting a refund, comma-separated (default: 商品已发货，请收货后申请退货退款,…)',
   REFUND_SPACING_MS:
     "least time between two refund calls for one order in ms (default 60000, WeChat's rule; less only against the local simulator)",
   LIMIT_CREATE_ORDER_PER_MINUTE:
     'createOrder calls one shopper may make per minute, 1 to 1000 (default 20); paying again that only re-signs the stored prepay_id is not counted',
   LIMIT_APPLY_REFUND_PER_MINUTE: 'applyRefund calls one shopper may make per minute, 1 to 1000 (default 10)',
   LIMIT_READS_PER_MINUTE:
-    "listing calls (listProducts, listOrders, listRefunds, listBillChecks) and queryOrder's questions to WeChat one caller may make per minute, 1 to 1000 (default 120)",
+    "listing calls (listProducts, listOrders, listRefunds, listBillChecks, getRefund) and queryOrder's questions to WeChat one caller may make per minute, 1 to 1000 (default 120)",
   LIMIT_ADMIN_PER_MINUTE:
     "an admin's calls per minute, for each kind above, 1 to 1000 (default 300); at least each shopper limit",
   LIMIT_OPEN_ORDERS: 'unpaid orders one shopper may have open (still payable) at once, 1 to 100 (default 10)',
@@ -274,7 +289,12 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
       'REFUND_SPACING_MS must be at least 60000: WeChat wants refunds of one order 1 minute apart',
     );
   }
-  const refunds = { maxOpenPerOrder: Number(maxOpen), spacingMs: scaled(Number(spacing)) };
+  const refunds = {
+    maxOpenPerOrder: Number(maxOpen),
+    spacingMs: scaled(Number(spacing)),
+    reasons: parseRefundReasons(get('REFUND_REASONS') ?? DEFAULT_REFUND_REASONS, problems),
+    rejectReasons: parseRejectReasons(get('REFUND_REJECT_REASONS') ?? DEFAULT_REJECT_REASONS, problems),
+  };
   // Real minutes and seconds, never scaled: they bound what a caller does per minute of
   // their own time, and a double tap is as quick in the sandbox as on a phone.
   const limits = loadLimits(get, problems);

@@ -128,6 +128,11 @@ export interface OrderView {
   externalRefunds?: ExternalRefundView[];
   /** Whether `createOrder {orderId}` can still bring up the cashier. */
   payable: boolean;
+  /**
+   * The shopper cancelled it (cancelOrder): it stopped being payable then. While still NOTPAY
+   * it is being closed at WeChat, which allows that only 5 minutes after the order was made.
+   */
+  cancelledAtMs?: number;
 }
 
 export interface RefundView {
@@ -135,7 +140,10 @@ export interface RefundView {
   orderId: string;
   refundFee: number;
   totalFee: number;
+  /** What the shopper gave as the reason: the preset's label, then their note if any. */
   reason: string;
+  /** The preset reason's code (refundReasons), for the merchant's statistics; absent on older refunds. */
+  reasonCode?: string;
   contact?: string;
   status: RefundStatus;
   /** The merchant's comment on approve/reject. */
@@ -188,7 +196,7 @@ export interface ExternalRefundView {
  */
 export type BillCheckStatus = 'RUNNING' | 'DONE' | 'INCOMPLETE' | 'NOT_READY' | 'FAILED';
 
-/** What the check found that it must not fix by itself; docs/BILLCHECK.md says what to do. */
+/** What the check found that it must not fix by itself; docs/GOING_LIVE.md §8.4 says what to do. */
 export type BillDiscrepancyKind =
   | 'UNKNOWN_ORDER'
   | 'AMOUNT_MISMATCH'
@@ -326,6 +334,11 @@ export interface QueryOrderResult {
 
 export interface ListOrdersEvent {
   status?: OrderStatus;
+  /**
+   * payable: unpaid orders that can still be paid (not expired, not cancelled), the 待支付 tab.
+   * afterSale: orders with refunds in progress or refunded (退款中, 部分退款, 已退款), the 售后 tab.
+   */
+  filter?: 'payable' | 'afterSale';
   cursor?: string;
 }
 export type ListOrdersResult = Page<OrderView>;
@@ -333,7 +346,13 @@ export type ListOrdersResult = Page<OrderView>;
 export interface ApplyRefundEvent {
   orderId: string;
   refundFee: number;
-  reason: string;
+  /**
+   * One of the shop's preset reasons (refundReasons' `apply` codes). Without one the reason is
+   * OTHER (其他), which needs `reason`.
+   */
+  reasonCode?: string;
+  /** The shopper's own words: optional with a preset reason, required with OTHER (or no code). */
+  reason?: string;
   contact?: string;
   /**
    * 8–64 of [A-Za-z0-9_-], made by the client once per form submission and reused on every
@@ -363,8 +382,62 @@ export interface ApproveRefundResult {
 export interface ListRefundsEvent {
   status?: RefundStatus;
   cursor?: string;
+  /** newest (default) or oldest first: a review queue is worked oldest first. */
+  order?: 'newest' | 'oldest';
+  /** Only this order's refunds (search by order number). */
+  orderId?: string;
 }
-export type ListRefundsResult = Page<RefundView & { order?: OrderView }>;
+export type ListRefundsResult = Page<RefundView & { order?: OrderView }> & {
+  /** Refunds waiting for the merchant's review (PENDING_REVIEW), in the whole shop. */
+  pendingCount: number;
+};
+
+/** The caller's own refund (the shopper's view), or any refund for an admin (every reason and the history). */
+export interface GetRefundEvent {
+  refundId: string;
+}
+export interface GetRefundResult {
+  refund: RefundView;
+  order: OrderView;
+}
+
+/** The shopper takes back an application the merchant has not reviewed yet (PENDING_REVIEW only). */
+export interface WithdrawRefundEvent {
+  refundId: string;
+}
+export interface WithdrawRefundResult {
+  /** WITHDRAWN; its amount is refundable again. */
+  refund: RefundView;
+}
+
+/** The shopper cancels an unpaid order. */
+export interface CancelOrderEvent {
+  orderId: string;
+}
+export interface CancelOrderResult {
+  order: OrderView;
+  /**
+   * CLOSED: closed here and at WeChat (or WeChat never had it). CLOSING: no longer payable;
+   * WeChat allows closing only 5 minutes after the order was made (or did not answer), and
+   * reconcile finishes it. PAID: the payment arrived first; the order is paid (apply for a
+   * refund instead).
+   */
+  outcome: 'CLOSED' | 'CLOSING' | 'PAID';
+}
+
+export type RefundReasonsEvent = Record<string, never>;
+export interface RefundReasonOption {
+  code: string;
+  label: string;
+  /** OTHER: the shopper must say what it is. */
+  noteRequired: boolean;
+}
+export interface RefundReasonsResult {
+  /** What a shopper picks from when applying, in the shop's order. */
+  apply: RefundReasonOption[];
+  /** Comments the merchant can pick when rejecting (shown to the shopper); empty unless admin. */
+  reject: string[];
+}
 
 export type NoticeTemplatesEvent = Record<string, never>;
 /** A subscribe message template the user can accept (wx.requestSubscribeMessage's tmplIds). */
@@ -406,6 +479,10 @@ export interface FunctionMap {
   applyRefund: [ApplyRefundEvent, ApplyRefundResult];
   approveRefund: [ApproveRefundEvent, ApproveRefundResult];
   listRefunds: [ListRefundsEvent, ListRefundsResult];
+  getRefund: [GetRefundEvent, GetRefundResult];
+  withdrawRefund: [WithdrawRefundEvent, WithdrawRefundResult];
+  cancelOrder: [CancelOrderEvent, CancelOrderResult];
+  refundReasons: [RefundReasonsEvent, RefundReasonsResult];
   noticeTemplates: [NoticeTemplatesEvent, NoticeTemplatesResult];
   listBillChecks: [ListBillChecksEvent, ListBillChecksResult];
   runBillCheck: [RunBillCheckEvent, RunBillCheckResult];

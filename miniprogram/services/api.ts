@@ -36,6 +36,10 @@ export const api = {
   applyRefund: (e: FunctionMap['applyRefund'][0]) => call('applyRefund', e),
   approveRefund: (e: FunctionMap['approveRefund'][0]) => call('approveRefund', e),
   listRefunds: (e: FunctionMap['listRefunds'][0]) => call('listRefunds', e),
+  getRefund: (e: FunctionMap['getRefund'][0]) => call('getRefund', e),
+  withdrawRefund: (e: FunctionMap['withdrawRefund'][0]) => call('withdrawRefund', e),
+  cancelOrder: (e: FunctionMap['cancelOrder'][0]) => call('cancelOrder', e),
+  refundReasons: () => call('refundReasons', {}),
   noticeTemplates: () => call('noticeTemplates', {}),
   listBillChecks: (e: FunctionMap['listBillChecks'][0]) => call('listBillChecks', e),
   runBillCheck: (e: FunctionMap['runBillCheck'][0]) => call('runBillCheck', e),
@@ -62,23 +66,46 @@ export interface PayResult {
 }
 
 /**
+ * When the cashier said ok but the order is not PAID yet (the pay notify is on its way, or
+ * orderquery has not seen it), queryOrder is asked again after these waits before the
+ * shopper is told the result is still being confirmed.
+ */
+export const PAY_CONFIRM_WAITS_MS = [500, 1000, 2000];
+
+export interface PayOptions {
+  onCreated?: (created: { orderId: string; totalFee: number }) => void;
+  sleep?: (ms: number) => Promise<void>;
+  waitsMs?: readonly number[];
+}
+
+const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
  * createOrder → wx.requestPayment → queryOrder, for a new cart or `{orderId}` (pay again).
  * queryOrder runs whatever the cashier said: the server asks WeChat (orderquery) when the
  * notify has not arrived yet, so a paid order is seen as paid even if the client timed out.
  * Throws CallError only when createOrder fails (nothing was charged then).
  */
-export async function payOrder(
-  event: CreateOrderEvent,
-  onCreated?: (created: { orderId: string; totalFee: number }) => void,
-): Promise<PayResult> {
+export async function payOrder(event: CreateOrderEvent, options: PayOptions = {}): Promise<PayResult> {
   const created = await api.createOrder(event);
-  onCreated?.({ orderId: created.orderId, totalFee: created.totalFee });
+  options.onCreated?.({ orderId: created.orderId, totalFee: created.totalFee });
   const ret = await requestPayment(created.payment);
-  let order: OrderView | null = null;
-  try {
-    order = (await api.queryOrder({ orderId: created.orderId })).order;
-  } catch (err) {
-    console.warn('queryOrder after payment failed', err);
+  const query = async (): Promise<OrderView | null> => {
+    try {
+      return (await api.queryOrder({ orderId: created.orderId })).order;
+    } catch (err) {
+      console.warn('queryOrder after payment failed', err);
+      return null;
+    }
+  };
+  let order = await query();
+  if (ret === 'ok') {
+    // The cashier's ok is no proof, but it says money is likely on its way: look a few more times.
+    for (const ms of options.waitsMs ?? PAY_CONFIRM_WAITS_MS) {
+      if (order?.status === 'PAID') break;
+      await (options.sleep ?? wait)(ms);
+      order = (await query()) ?? order;
+    }
   }
   return { orderId: created.orderId, totalFee: created.totalFee, outcome: payOutcome(ret, order), order };
 }

@@ -1,6 +1,6 @@
 /**
  * The bill check (对账) for the merchant's page: labels, and for each kind of difference what
- * it means and what to do, in the words of docs/BILLCHECK.md.
+ * it means and what to do, in the words of docs/GOING_LIVE.md §8.4.
  */
 import type {
   BillActionKind,

@@ -1,4 +1,4 @@
-import type { ApplyRefundEvent } from '../../cloudfunctions/shared/contract';
+import type { ApplyRefundEvent, RefundReasonOption } from '../../cloudfunctions/shared/contract';
 import { fenToYuan, parseYuanToFen } from './money';
 
 /** WeChat Pay APIv2 refund_desc is at most 80 characters; the reason is sent as refund_desc. */
@@ -7,6 +7,9 @@ export const CONTACT_MAX = 50;
 
 export interface RefundFormInput {
   amount: string;
+  /** The picked preset ('' while none is picked). */
+  reasonCode: string;
+  /** The shopper's note: optional, required with a preset that asks for one (其他). */
   reason: string;
   contact: string;
 }
@@ -30,6 +33,7 @@ export function checkRefundForm(
   orderId: string,
   input: RefundFormInput,
   refundableFee: number,
+  reasons: readonly RefundReasonOption[],
 ): RefundFormCheck {
   const parsed = parseYuanToFen(input.amount);
   if (!parsed.ok) {
@@ -45,14 +49,17 @@ export function checkRefundForm(
   if (parsed.fen > refundableFee) {
     return { ok: false, field: 'amount', message: `退款金额不能超过可退金额 ¥${fenToYuan(refundableFee)}` };
   }
+  const preset = reasons.find((r) => r.code === input.reasonCode);
+  if (!preset) return { ok: false, field: 'reasonCode', message: '请选择退款原因' };
   const reason = input.reason.trim();
-  if (reason === '') return { ok: false, field: 'reason', message: '请填写退款原因' };
+  if (preset.noteRequired && reason === '') return { ok: false, field: 'reason', message: '请说明退款原因' };
   if (reason.length > REASON_MAX)
-    return { ok: false, field: 'reason', message: `退款原因最多 ${REASON_MAX} 字` };
+    return { ok: false, field: 'reason', message: `退款说明最多 ${REASON_MAX} 字` };
   const contact = input.contact.trim();
   if (contact.length > CONTACT_MAX)
     return { ok: false, field: 'contact', message: `联系方式最多 ${CONTACT_MAX} 字` };
-  const event: RefundFormEvent = { orderId, refundFee: parsed.fen, reason };
+  const event: RefundFormEvent = { orderId, refundFee: parsed.fen, reasonCode: preset.code };
+  if (reason !== '') event.reason = reason;
   if (contact !== '') event.contact = contact;
   return { ok: true, event };
 }

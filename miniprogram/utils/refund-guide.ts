@@ -5,6 +5,7 @@
  */
 import type { RefundHistoryEntry, RefundStatus, RefundView } from '../../cloudfunctions/shared/contract';
 import { REFUND_STATUS_LABEL } from './labels';
+import { fenToYuan } from './money';
 
 /** Chinese for the mini-program, English beside it in the console. */
 export interface Text {
@@ -129,6 +130,66 @@ export function merchantGuide(r: Pick<RefundView, 'status' | 'successorId'>): Me
     case 'WITHDRAWN':
       return { note: null, actions: [] };
   }
+}
+
+/**
+ * What the merchant confirms before a decision goes out, with the amount: an approval moves
+ * money and cannot be called back once WeChat has it.
+ */
+export function confirmDecision(
+  decision: Decision,
+  r: Pick<RefundView, 'status' | 'refundFee'>,
+  comment = '',
+): { title: Text; content: Text; confirm: Text } {
+  const yuan = fenToYuan(r.refundFee);
+  if (decision === 'reject') {
+    return {
+      title: { zh: '确认拒绝退款', en: 'Reject this refund?' },
+      content: {
+        zh: `拒绝这笔 ¥${yuan} 的退款，预留金额退回订单。顾客会看到您的说明：${comment}`,
+        en: `Reject the refund of ¥${yuan}; the reserved amount goes back to the order. The shopper reads: ${comment}`,
+      },
+      confirm: { zh: '拒绝', en: 'Reject' },
+    };
+  }
+  if (decision === 'resolve') {
+    return {
+      title: { zh: '确认已处理', en: 'Mark resolved?' },
+      content: {
+        zh: `确认 ¥${yuan} 已在${MANUAL_REFUND_SCREEN}处理完成，这笔退款将记为退款完成`,
+        en: `Confirm the ¥${yuan} was settled on the merchant platform; the refund will read refunded`,
+      },
+      confirm: { zh: '标记已处理', en: 'Mark resolved' },
+    };
+  }
+  if (r.status === 'CLOSED') {
+    return {
+      title: { zh: '确认重新发起退款', en: 'Retry as a new refund?' },
+      content: {
+        zh: `以新的退款单号向微信支付重新退款 ¥${yuan}，原路退回顾客，提交后无法撤回`,
+        en: `Send ¥${yuan} to WeChat Pay again under a new refund number, back the way it was paid; this cannot be undone`,
+      },
+      confirm: { zh: '重新发起', en: 'Retry' },
+    };
+  }
+  if (r.status === 'FAILED') {
+    return {
+      title: { zh: '确认重新发起退款', en: 'Retry this refund?' },
+      content: {
+        zh: `用同一退款单号再次向微信支付退款 ¥${yuan}，原路退回顾客，提交后无法撤回`,
+        en: `Send ¥${yuan} to WeChat Pay again with the same refund number; this cannot be undone`,
+      },
+      confirm: { zh: '重新发起', en: 'Retry' },
+    };
+  }
+  return {
+    title: { zh: '确认同意退款', en: 'Approve this refund?' },
+    content: {
+      zh: `将 ¥${yuan} 原路退回给顾客，提交微信支付后无法撤回`,
+      en: `¥${yuan} goes back to the shopper the way they paid; once WeChat Pay has it, it cannot be undone`,
+    },
+    confirm: { zh: '同意退款', en: 'Approve' },
+  };
 }
 
 /** WeChat paid a refund this shop had already ended: booked anyway, and said so. */

@@ -8,9 +8,11 @@
  * same code paths. This is only the "WeChat side" and the sandbox controls.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { billDateOf, DAY_MS, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
 import { decryptReqInfo, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../stack';
 import type { Faults, NotifyRecord, PayOutcome } from '../wxpay';
+import { MerchantPlatformRefundError } from '../wxpay/bills';
 import { noticeRoutes } from './notices';
 
 export const CONSOLE_API_PREFIX = '/console/api/';
@@ -54,6 +56,30 @@ export interface ReconcileView {
   settings: { notifyGraceSeconds: number; refundQueryDelaySeconds: number };
   /** The timer's next run, when the timer is on. */
   nextRunAtMs: number | null;
+}
+
+/** WeChat's clock in the simulator: what its bills (and prepay validity) go by. */
+export interface ClockView {
+  nowMs: number;
+  /** How far it runs ahead of the wall clock (the functions' clock). */
+  offsetMs: number;
+}
+
+/** What `POST /console/api/billcheck` answers: the function's own answer, as it is. */
+export interface BillCheckRunView {
+  /** runBillCheck (a date, as the admin) or the billCheck timer (no date). */
+  via: 'runBillCheck' | 'billCheck';
+  /** runBillCheck: `{ok, data: {check, ran}}` or `{ok: false, error}`; the timer: its report. */
+  result: unknown;
+  durationMs: number;
+}
+
+/** A bill exists from 10:00 Beijing the next day; the billCheck timer starts at 10:30. */
+const NEXT_MORNING_MS = (10 * 60 + 30) * 60_000;
+
+/** 10:30 Beijing on the day after the one `nowMs` falls in. */
+export function nextMorningAfter(nowMs: number): number {
+  return dayStartMs(billDateOf(nowMs))! + DAY_MS + NEXT_MORNING_MS;
 }
 
 /** What the page gets from `GET /console/api/info`. Never the API key or the certificates. */
@@ -213,6 +239,64 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * The bill check (对账) from the console: WeChat's clock moved to the next morning, when the
+ * day's bill exists; a refund made by hand on the merchant platform, which only the bill
+ * shows; and a check run now, of one day as the admin (runBillCheck) or as the timer
+ * (billCheck). The checks themselves are listed by the page through listBillChecks.
+ */
+function billCheckRoutes(
+  stack: Stack,
+): Record<string, (body: Record<string, unknown>) => Promise<unknown> | unknown> {
+  const { info, simulator, runtime } = stack;
+  const clock = (): ClockView => {
+    const nowMs = simulator.now();
+    // The console moves it by whole minutes; the two readings differ by the time between them.
+    return { nowMs, offsetMs: Math.round((nowMs - Date.now()) / 1000) * 1000 };
+  };
+  return {
+    'GET clock': clock,
+    'POST clock': (body) => {
+      if (body['nextMorning'] === true)
+        simulator.setClockOffset(nextMorningAfter(simulator.now()) - Date.now());
+      else if (body['offsetMs'] === 0) simulator.setClockOffset(0);
+      else throw new BadRequest('give {"nextMorning": true} or {"offsetMs": 0}');
+      return clock();
+    },
+    'POST platform-refund': (body) => {
+      const outTradeNo = body['outTradeNo'];
+      const refundFee = body['refundFee'];
+      if (typeof outTradeNo !== 'string' || outTradeNo === '')
+        throw new BadRequest('outTradeNo (the order number) is required');
+      if (typeof refundFee !== 'number' || !Number.isSafeInteger(refundFee) || refundFee < 1)
+        throw new BadRequest('refundFee must be a whole number of fen, at least 1');
+      try {
+        const r = simulator.merchantPlatformRefund({ outTradeNo, refundFee });
+        return { outRefundNo: r.outRefundNo, refundId: r.refundId, status: r.status };
+      } catch (e) {
+        if (e instanceof MerchantPlatformRefundError) throw new BadRequest(e.message);
+        throw e;
+      }
+    },
+    'POST billcheck': async (body): Promise<BillCheckRunView> => {
+      const date = body['date'];
+      if (date !== undefined && typeof date !== 'string')
+        throw new BadRequest('date must be a day as yyyyMMdd (Beijing time), or absent for the timer');
+      const out =
+        date === undefined
+          ? await runtime.fireTimer('billCheck')
+          : await runtime.invoke(
+              'runBillCheck',
+              { date },
+              { OPENID: info.adminOpenid, APPID: info.merchant.appid, SOURCE: 'wx_client' },
+            );
+      const via = date === undefined ? 'billCheck' : 'runBillCheck';
+      if (out.error) throw new Error(`${via} failed: ${out.error.message}`);
+      return { via, result: out.result, durationMs: out.durationMs };
+    },
+  };
+}
+
 /** A gateway request hook serving `/console/api/*`; other paths fall through (false). */
 export function consoleApi(
   stack: Stack,
@@ -306,6 +390,7 @@ export function consoleApi(
       [...consoleInfo.shoppers.map((s) => s.openid), info.adminOpenid],
       (message) => new BadRequest(message),
     ),
+    ...billCheckRoutes(stack),
   };
 
   return async (req, res, url) => {

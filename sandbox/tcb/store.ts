@@ -255,12 +255,24 @@ function equalityFields(query: Doc, into: Doc = {}): Doc {
   return into;
 }
 
-/** A query that names exactly one _id (what doc() sends) is served without a scan. */
-function singleId(query: Doc): unknown {
-  const keys = Object.keys(query);
-  if (keys.length !== 1 || keys[0] !== '_id') return undefined;
+const isIdValue = (v: unknown): v is string | number => typeof v === 'string' || typeof v === 'number';
+
+/**
+ * The ids a query pins `_id` to (`doc(id)`, a compare-and-set `{_id, status}`, or
+ * `_id: _.in([...])`, whatever else it says), so it is served from the id map the way
+ * MongoDB serves it from the _id index, instead of a scan of the collection. Each candidate
+ * is still tested against the whole query. Undefined: the query does not pin `_id`.
+ */
+function pinnedIds(query: Doc): (string | number)[] | undefined {
   const v = query['_id'];
-  return typeof v === 'string' || typeof v === 'number' ? v : undefined;
+  if (isIdValue(v)) return [v];
+  if (!isPlainObject(v)) return undefined;
+  const ops = Object.keys(v);
+  if (ops.length !== 1) return undefined;
+  if (ops[0] === '$eq' && isIdValue(v['$eq'])) return [v['$eq']];
+  const list = v['$in'];
+  if (ops[0] === '$in' && Array.isArray(list) && list.every(isIdValue)) return list;
+  return undefined;
 }
 
 export class Store {
@@ -597,10 +609,15 @@ export class Store {
   // ── reads ────────────────────────────────────────────────────────────────────────────
 
   private candidates(coll: Collection, query: Doc, tx?: Transaction): Doc[] {
-    const id = singleId(query);
-    if (id !== undefined) {
-      const d = tx ? this.txRead(tx, coll, idKey(id)) : (coll.docs.get(idKey(id)) ?? null);
-      return d ? [d] : [];
+    const ids = pinnedIds(query);
+    if (ids !== undefined) {
+      const out: Doc[] = [];
+      // An id listed twice is still one document; in _id order, as an index scan returns them.
+      for (const key of [...new Set(ids.map(idKey))].sort()) {
+        const d = tx ? this.txRead(tx, coll, key) : (coll.docs.get(key) ?? null);
+        if (d) out.push(d);
+      }
+      return out;
     }
     return tx ? this.txView(tx, coll) : [...coll.docs.values()];
   }

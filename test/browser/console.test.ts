@@ -97,7 +97,8 @@ async function applyForRefund(orderId: string, yuan: string, prefix: string): Pr
   await orderCard(orderId).getByTestId('order-refund').click();
   const form = page.getByTestId('refund-form');
   expect(await form.getByTestId('refund-amount').inputValue()).toBe(yuan);
-  await form.getByTestId('refund-reason').fill('不想要了 changed my mind');
+  await form.getByTestId('refund-reason-code').selectOption({ label: '不想要了' });
+  await form.getByTestId('refund-reason').fill('changed my mind');
   await nothingCutOff('the refund form');
   await form.getByTestId('refund-submit').click();
   const line = orderCard(orderId).getByTestId('refund');
@@ -118,6 +119,10 @@ async function approveAndSettle(orderId: string, refundId: string, yuan: string,
     await review.getByTestId('review-comment').fill('同意退款');
   await shot(`${prefix}-merchant-review`);
   await review.getByTestId('review-approve').click();
+  // Money moves on approve: the amount is named and the merchant confirms.
+  expect(await page.getByTestId('confirm-text').textContent()).toContain(`¥${yuan}`);
+  await nothingCutOff('the confirmation');
+  await page.getByTestId('confirm-ok').click();
   // PROCESSING first (WeChat accepted), then SUCCESS when WeChat's refund notify arrives.
   await expect
     .poll(() => review.getByTestId('review-status').textContent(), { timeout: SHOWN_MS })
@@ -234,6 +239,7 @@ describe('the sandbox console in Chromium', () => {
     });
     await orderCard(orderId).getByTestId('order-refund').click();
     const form = page.getByTestId('refund-form');
+    await form.getByTestId('refund-reason-code').selectOption({ label: '质量问题' });
     for (const amount of ['1.005', '.5', '5.']) {
       await form.getByTestId('refund-amount').fill(amount);
       await form.getByTestId('refund-reason').fill('坏了');
@@ -244,9 +250,14 @@ describe('the sandbox console in Chromium', () => {
       expect(await form.getByTestId('refund-amount').getAttribute('aria-invalid')).toBe('true');
     }
     await form.getByTestId('refund-amount').fill('0.01');
+    await form.getByTestId('refund-reason-code').selectOption({ value: '' });
+    await form.getByTestId('refund-submit').click();
+    expect(await form.getByTestId('refund-error').textContent()).toBe('请选择退款原因');
+    expect(await form.getByTestId('refund-reason-code').getAttribute('aria-invalid')).toBe('true');
+    await form.getByTestId('refund-reason-code').selectOption({ label: '其他' });
     await form.getByTestId('refund-reason').fill('   ');
     await form.getByTestId('refund-submit').click();
-    expect(await form.getByTestId('refund-error').textContent()).toBe('请填写退款原因');
+    expect(await form.getByTestId('refund-error').textContent()).toBe('请说明退款原因');
     expect(calls).toEqual([]);
     await form.getByTestId('refund-cancel').click();
   });
@@ -265,7 +276,7 @@ describe('the sandbox console in Chromium', () => {
     );
     expect(elsewhere.ok).toBe(true);
     const form = page.getByTestId('refund-form');
-    await form.getByTestId('refund-reason').fill('全部退');
+    await form.getByTestId('refund-reason-code').selectOption({ label: '不想要了' });
     await form.getByTestId('refund-submit').click();
     await expect
       .poll(() => form.getByTestId('refund-error').textContent(), { timeout: SHOWN_MS })
@@ -285,6 +296,7 @@ describe('the sandbox console in Chromium', () => {
     await orderCard(orderId).getByTestId('order-refund').click();
     const form = page.getByTestId('refund-form');
     await form.getByTestId('refund-amount').fill('10');
+    await form.getByTestId('refund-reason-code').selectOption({ label: '不想要了' });
     await form.getByTestId('refund-reason').fill('double tap');
     await form.getByTestId('refund-submit').dblclick();
     await orderCard(orderId).getByTestId('refund').waitFor({ timeout: SHOWN_MS });

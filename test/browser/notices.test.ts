@@ -77,6 +77,7 @@ describe('服务通知 in the console', () => {
       .toBe('PAID');
     await orderCard(orderId).getByTestId('order-refund').click();
     const form = page.getByTestId('refund-form');
+    await form.getByTestId('refund-reason-code').selectOption({ label: '其他' });
     await form.getByTestId('refund-reason').fill('买错了规格');
     await form.getByTestId('refund-submit').click();
     const line = orderCard(orderId).getByTestId('refund');
@@ -94,7 +95,8 @@ describe('服务通知 in the console', () => {
       '退款原因：买错了规格',
       expect.stringMatching(/^申请时间：\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}$/),
     ]);
-    expect(await applied.textContent()).toContain('pages/admin-refunds/index');
+    // A tap opens the application itself.
+    expect(await applied.textContent()).toContain(`pages/admin-refund/index?refundId=${refundId}`);
     // The new-order notice came first (the switch accepted every merchant template).
     expect(await notices('新订单通知').getByTestId('notice-line').first().textContent()).toBe(
       `订单编号：${orderId}`,
@@ -110,6 +112,8 @@ describe('服务通知 in the console', () => {
     const review = page.locator(`[data-testid="review"][data-refund-id="${refundId}"]`);
     await review.getByTestId('review-comment').fill('商品已拆封，不支持退款');
     await review.getByTestId('review-reject').click();
+    // Every decision is confirmed first.
+    await page.getByTestId('confirm-ok').click();
     await expect
       .poll(() => review.getByTestId('review-status').getAttribute('data-status'), { timeout: SHOWN_MS })
       .toBe('REJECTED');

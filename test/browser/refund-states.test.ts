@@ -98,6 +98,7 @@ beforeEach(async () => {
     ok(route, {
       items: [FAILED, CLOSED, ABNORMAL, FLAGGED].map((r) => ({ ...r, openid: 'o_shopper_demo' })),
       nextCursor: null,
+      pendingCount: 0,
     }),
   );
   await page.route('**/functions/approveRefund', (route) => {
@@ -163,7 +164,7 @@ describe('refund states in the console', () => {
     await page.locator('body[data-ready="true"]').waitFor({ timeout: SHOWN_MS });
     expect(await page.getByTestId('as-merchant').getAttribute('aria-pressed')).toBe('true');
     expect(await page.getByTestId('view-CLOSED').getAttribute('aria-pressed')).toBe('true');
-    expect(JSON.parse(asked[0] ?? '{}')).toEqual({ status: 'CLOSED' });
+    expect(JSON.parse(asked[0] ?? '{}')).toEqual({ status: 'CLOSED', order: 'oldest' });
     await page.getByTestId('view-ABNORMAL').click();
     expect(new URL(page.url()).searchParams.get('view')).toBe('ABNORMAL');
     await page.reload();
@@ -189,6 +190,10 @@ describe('refund states in the console', () => {
   it('retries a CLOSED refund with approve and names the new refund it became', async () => {
     await openAs('merchant');
     await review(CLOSED.refundId).getByTestId('review-approve').click();
+    // Money moves: the page names the amount and asks first.
+    expect(await page.getByTestId('confirm-text').textContent()).toContain('¥30.00');
+    expect(decisions).toEqual([]);
+    await page.getByTestId('confirm-ok').click();
     await expect
       .poll(() => decisions, { timeout: SHOWN_MS })
       .toEqual([{ refundId: CLOSED.refundId, decision: 'approve' }]);
@@ -200,6 +205,7 @@ describe('refund states in the console', () => {
   it('marks an ABNORMAL refund resolved once, and rejects only with a comment', async () => {
     await openAs('merchant');
     await review(ABNORMAL.refundId).getByTestId('review-resolve').dblclick();
+    await page.getByTestId('confirm-ok').click();
     await expect
       .poll(() => decisions, { timeout: SHOWN_MS })
       .toEqual([{ refundId: ABNORMAL.refundId, decision: 'resolve' }]);

@@ -37,3 +37,38 @@ describe('app.json and page folders', () => {
     expect(readFileSync(join(MP, 'app.ts'), 'utf8')).toContain('wx.cloud.init(');
   });
 });
+
+describe('project settings DevTools and the upload read', () => {
+  const project = JSON.parse(readFileSync(resolve(MP, '../project.config.json'), 'utf8')) as {
+    miniprogramRoot: string;
+    setting: Record<string, unknown>;
+    packOptions: { ignore: { type: string; value: string }[] };
+  };
+
+  it('loads only the components a page uses, and minifies what it uploads', () => {
+    expect((appJson as { lazyCodeLoading?: string }).lazyCodeLoading).toBe('requiredComponents');
+    expect(project.setting).toMatchObject({ minified: true, minifyWXML: true, minifyWXSS: true });
+  });
+
+  it('ignores files by paths inside the mini-program root, the only ones packOptions matches', () => {
+    // packOptions paths are relative to miniprogramRoot: "test" or "node_modules" at the
+    // repository's top never match anything there.
+    for (const rule of project.packOptions.ignore) {
+      const path = join(MP, rule.value);
+      expect(existsSync(path), `${rule.type} ${rule.value}`).toBe(true);
+    }
+    expect(project.packOptions.ignore).toContainEqual({ type: 'file', value: 'tsconfig.json' });
+  });
+
+  it('keeps the merchant pages out of WeChat search (sitemap)', () => {
+    const sitemap = JSON.parse(readFileSync(join(MP, 'sitemap.json'), 'utf8')) as {
+      rules: { action: string; page: string }[];
+    };
+    const admin = appJson.pages.filter((p) => p.startsWith('pages/admin-'));
+    expect(admin.length).toBeGreaterThan(0);
+    // WeChat applies the first rule that matches a page.
+    const ruleFor = (page: string) => sitemap.rules.find((r) => r.page === page || r.page === '*');
+    for (const page of admin) expect(ruleFor(page)?.action, page).toBe('disallow');
+    expect(ruleFor('pages/products/index')?.action).toBe('allow');
+  });
+});

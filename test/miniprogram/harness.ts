@@ -90,7 +90,11 @@ export class FakeWx {
   /** Hook run when the shopper "pays", e.g. to mark the order PAID on the fake server. */
   onPay: (() => void) | null = null;
   readonly toasts: string[] = [];
-  readonly modals: { title: string; content: string }[] = [];
+  readonly modals: { title: string; content: string; confirmText?: string }[] = [];
+  /** What the user taps in the next confirmation dialogs (showModal), in order; then confirm. */
+  readonly modalAnswers: boolean[] = [];
+  /** The `events` each navigateTo gave the new page's channel, by URL: call them as that page would. */
+  readonly openerEvents: { url: string; events: Record<string, (...args: unknown[]) => void> }[] = [];
   readonly navigations: { method: string; url: string }[] = [];
   /** What the page put on the clipboard with wx.setClipboardData. */
   readonly clipboard: string[] = [];
@@ -139,9 +143,20 @@ export class FakeWx {
         this.toasts.push(opts.title);
         callback(opts, true, 'showToast:ok');
       },
-      showModal: (opts: { title?: string; content?: string } & Callbacks) => {
-        this.modals.push({ title: opts.title ?? '', content: opts.content ?? '' });
-        callback(opts, true, 'showModal:ok');
+      showModal: (
+        opts: { title?: string; content?: string; confirmText?: string } & Omit<Callbacks, 'success'> & {
+            success?: (res: { errMsg: string; confirm: boolean; cancel: boolean }) => void;
+          },
+      ) => {
+        this.modals.push({
+          title: opts.title ?? '',
+          content: opts.content ?? '',
+          ...(opts.confirmText ? { confirmText: opts.confirmText } : {}),
+        });
+        const confirm = this.modalAnswers.shift() ?? true;
+        const res = { errMsg: 'showModal:ok', confirm, cancel: !confirm };
+        opts.success?.(res);
+        opts.complete?.(res);
       },
       setClipboardData: (opts: { data: string } & Callbacks) => {
         this.clipboard.push(opts.data);
@@ -156,10 +171,12 @@ export class FakeWx {
       navigateTo: (
         opts: {
           url: string;
+          events?: Record<string, (...args: unknown[]) => void>;
           success?: (res: { eventChannel: { emit: (e: string, ...a: unknown[]) => void } }) => void;
         } & Callbacks,
       ) => {
         this.navigations.push({ method: 'navigateTo', url: opts.url });
+        if (opts.events) this.openerEvents.push({ url: opts.url, events: opts.events });
         opts.success?.({ eventChannel: { emit: (event, ...args) => this.emitted.push({ event, args }) } });
       },
       redirectTo: (opts: { url: string }) => this.navigations.push({ method: 'redirectTo', url: opts.url }),
@@ -192,6 +209,19 @@ export class PageDriver {
     const doc = (globalThis as unknown as { document: { createElement(tag: string): unknown } }).document;
     comp.attach(doc.createElement('parent-wrapper') as Parameters<typeof comp.attach>[0]);
     return new PageDriver(comp);
+  }
+
+  /**
+   * Gives the page the channel a page opened with navigateTo({events}) has; returns what the
+   * page emits on it.
+   */
+  openerChannel(): { event: string; args: unknown[] }[] {
+    const emitted: { event: string; args: unknown[] }[] = [];
+    this.instance['getOpenerEventChannel'] = () => ({
+      emit: (event: string, ...args: unknown[]) => emitted.push({ event, args }),
+      on: () => undefined,
+    });
+    return emitted;
   }
 
   get data(): Record<string, unknown> {
@@ -274,7 +304,8 @@ export function anOrder(over: Partial<OrderView> = {}): OrderView {
     items: [{ productId: 'tea', name: '明前龙井', priceFen: 1990, quantity: 2 }],
     description: '明前龙井 ×2',
     createdAtMs: T0,
-    expiresAtMs: T0 + 7_200_000,
+    // Still payable whenever the test runs: 30 minutes from now.
+    expiresAtMs: Date.now() + 1_800_000,
     refundReservedFee: 0,
     refundedFee: 0,
     refundableFee: 0,

@@ -38,6 +38,7 @@ describe('我的 page', () => {
     const page = await openMe();
     expect(page.text('#how-to-admin')).toContain('ADMIN_OPENIDS');
     expect(page.has('#admin-entry')).toBe(false);
+    expect(page.has('#billchecks-entry')).toBe(false);
   });
 
   it('takes an admin to the refund review', async () => {
@@ -46,6 +47,14 @@ describe('我的 page', () => {
     expect(page.has('#how-to-admin')).toBe(false);
     await page.tap('#admin-entry');
     expect(wx.navigations).toEqual([{ method: 'navigateTo', url: '/pages/admin-refunds/index' }]);
+  });
+
+  it('takes an admin to 对账, beside the refund review', async () => {
+    wx.backend.whoami = () => ok({ isAdmin: true, openid: OPENID });
+    const page = await openMe();
+    expect(page.text('#billchecks-entry')).toBe('对账');
+    await page.tap('#billchecks-entry');
+    expect(wx.navigations).toEqual([{ method: 'navigateTo', url: '/pages/admin-billchecks/index' }]);
   });
 
   it('shows a failed whoami with a retry, and copies nothing meanwhile', async () => {

@@ -4,6 +4,8 @@ import type {
   ApplyRefundEvent,
   ApplyRefundResult,
   OrderView,
+  QueryOrderResult,
+  RefundReasonsResult,
   Result,
 } from '../../cloudfunctions/shared/contract';
 import { AMOUNT_RULE_MESSAGE } from '../../miniprogram/utils/refund-form';
@@ -21,6 +23,14 @@ import {
 } from './harness';
 
 const A_REQUEST_ID = expect.stringMatching(REQUEST_ID_PATTERN);
+const REASONS: RefundReasonsResult = {
+  apply: [
+    { code: 'NOT_WANTED', label: '不想要了', noteRequired: false },
+    { code: 'QUALITY', label: '质量问题', noteRequired: false },
+    { code: 'OTHER', label: '其他', noteRequired: true },
+  ],
+  reject: [],
+};
 
 let root: string;
 let cleanup: () => void;
@@ -37,8 +47,9 @@ beforeEach(() => {
   // 39.80 paid, 10.00 already refunded, 5.00 pending: 24.80 left.
   order = aPaidOrder({ refundedFee: 1000, refundReservedFee: 500, refundableFee: 2480 });
   wx.backend.queryOrder = () => ok({ order, refunds: [] });
+  wx.backend.refundReasons = () => ok(REASONS);
   wx.backend.applyRefund = (e: ApplyRefundEvent) =>
-    ok({ refund: aRefund({ orderId: e.orderId, refundFee: e.refundFee, reason: e.reason }) });
+    ok({ refund: aRefund({ orderId: e.orderId, refundFee: e.refundFee, reason: e.reason ?? '' }) });
 });
 
 async function openForm(): Promise<PageDriver> {
@@ -47,17 +58,86 @@ async function openForm(): Promise<PageDriver> {
   return page;
 }
 
+/** Picks the preset reason with this label. */
+async function pick(page: PageDriver, label: string) {
+  const at = page.texts('.reason-option').indexOf(label);
+  if (at < 0) throw new Error(`no reason ${label}`);
+  await page.tap('.reason-option', at);
+}
+
 describe('refund application form', () => {
-  it('shows the refundable rest from the server', async () => {
+  it('starts at the whole refundable rest from the server', async () => {
     const page = await openForm();
     expect(wx.callsOf('queryOrder')).toEqual([{ orderId: 'o-1001' }]);
     expect(page.text('#refundable')).toBe('¥24.80');
+    expect(page.data['amount']).toBe('24.80');
+  });
+
+  it('shows no amount at all while loading, never ¥0.00', async () => {
+    const answer = deferred<Result<QueryOrderResult>>();
+    wx.backend.queryOrder = () => answer.promise;
+    const page = PageDriver.open(root, 'refund-apply');
+    void page.run('onLoad', { orderId: 'o-1001' });
+    await settle();
+    expect(page.text('#loading')).toBe('加载中…');
+    expect(page.pageText).not.toContain('¥');
+    expect(page.has('#submit')).toBe(false);
+    answer.resolve(ok({ order, refunds: [] }));
+    await settle();
+    expect(page.text('#refundable')).toBe('¥24.80');
+  });
+
+  it('offers to try again when loading fails, and then works', async () => {
+    wx.backend.queryOrder = () => fail('INTERNAL');
+    const page = await openForm();
+    expect(page.text('#load-error')).toContain('服务繁忙，请稍后重试');
+    expect(page.has('#submit')).toBe(false);
+    expect(page.pageText).not.toContain('¥');
+
+    wx.backend.queryOrder = () => ok({ order, refunds: [] });
+    await page.tap('#retry-load');
+    expect(page.has('#load-error')).toBe(false);
+    expect(page.data['amount']).toBe('24.80');
+  });
+
+  it('offers the shop’s preset reasons and sends the picked code with an optional note', async () => {
+    const page = await openForm();
+    expect(page.texts('.reason-option')).toEqual(['不想要了', '质量问题', '其他']);
+    await page.tap('#submit');
+    expect(page.text('#form-error')).toBe('请选择退款原因');
+    await pick(page, '质量问题');
+    expect(page.texts('.reason-picked')).toEqual(['质量问题']);
+    await page.tap('#submit');
+    expect(wx.callsOf('applyRefund')).toEqual([
+      { orderId: 'o-1001', refundFee: 2480, reasonCode: 'QUALITY', requestId: A_REQUEST_ID },
+    ]);
+    expect(wx.toasts).toEqual(['已提交，等待商家审核']);
+    expect(wx.navigations).toEqual([{ method: 'navigateBack', url: '' }]);
+  });
+
+  it('asks the shopper to say more when the reason is 其他', async () => {
+    const page = await openForm();
+    await pick(page, '其他');
+    await page.tap('#submit');
+    expect(wx.callsOf('applyRefund')).toEqual([]);
+    expect(page.text('#form-error')).toBe('请说明退款原因');
+    await page.type('#reason', ' 尺码不合适 ');
+    await page.tap('#submit');
+    expect(wx.callsOf('applyRefund')).toEqual([
+      {
+        orderId: 'o-1001',
+        refundFee: 2480,
+        reasonCode: 'OTHER',
+        reason: '尺码不合适',
+        requestId: A_REQUEST_ID,
+      },
+    ]);
   });
 
   it('refuses an amount above the refundable rest without sending anything', async () => {
     const page = await openForm();
     await page.type('#amount', '24.81');
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     await page.tap('#submit');
     expect(wx.callsOf('applyRefund')).toEqual([]);
     expect(page.text('#form-error')).toBe('退款金额不能超过可退金额 ¥24.80');
@@ -73,47 +153,34 @@ describe('refund application form', () => {
   ])('refuses amount %j with %s and sends nothing', async (amount, message) => {
     const page = await openForm();
     await page.type('#amount', amount);
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     await page.tap('#submit');
     expect(wx.callsOf('applyRefund')).toEqual([]);
     expect(page.text('#form-error')).toBe(message);
   });
 
-  it('requires a reason', async () => {
-    const page = await openForm();
-    await page.type('#amount', '1');
-    await page.tap('#submit');
-    expect(wx.callsOf('applyRefund')).toEqual([]);
-    expect(page.text('#form-error')).toBe('请填写退款原因');
-  });
-
-  it('sends a valid amount as integer fen and goes back', async () => {
+  it('sends a valid amount as integer fen', async () => {
     const page = await openForm();
     await page.type('#amount', '1.13'); // 1.13 * 100 is 112.99999999999999 in floats
-    await page.type('#reason', ' 尺码不合适 ');
-    await page.tap('#submit');
-    expect(wx.callsOf('applyRefund')).toEqual([
-      { orderId: 'o-1001', refundFee: 113, reason: '尺码不合适', requestId: A_REQUEST_ID },
-    ]);
-    expect(wx.toasts).toEqual(['已提交，等待商家审核']);
-    expect(wx.navigations).toEqual([{ method: 'navigateBack', url: '' }]);
-  });
-
-  it('fills the whole refundable rest and sends contact when given', async () => {
-    const page = await openForm();
-    await page.tap('#fill-all');
-    await page.type('#reason', '质量问题');
+    await pick(page, '不想要了');
     await page.type('#contact', '13800000000');
     await page.tap('#submit');
     expect(wx.callsOf('applyRefund')).toEqual([
       {
         orderId: 'o-1001',
-        refundFee: 2480,
-        reason: '质量问题',
+        refundFee: 113,
+        reasonCode: 'NOT_WANTED',
         contact: '13800000000',
         requestId: A_REQUEST_ID,
       },
     ]);
+  });
+
+  it('fills the whole refundable rest again after the amount was changed', async () => {
+    const page = await openForm();
+    await page.type('#amount', '3');
+    await page.tap('#fill-all');
+    expect(page.data['amount']).toBe('24.80');
   });
 
   it('shows the backend refusal and reloads the rest when it changed meanwhile', async () => {
@@ -121,7 +188,7 @@ describe('refund application form', () => {
     wx.backend.applyRefund = () => fail('REFUND_EXCEEDS_PAID');
     order = { ...order, refundReservedFee: 2980, refundableFee: 0 };
     await page.type('#amount', '20');
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     await page.tap('#submit');
     expect(wx.modals).toEqual([{ title: '提交失败', content: '退款金额超过可退金额' }]);
     expect(page.text('#form-error')).toBe('退款金额超过可退金额');
@@ -135,12 +202,12 @@ describe('refund application form', () => {
     wx.backend.applyRefund = () => answer.promise;
     const page = await openForm();
     await page.type('#amount', '1');
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     page.tapNow('#submit');
     page.tapNow('#submit');
     await page.tap('#submit');
     expect(wx.callsOf('applyRefund')).toEqual([
-      { orderId: 'o-1001', refundFee: 100, reason: '不想要了', requestId: A_REQUEST_ID },
+      { orderId: 'o-1001', refundFee: 100, reasonCode: 'NOT_WANTED', requestId: A_REQUEST_ID },
     ]);
     expect(page.data['submitting']).toBe(true);
     answer.resolve(ok({ refund: aRefund() }));
@@ -154,7 +221,7 @@ describe('refund application form', () => {
     };
     const page = await openForm();
     await page.type('#amount', '2');
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     await page.tap('#submit');
     expect(wx.modals).toEqual([{ title: '提交失败', content: '网络异常，请检查网络后重试' }]);
     // The answer was lost, not the application: sent again, it must name the same submission.
@@ -169,12 +236,17 @@ describe('refund application form', () => {
     wx.backend.applyRefund = () => fail('WXPAY_UNAVAILABLE');
     const page = await openForm();
     await page.type('#amount', '2');
-    await page.type('#reason', '不想要了');
+    await pick(page, '不想要了');
     await page.tap('#submit');
-    await page.type('#amount', '3');
+    await pick(page, '质量问题');
     await page.tap('#submit');
     const [first, second] = wx.callsOf('applyRefund') as ApplyRefundEvent[];
-    expect(second).toMatchObject({ refundFee: 300, requestId: A_REQUEST_ID });
+    expect(second).toMatchObject({ refundFee: 200, reasonCode: 'QUALITY', requestId: A_REQUEST_ID });
     expect(second?.requestId).not.toBe(first?.requestId);
+  });
+
+  it('keeps its submit bar clear of the home indicator', async () => {
+    const page = await openForm();
+    expect(page.has('.bottom-bar.safe-area #submit')).toBe(true);
   });
 });

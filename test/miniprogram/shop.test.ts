@@ -1,8 +1,20 @@
 // @vitest-environment jsdom
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { OrderView, ProductView } from '../../cloudfunctions/shared/contract';
 import { encodeCart } from '../../miniprogram/utils/cart';
-import { anOrder, buildMiniprogram, FakeWx, fail, ok, PAYMENT, PageDriver } from './harness';
+import { anOrder, buildMiniprogram, FakeWx, fail, ok, PAYMENT, PageDriver, settle } from './harness';
+
+/** Real time passes (the page waits between looks at the order); resolves once `done` holds. */
+async function waitFor(done: () => boolean, limitMs = 3_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!done()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await settle();
+}
 
 let root: string;
 let cleanup: () => void;
@@ -56,6 +68,58 @@ describe('product list', () => {
     const nav = wx.navigations[0];
     expect(nav?.method).toBe('navigateTo');
     expect(nav?.url).toMatch(/^\/pages\/checkout\/index\?cart=/);
+  });
+
+  it('updates only the tapped row when a stepper is tapped, not the whole list', async () => {
+    wx.backend.listProducts = () => ok({ items: [TEA, CUP], nextCursor: null });
+    const page = PageDriver.open(root, 'products');
+    await page.run('onLoad', {});
+    const patches: Record<string, unknown>[] = [];
+    const setData = page.instance['setData'] as (d: Record<string, unknown>) => void;
+    page.instance['setData'] = function (this: unknown, d: Record<string, unknown>) {
+      patches.push(d);
+      return setData.call(this, d);
+    };
+    await page.tap('.plus', 1);
+    await page.tap('.minus', 1);
+    expect(patches.map((p) => Object.keys(p).filter((k) => k.startsWith('products')))).toEqual([
+      ['products[1].quantity'],
+      ['products[1].quantity'],
+    ]);
+    expect(page.texts('.quantity')).toEqual(['0', '0']);
+  });
+
+  it('labels every stepper for screen readers with the product and what it does', () => {
+    for (const name of ['products', 'checkout']) {
+      const wxml = readFileSync(resolve(__dirname, `../../miniprogram/pages/${name}/index.wxml`), 'utf8');
+      const stepper = /<view class="stepper">([\s\S]*?)<\/view>/.exec(wxml)?.[1] ?? '';
+      const controls = stepper.match(/<(button|text)\b[^>]*>/g) ?? [];
+      expect(controls).toHaveLength(3);
+      // simulate renders no attributes of built-in components: the template is what VoiceOver reads.
+      for (const c of controls) expect(c).toMatch(/aria-label="\{\{item\.name\}\}[^"]+"/);
+    }
+  });
+
+  it('empties the cart once checkout made the order', async () => {
+    wx.backend.listProducts = () => ok({ items: [TEA, CUP], nextCursor: null });
+    const page = PageDriver.open(root, 'products');
+    await page.run('onLoad', {});
+    await page.tap('.plus', 0);
+    await page.tap('.plus', 1);
+    await page.tap('#checkout');
+    expect(wx.openerEvents[0]?.url).toMatch(/^\/pages\/checkout\/index\?cart=/);
+    wx.openerEvents[0]?.events['ordered']?.({ orderId: 'o-7', totalFee: 1991 });
+    await settle();
+    expect(page.pageText).toContain('已选 0 件，预估 ¥0.00');
+    expect(page.texts('.quantity')).toEqual(['0', '0']);
+    expect(page.data['cart']).toEqual([]);
+  });
+
+  it('keeps its bottom bar clear of the home indicator', async () => {
+    wx.backend.listProducts = () => ok({ items: [TEA], nextCursor: null });
+    const page = PageDriver.open(root, 'products');
+    await page.run('onLoad', {});
+    expect(page.has('.bottom-bar.safe-area #checkout')).toBe(true);
   });
 
   it('shows an empty state when nothing is on sale', async () => {
@@ -155,6 +219,52 @@ describe('checkout', () => {
     expect(page.text('#server-total')).toBe('应付 ¥35.00');
     expect(wx.modals[0]?.title).toBe('支付成功');
     expect(wx.navigations).toEqual([{ method: 'redirectTo', url: '/pages/order-detail/index?orderId=o-7' }]);
+  });
+
+  it('tells the product list to empty its cart once the order exists', async () => {
+    const page = PageDriver.open(root, 'checkout');
+    const toOpener = page.openerChannel();
+    await page.run('onLoad', { cart });
+    await page.tap('#submit');
+    expect(toOpener).toEqual([{ event: 'ordered', args: [{ orderId: 'o-7', totalFee: 3500 }] }]);
+  });
+
+  it('asks the server a few more times when the cashier said ok but the order is not PAID yet', async () => {
+    let queries = 0;
+    wx.onPay = null;
+    wx.backend.queryOrder = () => {
+      queries++;
+      // The pay notify lands between the second and the third look.
+      if (queries === 3) order = { ...order, status: 'PAID', payable: false };
+      return ok({ order, refunds: [] });
+    };
+    const page = PageDriver.open(root, 'checkout');
+    await page.run('onLoad', { cart });
+    await page.tap('#submit');
+    await waitFor(() => wx.modals.length > 0);
+    expect(queries).toBe(3);
+    expect(wx.modals[0]?.title).toBe('支付成功');
+  });
+
+  it('says the result is still being confirmed when the order stays unpaid after a few looks', async () => {
+    wx.onPay = null;
+    const page = PageDriver.open(root, 'checkout');
+    await page.run('onLoad', { cart });
+    await page.tap('#submit');
+    await waitFor(() => wx.modals.length > 0, 6_000);
+    expect(wx.callsOf('queryOrder')).toHaveLength(4);
+    expect(wx.modals[0]).toEqual({
+      title: '支付结果确认中',
+      content: '微信支付正在确认，请稍后在订单详情中查看',
+    });
+  });
+
+  it('does not ask again when the shopper cancelled at the cashier', async () => {
+    wx.paymentErrMsg = 'requestPayment:fail cancel';
+    const page = PageDriver.open(root, 'checkout');
+    await page.run('onLoad', { cart });
+    await page.tap('#submit');
+    expect(wx.callsOf('queryOrder')).toHaveLength(1);
   });
 
   it('tells the shopper a cancelled payment keeps the order payable, after asking the server', async () => {

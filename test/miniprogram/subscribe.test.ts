@@ -158,12 +158,14 @@ describe('checkout: before paying', () => {
 describe('refund application: on submitting', () => {
   beforeEach(() => {
     wx.backend.queryOrder = () => ok({ order: aPaidOrder(), refunds: [] });
+    wx.backend.refundReasons = () =>
+      ok({ apply: [{ code: 'NOT_WANTED', label: '不想要了', noteRequired: false }], reject: [] });
     wx.backend.applyRefund = (e: ApplyRefundEvent) => ok({ refund: aRefund({ refundFee: e.refundFee }) });
   });
 
   async function fillAndSubmit(page: PageDriver) {
     await page.type('#amount', '1');
-    await page.type('#reason', '不想要了');
+    await page.tap('.reason-option');
     return tapSync(page, '#submit');
   }
 
@@ -200,7 +202,7 @@ describe('refund application: on submitting', () => {
 describe('the merchant’s 接收通知 switch', () => {
   beforeEach(() => {
     wx.backend.whoami = () => ok({ isAdmin: true, openid: 'admin' });
-    wx.backend.listRefunds = () => ok({ items: [], nextCursor: null });
+    wx.backend.listRefunds = () => ok({ items: [], nextCursor: null, pendingCount: 0 });
   });
 
   it('asks again on every tap, three templates at a time, and shows what was accepted', async () => {

@@ -80,7 +80,8 @@ describe('the sandbox’s inboxes', () => {
     expect(inbox.map((m) => m.text)).toEqual([
       '退款申请通知\n订单编号：O20250501100000sandbox01\n退款金额：68.00元\n退款原因：买错了规格\n申请时间：2025年5月1日 10:30',
     ]);
-    expect(inbox[0]!.page).toBe('pages/admin-refunds/index');
+    // The refund itself opens, loaded by its id.
+    expect(inbox[0]!.page).toBe('pages/admin-refund/index?refundId=R20250501100000sandbox01');
     expect(await stack.db.get('notices', `refund_applied:R20250501100000sandbox01:${ADMIN}`)).toMatchObject({
       status: 'SENT',
     });

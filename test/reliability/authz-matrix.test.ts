@@ -13,6 +13,7 @@ import {
   newRequestId,
   OTHER,
   payNotifyFor,
+  ROOMY_LIMITS,
   SHOPPER,
   testStack,
   unwrap,
@@ -41,6 +42,10 @@ const EXPECTED: Record<string, string> = {
   applyRefund: '✓ ✗ ✗ ✗ ✗ ✗',
   approveRefund: '✗ ✗ ✓ ✗ ✗ ✗',
   listRefunds: '✗ ✗ ✓ ✗ ✗ ✗',
+  getRefund: '✓ ✗ ✓ ✗ ✗ ✗', // the applicant's view, or the merchant's
+  withdrawRefund: '✓ ✗ ✗ ✗ ✗ ✗', // the applicant only, not even the merchant
+  cancelOrder: '✓ ✗ ✗ ✗ ✗ ✗',
+  refundReasons: '✓ ✓ ✓ ✗ ✗ ✗',
   payNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the signature is the authority
   refundNotify: '✗ ✗ ✗ ✓ ✓ ✗', // without OPENID the req_info decryption is
   reconcile: '✗ ✗ ✗ ✗ ✗ ✓', // the timer only
@@ -53,7 +58,8 @@ const EXPECTED: Record<string, string> = {
 let stack: Stack;
 beforeAll(async () => {
   // Every approveRefund cell applies afresh on one order: more open applications than the default 5.
-  stack = await testStack({ env: { REFUND_MAX_OPEN_PER_ORDER: '20' } });
+  // One shopper fills every cell within a minute: the per-caller limits are not what this tests.
+  stack = await testStack({ env: { REFUND_MAX_OPEN_PER_ORDER: '20', ...ROOMY_LIMITS } });
 });
 afterAll(() => stack?.close());
 
@@ -68,7 +74,7 @@ function httpEvent(body: string) {
 }
 
 describe('authorization matrix', () => {
-  it('only the cells the design allows succeed, for 15 functions × 6 callers', async () => {
+  it('only the cells the design allows succeed, for 19 functions × 6 callers', async () => {
     const paidOrder = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     stack.simulator.setFaults({ dropPayNotifies: true });
     const unpaid = unwrap(
@@ -122,6 +128,24 @@ describe('authorization matrix', () => {
         return { refundId: r.refund.refundId, decision: 'reject' };
       },
       listRefunds: async () => ({}),
+      getRefund: async () => ({ refundId: done.refund.refundId }),
+      withdrawRefund: async () => {
+        // A fresh application for each cell: one withdrawal cannot stand for another's refusal.
+        const r = unwrap(
+          await stack.call(
+            'applyRefund',
+            { orderId: paidOrder, refundFee: 1, reason: 'cell', requestId: newRequestId() },
+            SHOPPER,
+          ),
+        );
+        return { refundId: r.refund.refundId };
+      },
+      cancelOrder: async () => ({
+        orderId: unwrap(
+          await stack.call('createOrder', { items: [{ productId: 'sticker', quantity: 1 }] }, SHOPPER),
+        ).orderId,
+      }),
+      refundReasons: async () => ({}),
       listBillChecks: async () => ({}),
       noticeTemplates: async () => ({}),
       // Yesterday: a day that exists for every clock; its answer (a check) is what counts.

@@ -1,7 +1,8 @@
 /**
  * The refund book's exactly-once rules with the interleavings forced, not hoped for: an
  * application killed between its reservation and its insert and then retried; a settle and
- * a release of one refund in both orders; a crash between a rejection and its release.
+ * a release of one refund in both orders; a crash between a rejection (or a withdrawal) and
+ * its release.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
@@ -10,6 +11,7 @@ import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { release, settle } from '../../cloudfunctions/shared/domain/refund-book';
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import { Killed, MERCHANT, startWorld, type World } from './world';
 
@@ -116,5 +118,26 @@ describe('settle and release of one refund', () => {
     await reconcile(w.deps());
     await reconcile(w.deps());
     expect(await orderDoc(orderId)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0, refundCount: 0 });
+  });
+
+  it('a withdrawal killed after its status write is released by reconcile, once', async () => {
+    const orderId = await paidOrder();
+    const r = (await apply(orderId, 800, 'req-00000006')).refund;
+    // get refund, status CAS (lands), release: killed before it lands.
+    await expect(
+      withdrawRefund(w.deps({ afterRequests: 3, landed: false }), { refundId: r.refundId }, SHOPPER),
+    ).rejects.toBeInstanceOf(Killed);
+    expect((await w.deps().store.get<RefundDoc>('refunds', r.refundId))?.status).toBe('WITHDRAWN');
+    expect((await orderDoc(orderId)).refundReservedFee).toBe(800);
+    w.advance(11 * 60_000);
+    await reconcile(w.deps());
+    await reconcile(w.deps());
+    expect((await orderDoc(orderId)).refundReservedFee).toBe(0);
+    // The shopper's retry after the lost answer finds it done and releases nothing more.
+    expect((await withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER)).refund.status).toBe(
+      'WITHDRAWN',
+    );
+    expect(await orderDoc(orderId)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0, refundCount: 0 });
+    expect((await orderDoc(orderId)).refundBook[r.refundId]?.state).toBe('released');
   });
 });

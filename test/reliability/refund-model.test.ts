@@ -1,7 +1,8 @@
 /**
  * Model-based test of the refund ledger. fast-check drives random sequences of what happens
  * to a shop's refunds:
- *   shoppers apply (sometimes twice with one requestId), merchants approve, reject, resolve
+ *   shoppers apply (sometimes twice with one requestId) and withdraw pending applications
+ *   (double taps included), merchants approve, reject, resolve
  *   and retry (double clicks included); WeChat settles refunds SUCCESS, REFUNDCLOSE or CHANGE;
  *   notifies are delivered, dropped, duplicated or reordered; every refund error, timeouts
  *   before and after WeChat's effect, refundquery failing; function instances killed after
@@ -24,6 +25,7 @@ import { handlePayNotify, handleRefundNotify } from '../../cloudfunctions/shared
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import { DEFAULT_FAULTS } from '../../sandbox/wxpay';
 import { SEED, scaled, summary } from './support';
@@ -228,6 +230,29 @@ class Decide implements fc.AsyncCommand<Model, Real> {
     `${this.decision}(${this.refund}${this.clicks > 1 ? ' ×2' : ''}, ${this.fault.kind === 'refundError' ? this.fault.code : this.fault.kind}${this.kill ? `, killed@${this.kill.afterRequests}${this.kill.landed ? '+' : '-'}` : ''})`;
 }
 
+class Withdraw implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly refund: number,
+    readonly taps: number,
+    readonly kill: Kill | undefined,
+  ) {}
+  check = (m: Readonly<Model>) => m.refunds.length > 0;
+  async run(m: Model) {
+    const r = m.refunds[this.refund % m.refunds.length]!;
+    await Promise.all(
+      Array.from({ length: this.taps }, (_, i) =>
+        invocation(i === 0 ? this.kill : undefined, async (deps) => {
+          const out = await withdrawRefund(deps, { refundId: r.id }, shopper(r.openid));
+          const key = `withdraw→${out.refund.status}`;
+          outcomes[key] = (outcomes[key] ?? 0) + 1;
+        }),
+      ),
+    );
+  }
+  toString = () =>
+    `withdraw(${this.refund}${this.taps > 1 ? ' ×2' : ''}${this.kill ? `, killed@${this.kill.afterRequests}${this.kill.landed ? '+' : '-'}` : ''})`;
+}
+
 class Settle implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly refund: number,
@@ -350,7 +375,9 @@ async function expectBooksAgree(m: Model) {
       if (atWx?.status === 'SUCCESS') expect(r.status, where).toBe('SUCCESS');
       if (atWx?.status === 'CHANGE') expect(['ABNORMAL', 'SUCCESS'], where).toContain(r.status);
       if (atWx?.status === 'REFUNDCLOSE') expect(['CLOSED', 'REJECTED'], where).toContain(r.status);
-      if (!atWx) expect(['PENDING_REVIEW', 'FAILED', 'REJECTED'], where).toContain(r.status);
+      if (!atWx) expect(['PENDING_REVIEW', 'FAILED', 'REJECTED', 'WITHDRAWN'], where).toContain(r.status);
+      // A withdrawal ends an application before the merchant reviewed it: it never reached WeChat.
+      if (r.status === 'WITHDRAWN') expect(atWx, where).toBeUndefined();
       const expected =
         r.status === 'SUCCESS' || r.status === 'ABNORMAL'
           ? ['settled']
@@ -410,6 +437,9 @@ const decide = fc
     killArb,
   )
   .map(([r, d, c, f, k]) => new Decide(r, d as 'approve' | 'reject' | 'resolve', c, f, k));
+const withdraw = fc
+  .tuple(fc.nat(), fc.constantFrom(1, 1, 2), killArb)
+  .map(([r, taps, k]) => new Withdraw(r, taps, k));
 const settle = fc
   .tuple(fc.nat(), fc.constantFrom('SUCCESS', 'SUCCESS', 'REFUNDCLOSE', 'CHANGE'))
   .map(([r, o]) => new Settle(r, o as 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE'));
@@ -419,6 +449,7 @@ const commands = [
   decide,
   decide,
   decide,
+  withdraw,
   settle,
   settle,
   fc

@@ -53,6 +53,8 @@ export interface OrderDoc {
   transactionId?: string;
   closedAtMs?: number;
   closeReason?: string;
+  /** The shopper cancelled it: not payable from then on; closed at WeChat as soon as WeChat allows. */
+  cancelledAtMs?: number;
   flag?: 'PAID_AFTER_CLOSE';
   /** While NOTPAY: when reconcile next asks WeChat about it (absent once PAID or CLOSED). */
   nextCheckAtMs?: number;
@@ -102,7 +104,10 @@ export interface RefundDoc {
   requestId?: string;
   refundFee: number;
   totalFee: number;
+  /** The preset's label and the shopper's note, as shown to the merchant and sent as refund_desc. */
   reason: string;
+  /** The preset reason (REFUND_REASONS), kept apart from the text for the merchant's statistics. */
+  reasonCode?: string;
   contact?: string;
   status: RefundStatus;
   comment?: string;
@@ -155,6 +160,7 @@ export interface PaymentEventDoc {
     | 'refund'
     | 'review'
     | 'resolve'
+    | 'withdraw'
     | 'reconcile'
     | 'unifiedorder';
   /** The verified WeChat fields behind the transition (never the key or a signature). */
@@ -186,8 +192,11 @@ export function productView(p: ProductDoc): ProductView {
  * Whether `createOrder {orderId}` can still bring up the cashier for it. The open-orders limit
  * (limits.ts) counts exactly these, so an order that stops being payable frees its place.
  */
-export function isPayable(o: Pick<OrderDoc, 'status' | 'expiresAtMs'>, nowMs: number): boolean {
-  return o.status === 'NOTPAY' && o.expiresAtMs > nowMs;
+export function isPayable(
+  o: Pick<OrderDoc, 'status' | 'expiresAtMs' | 'cancelledAtMs'>,
+  nowMs: number,
+): boolean {
+  return o.status === 'NOTPAY' && o.expiresAtMs > nowMs && o.cancelledAtMs === undefined;
 }
 
 export function orderView(o: OrderDoc, nowMs: number): OrderView {
@@ -207,6 +216,7 @@ export function orderView(o: OrderDoc, nowMs: number): OrderView {
   if (o.paidAtMs !== undefined) v.paidAtMs = o.paidAtMs;
   if (o.transactionId) v.transactionId = o.transactionId;
   if (o.closedAtMs !== undefined) v.closedAtMs = o.closedAtMs;
+  if (o.cancelledAtMs !== undefined) v.cancelledAtMs = o.cancelledAtMs;
   if (o.flag) v.flag = o.flag;
   if (o.externalRefunds?.length) v.externalRefunds = o.externalRefunds;
   return v;
@@ -227,6 +237,7 @@ export function refundView(r: RefundDoc, admin = false): RefundView {
     createdAtMs: r.createdAtMs,
     updatedAtMs: r.updatedAtMs,
   };
+  if (r.reasonCode) v.reasonCode = r.reasonCode;
   if (r.contact) v.contact = r.contact;
   if (r.comment) v.comment = r.comment;
   if (r.reviewedAtMs !== undefined) v.reviewedAtMs = r.reviewedAtMs;

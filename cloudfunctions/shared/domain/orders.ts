@@ -290,6 +290,7 @@ async function payAgain(deps: Deps, orderId: string, openid: string): Promise<Cr
   const order = await ownOrder(deps, orderId, openid);
   if (order.status === 'PAID') throw notPayable('the order is already paid');
   if (order.status === 'CLOSED') throw notPayable('the order is closed; place a new order');
+  if (order.cancelledAtMs !== undefined) throw notPayable('the order was cancelled; place a new order');
   const now = deps.now();
   if (now >= order.expiresAtMs) {
     await expireOrder(deps, order);
@@ -501,7 +502,10 @@ export async function confirmWithQuery(
   return order;
 }
 
-/** Closes an order that outlived its payment window, at WeChat first when it ever got a prepay_id. */
+/**
+ * Closes an order that outlived its payment window or was cancelled, at WeChat first when it
+ * ever got a prepay_id.
+ */
 export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
   const now = deps.now();
   if (order.prepayId) {
@@ -525,7 +529,7 @@ export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED'
       }
     }
   }
-  await closeLocally(deps, order, 'expired', 'closeorder');
+  await closeLocally(deps, order, order.cancelledAtMs === undefined ? 'expired' : 'cancelled', 'closeorder');
   return 'CLOSED';
 }
 
@@ -576,9 +580,23 @@ export async function listOrders(
   caller: Caller,
 ): Promise<ListOrdersResult> {
   const openid = requireOpenid(caller);
-  onlyFields(event, ['status', 'cursor']);
+  onlyFields(event, ['status', 'filter', 'cursor']);
   const status = oneOf(event, 'status', ORDER_STATUSES);
+  const filter = oneOf(event, 'filter', ['payable', 'afterSale'] as const);
+  const _ = deps.store.cmd;
   const base: Record<string, unknown> = status ? { openid, status } : { openid };
+  if (filter === 'payable') {
+    // What 待支付 means to a shopper: still payable, not merely not paid yet.
+    if (status && status !== 'NOTPAY') throw invalid('filter payable lists NOTPAY orders only');
+    Object.assign(base, {
+      status: 'NOTPAY',
+      expiresAtMs: _.gt(deps.now()),
+      cancelledAtMs: _.exists(false),
+    });
+  } else if (filter === 'afterSale') {
+    // 售后: money reserved for a refund or refunded (refundUsedFee = reserved + refunded).
+    base['refundUsedFee'] = _.gt(0);
+  }
   const page = await newestFirstPage<OrderDoc>(
     deps.store,
     COLLECTIONS.orders,

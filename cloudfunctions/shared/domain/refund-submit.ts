@@ -138,6 +138,31 @@ async function takeRefundSlot(deps: Deps, orderId: string): Promise<boolean> {
   );
 }
 
+/**
+ * WeChat counts its minute from when it took the request, which is anywhere between the
+ * call's start (when the slot was taken) and its answer, or later if the answer was lost.
+ * The slot is pushed to a minute after the answer, so a sibling refund never asks too early.
+ */
+async function holdSlotPastCall(deps: Deps, orderId: string): Promise<void> {
+  const { store } = deps;
+  const until = deps.now() + deps.config.refunds.spacingMs;
+  try {
+    await store.cas(
+      COLLECTIONS.orders,
+      { _id: orderId, refundCallUntilMs: store.cmd.lt(until) },
+      {
+        refundCallUntilMs: until,
+      },
+    );
+  } catch (e) {
+    // Only the spacing is at stake: at worst WeChat answers FREQUENCY_LIMITED and the sibling waits.
+    deps.log('warn', 'refund.slot_not_extended', {
+      orderId,
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
+}
+
 type Wait = { kind: 'spacing' } | { kind: 'transient' | 'rateLimited'; failure: WxFailure };
 
 /** Gives the lease back with a time to try again; the refund stays APPROVED. */
@@ -210,14 +235,16 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
 
   let res: WxParams;
   try {
-    res = await requireWxpay(deps).refund({
-      out_trade_no: r.orderId,
-      out_refund_no: r._id,
-      total_fee: r.totalFee,
-      refund_fee: r.refundFee,
-      refund_desc: refundDesc(r.reason),
-      notify_url: deps.config.wxpay.refundNotifyUrl,
-    });
+    res = await requireWxpay(deps)
+      .refund({
+        out_trade_no: r.orderId,
+        out_refund_no: r._id,
+        total_fee: r.totalFee,
+        refund_fee: r.refundFee,
+        refund_desc: refundDesc(r.reason),
+        notify_url: deps.config.wxpay.refundNotifyUrl,
+      })
+      .finally(() => holdSlotPastCall(deps, r.orderId));
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;

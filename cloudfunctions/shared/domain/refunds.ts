@@ -15,15 +15,16 @@ import {
   refundView,
 } from './model';
 import { ownOrder, PAGE_SIZE, requireOwnApp } from './orders';
+import { applicationReason } from './reasons';
 import { release } from './refund-book';
 import { getRefund, stepRefund } from './refund-steps';
 import { askWeChat, claimSubmitLease, type Review, retryClosed, submitRefund } from './refund-submit';
 import { FOLLOW_UP_MS } from './schedule';
 import {
+  createdOrderPage,
   ID_PATTERN,
   integer,
   invalid,
-  newestFirstPage,
   oneOf,
   onlyFields,
   optionalString,
@@ -80,10 +81,10 @@ export async function applyRefund(
 ): Promise<ApplyRefundResult> {
   const openid = requireOpenid(caller);
   requireOwnApp(deps, caller);
-  onlyFields(event, ['orderId', 'refundFee', 'reason', 'contact', 'requestId']);
+  onlyFields(event, ['orderId', 'refundFee', 'reasonCode', 'reason', 'contact', 'requestId']);
   const orderId = requiredString(event, 'orderId', { max: 32, pattern: ID_PATTERN });
   const refundFee = integer(event, 'refundFee', 1, 100_000_000);
-  const reason = requiredString(event, 'reason', { max: 200 });
+  const { reasonCode, reason } = applicationReason(deps, event);
   const contact = optionalString(event, 'contact', { max: 64 });
   const requestId = requiredString(event, 'requestId', { max: 64, pattern: REQUEST_ID });
   const { store } = deps;
@@ -167,6 +168,7 @@ export async function applyRefund(
     refundFee,
     totalFee: order.totalFee,
     reason,
+    reasonCode,
     status: 'PENDING_REVIEW',
     createdAtMs: now,
     updatedAtMs: now,
@@ -372,11 +374,19 @@ export async function listRefunds(
   caller: Caller,
 ): Promise<ListRefundsResult> {
   requireAdmin(deps, caller);
-  onlyFields(event, ['status', 'cursor']);
+  onlyFields(event, ['status', 'cursor', 'order', 'orderId']);
   const status = oneOf(event, 'status', REFUND_STATUSES);
+  const oldestFirst = oneOf(event, 'order', ['newest', 'oldest'] as const) === 'oldest';
+  const orderId = optionalString(event, 'orderId', { max: 32, pattern: ID_PATTERN });
   const { store } = deps;
-  const base: Record<string, unknown> = status ? { status } : {};
-  const page = await newestFirstPage<RefundDoc>(store, COLLECTIONS.refunds, base, event['cursor'], PAGE_SIZE);
+  const base: Record<string, unknown> = {
+    ...(status ? { status } : {}),
+    ...(orderId ? { orderId } : {}),
+  };
+  const [page, pendingCount] = await Promise.all([
+    createdOrderPage<RefundDoc>(store, COLLECTIONS.refunds, base, event['cursor'], PAGE_SIZE, oldestFirst),
+    store.countWhere(COLLECTIONS.refunds, { status: 'PENDING_REVIEW' }),
+  ]);
   const orderIds = [...new Set(page.rows.map((r) => r.orderId))];
   const orders =
     orderIds.length === 0
@@ -390,5 +400,6 @@ export async function listRefunds(
       return o ? { ...refundView(r, true), order: orderView(o, now) } : refundView(r, true);
     }),
     nextCursor: page.nextCursor,
+    pendingCount,
   };
 }

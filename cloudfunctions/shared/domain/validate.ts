@@ -80,17 +80,27 @@ export function beijingTime(ms: number): string {
   return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
 
-/** Cursor for newest-first lists: the last item's time and id, so ties never skip or repeat. */
-export function encodeCursor(atMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([atMs, id]), 'utf8').toString('base64url');
+/**
+ * Cursor for lists in creation order: the last item's time and id, so ties never skip or
+ * repeat. An oldest-first cursor says so, and is refused by a newest-first listing (and back).
+ */
+export function encodeCursor(atMs: number, id: string, oldestFirst = false): string {
+  const v: unknown[] = oldestFirst ? [atMs, id, 'asc'] : [atMs, id];
+  return Buffer.from(JSON.stringify(v), 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: unknown): { atMs: number; id: string } | undefined {
+export function decodeCursor(cursor: unknown, oldestFirst = false): { atMs: number; id: string } | undefined {
   if (cursor === undefined || cursor === null || cursor === '') return undefined;
   if (typeof cursor !== 'string' || cursor.length > 200) throw invalid('cursor is invalid');
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && ID_PATTERN.test(v[1])) {
+    if (
+      Array.isArray(v) &&
+      Number.isSafeInteger(v[0]) &&
+      typeof v[1] === 'string' &&
+      ID_PATTERN.test(v[1]) &&
+      (oldestFirst ? v.length === 3 && v[2] === 'asc' : v.length === 2)
+    ) {
       return { atMs: v[0], id: v[1] };
     }
   } catch {
@@ -100,28 +110,32 @@ export function decodeCursor(cursor: unknown): { atMs: number; id: string } | un
 }
 
 /**
- * One newest-first page of `collection` matching `base`, continuing after `cursor`.
- * Paging by (createdAtMs, _id) rather than skip keeps pages stable while new documents arrive.
+ * One page of `collection` matching `base` in creation order (newest first unless
+ * `oldestFirst`), continuing after `cursor`. Paging by (createdAtMs, _id) rather than skip
+ * keeps pages stable while new documents arrive.
  */
-export async function newestFirstPage<T extends { _id: string; createdAtMs: number }>(
+export async function createdOrderPage<T extends { _id: string; createdAtMs: number }>(
   store: Store,
   collection: string,
   base: Query,
   rawCursor: unknown,
   pageSize: number,
+  oldestFirst = false,
 ): Promise<{ rows: T[]; nextCursor: string | null }> {
-  const cursor = decodeCursor(rawCursor);
+  const cursor = decodeCursor(rawCursor, oldestFirst);
   const _ = store.cmd;
+  const after = oldestFirst ? _.gt : _.lt;
   const where = cursor
     ? _.and([
         base,
-        _.or([{ createdAtMs: _.lt(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: _.lt(cursor.id) }]),
+        _.or([{ createdAtMs: after(cursor.atMs) }, { createdAtMs: cursor.atMs, _id: after(cursor.id) }]),
       ])
     : base;
+  const direction = oldestFirst ? 'asc' : 'desc';
   const rows = await store.find<T>(collection, where, {
     orderBy: [
-      ['createdAtMs', 'desc'],
-      ['_id', 'desc'],
+      ['createdAtMs', direction],
+      ['_id', direction],
     ],
     limit: pageSize + 1,
   });
@@ -129,6 +143,17 @@ export async function newestFirstPage<T extends { _id: string; createdAtMs: numb
   const last = page[page.length - 1];
   return {
     rows: page,
-    nextCursor: rows.length > pageSize && last ? encodeCursor(last.createdAtMs, last._id) : null,
+    nextCursor: rows.length > pageSize && last ? encodeCursor(last.createdAtMs, last._id, oldestFirst) : null,
   };
+}
+
+/** One newest-first page (see createdOrderPage). */
+export function newestFirstPage<T extends { _id: string; createdAtMs: number }>(
+  store: Store,
+  collection: string,
+  base: Query,
+  rawCursor: unknown,
+  pageSize: number,
+): Promise<{ rows: T[]; nextCursor: string | null }> {
+  return createdOrderPage<T>(store, collection, base, rawCursor, pageSize);
 }

@@ -115,11 +115,13 @@ export const KIND_TITLE: Record<NoticeKind, string> = {
 };
 
 /**
- * The page a tap on the notice opens (it must be in app.json, or WeChat answers 41030). The
- * merchant's land on the refund review list: admin-refund shows one refund only when the list
- * hands it over, so it cannot be opened from a link yet.
+ * The page a tap on the notice opens (it must be in app.json, or WeChat answers 41030). A
+ * refund the merchant must look at opens on that refund (admin-refund loads it by its id);
+ * the merchant's other notices land on the review list.
  */
 export function noticePage<K extends NoticeKind>(kind: K, facts: FactsByKind[K]): string {
+  if (kind === 'refund_applied' || kind === 'refund_attention')
+    return `pages/admin-refund/index?refundId=${encodeURIComponent((facts as RefundFacts).refundId)}`;
   if (isAdminKind(kind)) return 'pages/admin-refunds/index';
   return `pages/order-detail/index?orderId=${encodeURIComponent((facts as RefundFacts).orderId)}`;
 }

@@ -207,8 +207,10 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
   const ca = () => (config.caPem ? [...rootCertificates, config.caPem] : undefined);
   // Keep-alive saves a TLS handshake per call in a warm instance. A pooled socket that the
   // far end closed while the instance was frozen fails with a network error, which is
-  // retried with the same body, so it costs a retry and nothing else.
-  const agentOptions = { keepAlive: true, maxFreeSockets: 4 };
+  // retried with the same body, so it costs a retry and nothing else. Reconcile keeps 16
+  // calls in flight: fewer free sockets would close and reopen some (a handshake each) between
+  // its pages; with 4 kept, 8 calls at once ran 4× slower than one at a time.
+  const agentOptions = { keepAlive: true, maxFreeSockets: 16 };
   // Built on the first call, not at cold start: a function that answers from the database
   // alone never needs one, and the extra CA list is only copied when it is.
   let plain: http.Agent | undefined;

@@ -6,6 +6,7 @@ import { type AdminRefundRow, adminRefundRow, type OrderRow, orderRow } from '..
 
 type Filter = RefundStatus | '';
 type Item = ListRefundsResult['items'][number];
+type Sort = 'oldest' | 'newest';
 
 /** The states that wait for the merchant first, then the rest. */
 const TABS: { key: Filter; label: string }[] = [
@@ -17,26 +18,36 @@ const TABS: { key: Filter; label: string }[] = [
   { key: 'PROCESSING', label: '退款中' },
   { key: 'SUCCESS', label: '退款完成' },
   { key: 'REJECTED', label: '已拒绝' },
+  { key: 'WITHDRAWN', label: '已撤销' },
   { key: '', label: '全部' },
 ];
+
+/** An order number as the merchant pastes it (the shop's out_trade_no). */
+const ORDER_NUMBER = /^[0-9A-Za-z_-]{1,32}$/;
 
 interface Row extends AdminRefundRow {
   order: OrderRow | null;
 }
 
-const toRow = (item: Item): Row => ({
-  ...adminRefundRow(item),
-  order: item.order ? orderRow(item.order) : null,
+const toRow = (item: Item, nowMs: number): Row => ({
+  ...adminRefundRow(item, nowMs),
+  order: item.order ? orderRow(item.order, nowMs) : null,
 });
 
 Component({
   data: {
     tabs: TABS,
     status: 'PENDING_REVIEW' as Filter,
-    /** Raw items, handed to the detail page (there is no single-refund function). */
+    /** A review queue is worked oldest first: the longest wait is answered first. */
+    sort: 'oldest' as Sort,
+    /** What the search box holds, and the order number the list is searched by ('' = none). */
+    searchText: '',
+    searchOrderId: '',
     items: [] as Item[],
     rows: [] as Row[],
     nextCursor: null as string | null,
+    /** Refunds waiting for review in the whole shop, whatever the tab. */
+    pendingCount: 0,
     loading: false,
     loaded: false,
     errorText: '',
@@ -74,25 +85,79 @@ Component({
 
     onTab(e: WechatMiniprogram.TouchEvent<object, object, { key: Filter }>) {
       const status = e.currentTarget.dataset.key;
-      if (status === this.data.status) return;
-      this.setData({ status, items: [], rows: [], nextCursor: null, loaded: false, loading: false });
+      if (status === this.data.status && !this.data.searchOrderId) return;
+      this.reset({ status, searchOrderId: '', searchText: '' });
+    },
+
+    onSort() {
+      this.reset({ sort: this.data.sort === 'oldest' ? 'newest' : 'oldest' });
+    },
+
+    onSearchInput(e: WechatMiniprogram.Input) {
+      this.setData({ searchText: e.detail.value });
+    },
+
+    /** Search by order number, across every state: the merchant looks for that order's refunds. */
+    onSearch() {
+      const orderId = this.data.searchText.trim();
+      if (orderId === '') {
+        this.onClearSearch();
+        return;
+      }
+      if (!ORDER_NUMBER.test(orderId)) {
+        this.setData({ errorText: '订单号由字母、数字、- 和 _ 组成，最多 32 位' });
+        return;
+      }
+      this.reset({ searchOrderId: orderId, searchText: orderId });
+    },
+
+    onClearSearch() {
+      this.reset({ searchOrderId: '', searchText: '' });
+    },
+
+    reset(patch: Record<string, unknown>) {
+      this.setData({
+        ...patch,
+        items: [],
+        rows: [],
+        nextCursor: null,
+        loaded: false,
+        loading: false,
+        errorText: '',
+      });
       void this.load(null);
+    },
+
+    /** What the list shows now; a page that comes back for another one is dropped. */
+    query() {
+      const { status, sort, searchOrderId } = this.data;
+      return searchOrderId
+        ? { orderId: searchOrderId, order: sort }
+        : { ...(status ? { status } : {}), order: sort };
     },
 
     async load(cursor: string | null) {
       if (this.data.loading) return;
-      const status = this.data.status;
+      const query = this.query();
+      const key = JSON.stringify(query);
       this.setData({ loading: true, errorText: '' });
       try {
-        const page = await api.listRefunds({ ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
-        // The merchant switched tabs while this page was loading.
-        if (status !== this.data.status) return;
+        const page = await api.listRefunds({ ...query, ...(cursor ? { cursor } : {}) });
+        // The merchant switched tabs, order or search while this page was loading.
+        if (key !== JSON.stringify(this.query())) return;
         const items = cursor ? [...this.data.items, ...page.items] : page.items;
-        this.setData({ items, rows: items.map(toRow), nextCursor: page.nextCursor, loaded: true });
+        const now = Date.now();
+        this.setData({
+          items,
+          rows: items.map((i) => toRow(i, now)),
+          nextCursor: page.nextCursor,
+          pendingCount: page.pendingCount,
+          loaded: true,
+        });
       } catch (err) {
-        if (status === this.data.status) this.setData({ errorText: userMessageOf(err) });
+        if (key === JSON.stringify(this.query())) this.setData({ errorText: userMessageOf(err) });
       } finally {
-        if (status === this.data.status) this.setData({ loading: false });
+        if (key === JSON.stringify(this.query())) this.setData({ loading: false });
       }
     },
 
@@ -100,16 +165,15 @@ Component({
       void (this.data.isAdmin ? this.load(null) : this.onLoad());
     },
 
+    /** The detail page loads the refund itself (getRefund) and hands back what the review changed. */
     onOpen(e: WechatMiniprogram.TouchEvent<object, object, { id: string }>) {
-      const item = this.data.items.find((i) => i.refundId === e.currentTarget.dataset.id);
-      if (!item) return;
+      const refundId = e.currentTarget.dataset.id;
       wx.navigateTo({
-        url: `/pages/admin-refund/index?refundId=${encodeURIComponent(item.refundId)}`,
+        url: `/pages/admin-refund/index?refundId=${encodeURIComponent(refundId)}`,
         events: {
           // The review result comes back so this list shows it without a reload.
           updated: (refund: RefundView) => this.onUpdated(refund),
         },
-        success: (res) => res.eventChannel.emit('refund', item),
       });
     },
 
@@ -125,7 +189,8 @@ Component({
         const predecessor = items.find((i) => i.refundId === refund.predecessorId);
         items = [{ ...refund, ...(predecessor?.order ? { order: predecessor.order } : {}) }, ...items];
       }
-      this.setData({ items, rows: items.map(toRow) });
+      const now = Date.now();
+      this.setData({ items, rows: items.map((i) => toRow(i, now)) });
     },
   },
 });

@@ -11,12 +11,12 @@ interface LineRow extends CartLine {
   subtotalYuan: string;
 }
 
+function lineRow(l: CartLine): LineRow {
+  return { ...l, priceYuan: fenToYuan(l.priceFen), subtotalYuan: fenToYuan(l.priceFen * l.quantity) };
+}
+
 function rows(cart: CartLine[]): LineRow[] {
-  return cart.map((l) => ({
-    ...l,
-    priceYuan: fenToYuan(l.priceFen),
-    subtotalYuan: fenToYuan(l.priceFen * l.quantity),
-  }));
+  return cart.map(lineRow);
 }
 
 Component({
@@ -44,10 +44,15 @@ Component({
     onStep(e: WechatMiniprogram.TouchEvent<object, object, { id: string; delta: string }>) {
       if (this.data.submitting) return;
       const { id, delta } = e.currentTarget.dataset;
-      const line = this.data.lines.find((l) => l.productId === id);
+      const at = this.data.lines.findIndex((l) => l.productId === id);
+      const line = this.data.lines[at];
       if (!line) return;
       const product = { id: line.productId, name: line.name, priceFen: line.priceFen, image: '' };
-      this.show(setQuantity(this.data.lines, product, line.quantity + Number(delta)));
+      const cart = setQuantity(this.data.lines, product, line.quantity + Number(delta));
+      const kept = cart.find((l) => l.productId === id);
+      // A line that stays changes alone; a line that goes away reshapes the list.
+      if (!kept) this.show(cart);
+      else this.setData({ [`lines[${at}]`]: lineRow(kept), estimateYuan: fenToYuan(estimateFen(cart)) });
     },
 
     async onSubmit() {
@@ -60,9 +65,13 @@ Component({
       const note = choiceNote(await subscribing);
       this.setData({ subscribeNote: note });
       try {
-        const result = await payOrder(toCreateOrderEvent(this.data.lines), (created) =>
-          this.setData({ serverTotalYuan: fenToYuan(created.totalFee) }),
-        );
+        const result = await payOrder(toCreateOrderEvent(this.data.lines), {
+          onCreated: (created) => {
+            this.setData({ serverTotalYuan: fenToYuan(created.totalFee) });
+            // The order holds the items from now on: the product list empties its cart.
+            this.getOpenerEventChannel?.()?.emit?.('ordered', created);
+          },
+        });
         const message = PAY_OUTCOME_MESSAGE[result.outcome];
         const url = `/pages/order-detail/index?orderId=${encodeURIComponent(result.orderId)}`;
         // The order exists from here on, whatever happened at the cashier: leave the checkout

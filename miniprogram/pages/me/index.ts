@@ -47,5 +47,10 @@ Component({
     onAdmin() {
       wx.navigateTo({ url: '/pages/admin-refunds/index' });
     },
+
+    /** 对账: each day's bill against the books, and what to do about a difference. */
+    onBillChecks() {
+      wx.navigateTo({ url: '/pages/admin-billchecks/index' });
+    },
   },
 });

@@ -76,15 +76,26 @@ Component({
 
     onStep(e: WechatMiniprogram.TouchEvent<object, object, { id: string; delta: string }>) {
       const { id, delta } = e.currentTarget.dataset;
-      const product = this.data.products.find((p) => p.id === id);
+      const at = this.data.products.findIndex((p) => p.id === id);
+      const product = this.data.products[at];
       if (!product) return;
       const cart = setQuantity(this.data.cart, product, product.quantity + Number(delta));
+      // Only the tapped row goes through setData: the list itself can be long.
       this.setData({
+        [`products[${at}].quantity`]: cart.find((l) => l.productId === id)?.quantity ?? 0,
         cart,
-        products: this.data.products.map((p) => toRow(p, cart)),
         count: cartCount(cart),
         estimateYuan: fenToYuan(estimateFen(cart)),
       });
+    },
+
+    /** The order now holds these items (and can be paid from 我的订单): the cart starts afresh. */
+    clearCart() {
+      const patch: Record<string, unknown> = { cart: [], count: 0, estimateYuan: '0.00' };
+      this.data.products.forEach((p, i) => {
+        if (p.quantity !== 0) patch[`products[${i}].quantity`] = 0;
+      });
+      this.setData(patch);
     },
 
     onCheckout() {
@@ -92,7 +103,10 @@ Component({
         wx.showToast({ title: '请先选择商品', icon: 'none' });
         return;
       }
-      wx.navigateTo({ url: `/pages/checkout/index?cart=${encodeCart(this.data.cart)}` });
+      wx.navigateTo({
+        url: `/pages/checkout/index?cart=${encodeCart(this.data.cart)}`,
+        events: { ordered: () => this.clearCart() },
+      });
     },
 
     onMyOrders() {

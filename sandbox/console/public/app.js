@@ -6,8 +6,11 @@
 // from the mini-program's own code, bundled by the gateway as /console/shared.js.
 
 import {
+  billCheckRow,
+  CANCEL_OUTCOME_MESSAGE,
   CONTACT_MAX,
   checkRefundForm,
+  confirmDecision,
   decisionResult,
   ERROR_MESSAGES,
   fenToYuan,
@@ -15,13 +18,17 @@ import {
   historyRows,
   merchantGuide,
   NETWORK_MESSAGE,
+  ORDER_DISPLAY_LABEL,
   ORDER_STATUS_LABEL,
+  orderDisplay,
+  parseYuanToFen,
   REASON_MAX,
   REFUND_STATUS_LABEL,
   REJECT_NEEDS_COMMENT,
   rateLimitText,
   shopperNote,
   submissionFor,
+  yesterdayBeijing,
 } from '/console/shared.js';
 
 const POLL_MS = 1000;
@@ -43,8 +50,8 @@ const orderLabel = (s) => `${ORDER_STATUS_LABEL[s] ?? s} ${ORDER_EN[s] ?? ''}`.t
 const refundLabel = (s) => `${REFUND_STATUS_LABEL[s] ?? s} ${REFUND_EN[s] ?? ''}`.trim();
 const both = (t) => (t ? `${t.zh} · ${t.en}` : '');
 
-/** The views each role can filter by; kept in the URL as ?view=. */
-const ORDER_VIEWS = ['', 'NOTPAY', 'PAID', 'CLOSED'];
+/** The views each role can filter by; kept in the URL as ?view=. AFTER_SALE is 售后 (listOrders filter). */
+const ORDER_VIEWS = ['', 'NOTPAY', 'PAID', 'AFTER_SALE', 'CLOSED'];
 const REFUND_VIEWS = [
   '',
   'PENDING_REVIEW',
@@ -55,6 +62,7 @@ const REFUND_VIEWS = [
   'PROCESSING',
   'SUCCESS',
   'REJECTED',
+  'WITHDRAWN',
 ];
 
 const money = (fen) => `¥${fenToYuan(fen)}`;
@@ -134,6 +142,11 @@ const state = {
   submission: null,
   applying: false,
   paying: false,
+  /** The shop's preset refund reasons (refundReasons), loaded with the first refund form. */
+  reasons: [],
+  /** The merchant's queue: oldest or newest first (?sort=), and an order number searched for (?q=). */
+  sort: 'oldest',
+  search: '',
 };
 
 function openidOf(role) {
@@ -149,6 +162,7 @@ function readUrl() {
   state.role = as === 'b' || as === 'merchant' ? as : 'a';
   const view = p.get('view') ?? '';
   state.view = (isMerchant() ? REFUND_VIEWS : ORDER_VIEWS).includes(view) ? view : '';
+  readQueueUrl(p);
 }
 
 function writeUrl() {
@@ -156,6 +170,7 @@ function writeUrl() {
   p.set('as', state.role);
   if (state.view) p.set('view', state.view);
   else p.delete('view');
+  writeQueueUrl(p);
   history.replaceState(null, '', `${location.pathname}?${p}`);
 }
 
@@ -260,7 +275,14 @@ function identities() {
 function filterTabs() {
   const merchant = isMerchant();
   const views = merchant ? REFUND_VIEWS : ORDER_VIEWS;
-  const label = (v) => (v === '' ? '全部 All' : merchant ? refundLabel(v) : orderLabel(v));
+  const label = (v) =>
+    v === ''
+      ? '全部 All'
+      : v === 'AFTER_SALE'
+        ? '售后 After-sale'
+        : merchant
+          ? refundLabel(v)
+          : orderLabel(v);
   $(merchant ? 'refund-filters' : 'order-filters').replaceChildren(
     ...views.map((v) =>
       h(
@@ -337,6 +359,7 @@ function refundLine(r) {
     // Never r.failReason here: WeChat's reason is about the merchant's account.
     note ? h('div', { className: 'muted', 'data-testid': 'refund-note' }, both(note)) : null,
     h('div', { className: 'muted mono id' }, r.refundId),
+    r.status === 'PENDING_REVIEW' ? withdrawButton(r) : null,
   );
 }
 
@@ -366,6 +389,7 @@ function renderOrders(rows) {
             { className: `badge ${o.status}`, 'data-testid': 'order-status', 'data-status': o.status },
             orderLabel(o.status),
           ),
+          orderDisplayBadge(o),
           h('b', {}, money(o.totalFee)),
           h('span', {}, o.description),
           h('span', { className: 'muted' }, time(o.createdAtMs)),
@@ -397,6 +421,7 @@ function renderOrders(rows) {
                 '去支付 Pay',
               )
             : null,
+          o.payable ? cancelOrderButton(o) : null,
           o.status === 'NOTPAY'
             ? h(
                 'button',
@@ -429,7 +454,7 @@ function renderOrders(rows) {
 async function refreshShop() {
   const [products, orders] = await Promise.all([
     state.rendered.products ? null : call('listProducts'),
-    call('listOrders', state.view ? { status: state.view } : {}),
+    call('listOrders', listOrdersEvent(state.view)),
   ]);
   if (products) {
     renderProducts(products.items);
@@ -454,6 +479,7 @@ function openRefundForm(o) {
   $('refund-order').textContent =
     `${o.description} · ${o.orderId} · 可退 refundable ${money(o.refundableFee)}`;
   $('refund-amount').value = fenToYuan(o.refundableFee);
+  void fillReasonChoices();
   $('refund-reason').value = '';
   $('refund-reason').maxLength = REASON_MAX;
   $('refund-contact').value = '';
@@ -463,13 +489,13 @@ function openRefundForm(o) {
 }
 
 function showFormError(field, message) {
-  for (const f of ['amount', 'reason', 'contact']) {
-    const input = $(`refund-${f}`);
+  for (const f of ['amount', 'reasonCode', 'reason', 'contact']) {
+    const input = fieldInput(f);
     if (f === field) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
   }
   $('refund-error').textContent = message;
-  if (field) $(`refund-${field}`).focus();
+  if (field) fieldInput(field).focus();
 }
 
 function setApplying(on) {
@@ -492,17 +518,25 @@ async function submitRefund(event) {
     o.orderId,
     {
       amount: $('refund-amount').value,
+      reasonCode: $('refund-reason-code').value,
       reason: $('refund-reason').value,
       contact: $('refund-contact').value,
     },
     o.refundableFee,
+    state.reasons,
   );
   if (!check.ok) {
     showFormError(check.field, check.message);
     return;
   }
   const e = check.event;
-  state.submission = submissionFor(state.submission, [e.orderId, e.refundFee, e.reason, e.contact]);
+  state.submission = submissionFor(state.submission, [
+    e.orderId,
+    e.refundFee,
+    e.reasonCode,
+    e.reason,
+    e.contact,
+  ]);
   showFormError(null, '');
   setApplying(true);
   try {
@@ -567,9 +601,22 @@ async function decide(r, decision, button) {
     toast(REJECT_NEEDS_COMMENT, 'error');
     return;
   }
+  // Money moves on approve and retry, and cannot be called back: say how much, and ask. A
+  // second click while the question is open is ignored like one while the call runs.
   state.deciding.add(r.refundId);
-  const card = button.closest('[data-testid="review"]');
-  for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = true;
+  const ask = confirmDecision(decision, r, comment);
+  if (!(await confirmAction(ask.title, ask.content, ask.confirm))) {
+    state.deciding.delete(r.refundId);
+    return;
+  }
+  // The list may have been redrawn while the question was open: find the card again.
+  const buttons = () => [
+    ...document.querySelectorAll(
+      `[data-testid="review"][data-refund-id="${CSS.escape(r.refundId)}"] button[data-decision]`,
+    ),
+    button,
+  ];
+  for (const b of buttons()) b.disabled = true;
   try {
     const out = await call('approveRefund', {
       refundId: r.refundId,
@@ -583,7 +630,7 @@ async function decide(r, decision, button) {
     toast(describe(e), 'error');
   } finally {
     state.deciding.delete(r.refundId);
-    for (const b of card.querySelectorAll('button[data-decision]')) b.disabled = false;
+    for (const b of buttons()) b.disabled = false;
   }
   await refresh();
 }
@@ -716,8 +763,9 @@ function renderReviews(refunds) {
 }
 
 async function refreshMerchant() {
-  const page = await call('listRefunds', state.view ? { status: state.view } : {});
+  const page = await call('listRefunds', listRefundsEvent());
   renderIfChanged('reviews', page.items, renderReviews);
+  renderIfChanged('queue', queueSummary(page), renderQueueBar);
 }
 
 // ---- sandbox panel ----
@@ -881,6 +929,196 @@ function renderInfo(info) {
   );
 }
 
+// ---- orders: cancel, after-sale view ----
+
+function listOrdersEvent(view) {
+  if (view === 'AFTER_SALE') return { filter: 'afterSale' };
+  return view ? { status: view } : {};
+}
+
+/** The order as the shopper reads it in the mini-program, when that differs from its raw status. */
+function orderDisplayBadge(o) {
+  const display = orderDisplay(o, Date.now());
+  if (display === o.status) return null;
+  return h(
+    'span',
+    { className: 'muted', 'data-testid': 'order-display', 'data-display': display },
+    ORDER_DISPLAY_LABEL[display],
+  );
+}
+
+function cancelOrderButton(o) {
+  return h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'order-cancel',
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        const ok = await confirmAction(
+          { zh: '取消订单', en: 'Cancel this order?' },
+          {
+            zh: `取消后这笔 ${money(o.totalFee)} 的订单不能再支付`,
+            en: `The order of ${money(o.totalFee)} can no longer be paid`,
+          },
+          { zh: '取消订单', en: 'Cancel order' },
+        );
+        if (!ok) return;
+        await act(button, async () => {
+          const out = await call('cancelOrder', { orderId: o.orderId });
+          toast(`${CANCEL_OUTCOME_MESSAGE[out.outcome]} · cancelOrder → ${out.outcome}`);
+        });
+      },
+    },
+    '取消订单 Cancel',
+  );
+}
+
+// ---- refunds: withdraw, preset reasons ----
+
+function withdrawButton(r) {
+  return h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'refund-withdraw',
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        const ok = await confirmAction(
+          { zh: '撤销退款申请', en: 'Withdraw this application?' },
+          {
+            zh: `撤销这笔 ${money(r.refundFee)} 的退款申请？撤销后可重新申请`,
+            en: `Withdraw the refund of ${money(r.refundFee)}; you can apply again`,
+          },
+          { zh: '撤销', en: 'Withdraw' },
+        );
+        if (!ok) return;
+        await act(button, async () => {
+          const out = await call('withdrawRefund', { refundId: r.refundId });
+          toast(`已撤销申请 Withdrawn · ${out.refund.status}`);
+        });
+      },
+    },
+    '撤销申请 Withdraw',
+  );
+}
+
+/** The refund form's preset reasons, from refundReasons (once per page). */
+async function fillReasonChoices() {
+  if (state.reasons.length === 0) {
+    try {
+      state.reasons = (await call('refundReasons')).apply;
+    } catch (e) {
+      showFormError(null, describe(e));
+      return;
+    }
+  }
+  const select = $('refund-reason-code');
+  select.replaceChildren(
+    h('option', { value: '' }, '请选择 Choose a reason'),
+    ...state.reasons.map((r) => h('option', { value: r.code }, r.label)),
+  );
+  select.value = '';
+}
+
+function fieldInput(field) {
+  return $(field === 'reasonCode' ? 'refund-reason-code' : `refund-${field}`);
+}
+
+// ---- merchant queue: oldest first, pending count, search by order number ----
+
+function readQueueUrl(p) {
+  state.sort = p.get('sort') === 'newest' ? 'newest' : 'oldest';
+  state.search = p.get('q') ?? '';
+}
+
+function writeQueueUrl(p) {
+  if (state.sort === 'newest') p.set('sort', 'newest');
+  else p.delete('sort');
+  if (state.search) p.set('q', state.search);
+  else p.delete('q');
+}
+
+function listRefundsEvent() {
+  // A search looks at every state of that order's refunds.
+  if (state.search) return { orderId: state.search, order: state.sort };
+  return { ...(state.view ? { status: state.view } : {}), order: state.sort };
+}
+
+function queueSummary(page) {
+  return { pendingCount: page.pendingCount, sort: state.sort, search: state.search };
+}
+
+function renderQueueBar(q) {
+  $('queue-pending').textContent = `待审核 ${q.pendingCount} 笔 · ${q.pendingCount} pending review`;
+  $('queue-pending').dataset.count = String(q.pendingCount);
+  $('queue-sort').textContent = q.sort === 'oldest' ? '最早优先 Oldest first' : '最新优先 Newest first';
+  $('queue-sort').dataset.sort = q.sort;
+  $('queue-search-clear').hidden = !q.search;
+  if (document.activeElement !== $('queue-search')) $('queue-search').value = q.search;
+}
+
+function wireQueueBar() {
+  const search = () => {
+    const q = $('queue-search').value.trim();
+    if (q && !/^[0-9A-Za-z_-]{1,32}$/.test(q)) {
+      toast('订单号由字母、数字、- 和 _ 组成 · an order number is letters, digits, - and _', 'error');
+      return;
+    }
+    state.search = q;
+    state.rendered = {};
+    writeUrl();
+    void refresh();
+  };
+  $('queue-search-go').onclick = search;
+  $('queue-search').onkeydown = (e) => {
+    if (e.key === 'Enter') search();
+  };
+  $('queue-search-clear').onclick = () => {
+    $('queue-search').value = '';
+    search();
+  };
+  $('queue-sort').onclick = () => {
+    state.sort = state.sort === 'oldest' ? 'newest' : 'oldest';
+    state.rendered = {};
+    writeUrl();
+    void refresh();
+  };
+}
+
+// ---- confirmation before what cannot be taken back ----
+
+let confirming = null;
+
+/** Opens the confirmation dialog; resolves true on its confirm button only. */
+function confirmAction(title, content, confirm) {
+  if (confirming) return Promise.resolve(false);
+  $('confirm-title').textContent = both(title);
+  $('confirm-text').textContent = both(content);
+  $('confirm-ok').textContent = `${confirm.zh} ${confirm.en}`;
+  $('confirm-ok').disabled = false;
+  $('confirm-dialog').showModal();
+  return new Promise((resolve) => {
+    confirming = resolve;
+  });
+}
+
+function wireConfirm() {
+  const answer = (yes) => {
+    const resolve = confirming;
+    confirming = null;
+    $('confirm-ok').disabled = true;
+    $('confirm-dialog').close();
+    resolve?.(yes);
+  };
+  $('confirm-ok').onclick = () => answer(true);
+  $('confirm-cancel').onclick = () => answer(false);
+  $('confirm-dialog').addEventListener('cancel', (e) => {
+    e.preventDefault();
+    answer(false);
+  });
+}
+
 // ---- 服务通知: the identity's inbox, and its 接收通知 switch ----
 // The switch answers WeChat's subscribe prompt as this user would (accept, at most 3 templates
 // per prompt) through the emulator's control route, for the templates the mini-program asks
@@ -1005,6 +1243,166 @@ function wireNotices() {
   };
 }
 
+// ---- bill checks (对账): the merchant's list, a check run now, WeChat's clock, merchant-platform refunds ----
+
+const billState = {
+  /** WeChat's clock as the simulator last said: { nowMs, offsetMs }. */
+  clock: null,
+  /** The merchant picked a day: a clock change no longer moves it. */
+  dateTouched: false,
+  running: false,
+};
+
+/** yyyy-MM-dd (the date input's format) → yyyyMMdd (the bill's). */
+const billDate = (day) => day.replaceAll('-', '');
+
+function renderBillChecks(items) {
+  if (items.length === 0) {
+    $('billchecks').replaceChildren(h('p', { className: 'muted' }, '还没有对账记录 No bill checks yet.'));
+    return;
+  }
+  $('billchecks').replaceChildren(
+    ...items.map((v) => {
+      const row = billCheckRow(v);
+      return h(
+        'div',
+        {
+          className: `card billcheck ${row.clean ? 'clean' : 'attention'}`,
+          'data-testid': 'billcheck',
+          'data-date': row.billDate,
+          'data-status': row.status,
+          'data-clean': String(row.clean),
+        },
+        h(
+          'div',
+          { className: 'row' },
+          h('b', {}, row.day),
+          h(
+            'span',
+            { className: 'badge billcheck-status', 'data-testid': 'billcheck-status' },
+            row.statusLabel,
+          ),
+          h('span', { className: 'muted' }, `${v.status}${v.runs > 1 ? ` · ${v.runs} runs` : ''}`),
+        ),
+        h('div', { 'data-testid': 'billcheck-summary' }, row.summary),
+        row.message ? h('div', { className: 'error' }, row.message) : null,
+        row.fixes.length > 0
+          ? h(
+              'ul',
+              { className: 'billcheck-list' },
+              row.fixes.map((f, i) =>
+                h(
+                  'li',
+                  { 'data-testid': 'billcheck-fix', 'data-kind': v.actions[i]?.kind ?? '' },
+                  `✓ ${f.label} · `,
+                  h('span', { className: 'mono id' }, f.orderId),
+                  f.refundId ? [' · ', h('span', { className: 'mono id' }, f.refundId)] : null,
+                  ` · ¥${f.yuan}`,
+                ),
+              ),
+            )
+          : null,
+        row.issues.length > 0
+          ? h(
+              'ul',
+              { className: 'billcheck-list' },
+              row.issues.map((d, i) =>
+                h(
+                  'li',
+                  {
+                    className: 'billcheck-issue',
+                    'data-testid': 'billcheck-issue',
+                    'data-kind': v.discrepancies[i]?.kind ?? '',
+                  },
+                  h('b', {}, `⚠ ${d.title}`),
+                  h('span', { className: 'muted' }, ` · ${v.discrepancies[i]?.kind ?? ''}`),
+                  d.ids ? h('div', { className: 'mono id' }, d.ids) : null,
+                  d.detail ? h('div', { className: 'muted' }, d.detail) : null,
+                  h('div', { className: 'guide', 'data-testid': 'billcheck-todo' }, `处理 To do: ${d.todo}`),
+                ),
+              ),
+            )
+          : null,
+        row.moreIssues > 0
+          ? h(
+              'div',
+              { className: 'muted' },
+              `另有 ${row.moreIssues} 项差异未列出 ${row.moreIssues} more in the log (billcheck.discrepancy)`,
+            )
+          : null,
+        h('div', { className: 'muted' }, `最近核对 Last run ${row.lastRunAt}`),
+      );
+    }),
+  );
+}
+
+async function refreshBillChecks() {
+  const page = await call('listBillChecks', {});
+  renderIfChanged('billchecks', page.items, renderBillChecks);
+}
+
+function renderClock(clock) {
+  billState.clock = clock;
+  const ahead = Math.round(clock.offsetMs / 60_000);
+  $('wx-clock').textContent =
+    `${new Date(clock.nowMs).toLocaleString('zh-CN', { hour12: false, timeZone: 'Asia/Shanghai' })}` +
+    (Math.abs(ahead) >= 1 ? ` (+${ahead} min)` : '');
+  $('wx-clock').dataset.offsetMs = String(clock.offsetMs);
+  // The day the morning check looks at, on WeChat's clock: the one whose bill now exists.
+  if (!billState.dateTouched) $('billcheck-date').value = yesterdayBeijing(clock.nowMs);
+}
+
+async function runBillCheck(button) {
+  const day = $('billcheck-date').value;
+  if (!day || billState.running) return;
+  billState.running = true;
+  await act(button, async () => {
+    try {
+      const out = await api('billcheck', { date: billDate(day) });
+      const answer = out.result;
+      if (!answer?.ok) throw new CallFailed(answer?.error?.code ?? 'INTERNAL', answer?.error?.message);
+      const row = billCheckRow(answer.data.check);
+      toast(
+        answer.data.ran
+          ? `${row.day} ${row.statusLabel} · ${answer.data.check.status}`
+          : `${row.day} 正在对账中 A check of this day is running`,
+      );
+    } finally {
+      billState.running = false;
+    }
+  });
+}
+
+function wireBillChecks() {
+  $('billcheck-date').onchange = () => {
+    billState.dateTouched = true;
+  };
+  $('billcheck-run').onclick = (e) => runBillCheck(e.currentTarget);
+  const setClock = (body, what) =>
+    act(null, async () => {
+      renderClock(await api('clock', body));
+      toast(what);
+    });
+  $('clock-next-morning').onclick = () =>
+    setClock({ nextMorning: true }, '微信时钟已到次日 10:30 WeChat is at 10:30 the next day');
+  $('clock-now').onclick = () => setClock({ offsetMs: 0 }, '微信时钟回到现在 WeChat is back to now');
+  $('platform-refund').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const outTradeNo = $('platform-refund-order').value.trim();
+    const yuan = parseYuanToFen($('platform-refund-amount').value);
+    if (!outTradeNo || !yuan.ok) {
+      toast('填写订单号和金额 Give the order number and an amount in yuan', 'error');
+      return;
+    }
+    void act(e.submitter, async () => {
+      const r = await api('platform-refund', { outTradeNo, refundFee: yuan.fen });
+      $('platform-refund-order').value = '';
+      $('platform-refund-amount').value = '';
+      toast(`商户平台退款 ${r.outRefundNo} · ${r.status}（无通知 no notify; only the bill shows it）`);
+    });
+  });
+}
+
 // ---- polling ----
 
 /**
@@ -1036,8 +1434,10 @@ function refresh() {
       await Promise.all([
         isMerchant() ? refreshMerchant() : refreshShop(),
         refreshNotices(),
+        isMerchant() ? refreshBillChecks() : null,
         api('notifies').then((n) => renderIfChanged('notifies', n, renderNotifies)),
         api('faults').then((f) => renderIfChanged('faults', f, renderFaults)),
+        api('clock').then(renderClock),
       ]);
       document.body.dataset.ready = 'true';
     } catch (e) {
@@ -1054,6 +1454,7 @@ async function main() {
   renderInfo(state.info);
   wireFaults();
   wireNotices();
+  wireBillChecks();
   $('cashier').addEventListener('click', cashierChoice);
   $('cashier').addEventListener('cancel', (e) => {
     if (state.paying) e.preventDefault();
@@ -1062,6 +1463,8 @@ async function main() {
     if (state.applying) e.preventDefault();
   });
   $('refund-form').addEventListener('submit', submitRefund);
+  wireConfirm();
+  wireQueueBar();
   readUrl();
   switchTo(state.role, state.view);
   // A poll is skipped while another refresh is queued, so a slow stack is not flooded.

@@ -178,6 +178,40 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the preset refund reasons, and refuses a list a shopper could not use', () => {
+    const c = loadConfig({
+      ...GOOD,
+      REFUND_REASONS: ' SIZE:尺码不合适, OTHER:其他 ',
+      REFUND_REJECT_REASONS: '已发货,超过售后期',
+    });
+    expect(c.refunds.reasons).toEqual([
+      { code: 'SIZE', label: '尺码不合适' },
+      { code: 'OTHER', label: '其他' },
+    ]);
+    expect(c.refunds.rejectReasons).toEqual(['已发货', '超过售后期']);
+    // The defaults: the usual reasons, OTHER included.
+    expect(loadConfig(GOOD).refunds.reasons.map((r) => r.code)).toContain('OTHER');
+    expect(problems({ ...GOOD, REFUND_REASONS: 'SIZE:尺码不合适' })).toContainEqual(
+      expect.stringMatching(/REFUND_REASONS must include OTHER/),
+    );
+    expect(problems({ ...GOOD, REFUND_REASONS: 'size:小写,OTHER:其他' })).toContainEqual(
+      expect.stringMatching(/REFUND_REASONS: "size:小写" must be CODE:label/),
+    );
+    expect(problems({ ...GOOD, REFUND_REASONS: 'SIZE:,OTHER:其他' })).toContainEqual(
+      expect.stringMatching(/the label of SIZE must be 1 to 20 characters/),
+    );
+    expect(problems({ ...GOOD, REFUND_REASONS: 'OTHER:其他,OTHER:别的' })).toContainEqual(
+      expect.stringMatching(/names OTHER twice/),
+    );
+    expect(problems({ ...GOOD, REFUND_REJECT_REASONS: '太'.repeat(41) })).toContainEqual(
+      expect.stringMatching(/REFUND_REJECT_REASONS/),
+    );
+    // Checked for every function, like the rest: a listing that needs no key still refuses it.
+    expect(problems({ REFUND_REASONS: 'SIZE:尺码' }, {} as never)).toContainEqual(
+      expect.stringMatching(/REFUND_REASONS/),
+    );
+  });
+
   it('refuses a WeChat timeout that cannot fit the function that calls WeChat, and only that one', () => {
     expect(() =>
       loadConfig(
