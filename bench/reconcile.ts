@@ -20,12 +20,13 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { loadConfig } from '../cloudfunctions/shared/config';
-import type { Deps, WxPayPort } from '../cloudfunctions/shared/domain/deps';
+import type { Deps, Payments } from '../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { reconcile } from '../cloudfunctions/shared/domain/reconcile';
+import { type PaymentProvider, providersFromConfig } from '../cloudfunctions/shared/providers';
 import { budgetFor } from '../cloudfunctions/shared/runtime/function';
 import { Store } from '../cloudfunctions/shared/store';
-import { createWxPayClient, nonceStr, type WxPayClient } from '../cloudfunctions/shared/wxpay';
+import { nonceStr } from '../cloudfunctions/shared/wxpay';
 import { type Stack, startStack } from '../sandbox/stack';
 import type { SimRefund } from '../sandbox/wxpay';
 import { insertAll, refundOf, type Trade, trade } from './backlog';
@@ -88,41 +89,41 @@ export interface ReconcileBench {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * The WeChat port, counting calls and when each order and refund was first asked about (on
- * `now`), each call sent after `delayMs`.
+ * The payment provider, counting calls and when each order and refund was first asked about
+ * (on `now`), each call sent after `delayMs`.
  */
-function counting(client: WxPayClient, delayMs = 0, now: () => number = Date.now) {
+function counting(provider: PaymentProvider, delayMs = 0, now: () => number = Date.now) {
   const orders = new Map<string, number>();
   const refunds = new Map<string, number>();
   let calls = 0;
   const wait = () => (delayMs > 0 ? sleep(delayMs) : Promise.resolve());
-  const port: WxPayPort = {
-    unifiedOrder: (p, o) => client.unifiedOrder(p, o),
-    orderQuery: async (p, o) => {
+  const port: PaymentProvider = {
+    ...provider,
+    queryPayment: async (id, o) => {
       calls++;
-      if ('out_trade_no' in p && !orders.has(p.out_trade_no)) orders.set(p.out_trade_no, now());
+      if (!orders.has(id)) orders.set(id, now());
       await wait();
-      return client.orderQuery(p, o);
+      return provider.queryPayment(id, o);
     },
-    refundQuery: async (p, o) => {
+    queryRefund: async (id, o) => {
       calls++;
-      const id = 'out_refund_no' in p ? p.out_refund_no : undefined;
-      if (typeof id === 'string' && !refunds.has(id)) refunds.set(id, now());
+      if (!refunds.has(id)) refunds.set(id, now());
       await wait();
-      return client.refundQuery(p, o);
+      return provider.queryRefund(id, o);
     },
-    closeOrder: async (p, o) => {
+    closePayment: async (id, o) => {
       calls++;
       await wait();
-      return client.closeOrder(p, o);
+      return provider.closePayment(id, o);
     },
-    refund: async (p, o) => {
+    refund: async (input, o) => {
       calls++;
       await wait();
-      return client.refund(p, o);
+      return provider.refund(input, o);
     },
   };
-  return { port, orders, refunds, calls: () => calls };
+  const payments: Payments = { current: port, byName: { [provider.name]: port } };
+  return { payments, orders, refunds, calls: () => calls };
 }
 
 /** A store whose every request waits `delayMs` before it is sent. */
@@ -208,15 +209,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
     cloud.init({ env: 'bench', secretId: 'x', secretKey: 'x', serviceUrl: stack.info.tcbServiceUrl });
     const db = cloud.database({ throwOnNotFound: false });
     const sandboxConfig = loadConfig(stack.env, { wxpay: true, cert: true, calls: true });
-    const client = createWxPayClient({
-      appid: sandboxConfig.wxpay.appid,
-      mchId: sandboxConfig.wxpay.mchId,
-      apiKey: sandboxConfig.wxpay.apiKey,
-      signType: sandboxConfig.wxpay.signType,
-      baseUrl: sandboxConfig.wxpay.baseUrl,
-      ...(sandboxConfig.wxpay.caPem ? { caPem: sandboxConfig.wxpay.caPem } : {}),
-      ...(sandboxConfig.cert ? { cert: sandboxConfig.cert } : {}),
-    });
+    const client = providersFromConfig(sandboxConfig).v2!;
 
     // 1. The timer's runs at production latency and production schedules (timeScale 1), the
     // shop's clock and WeChat's moved to each run's time.
@@ -233,7 +226,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
       const deps: Deps = {
         store: slowStore(new Store(db), DB_MS),
         config: { ...sandboxConfig, timeScale: 1 },
-        wxpay: wxSlow.port,
+        wxpay: wxSlow.payments,
         now: shopNow,
         random: nonceStr,
         log: () => {},
@@ -312,7 +305,7 @@ export async function reconcileBench(functionsDir: string, quick: boolean): Prom
       const deps: Deps = {
         store,
         config: sandboxConfig,
-        wxpay: wx.port,
+        wxpay: wx.payments,
         now: Date.now,
         random: nonceStr,
         log: () => {},

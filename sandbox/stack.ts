@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FunctionMap, FunctionName, Result } from '../cloudfunctions/shared/contract';
-import type { ProviderName } from '../cloudfunctions/shared/providers/port';
+import { PROVIDER_NAMES, type ProviderName } from '../cloudfunctions/shared/providers/port';
 import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
 import type { SignType } from '../cloudfunctions/shared/wxpay/types';
 import { ensureCerts } from './certs';
@@ -72,6 +72,11 @@ export interface StackInfo {
   merchant: MerchantInfo;
   /** How new orders are paid (WXPAY_PROVIDER); v2 by default. */
   provider: ProviderName;
+  /**
+   * Providers of orders made in earlier runs on this data folder (WXPAY_KEEP_PROVIDERS): they
+   * stay enabled, so a shop switched with `npm start -- --provider v3` keeps its APIv2 orders.
+   */
+  keptProviders?: ProviderName[];
   v3?: V3MerchantInfo;
   cloudPay?: CloudPayInfo;
 }
@@ -89,6 +94,11 @@ export interface StackOptions {
    * and that provider's variables for the functions.
    */
   provider?: ProviderName;
+  /**
+   * Providers to keep enabled for earlier orders. Default: with a data folder, the providers
+   * its last run used (a switch keeps the old orders working); without one, none.
+   */
+  keepProviders?: ProviderName[];
   /** 1 = WeChat's real notify and refund timings. */
   timeScale?: number;
   functionsDir?: string;
@@ -186,6 +196,18 @@ function loadMerchant(
   return m;
 }
 
+/** The providers the last run on this data folder used (its stack.json), so a switch keeps them. */
+function previousProviders(dataDir: string): ProviderName[] {
+  try {
+    const prev = JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8')) as Partial<StackInfo>;
+    return [prev.provider ?? 'v2', ...(prev.keptProviders ?? [])].filter((p): p is ProviderName =>
+      (PROVIDER_NAMES as readonly string[]).includes(p),
+    );
+  } catch {
+    return [];
+  }
+}
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const host = options.host ?? '127.0.0.1';
   const progress = options.progress ?? (() => {});
@@ -202,6 +224,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const gatewayUrl = `http://${host}:${gatewayPort}`;
 
     const provider = options.provider ?? 'v2';
+    const keptProviders = (options.keepProviders ?? (persistent ? previousProviders(dataDir) : [])).filter(
+      (p, i, all) => p !== provider && all.indexOf(p) === i,
+    );
+    const uses = (p: ProviderName) => p === provider || keptProviders.includes(p);
     const envId = 'local';
     // Started before the simulator, so the cloudPay route finds it through this reference.
     let simulatorRef: WxPaySimulator | undefined;
@@ -216,7 +242,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         templates: DEMO_SUBSCRIBE_TEMPLATES,
         pages: JSON.parse(readFileSync(join(ROOT, 'miniprogram', 'app.json'), 'utf8')).pages,
       },
-      ...(provider === 'cloudpay'
+      ...(uses('cloudpay')
         ? {
             wxPayApi: (call) =>
               simulatorRef!.cloudPay({
@@ -229,14 +255,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     cleanup.push(() => emulator.close());
 
-    const v3Material =
-      provider === 'v3'
-        ? ensureV3Material(join(dataDir, 'certs', 'v3'), {
-            caCertPath: certs.caCertPath,
-            caKeyPath: join(dataDir, 'certs', 'ca_key.pem'),
-            mchId: merchant.mchid,
-          })
-        : undefined;
+    const v3Material = uses('v3')
+      ? ensureV3Material(join(dataDir, 'certs', 'v3'), {
+          caCertPath: certs.caCertPath,
+          caKeyPath: join(dataDir, 'certs', 'ca_key.pem'),
+          mchId: merchant.mchid,
+        })
+      : undefined;
     const simMerchant: SimMerchant = {
       appid: merchant.appid,
       mchId: merchant.mchid,
@@ -276,7 +301,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
             },
           }
         : {}),
-      ...(provider === 'cloudpay'
+      ...(uses('cloudpay')
         ? { cloudPay: { bound: [{ subMchId: merchant.mchid, subAppid: merchant.appid }] } }
         : {}),
     });
@@ -305,6 +330,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       SHOP_NAME: '小店',
       ...demoNoticeEnv(),
       ...(provider !== 'v2' ? { WXPAY_PROVIDER: provider } : {}),
+      ...(keptProviders.length > 0 ? { WXPAY_KEEP_PROVIDERS: keptProviders.join(',') } : {}),
       ...(v3Material
         ? {
             WXPAY_V3_KEY: v3Material.apiV3Key,
@@ -312,7 +338,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
             WXPAY_V3_PUBLIC_KEY_PEM: readFileSync(v3Material.publicKeyPath, 'utf8'),
           }
         : {}),
-      ...(provider === 'cloudpay'
+      ...(uses('cloudpay')
         ? {
             WXPAY_CLOUDPAY_ENV: envId,
             WXPAY_CLOUDPAY_PAY_FUNCTION: 'payNotify',
@@ -338,7 +364,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         : {}),
     });
     cleanup.push(() => runtime.close());
-    if (provider === 'cloudpay') {
+    if (uses('cloudpay')) {
       // cloudPay's callbacks are invocations of the named function, marked as the platform's.
       simulator.setFunctionInvoker(async (name, event) => {
         const out = await runtime.invoke(name, event, { SOURCE: 'wx_paycallback' });
@@ -380,6 +406,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       adminOpenid,
       merchant: { ...merchant, certPath: certs.certPath, keyPath: certs.keyPath, pfxPath: certs.pfxPath },
       provider,
+      ...(keptProviders.length > 0 ? { keptProviders } : {}),
       ...(v3Material
         ? {
             v3: {
@@ -393,7 +420,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
             },
           }
         : {}),
-      ...(provider === 'cloudpay'
+      ...(uses('cloudpay')
         ? {
             cloudPay: {
               subMchId: merchant.mchid,

@@ -5,18 +5,30 @@ import { nonceStr } from '../cloudfunctions/shared/wxpay/nonce';
  * `POST /functions/<name>` (what wx.cloud.callFunction does); the phone's
  * wx.requestPayment is the simulator's pay. Exits 1 at the first step that goes wrong.
  *
- *   npm run demo                 the tour
- *   npm run demo -- --verbose    plus every invocation and the functions' own log lines
+ *   npm run demo                          the tour, on APIv2
+ *   npm run demo -- --provider v3         on APIv3 (or cloudpay)
+ *   npm run demo -- --verbose             plus every invocation and the functions' own log lines
  */
 
 import type { FunctionMap, FunctionName } from '../cloudfunctions/shared/contract';
 import type { PaymentEventDoc } from '../cloudfunctions/shared/domain/model';
 import { fenToYuan } from '../cloudfunctions/shared/money';
+import { PROVIDER_NAMES, type ProviderName } from '../cloudfunctions/shared/providers/port';
 import { DEMO_ENV, DEMO_TIME_SCALE } from '../sandbox/console';
 import { type Stack, startStack } from '../sandbox/stack';
+import type { NotifyRecord } from '../sandbox/wxpay';
 import { buildFunctions } from './build';
 
 const verbose = process.argv.includes('--verbose');
+const providerArg = process.argv[process.argv.indexOf('--provider') + 1];
+const provider: ProviderName =
+  process.argv.includes('--provider') && (PROVIDER_NAMES as readonly string[]).includes(providerArg ?? '')
+    ? (providerArg as ProviderName)
+    : 'v2';
+if (process.argv.includes('--provider') && provider !== providerArg) {
+  console.error(`--provider must be one of ${PROVIDER_NAMES.join(', ')}`);
+  process.exit(2);
+}
 const PRODUCT = 'mooncake-box';
 const WAIT_MS = 15_000;
 
@@ -67,6 +79,16 @@ async function callFunction<K extends FunctionName>(
   );
 }
 
+/** How a notify reached the shop and what it answered, in the words of its transport. */
+function delivered(n: NotifyRecord): string {
+  if (n.transport === 'function')
+    return `cloudPay invoked ${n.url.split('/').pop()} (attempt ${n.attempt}) → the shop answered ${n.replyBody ?? ''}`;
+  const path = new URL(n.url).pathname;
+  if (n.transport === 'v3')
+    return `WeChat → POST ${path}, signed JSON (attempt ${n.attempt}) → the shop answered ${n.replyStatus}`;
+  return `WeChat → POST ${path} (attempt ${n.attempt}) → the shop replied SUCCESS`;
+}
+
 async function tour(stack: Stack): Promise<void> {
   const { shopperOpenid: shopper, adminOpenid: admin } = stack.info;
   const call = <K extends FunctionName>(name: K, event: FunctionMap[K][0], openid: string) =>
@@ -95,9 +117,7 @@ async function tour(stack: Stack): Promise<void> {
   });
   const payNotify = stack.simulator.notifies().find((n) => n.kind === 'pay' && n.acknowledged);
   check(payNotify !== undefined, 'no acknowledged pay notify');
-  step(
-    `WeChat → POST ${new URL(payNotify.url).pathname} (attempt ${payNotify.attempt}) → the shop replied SUCCESS`,
-  );
+  step(delivered(payNotify));
   detail(`order 已支付 PAID, transaction_id ${order.transactionId}`);
 
   const applied = await call(
@@ -132,7 +152,7 @@ async function tour(stack: Stack): Promise<void> {
   const refundNotify = stack.simulator.notifies().find((n) => n.kind === 'refund');
   check(refundNotify !== undefined, 'no refund notify');
   step(
-    `WeChat settled the refund (~${60 * DEMO_TIME_SCALE} s at time ×${DEMO_TIME_SCALE}) → POST ${new URL(refundNotify.url).pathname} → ${refundNotify.acknowledged ? 'SUCCESS' : 'not acknowledged'}`,
+    `WeChat settled the refund (~${60 * DEMO_TIME_SCALE} s at time ×${DEMO_TIME_SCALE}); ${refundNotify.acknowledged ? delivered(refundNotify) : 'its notify was not acknowledged'}`,
   );
   check(settled.refund.status === 'SUCCESS', `the refund ended ${settled.refund.status}`);
   detail(
@@ -145,16 +165,17 @@ async function tour(stack: Stack): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log('小店 demo: the whole pay and refund flow against an in-memory sandbox\n');
+  console.log(`小店 demo: the whole pay and refund flow against an in-memory sandbox, on ${provider}\n`);
   await buildFunctions();
   const stack = await startStack({
+    provider,
     timeScale: DEMO_TIME_SCALE,
     env: DEMO_ENV,
     functionLog: verbose ? (line) => console.log(line) : () => {},
   });
   try {
     step(
-      `sandbox up: CloudBase emulator, WeChat Pay simulator (mch_id ${stack.info.merchant.mchid}, ${stack.info.merchant.signType}), gateway ${stack.info.gatewayUrl}`,
+      `sandbox up: CloudBase emulator, WeChat Pay simulator (mch_id ${stack.info.merchant.mchid}, ${provider === 'v2' ? stack.info.merchant.signType : provider === 'v3' ? `APIv3, ${stack.info.v3?.publicKeyId}` : 'cloudPay'}), gateway ${stack.info.gatewayUrl}`,
     );
     await tour(stack);
   } finally {

@@ -6,8 +6,10 @@
  * (admins, the custom domain, the WeChat Pay key proven online, the deployed environment).
  * Exit 1 when something blocks the next step: the deploy, or with --deployed the first payment.
  *
- * `--online` adds a signed orderquery round trip against WXPAY_BASE_URL (WeChat Pay by
- * default), which proves the key, appid and mch_id. `--deployed` reads the environment back
+ * `--online` adds a signed query round trip against WXPAY_BASE_URL (WeChat Pay by default)
+ * for each provider in use: APIv2's orderquery proves the key, appid and mch_id; APIv3's
+ * proves the private key and serial (WeChat accepts the Authorization) and the WeChat Pay key
+ * (the answer verifies). cloudPay can only be proven from the mini-program. `--deployed` reads the environment back
  * (each function's status and runtime, the timer, the routes, collections and indexes), calls
  * the deployed whoami and GETs both notify URLs. `--sandbox` does that against the fake
  * environment `npm run deploy -- --sandbox` left in .data/tcloud/.
@@ -17,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFunctions, sdkVersion } from './build';
-import { type Check, checkConfiguration, checkOnline, renderStages } from './golive/checks';
+import { type Check, checkConfiguration, checkOnlineProviders, renderStages } from './golive/checks';
 import { fromProcessEnv, readEnvFile } from './golive/envfile';
 import { discoverEnvironment, discoverHttpAccess, type ManagerApi } from './golive/executor';
 import { withPemPair } from './golive/pkcs12';
@@ -161,7 +163,7 @@ async function main(): Promise<number> {
   const checks = checkConfiguration(vars, { now: Date.now(), root: project });
   // What was asked for explicitly: a failure there is always an answer worth exit 1.
   const requested: Check[] = [];
-  if (online) requested.push(await checkOnline(vars));
+  if (online) requested.push(...(await checkOnlineProviders(vars)));
   if (deployed) requested.push(...(await deployedChecks(vars, sandbox ? { stateFile } : undefined)));
   checks.push(...requested);
   console.log(renderStages(checks));

@@ -5,12 +5,14 @@
  * docs/ARCHITECTURE.md §7).
  *
  *   npm start                         console on http://127.0.0.1:8787/
+ *   npm start -- --provider v3        new orders through APIv3 (or cloudpay); earlier ones keep theirs
  *   npm start -- --port 8790          or PORT=8790 npm start
  *   npm start -- --help               every option
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PROVIDER_NAMES, type ProviderName } from '../cloudfunctions/shared/providers/port';
 import { CONSOLE_DIR, DEMO_TIME_SCALE, SECOND_SHOPPER_OPENID, startConsoleStack } from '../sandbox/console';
 import { ROOT, type Stack } from '../sandbox/stack';
 import { buildFunctions } from './build';
@@ -22,6 +24,8 @@ const HELP = `npm start [-- options]   the offline shop and its console
   --wxpay-port <n>   WeChat Pay simulator port       (env WXPAY_PORT, default 8789)
   --data <dir>       data folder                     (env SHOP_DATA_DIR, default .data)
   --time-scale <x>   sandbox time vs WeChat's        (env TIME_SCALE, default ${DEMO_TIME_SCALE})
+  --provider <p>     v2, v3 or cloudpay: how new orders are paid (env WXPAY_PROVIDER, default v2);
+                     orders of earlier runs keep the provider that made them
   --no-build         start with the functions already in dist/cloudfunctions
   --verbose          log every function call, including the console's polling
   --help             this text
@@ -51,6 +55,7 @@ function options() {
       'wxpay-port': { type: 'string' },
       data: { type: 'string' },
       'time-scale': { type: 'string' },
+      provider: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -61,8 +66,12 @@ function options() {
   const timeScale = scaleRaw ? Number(scaleRaw) : DEMO_TIME_SCALE;
   if (!(timeScale > 0 && timeScale <= 1))
     throw new UsageError(`time scale must be in (0, 1], got ${scaleRaw}`);
+  const providerRaw = (values.provider ?? env['WXPAY_PROVIDER'] ?? 'v2').toLowerCase();
+  if (!(PROVIDER_NAMES as readonly string[]).includes(providerRaw))
+    throw new UsageError(`provider must be one of ${PROVIDER_NAMES.join(', ')}, got ${providerRaw}`);
   return {
     help: values.help,
+    provider: providerRaw as ProviderName,
     build: !values['no-build'],
     verbose: values.verbose,
     dataDir: resolve(values.data ?? env['SHOP_DATA_DIR'] ?? join(ROOT, '.data')),
@@ -76,6 +85,18 @@ function options() {
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** How new orders are paid, and which providers earlier orders keep. */
+function providerLine(info: Stack['info']): string {
+  const now =
+    info.provider === 'v3'
+      ? `APIv3 (WeChat Pay public key ${info.v3?.publicKeyId})`
+      : info.provider === 'cloudpay'
+        ? `cloudPay (callbacks to ${info.cloudPay?.payFunction}, ${info.cloudPay?.refundFunction})`
+        : `APIv2, sign type ${info.merchant.signType}`;
+  const kept = info.keptProviders?.length ? `; earlier orders keep ${info.keptProviders.join(', ')}` : '';
+  return `mch_id ${info.merchant.mchid}, new orders through ${now}${kept}`;
+}
 
 /** A stop that takes longer than this exits anyway: the ports are freed with the process. */
 const STOP_DEADLINE_MS = 3000;
@@ -146,6 +167,7 @@ async function main(): Promise<void> {
   } else step('using the functions already built in dist/cloudfunctions');
 
   stack = await startConsoleStack({
+    provider: o.provider,
     dataDir: o.dataDir,
     ports: o.ports,
     timeScale: o.timeScale,
@@ -171,7 +193,7 @@ The offline shop is up (${seconds(Date.now() - t0)}).
     顾客 A  shopper A    ${info.shopperOpenid}
     顾客 B  shopper B    ${SECOND_SHOPPER_OPENID}   (never sees A's orders)
     商家    merchant     ${info.adminOpenid}   (admin: ADMIN_OPENIDS)
-  mch_id ${info.merchant.mchid}, sign type ${info.merchant.signType}. Console files: ${shown(CONSOLE_DIR)}/
+  ${providerLine(info)}. Console files: ${shown(CONSOLE_DIR)}/
   Time ×${scale}: refunds settle ~${+(60 * scale).toFixed(2)} s after WeChat accepts them; notify retries after ${+(15 * scale).toFixed(2)} s, ${+(15 * scale).toFixed(2)} s, ${+(30 * scale).toFixed(2)} s…
   The reconcile timer runs every 5 minutes (or click 对账 Reconcile in the console).
 

@@ -7,6 +7,16 @@ import { registerSecret } from './log';
 import { loadNoticeConfig, NOTICE_CONFIG_VARIABLES, NOTICE_ENV, type NoticeConfig } from './notices/config';
 import { NOTICE_KINDS, type NoticeKind } from './notices/kinds';
 import {
+  type CloudPayProviderConfig,
+  type PartnerConfig,
+  pemOrBase64,
+  readCloudPay,
+  readPartner,
+  readV3,
+  type V3ProviderConfig,
+} from './providers/config';
+import { PROVIDER_NAMES, type ProviderName } from './providers/port';
+import {
   DEFAULT_REFUND_REASONS,
   DEFAULT_REJECT_REASONS,
   parseRefundReasons,
@@ -14,6 +24,8 @@ import {
   type RefundReason,
 } from './reasons';
 import { isSignType, type SignType } from './wxpay/types';
+
+export type { CloudPayProviderConfig, PartnerConfig, V3ProviderConfig } from './providers/config';
 
 export class ConfigError extends AppError {
   readonly problems: string[];
@@ -25,6 +37,11 @@ export class ConfigError extends AppError {
 
 export type ClientCert = { certPem: string; keyPem: string } | { pfx: Buffer; passphrase: string };
 
+/**
+ * The merchant's ids and APIv2's settings. `apiKey`, the sign types and the client
+ * certificate are APIv2's; with another provider they are set only while APIv2 is enabled
+ * (WXPAY_KEEP_PROVIDERS).
+ */
 export interface WxPayConfig {
   appid: string;
   mchId: string;
@@ -41,6 +58,21 @@ export interface WxPayConfig {
   payNotifyUrl: string;
   refundNotifyUrl: string;
   timeoutMs: number;
+}
+
+/** Which WeChat Pay providers this shop uses (cloudfunctions/shared/providers). */
+export interface ProvidersConfig {
+  /** Makes new orders (WXPAY_PROVIDER). */
+  current: ProviderName;
+  /**
+   * `current` and the providers of orders made before a switch (WXPAY_KEEP_PROVIDERS): an
+   * order's queries, closes and refunds go through the provider that made it.
+   */
+  enabled: readonly ProviderName[];
+  /** Service-provider mode (服务商), v2 and v3. */
+  partner: PartnerConfig | undefined;
+  v3: V3ProviderConfig | undefined;
+  cloudpay: CloudPayProviderConfig | undefined;
 }
 
 /** Kinds of call counted per caller per minute (domain/limits.ts). */
@@ -65,6 +97,7 @@ export interface LimitsConfig {
 export interface ShopConfig {
   wxpay: WxPayConfig;
   cert: ClientCert | undefined;
+  providers: ProvidersConfig;
   adminOpenids: ReadonlySet<string>;
   /** How long a new order stays payable; prepay_id itself lives 2 hours. */
   orderExpireMs: number;
@@ -95,8 +128,9 @@ export interface ShopConfig {
 export interface ConfigNeeds {
   /** Only the appid: the caller's mini-program must be the merchant's. */
   appid?: boolean;
-  /** The merchant's appid, mch_id, key, sign types and notify URLs. */
+  /** The merchant's ids and every enabled provider's keys and notify URLs. */
   wxpay?: boolean;
+  /** APIv2's client certificate (refunds), when APIv2 is enabled. */
   cert?: boolean;
   /** Makes WeChat Pay calls: each must fit in the function's timeout. */
   calls?: boolean;
@@ -138,20 +172,44 @@ export function callBudgetProblem(functionTimeoutMs: number, wxpayTimeoutMs: num
 
 /** Every variable, for the README, deploy and doctor. */
 export const CONFIG_VARIABLES = {
+  WXPAY_PROVIDER:
+    'v2 (default), v3 or cloudpay: how new orders are paid; every order keeps the provider that made it',
+  WXPAY_KEEP_PROVIDERS:
+    "after a switch: the earlier providers' orders still to query, close and refund through them, comma-separated (e.g. v2); their variables must stay set",
   WXPAY_APPID: 'mini-program appid the merchant account is bound to (wx + 16 hex)',
-  WXPAY_MCHID: 'merchant id (商户号), digits',
-  WXPAY_API_KEY: 'APIv2 key (API密钥), exactly 32 letters and digits; not the APIv3 key, not the AppSecret',
+  WXPAY_MCHID:
+    'merchant id (商户号), digits; cloudPay: the merchant bound to the environment; service provider: its own',
+  WXPAY_API_KEY:
+    'APIv2 key (API密钥), exactly 32 letters and digits; not the APIv3 key, not the AppSecret (v2)',
   WXPAY_SIGN_TYPE:
-    'MD5 (WeChat default) or HMAC-SHA256; new orders are signed with it (unifiedorder, paySign)',
+    'MD5 (WeChat default) or HMAC-SHA256; new APIv2 orders are signed with it (unifiedorder, paySign)',
   WXPAY_NOTIFY_SIGN_TYPES:
-    'sign types a pay notify may verify with, comma-separated (default MD5,HMAC-SHA256); each order is checked with its own',
-  WXPAY_NOTIFY_URL: 'https URL of payNotify through HTTP access, no query string',
-  WXPAY_REFUND_NOTIFY_URL: 'https URL of refundNotify through HTTP access, no query string',
-  WXPAY_CERT_PEM: 'apiclient_cert.pem content (or base64 of it); with WXPAY_KEY_PEM',
-  WXPAY_KEY_PEM: 'apiclient_key.pem content (or base64 of it)',
-  WXPAY_PFX_BASE64: 'apiclient_cert.p12, base64; alternative to the PEM pair',
+    'sign types an APIv2 pay notify may verify with, comma-separated (default MD5,HMAC-SHA256); each order is checked with its own',
+  WXPAY_NOTIFY_URL: 'https URL of payNotify through HTTP access, no query string (v2, v3)',
+  WXPAY_REFUND_NOTIFY_URL: 'https URL of refundNotify through HTTP access, no query string (v2, v3)',
+  WXPAY_CERT_PEM:
+    'apiclient_cert.pem content (or base64 of it); with WXPAY_KEY_PEM (v2 refunds; v3 reads its serial from it)',
+  WXPAY_KEY_PEM:
+    'apiclient_key.pem content (or base64 of it); v3 signs with it unless WXPAY_V3_PRIVATE_KEY_PEM',
+  WXPAY_PFX_BASE64: 'apiclient_cert.p12, base64; alternative to the PEM pair (v2)',
   WXPAY_PFX_PASSPHRASE: 'passphrase of the .p12 (default: the mch_id)',
-  WXPAY_BASE_URL: 'APIv2 base URL (default https://api.mch.weixin.qq.com)',
+  WXPAY_SUB_MCHID:
+    "service-provider mode (服务商, v2 and v3): the sub-merchant; WXPAY_APPID/WXPAY_MCHID and the keys are then the service provider's",
+  WXPAY_SUB_APPID: "service-provider mode: the sub-merchant's mini program; payers are then sub_openid",
+  WXPAY_V3_KEY: 'APIv3 key (APIv3密钥), exactly 32 bytes; not the APIv2 key (v3)',
+  WXPAY_V3_CERT_SERIAL:
+    'serial of the merchant API certificate (证书序列号, 40 hex); read from WXPAY_CERT_PEM when that is set (v3)',
+  WXPAY_V3_PRIVATE_KEY_PEM: 'apiclient_key.pem content (or base64 of it); default WXPAY_KEY_PEM (v3)',
+  WXPAY_V3_PUBLIC_KEY_ID: 'WeChat Pay public key ID (微信支付公钥ID), PUB_KEY_ID_ followed by digits (v3)',
+  WXPAY_V3_PUBLIC_KEY_PEM: 'pub_key.pem content (or base64 of it), the WeChat Pay public key (v3)',
+  WXPAY_V3_PLATFORM_CERTS_PEM:
+    'platform certificates (平台证书), one or more PEM certificates (or base64 of them); older merchants only (v3)',
+  WXPAY_CLOUDPAY_ENV:
+    "cloudPay: the environment whose functions get the callbacks (default: this function's own)",
+  WXPAY_CLOUDPAY_PAY_FUNCTION: 'cloudPay: the function the pay callback invokes (default payNotify)',
+  WXPAY_CLOUDPAY_REFUND_FUNCTION: 'cloudPay: the function the refund callback invokes (default refundNotify)',
+  WXPAY_CLOUDPAY_APPID: "cloudPay in a shared environment (资源复用): the mini program's appid",
+  WXPAY_BASE_URL: 'APIv2/APIv3 base URL (default https://api.mch.weixin.qq.com)',
   WXPAY_CA_PEM: 'extra CA to trust (only for the local simulator)',
   WXPAY_TIMEOUT_MS:
     'per-attempt timeout for WeChat Pay calls in ms (default 8000); every call also ends before its function times out',
@@ -188,12 +246,7 @@ export const CONFIG_VARIABLES = {
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
 type Env = Record<string, string | undefined>;
 
-function pemOrBase64(value: string): string {
-  const v = value.trim();
-  if (v.startsWith('-----BEGIN')) return v.replace(/\\n/g, '\n');
-  const decoded = Buffer.from(v, 'base64').toString('utf8');
-  return decoded.trim().startsWith('-----BEGIN') ? decoded : v;
-}
+const PROVIDER_LABEL: Record<ProviderName, string> = { v2: 'APIv2', v3: 'APIv3', cloudpay: 'cloudPay' };
 
 function checkNotifyUrl(
   name: string,
@@ -299,6 +352,34 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
   // their own time, and a double tap is as quick in the sandbox as on a phone.
   const limits = loadLimits(get, problems);
 
+  // ---- providers ----
+  // Providers also read the platform's own variables (TCB_ENV), which are not ours to list.
+  const anyVar = (k: string) => get(k as ConfigVariable);
+  let current: ProviderName = 'v2';
+  const currentText = (get('WXPAY_PROVIDER') ?? 'v2').toLowerCase();
+  if ((PROVIDER_NAMES as readonly string[]).includes(currentText)) current = currentText as ProviderName;
+  else problems.push(`WXPAY_PROVIDER must be one of ${PROVIDER_NAMES.join(', ')}, got ${currentText}`);
+  const kept: ProviderName[] = [];
+  for (const k of (get('WXPAY_KEEP_PROVIDERS') ?? '')
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean)) {
+    if (!(PROVIDER_NAMES as readonly string[]).includes(k))
+      problems.push(`WXPAY_KEEP_PROVIDERS lists ${k}; providers are ${PROVIDER_NAMES.join(', ')}`);
+    else if (k !== current && !kept.includes(k as ProviderName)) kept.push(k as ProviderName);
+  }
+  const enabled: ProviderName[] = [current, ...kept];
+  const uses = (p: ProviderName) => enabled.includes(p);
+  /** A kept provider's problems say why its variables are still needed. */
+  const section = (p: ProviderName, read: (problems: string[]) => void) => {
+    const own: string[] = [];
+    read(own);
+    const why = kept.includes(p)
+      ? ` (${PROVIDER_LABEL[p]} is kept for the orders it made before WXPAY_PROVIDER changed: WXPAY_KEEP_PROVIDERS)`
+      : '';
+    for (const x of own) problems.push(`${x}${why}`);
+  };
+
   let wxpay: WxPayConfig = {
     appid: get('WXPAY_APPID') ?? '',
     mchId: '',
@@ -311,6 +392,9 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     refundNotifyUrl: '',
     timeoutMs: 8000,
   };
+  let partner: PartnerConfig | undefined;
+  let v3: V3ProviderConfig | undefined;
+  let cloudpay: CloudPayProviderConfig | undefined;
   if (needs.appid && !wxpayNeeded) {
     const appid = need('WXPAY_APPID');
     if (appid && !/^wx[0-9a-zA-Z]{16}$/.test(appid))
@@ -322,27 +406,7 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
       problems.push('WXPAY_APPID must look like wx followed by 16 characters');
     const mchId = need('WXPAY_MCHID');
     if (mchId && !/^\d{6,12}$/.test(mchId)) problems.push('WXPAY_MCHID must be 6 to 12 digits');
-    const apiKey = need('WXPAY_API_KEY');
-    if (apiKey && !/^[A-Za-z0-9]{32}$/.test(apiKey)) {
-      problems.push(
-        'WXPAY_API_KEY must be exactly 32 letters and digits (the APIv2 key, not the APIv3 key or AppSecret)',
-      );
-    }
-    registerSecret(apiKey);
-    const signType = get('WXPAY_SIGN_TYPE') ?? 'MD5';
-    if (!isSignType(signType)) problems.push('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
-    const notifyTypes = (get('WXPAY_NOTIFY_SIGN_TYPES') ?? 'MD5,HMAC-SHA256')
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean);
-    const badType = notifyTypes.find((t) => !isSignType(t));
-    if (badType !== undefined || notifyTypes.length === 0) {
-      problems.push('WXPAY_NOTIFY_SIGN_TYPES must list MD5 and/or HMAC-SHA256, comma-separated');
-    } else if (isSignType(signType) && !notifyTypes.includes(signType)) {
-      problems.push(
-        `WXPAY_NOTIFY_SIGN_TYPES must include WXPAY_SIGN_TYPE (${signType}), or new orders' notifies would be refused`,
-      );
-    }
+    partner = readPartner(anyVar, problems, !uses('v2') && !uses('v3'));
     const timeout = get('WXPAY_TIMEOUT_MS') ?? '8000';
     if (!/^\d+$/.test(timeout) || Number(timeout) < 500 || Number(timeout) > 30000) {
       problems.push('WXPAY_TIMEOUT_MS must be from 500 to 30000');
@@ -351,23 +415,73 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
       if (problem) problems.push(problem);
     }
     const caPem = get('WXPAY_CA_PEM');
+    // cloudPay's callbacks are function invocations: it has no notify URL.
+    const httpNotifies = uses('v2') || uses('v3');
     wxpay = {
+      ...wxpay,
       appid,
       mchId,
-      apiKey,
-      signType: isSignType(signType) ? signType : 'MD5',
-      notifySignTypes: notifyTypes.filter(isSignType),
-      baseUrl,
       caPem: caPem ? pemOrBase64(caPem) : undefined,
-      payNotifyUrl: checkNotifyUrl('WXPAY_NOTIFY_URL', get('WXPAY_NOTIFY_URL'), problems, local),
-      refundNotifyUrl: checkNotifyUrl(
-        'WXPAY_REFUND_NOTIFY_URL',
-        get('WXPAY_REFUND_NOTIFY_URL'),
-        problems,
-        local,
-      ),
+      payNotifyUrl: httpNotifies
+        ? checkNotifyUrl('WXPAY_NOTIFY_URL', get('WXPAY_NOTIFY_URL'), problems, local)
+        : '',
+      refundNotifyUrl: httpNotifies
+        ? checkNotifyUrl('WXPAY_REFUND_NOTIFY_URL', get('WXPAY_REFUND_NOTIFY_URL'), problems, local)
+        : '',
       timeoutMs: Number(timeout),
     };
+    if (uses('v2')) {
+      section('v2', (own) => {
+        const apiKey = get('WXPAY_API_KEY') ?? '';
+        if (!apiKey) own.push(`WXPAY_API_KEY is missing (${CONFIG_VARIABLES.WXPAY_API_KEY})`);
+        else if (!/^[A-Za-z0-9]{32}$/.test(apiKey)) {
+          own.push(
+            'WXPAY_API_KEY must be exactly 32 letters and digits (the APIv2 key, not the APIv3 key or AppSecret)',
+          );
+        }
+        registerSecret(apiKey);
+        const signType = get('WXPAY_SIGN_TYPE') ?? 'MD5';
+        if (!isSignType(signType)) own.push('WXPAY_SIGN_TYPE must be MD5 or HMAC-SHA256');
+        const notifyTypes = (get('WXPAY_NOTIFY_SIGN_TYPES') ?? 'MD5,HMAC-SHA256')
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean);
+        const badType = notifyTypes.find((t) => !isSignType(t));
+        if (badType !== undefined || notifyTypes.length === 0) {
+          own.push('WXPAY_NOTIFY_SIGN_TYPES must list MD5 and/or HMAC-SHA256, comma-separated');
+        } else if (isSignType(signType) && !notifyTypes.includes(signType)) {
+          own.push(
+            `WXPAY_NOTIFY_SIGN_TYPES must include WXPAY_SIGN_TYPE (${signType}), or new orders' notifies would be refused`,
+          );
+        }
+        wxpay = {
+          ...wxpay,
+          apiKey,
+          signType: isSignType(signType) ? signType : 'MD5',
+          notifySignTypes: notifyTypes.filter(isSignType),
+        };
+      });
+    }
+    if (uses('v3')) {
+      section('v3', (own) => {
+        v3 = readV3(anyVar, own, {
+          appid,
+          mchId,
+          partner,
+          baseUrl,
+          caPem: wxpay.caPem,
+          payNotifyUrl: wxpay.payNotifyUrl,
+          refundNotifyUrl: wxpay.refundNotifyUrl,
+          timeoutMs: wxpay.timeoutMs,
+          nowMs: Date.now(),
+        });
+      });
+    }
+    if (uses('cloudpay')) {
+      section('cloudpay', (own) => {
+        cloudpay = readCloudPay(anyVar, own, { mchId, timeoutMs: wxpay.timeoutMs });
+      });
+    }
   }
 
   let cert: ClientCert | undefined;
@@ -390,9 +504,11 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
     if (buf.length < 100) problems.push('WXPAY_PFX_BASE64 is not a base64 PKCS#12 file');
     cert = { pfx: buf, passphrase: get('WXPAY_PFX_PASSPHRASE') ?? wxpay.mchId };
     registerSecret(pfx);
-  } else if (needs.cert) {
-    problems.push(
-      'the merchant certificate is missing: set WXPAY_CERT_PEM + WXPAY_KEY_PEM, or WXPAY_PFX_BASE64',
+  } else if (needs.cert && uses('v2')) {
+    section('v2', (own) =>
+      own.push(
+        'the merchant certificate is missing: set WXPAY_CERT_PEM + WXPAY_KEY_PEM, or WXPAY_PFX_BASE64',
+      ),
     );
   }
 
@@ -409,6 +525,7 @@ export function loadConfig(env: Env, needs: ConfigNeeds = {}): ShopConfig {
   return {
     wxpay,
     cert,
+    providers: { current, enabled, partner, v3, cloudpay },
     adminOpenids,
     notices: notices.config,
     orderExpireMs: Number(expireMin) * 60_000,

@@ -9,7 +9,8 @@ export interface RequestPaymentParams {
   nonceStr: string;
   /** `prepay_id=...` */
   package: string;
-  signType: 'MD5' | 'HMAC-SHA256';
+  /** APIv2 and cloudPay: MD5 or HMAC-SHA256; APIv3: RSA. Pass it to wx.requestPayment unchanged. */
+  signType: 'MD5' | 'HMAC-SHA256' | 'RSA';
   paySign: string;
 }
 

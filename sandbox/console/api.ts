@@ -9,6 +9,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { billDateOf, DAY_MS, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
+import type { ProviderName } from '../../cloudfunctions/shared/providers/port';
+import { aesGcmOpen, type EncryptedResource } from '../../cloudfunctions/shared/providers/v3/crypto';
 import { decryptReqInfo, parseXml } from '../../cloudfunctions/shared/wxpay';
 import type { Stack } from '../stack';
 import type { Faults, NotifyRecord, PayOutcome } from '../wxpay';
@@ -87,6 +89,9 @@ export interface ConsoleInfo {
   shoppers: { openid: string; label: string }[];
   adminOpenid: string;
   merchant: { appid: string; mchid: string; signType: string };
+  /** How new orders are paid, and the providers earlier orders keep. */
+  provider: ProviderName;
+  keptProviders: ProviderName[];
   urls: { console: string; gateway: string; tcbService: string; wxpay: string };
   timeScale: number;
   refundSettleSeconds: number;
@@ -102,13 +107,15 @@ export interface NotifyView {
   timeMs: number;
   /** out_trade_no (pay) or out_refund_no (refund, from the decrypted req_info). */
   subject: string;
-  /** result_code for pay, refund_status for refund. */
+  /** result_code (APIv3: trade_state) for pay, refund_status for refund. */
   result: string;
+  /** How it travelled: APIv2 XML, APIv3 signed JSON, or a cloudPay function callback. */
+  transport: 'v2' | 'v3' | 'function';
   dropped: boolean;
   duplicate: boolean;
   acknowledged: boolean;
   replyStatus?: number;
-  /** return_code/return_msg of the shop's XML reply, or the transport error. */
+  /** return_code/return_msg of the shop's XML reply, APIv3's JSON error, cloudPay's errcode, or the transport error. */
   reply: string;
 }
 
@@ -172,30 +179,55 @@ export function waitingAfterReconcile(
   return out.sort((a, b) => a.dueAtMs - b.dueAtMs);
 }
 
-export function describeNotify(n: NotifyRecord, apiKey: string): NotifyView {
+export function describeNotify(
+  n: NotifyRecord,
+  keys: { apiKey: string; apiV3Key?: string | undefined },
+): NotifyView {
   let subject = '';
   let result = '';
+  const transport = n.transport ?? 'v2';
+  const str = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
   try {
-    const p = parseXml(n.body);
-    if (n.kind === 'pay') {
-      subject = p['out_trade_no'] ?? '';
-      result = p['result_code'] ?? '';
+    if (transport === 'v3') {
+      // The facts are in the AES-256-GCM resource, under the merchant's APIv3 key.
+      const envelope = JSON.parse(n.body) as { resource: EncryptedResource };
+      const plain = JSON.parse(aesGcmOpen(envelope.resource, keys.apiV3Key ?? '').toString('utf8'));
+      subject = str(n.kind === 'pay' ? plain.out_trade_no : plain.out_refund_no);
+      result = str(n.kind === 'pay' ? plain.trade_state : plain.refund_status);
+    } else if (transport === 'function') {
+      // cloudPay's callback event, camel-cased and unsigned (the shop confirms it by query).
+      const e = JSON.parse(n.body) as Record<string, unknown>;
+      subject = str(n.kind === 'pay' ? e['outTradeNo'] : e['outRefundNo']);
+      result = str(n.kind === 'pay' ? e['resultCode'] : e['refundStatus']);
     } else {
-      // Refund notifies carry their facts only inside the encrypted req_info.
-      const inner = decryptReqInfo(p['req_info'] ?? '', apiKey);
-      subject = inner['out_refund_no'] ?? '';
-      result = inner['refund_status'] ?? '';
+      const p = parseXml(n.body);
+      if (n.kind === 'pay') {
+        subject = p['out_trade_no'] ?? '';
+        result = p['result_code'] ?? '';
+      } else {
+        // Refund notifies carry their facts only inside the encrypted req_info.
+        const inner = decryptReqInfo(p['req_info'] ?? '', keys.apiKey);
+        subject = inner['out_refund_no'] ?? '';
+        result = inner['refund_status'] ?? '';
+      }
     }
   } catch {
     result = 'unreadable';
   }
   let reply = n.error ?? '';
   if (n.replyBody !== undefined) {
-    try {
-      const r = parseXml(n.replyBody);
-      reply = [r['return_code'], r['return_msg']].filter(Boolean).join(' ') || n.replyBody.slice(0, 80);
-    } catch {
+    if (transport === 'v3') {
+      // 204 with no body is APIv3's "received"; a failure says why in JSON.
+      reply = n.replyBody === '' ? 'received' : n.replyBody.slice(0, 80);
+    } else if (transport === 'function') {
       reply = n.replyBody.slice(0, 80);
+    } else {
+      try {
+        const r = parseXml(n.replyBody);
+        reply = [r['return_code'], r['return_msg']].filter(Boolean).join(' ') || n.replyBody.slice(0, 80);
+      } catch {
+        reply = n.replyBody.slice(0, 80);
+      }
     }
   }
   return {
@@ -205,6 +237,7 @@ export function describeNotify(n: NotifyRecord, apiKey: string): NotifyView {
     timeMs: n.timeMs,
     subject,
     result,
+    transport,
     dropped: n.dropped === true,
     duplicate: n.duplicate === true,
     acknowledged: n.acknowledged,
@@ -314,6 +347,8 @@ export function consoleApi(
     ],
     adminOpenid: info.adminOpenid,
     merchant: { appid: info.merchant.appid, mchid: info.merchant.mchid, signType: info.merchant.signType },
+    provider: info.provider,
+    keptProviders: info.keptProviders ?? [],
     urls: {
       console: info.consoleUrl,
       gateway: info.gatewayUrl,
@@ -349,7 +384,7 @@ export function consoleApi(
     'GET notifies': () =>
       simulator
         .notifies()
-        .map((n) => describeNotify(n, info.merchant.apiKey))
+        .map((n) => describeNotify(n, { apiKey: info.merchant.apiKey, apiV3Key: info.v3?.apiV3Key }))
         .reverse(),
     // The timer trigger, fired now instead of at the next 5-minute mark. Its report says what it
     // looked at and did; what it left for later is read from the database by its own rules.

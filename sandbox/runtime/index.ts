@@ -105,6 +105,11 @@ export interface FunctionRuntime {
   fireTimer(name: string): Promise<InvokeResult>;
   /** Instances currently alive for a function (for tests and the console). */
   instanceCount(name: string): number;
+  /**
+   * New environment variables for every function, as after changing them in the CloudBase
+   * console: running calls finish on their instance, every later call runs on a fresh one.
+   */
+  reconfigure(env: Record<string, string>): Promise<void>;
   /** The runtime functions run on, and the Node binary that runs them. */
   readonly runtime: NodeRuntime;
   readonly node: FunctionNode;
@@ -135,6 +140,8 @@ interface Instance {
   ready: Promise<InvokeError | null>;
   /** Settles the invocation in flight when the process dies under it. */
   onDeath: ((error: InvokeError) => void) | null;
+  /** Started with an environment that was replaced since: stopped once its call ends. */
+  retired?: boolean;
 }
 
 interface Pool {
@@ -195,6 +202,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   const pools = new Map<string, Pool>();
   const crons: Cron[] = [];
   let closed = false;
+  let currentEnv: Record<string, string> = { ...(options.env ?? {}) };
 
   const indexPath = (name: string) => join(functionsDir, name, 'index.js');
 
@@ -251,7 +259,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       TCB_ENV: envId,
       TCB_CONTEXT_CNFG: JSON.stringify({ URL: options.serviceUrl }),
       ...(p.config.envVariables ?? {}),
-      ...(options.env ?? {}),
+      ...currentEnv,
     };
     const proc = fork(INSTANCE_FILE, [indexPath(name)], {
       execPath: node.path,
@@ -334,6 +342,10 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
   }
 
   function release(name: string, p: Pool, inst: Instance): void {
+    if (inst.retired && p.instances.includes(inst)) {
+      p.instances = p.instances.filter((i) => i !== inst);
+      void stop(inst);
+    }
     const next = p.waiting.shift();
     if (!p.instances.includes(inst)) {
       // The instance died (timeout or crash): a queued call gets a fresh one.
@@ -485,6 +497,18 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       for (const c of crons.splice(0)) c.stop();
     },
     instanceCount: (name) => pools.get(name)?.instances.length ?? 0,
+    async reconfigure(env) {
+      currentEnv = { ...env };
+      const idle: Instance[] = [];
+      for (const p of pools.values()) {
+        for (const inst of p.instances) {
+          inst.retired = true;
+          if (!inst.busy) idle.push(inst);
+        }
+        p.instances = p.instances.filter((i) => i.busy);
+      }
+      await Promise.all(idle.map(stop));
+    },
     runtime,
     node,
     async close() {

@@ -26,12 +26,10 @@ export interface WxPayApiCall {
   envName?: string;
 }
 
-export type WxPayApiHandler = (
-  call: WxPayApiCall,
-) =>
-  | { json: Record<string, unknown> }
-  | { text: string }
-  | Promise<{ json: Record<string, unknown> } | { text: string }>;
+/** `hang`: never answer, as the platform sometimes does (the caller's timeout decides). */
+type WxPayApiAnswer = { json: Record<string, unknown> } | { text: string } | { hang: true };
+
+export type WxPayApiHandler = (call: WxPayApiCall) => WxPayApiAnswer | Promise<WxPayApiAnswer>;
 
 export interface RawAnswer {
   status: number;
@@ -106,6 +104,8 @@ export async function answerWxPayApi(form: WxApiForm, handler: WxPayApiHandler):
       ...(appid ? { appid } : {}),
       ...(envName ? { envName } : {}),
     });
+    // Closing the emulator ends the request that is left waiting.
+    if ('hang' in answer) return await new Promise<never>(() => {});
     const body = 'text' in answer ? answer.text : JSON.stringify(answer.json);
     return { status: 200, contentType: 'application/octet-stream', body };
   } catch (e) {

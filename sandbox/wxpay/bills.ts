@@ -84,11 +84,14 @@ function statusAt(r: SimRefund, generatedAtMs: number): string {
 }
 
 function baseRow(o: SimOrder): BillRow {
+  // A service provider's order (and cloudPay's, under Tencent's provider) is kept under the
+  // account `<sp mch_id>/<sub_mch_id>`; the bill names the two apart.
+  const [mchId, subMchId] = o.mchId.split('/');
   return {
     交易时间: dashedTime(o.paidAtMs!),
     公众账号ID: o.appid,
-    商户号: o.mchId,
-    特约商户号: '0',
+    商户号: mchId ?? o.mchId,
+    特约商户号: subMchId ?? '0',
     设备号: '',
     微信订单号: o.transactionId ?? '',
     商户订单号: o.outTradeNo,

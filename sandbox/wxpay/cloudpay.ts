@@ -45,7 +45,8 @@ export interface CloudPayCall {
 }
 
 /** JSON for the SDK (camel-cased by it), or raw text (downloadBill's CSV). */
-export type CloudPayAnswer = { json: Record<string, unknown> } | { text: string };
+/** `hang`: the platform never answers (the SDK's, or the shop's, timeout decides). */
+export type CloudPayAnswer = { json: Record<string, unknown> } | { text: string } | { hang: true };
 
 export type FunctionInvoker = (name: string, event: Record<string, unknown>) => Promise<unknown>;
 
@@ -102,6 +103,10 @@ export function createCloudPaySide(o: {
   now: () => number;
   /** SYSTEMERROR without effect, as on APIv2 (consumes systemErrorNext). */
   systemError: (path: ApiPath) => boolean;
+  /** No answer at all, before any effect (timeoutRate), as on APIv2. */
+  timeout?: (path: ApiPath) => boolean;
+  /** The effect happens, the answer is lost (hangAfterEffectRate), as on APIv2. */
+  hangAfterEffect?: (path: ApiPath) => boolean;
 }): CloudPaySide {
   const provider: SimMerchant = {
     ...CLOUDPAY_PROVIDER,
@@ -142,6 +147,15 @@ export function createCloudPaySide(o: {
   }
 
   function call(c: CloudPayCall): CloudPayAnswer {
+    const faultPath = FAULT_PATHS[c.apiName];
+    if (faultPath && o.timeout?.(faultPath)) return { hang: true };
+    const answer = answerCall(c);
+    // The effect is in the ledger; the answer is lost.
+    if (faultPath && 'json' in answer && o.hangAfterEffect?.(faultPath)) return { hang: true };
+    return answer;
+  }
+
+  function answerCall(c: CloudPayCall): CloudPayAnswer {
     const d = c.data;
     const subMchId = str(d['sub_mch_id']);
     if (!subMchId) return fail('受理机构必须传入sub_mch_id');

@@ -13,7 +13,14 @@ import {
   type WxParams,
   type WxParamsIn,
 } from '../../cloudfunctions/shared/wxpay';
-import type { Ledger, NotifyTransport, RefundStatus, SimOrder, SimRefund } from './ledger';
+import {
+  type Ledger,
+  type NotifyTransport,
+  type RefundStatus,
+  refundReqInfo,
+  type SimOrder,
+  type SimRefund,
+} from './ledger';
 import type { NotifyFaults } from './notifier';
 import { compactTime, dashedTime, parseCompactTime } from './time';
 import type { SimMerchant } from './verify';
@@ -572,21 +579,7 @@ export class Engine {
 
   private refundNotifyXml(r: SimRefund): string {
     const m = this.merchant(r.mchId);
-    const info: WxParamsIn = {
-      out_refund_no: r.outRefundNo,
-      out_trade_no: r.outTradeNo,
-      refund_account: 'REFUND_SOURCE_RECHARGE_FUNDS',
-      refund_fee: r.refundFee,
-      refund_id: r.refundId,
-      refund_recv_accout: '支付用户零钱',
-      refund_request_source: 'API',
-      refund_status: r.status,
-      settlement_refund_fee: r.refundFee,
-      settlement_total_fee: r.totalFee,
-      success_time: r.status === 'SUCCESS' ? dashedTime(r.settledAtMs!) : undefined,
-      total_fee: r.totalFee,
-      transaction_id: r.transactionId,
-    };
+    const info = refundReqInfo(r);
     // Refund notifies carry no sign: the AES-256-ECB req_info is the proof (退款结果通知 doc).
     return toXml({
       return_code: 'SUCCESS',

@@ -7,8 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { SignType } from '../../cloudfunctions/shared/wxpay';
+import type { SignType, WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { NotifyRecord } from './notifier';
+import { dashedTime } from './time';
 
 /** Notify attempts kept across restarts: what the console shows and a little more. */
 export const NOTIFY_LOG_KEPT = 200;
@@ -179,4 +180,23 @@ export class Ledger {
 
 function key(mchId: string, no: string): string {
   return `${mchId}\u0000${no}`;
+}
+
+/** What a refund notify's req_info says of this refund (退款结果通知), before encryption. */
+export function refundReqInfo(r: SimRefund): WxParamsIn {
+  return {
+    out_refund_no: r.outRefundNo,
+    out_trade_no: r.outTradeNo,
+    refund_account: 'REFUND_SOURCE_RECHARGE_FUNDS',
+    refund_fee: r.refundFee,
+    refund_id: r.refundId,
+    refund_recv_accout: '支付用户零钱',
+    refund_request_source: 'API',
+    refund_status: r.status,
+    settlement_refund_fee: r.refundFee,
+    settlement_total_fee: r.totalFee,
+    success_time: r.status === 'SUCCESS' ? dashedTime(r.settledAtMs!) : undefined,
+    total_fee: r.totalFee,
+    transaction_id: r.transactionId,
+  };
 }

@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { encryptReqInfo, sign, toXml, type WxParamsIn } from '../../cloudfunctions/shared/wxpay';
 import type { ForeignNotify } from './engine';
-import type { SimOrder, SimRefund } from './ledger';
-import { compactTime, dashedTime } from './time';
+import { refundReqInfo, type SimOrder, type SimRefund } from './ledger';
+import { compactTime } from './time';
 import type { SimMerchant, SubMerchant } from './verify';
 
 export interface PartnerInfo {
@@ -99,21 +99,7 @@ export function partnerPayNotify(o: SimOrder, m: MerchantView): ForeignNotify | 
 /** APIv2 refund notify of a service-provider refund: req_info under md5 of the provider's key. */
 export function partnerRefundNotify(r: SimRefund, m: MerchantView): ForeignNotify | undefined {
   if (!m.partner || !r.notifyUrl) return undefined;
-  const info: WxParamsIn = {
-    out_refund_no: r.outRefundNo,
-    out_trade_no: r.outTradeNo,
-    refund_account: 'REFUND_SOURCE_RECHARGE_FUNDS',
-    refund_fee: r.refundFee,
-    refund_id: r.refundId,
-    refund_recv_accout: '支付用户零钱',
-    refund_request_source: 'API',
-    refund_status: r.status,
-    settlement_refund_fee: r.refundFee,
-    settlement_total_fee: r.totalFee,
-    success_time: r.status === 'SUCCESS' ? dashedTime(r.settledAtMs!) : undefined,
-    total_fee: r.totalFee,
-    transaction_id: r.transactionId,
-  };
+  const info = refundReqInfo(r);
   return {
     url: r.notifyUrl,
     body: toXml({

@@ -107,7 +107,20 @@ export interface WxPaySimulator {
   reset(): void;
   close(): Promise<void>;
   /** With `v3`: the ids of the keys that sign answers and notifies. */
-  v3: { publicKeyId: string | undefined; platformSerial: string | undefined } | undefined;
+  v3:
+    | {
+        publicKeyId: string | undefined;
+        platformSerial: string | undefined;
+        /**
+         * Wechatpay-* headers for `body` signed as WeChat signs a notify now (tests that must
+         * get past the signature to reach a later check, e.g. a tampered GCM tag).
+         */
+        signNotifyForTest(
+          body: string,
+          opts?: { timestampS?: number; nonce?: string },
+        ): Record<string, string>;
+      }
+    | undefined;
   /** With `cloudPay`: one call as the CloudBase emulator passes it on (wire format in sandbox/tcb/wxpayapi.ts). */
   cloudPay(call: CloudPayCall): CloudPayAnswer;
   /** Where cloudPay callbacks go: invokes a cloud function by name (the function runtime). */
@@ -314,6 +327,8 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
         options: opts.cloudPay,
         now,
         systemError: decisions.systemError,
+        timeout: decisions.timeout,
+        hangAfterEffect: decisions.hangAfterEffect,
       })
     : undefined;
   const notifier = new Notifier(ledger, {
@@ -560,7 +575,13 @@ export async function startWxPaySimulator(opts: WxPaySimulatorOptions): Promise<
       for (const r of data.refunds ?? []) ledger.putRefund(r, false);
       ledger.save();
     },
-    v3: v3 ? { publicKeyId: v3.publicKeyId, platformSerial: v3.platformSerial } : undefined,
+    v3: v3
+      ? {
+          publicKeyId: v3.publicKeyId,
+          platformSerial: v3.platformSerial,
+          signNotifyForTest: v3.signNotifyForTest,
+        }
+      : undefined,
     cloudPay(call) {
       if (!cloudPay)
         return { json: { return_code: 'FAIL', return_msg: 'cloudPay is not enabled in this simulator' } };

@@ -137,6 +137,8 @@ export interface V3Side {
     refundNotify(refund: SimRefund, m: SimMerchant): ForeignNotify | undefined;
   };
   deliver: NotifyDelivery;
+  /** Wechatpay-* headers for a notify body, signed by the key that signs notifies now. */
+  signNotifyForTest(body: string, opts?: { timestampS?: number; nonce?: string }): Record<string, string>;
   /** What the shop's configuration needs to verify the simulator's answers. */
   publicKeyId: string | undefined;
   platformSerial: string | undefined;
@@ -655,6 +657,12 @@ export function createV3Side(o: V3SideOptions): V3Side {
     handle,
     hooks: { checkPaySign, payNotify, refundNotify },
     deliver,
+    signNotifyForTest: (body, opts = {}) =>
+      signAnswerForTest(notifySigner(), body, {
+        timestampS: opts.timestampS ?? Math.floor(wallNow() / 1000),
+        ...(opts.nonce ? { nonce: opts.nonce } : {}),
+        signatureType: true,
+      }),
     publicKeyId: pub?.serial,
     platformSerial: cert?.serial,
   };

@@ -17,11 +17,13 @@ import { openPkcs12 } from './pkcs12';
 import {
   DEFAULT_REGION,
   ENV_LIMIT_BYTES,
+  enabledProviders,
   envBytes,
   functionEnvironment,
   notifyTargets,
   parseNeeds,
 } from './plan';
+import { checkCloudPay, checkOnlineV3, checkV3 } from './provider-checks';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
 
@@ -393,28 +395,47 @@ function checkCertificate(vars: Record<string, string>, now: number): Check[] {
   return out;
 }
 
-/** What the functions holding the certificate declare (their notice templates too): the largest environments. */
-function refundingNeeds(): ConfigNeeds[] {
-  return ['approveRefund', 'reconcile'].map((fn) => {
-    const entry = join(__dirname, '../../cloudfunctions', fn, 'index.ts');
-    const needs = existsSync(entry) ? parseNeeds(readFileSync(entry, 'utf8')) : undefined;
-    return needs ?? { wxpay: true, cert: true, notices: 'all' };
-  });
+/**
+ * What the functions with the largest environments declare (their notice templates too): those
+ * holding the certificate, and those that only pay.
+ */
+function paymentNeeds(): [string, ConfigNeeds][] {
+  const refunding = { wxpay: true, cert: true, notices: 'all' } as const;
+  const paying = { wxpay: true, notices: 'all' } as const;
+  return [
+    ['approveRefund', needsOf('approveRefund', refunding)],
+    ['reconcile', needsOf('reconcile', refunding)],
+    ['createOrder', needsOf('createOrder', paying)],
+    ['payNotify', needsOf('payNotify', paying)],
+  ];
+}
+
+function needsOf(fn: string, fallback: ConfigNeeds): ConfigNeeds {
+  const entry = join(__dirname, '../../cloudfunctions', fn, 'index.ts');
+  return (existsSync(entry) ? parseNeeds(readFileSync(entry, 'utf8')) : undefined) ?? fallback;
 }
 
 function checkEnvSize(vars: Record<string, string>): Check {
   // Measured as in production: the simulator-only variables are reported separately and go.
   const { WXPAY_CA_PEM: _ca, WXPAY_BASE_URL: _base, ...production } = vars;
-  const bytes = Math.max(...refundingNeeds().map((n) => envBytes(functionEnvironment(n, production))));
+  // The largest environment: the functions that refund, or those that only pay (with APIv3 the
+  // key travels without the certificate), each with the notice templates it declares.
+  const sizes = paymentNeeds().map(([fn, n]) => {
+    const env = functionEnvironment(n, production);
+    const notices = Object.entries(env).filter(([k]) => k.startsWith('NOTICE_'));
+    return { fn, bytes: envBytes(env), noticeBytes: envBytes(Object.fromEntries(notices)) };
+  });
+  const largest = sizes.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const name = 'function environment size';
-  if (bytes > ENV_LIMIT_BYTES) {
+  if (largest.bytes > ENV_LIMIT_BYTES) {
+    const over = sizes.filter((s) => s.bytes > ENV_LIMIT_BYTES);
     return fail(
       name,
-      `${bytes} bytes for the functions that refund, over SCF's ${ENV_LIMIT_BYTES}`,
-      'use the PEM pair rather than the base64 .p12, and drop variables left at their default',
+      `${over.map((s) => `${s.fn} ${s.bytes} bytes`).join(', ')}: over SCF's ${ENV_LIMIT_BYTES}${largest.noticeBytes > 0 ? ` (${largest.noticeBytes} of them NOTICE_* templates)` : ''}`,
+      `use the PEM pair rather than the base64 .p12, give APIv3 WXPAY_V3_CERT_SERIAL instead of relying on the certificate, drop platform certificates once the public key is in use, drop variables left at their default${largest.noticeBytes > 0 ? ", map fewer fields in those functions' notice templates" : ''}${enabledProviders(vars).length > 1 ? ', and drop a kept provider from WXPAY_KEEP_PROVIDERS once none of its orders can change' : ''}`,
     );
   }
-  return ok(name, `${bytes} of ${ENV_LIMIT_BYTES} bytes`);
+  return ok(name, `${largest.bytes} of ${ENV_LIMIT_BYTES} bytes (${largest.fn})`);
 }
 
 function checkLoadConfig(vars: Record<string, string>): Check {
@@ -444,30 +465,63 @@ export function checkConfiguration(
   });
   const effective = targets.vars;
   const mini = checkMiniProgram(vars, opts.root);
+  // Each provider in use is checked: the one new orders take (WXPAY_PROVIDER) and those kept
+  // for earlier orders (WXPAY_KEEP_PROVIDERS).
+  const providers = enabledProviders(vars);
+  const v2 = providers.includes('v2');
+  const http = v2 || providers.includes('v3');
   return [
     checkEnvironment(vars),
     checkRuntime(vars['CLOUDBASE_FUNCTION_RUNTIME'], opts.now),
     checkLoadConfig(effective),
+    ok(
+      'providers',
+      `new orders: ${providers[0]}${providers.length > 1 ? `; kept for earlier orders: ${providers.slice(1).join(', ')}` : ''}`,
+    ),
     checkAppid(vars['WXPAY_APPID']),
     checkMchId(vars['WXPAY_MCHID']),
-    checkApiKey(vars['WXPAY_API_KEY']),
-    checkSignType(vars['WXPAY_SIGN_TYPE']),
-    ...targets.urls.map((u) =>
-      checkNotifyUrl(
-        u.variable,
-        u.path,
-        vars[u.variable],
-        vars['CLOUDBASE_HTTP_DOMAIN'],
-        `https://${targets.domain}${u.path}`,
-      ),
-    ),
-    ...checkCertificate(vars, opts.now),
+    ...(v2 ? [checkApiKey(vars['WXPAY_API_KEY']), checkSignType(vars['WXPAY_SIGN_TYPE'])] : []),
+    ...(http
+      ? targets.urls.map((u) =>
+          checkNotifyUrl(
+            u.variable,
+            u.path,
+            vars[u.variable],
+            vars['CLOUDBASE_HTTP_DOMAIN'],
+            `https://${targets.domain}${u.path}`,
+          ),
+        )
+      : []),
+    // APIv2 refunds need the client certificate; APIv3 needs only its key and serial.
+    ...(v2 ? checkCertificate(vars, opts.now) : []),
+    ...(providers.includes('v3') ? checkV3(vars, opts.now) : []),
+    ...(providers.includes('cloudpay') ? checkCloudPay(vars) : []),
     checkEnvSize(effective),
     ...checkBaseUrl(vars),
     checkAdmins(vars['ADMIN_OPENIDS']),
-    checkHttpDomain(vars, targets.domain),
+    ...(http ? [checkHttpDomain(vars, targets.domain)] : []),
     ...(mini ? [mini] : []),
   ];
+}
+
+/** The online check of every provider in use that can be reached from here. */
+export async function checkOnlineProviders(vars: Record<string, string>): Promise<Check[]> {
+  const providers = enabledProviders(vars);
+  const out: Check[] = [];
+  if (providers.includes('v2')) out.push(await checkOnline(vars));
+  if (providers.includes('v3')) out.push(atPayment(await checkOnlineV3(vars)));
+  if (providers.includes('cloudpay')) {
+    out.push(
+      atPayment(
+        warn(
+          'cloudPay round trip',
+          'not attempted: cloudPay calls need the cloud-call context of a function the mini-program invokes',
+          'pay 1 fen from the mini-program after deploy and watch payNotify log payNotify.done',
+        ),
+      ),
+    );
+  }
+  return out;
 }
 
 /**

@@ -28,6 +28,9 @@ export const FILE_VARIABLES = {
   WXPAY_KEY_PEM_FILE: { target: 'WXPAY_KEY_PEM', encoding: 'pem' },
   WXPAY_PFX_FILE: { target: 'WXPAY_PFX_BASE64', encoding: 'base64' },
   WXPAY_CA_PEM_FILE: { target: 'WXPAY_CA_PEM', encoding: 'pem' },
+  WXPAY_V3_PUBLIC_KEY_PEM_FILE: { target: 'WXPAY_V3_PUBLIC_KEY_PEM', encoding: 'pem' },
+  WXPAY_V3_PLATFORM_CERTS_PEM_FILE: { target: 'WXPAY_V3_PLATFORM_CERTS_PEM', encoding: 'pem' },
+  WXPAY_V3_PRIVATE_KEY_PEM_FILE: { target: 'WXPAY_V3_PRIVATE_KEY_PEM', encoding: 'pem' },
 } as const satisfies Record<string, { target: ConfigVariable; encoding: 'pem' | 'base64' }>;
 
 export type DeployVariable = keyof typeof DEPLOY_VARIABLES;
@@ -36,6 +39,8 @@ export type DeployVariable = keyof typeof DEPLOY_VARIABLES;
 export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'WXPAY_API_KEY',
   'WXPAY_KEY_PEM',
+  'WXPAY_V3_KEY',
+  'WXPAY_V3_PRIVATE_KEY_PEM',
   'WXPAY_PFX_BASE64',
   'WXPAY_PFX_PASSPHRASE',
   'TENCENTCLOUD_SECRETID',

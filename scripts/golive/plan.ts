@@ -4,7 +4,7 @@
  * Pure (no credentials, no network), so `--dry-run` prints exactly what the executor does
  * and tests can check it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,8 @@ import {
 import { COLLECTIONS } from '../../cloudfunctions/shared/domain/model';
 import { NOTICE_CONFIG_VARIABLES, NOTICE_ENV } from '../../cloudfunctions/shared/notices/config';
 import { NOTICE_KINDS, type NoticeKind } from '../../cloudfunctions/shared/notices/kinds';
+import { pemOrBase64 } from '../../cloudfunctions/shared/providers/config';
+import { PROVIDER_NAMES, type ProviderName } from '../../cloudfunctions/shared/providers/port';
 import type { FunctionConfig } from '../build';
 import { chooseRuntime, DEFAULT_RUNTIME, isEndOfLife, type NodeRuntime } from '../runtimes';
 import { maskValue } from './envfile';
@@ -161,15 +163,72 @@ export const INDEXES: IndexSpec[] = [
 export const ENV_LIMIT_BYTES = 4096;
 export { DEFAULT_RUNTIME };
 
-// Which variables a function receives, by what it declares it needs: a listing never holds
-// the API key, and only the functions that refund hold the client certificate.
-const KEY_VARIABLES = new Set(['WXPAY_API_KEY']);
+// Which variables a function receives, by what it declares it needs and which providers are
+// enabled: a listing never holds a key, only the functions that refund through APIv2 hold its
+// client certificate, and a provider that is not enabled gets none of its variables.
+const KEY_VARIABLES = new Set([
+  'WXPAY_API_KEY',
+  'WXPAY_V3_KEY',
+  'WXPAY_V3_PRIVATE_KEY_PEM',
+  'WXPAY_V3_PUBLIC_KEY_ID',
+  'WXPAY_V3_PUBLIC_KEY_PEM',
+  'WXPAY_V3_PLATFORM_CERTS_PEM',
+  'WXPAY_V3_CERT_SERIAL',
+]);
 const CERT_VARIABLES = new Set([
   'WXPAY_CERT_PEM',
   'WXPAY_KEY_PEM',
   'WXPAY_PFX_BASE64',
   'WXPAY_PFX_PASSPHRASE',
 ]);
+/** Each provider's own variables; the shared ones (ids, URLs, timeouts) are everyone's. */
+const PROVIDER_VARIABLES: Record<ProviderName, readonly string[]> = {
+  v2: ['WXPAY_API_KEY', 'WXPAY_SIGN_TYPE', 'WXPAY_NOTIFY_SIGN_TYPES'],
+  v3: [
+    'WXPAY_V3_KEY',
+    'WXPAY_V3_PRIVATE_KEY_PEM',
+    'WXPAY_V3_PUBLIC_KEY_ID',
+    'WXPAY_V3_PUBLIC_KEY_PEM',
+    'WXPAY_V3_PLATFORM_CERTS_PEM',
+    'WXPAY_V3_CERT_SERIAL',
+  ],
+  cloudpay: [
+    'WXPAY_CLOUDPAY_ENV',
+    'WXPAY_CLOUDPAY_PAY_FUNCTION',
+    'WXPAY_CLOUDPAY_REFUND_FUNCTION',
+    'WXPAY_CLOUDPAY_APPID',
+  ],
+};
+
+/** WXPAY_PROVIDER (default v2) and WXPAY_KEEP_PROVIDERS, as loadConfig reads them. */
+export function enabledProviders(vars: Record<string, string>): ProviderName[] {
+  const current = (vars['WXPAY_PROVIDER'] || 'v2').toLowerCase();
+  const all = [current, ...(vars['WXPAY_KEEP_PROVIDERS'] ?? '').split(',')]
+    .map((p) => p.trim().toLowerCase())
+    .filter((p): p is ProviderName => (PROVIDER_NAMES as readonly string[]).includes(p));
+  return [...new Set(all)];
+}
+
+/** The functions cloudPay calls back (WXPAY_CLOUDPAY_*_FUNCTION; default payNotify, refundNotify). */
+export function cloudPayCallbacks(vars: Record<string, string>): string[] {
+  if (!enabledProviders(vars).includes('cloudpay')) return [];
+  return [
+    ...new Set([
+      vars['WXPAY_CLOUDPAY_PAY_FUNCTION'] || 'payNotify',
+      vars['WXPAY_CLOUDPAY_REFUND_FUNCTION'] || 'refundNotify',
+    ]),
+  ];
+}
+
+/** The serial of a PEM certificate (WXPAY_V3_CERT_SERIAL), or undefined when it is not one. */
+function serialOf(pem: string | undefined): string | undefined {
+  if (!pem) return undefined;
+  try {
+    return new X509Certificate(pemOrBase64(pem)).serialNumber.toUpperCase();
+  } catch {
+    return undefined;
+  }
+}
 
 export interface BuiltFunction {
   name: string;
@@ -345,14 +404,35 @@ export function functionEnvironment(
   // Only the templates it renders: SCF's 4 KB must hold the certificate too.
   const notices = new Set<string>(noticeKindsOf(n).map((k) => NOTICE_ENV[k]));
   if (n.notices !== undefined) notices.add('NOTICE_MINIPROGRAM_STATE');
+  const enabled = enabledProviders(vars);
+  const disabled = new Set(
+    PROVIDER_NAMES.filter((p) => !enabled.includes(p)).flatMap((p) => PROVIDER_VARIABLES[p]),
+  );
+  const payments = n.wxpay || n.cert;
+  // APIv2's client certificate goes only where APIv2 refunds are made.
+  const clientCert = Boolean(n.cert) && enabled.includes('v2');
+  const one = (v: string) => (v.includes('-----BEGIN') ? v.replace(/\r?\n/g, '\\n') : v);
   const out: Record<string, string> = {};
   for (const k of Object.keys(CONFIG_VARIABLES)) {
     const v = vars[k];
     if (v === undefined || v === '') continue;
-    if (KEY_VARIABLES.has(k) && !(n.wxpay || n.cert)) continue;
-    if (CERT_VARIABLES.has(k) && !n.cert) continue;
+    if (disabled.has(k)) continue;
+    if (KEY_VARIABLES.has(k) && !payments) continue;
+    if (CERT_VARIABLES.has(k) && !clientCert) continue;
     if (k in NOTICE_CONFIG_VARIABLES && !notices.has(k)) continue;
-    out[k] = v.includes('-----BEGIN') ? v.replace(/\r?\n/g, '\\n') : v;
+    out[k] = one(v);
+  }
+  if (payments && enabled.includes('v3')) {
+    // APIv3 signs every request with the API certificate's key, and names the certificate by
+    // its serial. Without the client certificate on this function, the key travels as
+    // WXPAY_V3_PRIVATE_KEY_PEM and the serial as text (the certificate itself is 1.5 KB of
+    // SCF's 4 KB); with it, APIv3 reads both from the pair.
+    const key = vars['WXPAY_V3_PRIVATE_KEY_PEM'] || vars['WXPAY_KEY_PEM'];
+    if (!out['WXPAY_KEY_PEM'] && key) out['WXPAY_V3_PRIVATE_KEY_PEM'] = one(key);
+    if (out['WXPAY_V3_PRIVATE_KEY_PEM'] && out['WXPAY_V3_PRIVATE_KEY_PEM'] === out['WXPAY_KEY_PEM'])
+      delete out['WXPAY_V3_PRIVATE_KEY_PEM'];
+    const serial = vars['WXPAY_V3_CERT_SERIAL'] || serialOf(vars['WXPAY_CERT_PEM']);
+    if (!out['WXPAY_CERT_PEM'] && serial) out['WXPAY_V3_CERT_SERIAL'] = serial;
   }
   return out;
 }
@@ -383,6 +463,9 @@ export function notifyTargets(
       : defaultHttpDomain(facts.envId, facts.region);
   const domain = vars['CLOUDBASE_HTTP_DOMAIN'] || facts.defaultDomain || documented;
   const effective = { ...vars };
+  // cloudPay calls back functions of this environment unless told otherwise.
+  if (enabledProviders(vars).includes('cloudpay') && !vars['WXPAY_CLOUDPAY_ENV'] && facts.envId)
+    effective['WXPAY_CLOUDPAY_ENV'] = facts.envId;
   const urls = HTTP_ROUTES.map((r) => {
     const configured = vars[r.urlVariable];
     const url = configured || `https://${domain}${r.path}`;
@@ -552,10 +635,27 @@ export function planDeployment(input: {
       problems.push(`deploy/database-rules.json names ${extra}, which is not a collection`);
   }
 
-  // Functions reached by HTTP access or a timer must not be callable from the mini-program:
-  // a client could otherwise fake a notify event or run reconcile at will.
+  // cloudPay calls back a function by name: it must be one of the notify functions (they
+  // answer {errcode: 0} and confirm every callback with a query).
+  const callbacks = cloudPayCallbacks(vars);
+  for (const fn of callbacks) {
+    if (!HTTP_ROUTES.some((r) => r.function === fn)) {
+      problems.push(
+        `WXPAY_CLOUDPAY_PAY_FUNCTION / WXPAY_CLOUDPAY_REFUND_FUNCTION name ${fn}: cloudPay's callbacks must go to payNotify or refundNotify`,
+      );
+    } else if (!names.has(fn)) problems.push(`cloudPay callback function ${fn} is not built`);
+  }
+  if (callbacks.length > 0) {
+    manualSteps.push(
+      `cloudPay: bind merchant ${vars['WXPAY_MCHID'] || '(WXPAY_MCHID)'} to environment ${envId || '(CLOUDBASE_ENV_ID)'} in the CloudBase console (设置 → 全局设置 → 添加商户号), have its super-admin confirm in 微信支付商家助手, and authorise JSAPI and refunds (商户平台 → 我的授权产品); its callbacks invoke ${callbacks.join(' and ')}, which refuse calls from the mini-program`,
+    );
+  }
+
+  // Functions reached by HTTP access, a timer or cloudPay's callbacks must not be callable
+  // from the mini-program: a client could otherwise fake a notify event or run reconcile.
   const internal = [
     ...HTTP_ROUTES.map((r) => r.function),
+    ...callbacks,
     ...functions.filter((f) => (f.config.triggers ?? []).length > 0).map((f) => f.name),
   ];
   for (const fn of internal) {

@@ -3,8 +3,9 @@
  * refund, the merchant approves it, and WeChat's refund notify finishes it; then the same
  * with the pay notify dropped (switched from the page) and recovered by reconcile (clicked
  * on the page), first skipped while the order is within its grace; then the whole flow on a
- * phone-sized screen, with a reload in the middle. Every assertion is on what the page shows,
- * cross-checked with the database. Screenshots go to test-artifacts/browser/.
+ * phone-sized screen, with a reload in the middle; then the flows that go through WeChat on
+ * APIv3 and cloudPay. Every assertion is on what the page shows, cross-checked with the
+ * database. Screenshots go to test-artifacts/browser/.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -22,16 +23,18 @@ let stack: Stack;
 let browser: Browser;
 let page: Page;
 
+const STACK_OPTIONS = {
+  // Refunds settle 0.6 s after acceptance. No timer: the recovery in the second test must
+  // come from the click, not from a cron tick.
+  timeScale: 0.01,
+  timers: false,
+  // Production seconds, run at the sandbox's time scale (×0.01): GRACE_S seconds here.
+  env: { RECONCILE_GRACE_SECONDS: String(GRACE_S / 0.01), REFUND_QUERY_DELAY_SECONDS: '0' },
+  functionLog: () => {},
+};
+
 beforeAll(async () => {
-  stack = await startConsoleStack({
-    // Refunds settle 0.6 s after acceptance. No timer: the recovery in the second test must
-    // come from the click, not from a cron tick.
-    timeScale: 0.01,
-    timers: false,
-    // Production seconds, run at the sandbox's time scale (×0.01): GRACE_S seconds here.
-    env: { RECONCILE_GRACE_SECONDS: String(GRACE_S / 0.01), REFUND_QUERY_DELAY_SECONDS: '0' },
-    functionLog: () => {},
-  });
+  stack = await startConsoleStack(STACK_OPTIONS);
   browser = await launchChromium();
 });
 
@@ -147,86 +150,93 @@ async function refundThroughReview(orderId: string, yuan: string, prefix: string
   return refundId;
 }
 
+/** The whole flow on the page: bought, paid, refunded, and the other shopper sees none of it. */
+async function paidAndRefunded(prefix: string): Promise<void> {
+  const orderId = await buyAndPay('mooncake-box', '128.00', prefix);
+  await expect
+    .poll(() => orderStatus(orderId).getAttribute('data-status'), { timeout: SHOWN_MS })
+    .toBe('PAID');
+  expect(await orderStatus(orderId).textContent()).toBe('已支付 Paid');
+  // Acknowledged (on a loaded machine a cold function may miss WeChat's 5 s and the retry lands).
+  await expect
+    .poll(
+      () => notifyRow('pay', orderId).evaluateAll((rows) => rows.map((r) => r.getAttribute('data-outcome'))),
+      {
+        timeout: SHOWN_MS,
+      },
+    )
+    .toContain('ok');
+  await shot(`${prefix}-paid`);
+
+  const refundId = await refundThroughReview(orderId, '128.00', prefix);
+
+  const order = await stack.db.get<OrderDoc>('orders', orderId);
+  expect(order).toMatchObject({ status: 'PAID', refundedFee: 12800, refundReservedFee: 0 });
+  const refund = await stack.db.get<RefundDoc>('refunds', refundId);
+  expect(refund).toMatchObject({ status: 'SUCCESS', refundFee: 12800, comment: '同意退款' });
+
+  // The other shopper sees none of it.
+  await page.getByTestId('as-shopper-b').click();
+  await expect.poll(() => page.getByTestId('orders').textContent()).toContain('No orders yet');
+}
+
+/** A pay notify lost: reconcile first waits for it (and says until when), then finds the money. */
+async function droppedNotifyRecovered(prefix: string): Promise<void> {
+  await page.getByTestId('fault-drop-pay').check();
+  await expect.poll(() => stack.simulator.faults().dropPayNotifies).toBe(true);
+
+  const orderId = await buyAndPay('chopsticks', '19.90', prefix);
+  await expect.poll(() => notifyRow('pay', orderId).getAttribute('data-outcome')).toBe('dropped');
+
+  // Within the grace: reconcile looks at nothing and says what it skipped and from when.
+  await page.getByTestId('reconcile').click();
+  const result = page.getByTestId('sandbox-result');
+  const skipped = result.locator(`[data-testid="reconcile-waiting"][data-id="${orderId}"]`);
+  await skipped.waitFor({ timeout: SHOWN_MS });
+  expect(await skipped.getAttribute('data-why')).toBe('pay-notify-grace');
+  expect(await skipped.textContent()).toContain(`等支付通知 ${GRACE_S} 秒`);
+  expect(await result.getByTestId('report-ordersPaid').getAttribute('data-value')).toBe('0');
+  expect(await result.getByTestId('reconcile-next').textContent()).toContain('timer off');
+  await shot(`${prefix}-reconcile-skipped`);
+
+  // Polls go on, the order stays unpaid: nothing told the shop about the money.
+  const dueAtMs = Number(await skipped.getAttribute('data-due-at-ms'));
+  const created = await stack.db.get<OrderDoc>('orders', orderId);
+  expect(dueAtMs).toBe((created?.createdAtMs ?? 0) + GRACE_S * 1000);
+  await page.waitForTimeout(Math.max(0, dueAtMs - Date.now()) + 300);
+  expect(await orderStatus(orderId).getAttribute('data-status')).toBe('NOTPAY');
+  expect((await stack.db.get<OrderDoc>('orders', orderId))?.status).toBe('NOTPAY');
+  await shot(`${prefix}-notify-dropped`);
+
+  await page.getByTestId('reconcile').click();
+  await expect
+    .poll(() => result.getByTestId('report-ordersPaid').getAttribute('data-value'), { timeout: SHOWN_MS })
+    .toBe('1');
+  expect(await skipped.count()).toBe(0);
+  await expect
+    .poll(() => orderStatus(orderId).getAttribute('data-status'), { timeout: SHOWN_MS })
+    .toBe('PAID');
+  await shot(`${prefix}-reconciled`);
+  const events = await stack.db.all<PaymentEventDoc>('payment_events', { _id: `${orderId}:PAID` });
+  expect(events.map((e) => e.source)).toEqual(['orderquery']);
+
+  await page.getByTestId('fault-drop-pay').uncheck();
+  await expect.poll(() => stack.simulator.faults().dropPayNotifies).toBe(false);
+  await refundThroughReview(orderId, '19.90', prefix);
+  expect((await stack.db.get<OrderDoc>('orders', orderId))?.refundedFee).toBe(1990);
+}
+
 describe('the sandbox console in Chromium', () => {
   beforeEach(async () => {
     phone = false;
     await open({ width: 1280, height: 860 });
   });
 
-  it('buy → pay in the cashier → PAID → apply refund → merchant approves → 退款完成', async () => {
-    const orderId = await buyAndPay('mooncake-box', '128.00', '1');
-    await expect
-      .poll(() => orderStatus(orderId).getAttribute('data-status'), { timeout: SHOWN_MS })
-      .toBe('PAID');
-    expect(await orderStatus(orderId).textContent()).toBe('已支付 Paid');
-    // Acknowledged (on a loaded machine a cold function may miss WeChat's 5 s and the retry lands).
-    await expect
-      .poll(
-        () =>
-          notifyRow('pay', orderId).evaluateAll((rows) => rows.map((r) => r.getAttribute('data-outcome'))),
-        {
-          timeout: SHOWN_MS,
-        },
-      )
-      .toContain('ok');
-    await shot('1-paid');
+  it('buy → pay in the cashier → PAID → apply refund → merchant approves → 退款完成', () =>
+    paidAndRefunded('1'));
 
-    const refundId = await refundThroughReview(orderId, '128.00', '1');
-
-    const order = await stack.db.get<OrderDoc>('orders', orderId);
-    expect(order).toMatchObject({ status: 'PAID', refundedFee: 12800, refundReservedFee: 0 });
-    const refund = await stack.db.get<RefundDoc>('refunds', refundId);
-    expect(refund).toMatchObject({ status: 'SUCCESS', refundFee: 12800, comment: '同意退款' });
-
-    // The other shopper sees none of it.
-    await page.getByTestId('as-shopper-b').click();
-    await expect.poll(() => page.getByTestId('orders').textContent()).toContain('No orders yet');
-  });
-
-  it('a dropped pay notify: reconcile first says it waits for the notify and until when, then finds the money', async () => {
-    await page.getByTestId('fault-drop-pay').check();
-    await expect.poll(() => stack.simulator.faults().dropPayNotifies).toBe(true);
-
-    const orderId = await buyAndPay('chopsticks', '19.90', '2');
-    await expect.poll(() => notifyRow('pay', orderId).getAttribute('data-outcome')).toBe('dropped');
-
-    // Within the grace: reconcile looks at nothing and says what it skipped and from when.
-    await page.getByTestId('reconcile').click();
-    const result = page.getByTestId('sandbox-result');
-    const skipped = result.locator(`[data-testid="reconcile-waiting"][data-id="${orderId}"]`);
-    await skipped.waitFor({ timeout: SHOWN_MS });
-    expect(await skipped.getAttribute('data-why')).toBe('pay-notify-grace');
-    expect(await skipped.textContent()).toContain(`等支付通知 ${GRACE_S} 秒`);
-    expect(await result.getByTestId('report-ordersPaid').getAttribute('data-value')).toBe('0');
-    expect(await result.getByTestId('reconcile-next').textContent()).toContain('timer off');
-    await shot('2-reconcile-skipped');
-
-    // Polls go on, the order stays unpaid: nothing told the shop about the money.
-    const dueAtMs = Number(await skipped.getAttribute('data-due-at-ms'));
-    const created = await stack.db.get<OrderDoc>('orders', orderId);
-    expect(dueAtMs).toBe((created?.createdAtMs ?? 0) + GRACE_S * 1000);
-    await page.waitForTimeout(Math.max(0, dueAtMs - Date.now()) + 300);
-    expect(await orderStatus(orderId).getAttribute('data-status')).toBe('NOTPAY');
-    expect((await stack.db.get<OrderDoc>('orders', orderId))?.status).toBe('NOTPAY');
-    await shot('2-notify-dropped');
-
-    await page.getByTestId('reconcile').click();
-    await expect
-      .poll(() => result.getByTestId('report-ordersPaid').getAttribute('data-value'), { timeout: SHOWN_MS })
-      .toBe('1');
-    expect(await skipped.count()).toBe(0);
-    await expect
-      .poll(() => orderStatus(orderId).getAttribute('data-status'), { timeout: SHOWN_MS })
-      .toBe('PAID');
-    await shot('2-reconciled');
-    const events = await stack.db.all<PaymentEventDoc>('payment_events', { _id: `${orderId}:PAID` });
-    expect(events.map((e) => e.source)).toEqual(['orderquery']);
-
-    await page.getByTestId('fault-drop-pay').uncheck();
-    await expect.poll(() => stack.simulator.faults().dropPayNotifies).toBe(false);
-    await refundThroughReview(orderId, '19.90', '2');
-    expect((await stack.db.get<OrderDoc>('orders', orderId))?.refundedFee).toBe(1990);
-  });
+  it('a dropped pay notify: reconcile first says it waits for the notify and until when, then finds the money', () =>
+    droppedNotifyRecovered('2'));
 
   it('states the amount rule and a missing reason on the page, and sends nothing', async () => {
     const orderId = await buyAndPay('sticker', '0.01', '3');
@@ -402,3 +412,38 @@ describe('the console on a phone (390×844)', () => {
     await shot('rate-limited');
   });
 });
+
+// The flows that go through WeChat, on the other two providers: the same page, the same
+// clicks, the same states. The page's other behaviour (forms, cashier, phone layout) does not
+// depend on the provider and runs on APIv2 above.
+for (const provider of ['v3', 'cloudpay'] as const) {
+  describe(`the console on ${provider}`, () => {
+    let v2Stack: Stack;
+    beforeAll(async () => {
+      v2Stack = stack;
+      stack = await startConsoleStack({ ...STACK_OPTIONS, provider });
+    });
+    afterAll(async () => {
+      await stack?.close();
+      stack = v2Stack;
+    });
+    beforeEach(async () => {
+      phone = false;
+      await open({ width: 1280, height: 860 });
+    });
+
+    it('says how new orders are paid', async () => {
+      expect(await page.locator('#timings').textContent()).toContain(
+        provider === 'v3' ? 'APIv3 (RSA)' : 'cloudPay',
+      );
+    });
+
+    it('buy → pay → PAID → apply → approve → 退款完成, with the notifies shown in their transport', async () => {
+      await paidAndRefunded(`${provider}-1`);
+      const rows = page.locator('[data-testid="notify-row"]');
+      expect(await rows.first().textContent()).toContain(provider === 'v3' ? 'APIv3 JSON' : 'cloudPay');
+    });
+
+    it('a dropped pay notify is found by reconcile', () => droppedNotifyRecovered(`${provider}-2`));
+  });
+}

@@ -20,8 +20,9 @@ import {
 import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
 import { recordExternalRefund } from '../../cloudfunctions/shared/domain/externalrefund';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
+import { providersFromConfig } from '../../cloudfunctions/shared/providers';
 import { Store } from '../../cloudfunctions/shared/store';
-import { createWxPayClient, nonceStr } from '../../cloudfunctions/shared/wxpay';
+import { nonceStr } from '../../cloudfunctions/shared/wxpay';
 import {
   BILL_ALL_COLUMNS,
   BILL_SUMMARY_COLUMNS,
@@ -66,16 +67,10 @@ function deps(bills: BillSource): BillCheckDeps {
     budget: { endsAtMs: Date.now() + 60_000, callDeadlineMs: Date.now() + 54_000 },
     store: new Store(sdk.db),
     config,
-    wxpay: createWxPayClient({
-      appid: config.wxpay.appid,
-      mchId: config.wxpay.mchId,
-      apiKey: config.wxpay.apiKey,
-      signType: config.wxpay.signType,
-      baseUrl: config.wxpay.baseUrl,
-      ...(config.wxpay.caPem ? { caPem: config.wxpay.caPem } : {}),
-      totalTimeoutMs: config.wxpay.timeoutMs,
-      sleep: async () => {},
-    }),
+    wxpay: (() => {
+      const v2 = providersFromConfig(config, { sleep: async () => {} }).v2!;
+      return { current: v2, byName: { v2 } };
+    })(),
     now: Date.now,
     random: nonceStr,
     log: (level, event, fields) => {

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Result } from '../../cloudfunctions/shared/contract';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
+import type { ProviderName } from '../../cloudfunctions/shared/providers/port';
+import { rfc3339Beijing } from '../../cloudfunctions/shared/providers/time';
+import { notifyBodyForTest } from '../../cloudfunctions/shared/providers/v3/testing';
+import { encryptRefundNotifyForTest } from '../../cloudfunctions/shared/wxpay';
 import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
 import { type Stack, type StackOptions, startStack } from '../../sandbox/stack';
 
@@ -118,4 +122,104 @@ export const isSuccessXml = (xml: string) => xml.includes('<return_code><![CDATA
 /** A fresh applyRefund requestId, as the mini-program makes one per form submission. */
 export function newRequestId(): string {
   return `t${randomUUID().replace(/-/g, '')}`;
+}
+
+/** Every provider the shop can take payments through; the integration flow runs on each. */
+export const PROVIDERS: readonly ProviderName[] = ['v2', 'v3', 'cloudpay'];
+
+/**
+ * The words each provider's WeChat uses, as the merchant reads them in reasons and the trade
+ * log: APIv3 has its own codes; cloudPay is APIv2 underneath (its err_code recovered from the text).
+ */
+export const WORDS: Record<ProviderName, { notEnough: string; closed: string; abnormal: string }> = {
+  v2: { notEnough: 'NOTENOUGH', closed: 'REFUNDCLOSE', abnormal: 'CHANGE' },
+  v3: { notEnough: 'NOT_ENOUGH', closed: 'CLOSED', abnormal: 'ABNORMAL' },
+  cloudpay: { notEnough: 'NOTENOUGH', closed: 'REFUNDCLOSE', abnormal: 'CHANGE' },
+};
+
+/** The shop's answer to a notify, whatever its transport: received (acknowledged) or not. */
+export interface NotifyAnswer {
+  ok: boolean;
+  status?: number;
+  body: string;
+}
+
+/**
+ * A refund notify for `fields`, made as WeChat would make it for this stack's provider and
+ * delivered to the shop: APIv2 XML with req_info under the merchant's key; APIv3 JSON
+ * encrypted with the APIv3 key and signed now by WeChat Pay's key; cloudPay an (unsigned)
+ * callback invocation of refundNotify, which the shop confirms with queryRefund.
+ */
+export async function sendRefundNotify(
+  stack: Stack,
+  f: {
+    out_refund_no: string;
+    out_trade_no: string;
+    refund_fee: number;
+    total_fee: number;
+    refund_status: 'SUCCESS' | 'REFUNDCLOSE' | 'CHANGE';
+  },
+): Promise<NotifyAnswer> {
+  const m = stack.info.merchant;
+  if (stack.info.provider === 'v2') {
+    const body = encryptRefundNotifyForTest({ appid: m.appid, mchId: m.mchid, apiKey: m.apiKey }, f);
+    const r = await postHttp(stack, '/refund/notify', body);
+    return { ok: isSuccessXml(r.text), status: r.status, body: r.text };
+  }
+  if (stack.info.provider === 'v3') {
+    const status = { SUCCESS: 'SUCCESS', REFUNDCLOSE: 'CLOSED', CHANGE: 'ABNORMAL' }[f.refund_status];
+    const body = notifyBodyForTest(
+      `REFUND.${status}`,
+      {
+        mchid: m.mchid,
+        out_trade_no: f.out_trade_no,
+        transaction_id: '4200000000000000000000000000',
+        out_refund_no: f.out_refund_no,
+        refund_id: `50300${Date.now()}`,
+        refund_status: status,
+        ...(status === 'SUCCESS' ? { success_time: rfc3339Beijing(Date.now()) } : {}),
+        user_received_account: '支付用户零钱',
+        amount: {
+          total: f.total_fee,
+          refund: f.refund_fee,
+          payer_total: f.total_fee,
+          payer_refund: f.refund_fee,
+        },
+      },
+      stack.info.v3!.apiV3Key,
+    );
+    return postV3(stack, '/refund/notify', body, stack.simulator.v3!.signNotifyForTest(body));
+  }
+  const out = await stack.runtime.invoke(
+    stack.info.cloudPay!.refundFunction,
+    {
+      returnCode: 'SUCCESS',
+      appid: m.appid,
+      subMchId: stack.info.cloudPay!.subMchId,
+      outRefundNo: f.out_refund_no,
+      outTradeNo: f.out_trade_no,
+      refundFee: f.refund_fee,
+      totalFee: f.total_fee,
+      refundStatus: f.refund_status,
+    },
+    { SOURCE: 'wx_paycallback' },
+  );
+  const value = out.result as { errcode?: number };
+  return { ok: value?.errcode === 0, body: JSON.stringify(out.result) };
+}
+
+/** POSTs an APIv3 notify exactly as given (bytes and headers) to the gateway's HTTP access. */
+export async function postV3(
+  stack: Stack,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<NotifyAnswer> {
+  const res = await fetch(`${stack.info.gatewayUrl}/http${path}`, {
+    method: 'POST',
+    body,
+    headers: { ...headers, 'content-type': 'application/json' },
+  });
+  const text = await res.text();
+  return { ok: res.status === 200 || res.status === 204, status: res.status, body: text };
 }

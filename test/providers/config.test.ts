@@ -1,11 +1,13 @@
-/** WXPAY_PROVIDER and each provider's variables, validated at cold start with every problem named. */
+/**
+ * WXPAY_PROVIDER, WXPAY_KEEP_PROVIDERS and each provider's variables, read by loadConfig at
+ * cold start with every problem named at once.
+ */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../cloudfunctions/shared/config';
+import { ConfigError, loadConfig, type ProvidersConfig } from '../../cloudfunctions/shared/config';
 import { redact } from '../../cloudfunctions/shared/log';
-import { loadProviderConfig } from '../../cloudfunctions/shared/providers';
 import { ensureCerts } from '../../sandbox/certs';
 import { ensureV3Material, type V3Material } from '../../sandbox/wxpay';
 
@@ -36,6 +38,12 @@ const base = () => ({
   WXPAY_NOTIFY_URL: 'https://shop.example.com/pay/notify',
   WXPAY_REFUND_NOTIFY_URL: 'https://shop.example.com/refund/notify',
 });
+const V2_KEY = 'abcdefghijklmnopqrstuvwxyz012345';
+
+/** What loadConfig makes of the providers, for a function that talks to WeChat Pay. */
+function loadProviderConfig(env: Record<string, string | undefined>): ProvidersConfig {
+  return loadConfig(env, { wxpay: true }).providers;
+}
 
 const v3 = () => ({
   ...base(),
@@ -47,9 +55,9 @@ const v3 = () => ({
   WXPAY_V3_PUBLIC_KEY_PEM: readFileSync(material.publicKeyPath, 'utf8'),
 });
 
-function problems(env: Record<string, string | undefined>): string[] {
+function problems(env: Record<string, string | undefined>, needs = { wxpay: true }): string[] {
   try {
-    loadProviderConfig(env);
+    loadConfig(env, needs);
   } catch (e) {
     if (e instanceof ConfigError) return e.problems;
     throw e;
@@ -58,39 +66,99 @@ function problems(env: Record<string, string | undefined>): string[] {
 }
 
 describe('WXPAY_PROVIDER', () => {
-  it('defaults to v2, and v2 needs nothing here unless in service-provider mode', () => {
-    expect(loadProviderConfig({})).toEqual({ provider: 'v2', partner: undefined });
+  it('defaults to v2 alone; service-provider mode comes from WXPAY_SUB_MCHID', () => {
+    expect(loadProviderConfig({ ...base(), WXPAY_API_KEY: V2_KEY })).toMatchObject({
+      current: 'v2',
+      enabled: ['v2'],
+      partner: undefined,
+      v3: undefined,
+      cloudpay: undefined,
+    });
     expect(
-      loadProviderConfig({ ...base(), WXPAY_SUB_MCHID: '1900000119', WXPAY_SUB_APPID: 'wxsubmerchant00001' }),
-    ).toEqual({
-      provider: 'v2',
+      loadProviderConfig({
+        ...base(),
+        WXPAY_API_KEY: V2_KEY,
+        WXPAY_SUB_MCHID: '1900000119',
+        WXPAY_SUB_APPID: 'wxsubmerchant00001',
+      }),
+    ).toMatchObject({
+      current: 'v2',
       partner: { subMchId: '1900000119', subAppid: 'wxsubmerchant00001' },
     });
   });
 
   it('refuses anything but v2, v3 and cloudpay', () => {
-    expect(problems({ WXPAY_PROVIDER: 'v4' })).toEqual([
+    expect(problems({ ...base(), WXPAY_API_KEY: V2_KEY, WXPAY_PROVIDER: 'v4' })).toEqual([
       'WXPAY_PROVIDER must be one of v2, v3, cloudpay, got v4',
     ]);
   });
 
+  it('a function that never calls WeChat Pay needs none of it', () => {
+    expect(problems({ WXPAY_PROVIDER: 'v3' }, { wxpay: false })).toEqual([]);
+  });
+
   it('refuses sub_appid without sub_mch_id', () => {
-    expect(problems({ ...base(), WXPAY_SUB_APPID: 'wxsubmerchant00001' })).toContain(
+    expect(problems({ ...base(), WXPAY_API_KEY: V2_KEY, WXPAY_SUB_APPID: 'wxsubmerchant00001' })).toContain(
       'WXPAY_SUB_APPID needs WXPAY_SUB_MCHID (service-provider mode)',
     );
   });
 });
 
+describe('WXPAY_KEEP_PROVIDERS', () => {
+  it('a shop moved from v2 to v3 keeps APIv2 for its earlier orders, and needs its key and certificate', () => {
+    const kept = { ...v3(), WXPAY_KEEP_PROVIDERS: 'v2', WXPAY_API_KEY: V2_KEY };
+    expect(loadConfig(kept, { wxpay: true, cert: true })).toMatchObject({
+      providers: { current: 'v3', enabled: ['v3', 'v2'] },
+      wxpay: { apiKey: V2_KEY },
+      cert: { certPem: expect.stringContaining('BEGIN CERTIFICATE') },
+    });
+    // The APIv2 key gone: cold start says which orders still need it and why.
+    expect(problems({ ...kept, WXPAY_API_KEY: '' }, { wxpay: true })).toEqual([
+      expect.stringMatching(
+        /^WXPAY_API_KEY is missing .*\(APIv2 is kept for the orders it made before WXPAY_PROVIDER changed: WXPAY_KEEP_PROVIDERS\)$/,
+      ),
+    ]);
+    // Without APIv2 kept, v3 alone needs neither the APIv2 key nor the client certificate.
+    const v3Only = {
+      ...v3(),
+      WXPAY_CERT_PEM: '',
+      WXPAY_KEY_PEM: '',
+      WXPAY_V3_PRIVATE_KEY_PEM: keyPem,
+      WXPAY_V3_CERT_SERIAL: 'AB12',
+    };
+    expect(problems(v3Only, { wxpay: true, cert: true } as never)).toEqual([]);
+    expect(problems({ ...v3(), WXPAY_KEEP_PROVIDERS: 'v5' })).toEqual([
+      'WXPAY_KEEP_PROVIDERS lists v5; providers are v2, v3, cloudpay',
+    ]);
+  });
+
+  it('a kept APIv2 still needs the client certificate for refunds', () => {
+    expect(
+      problems(
+        {
+          ...v3(),
+          WXPAY_CERT_PEM: '',
+          WXPAY_KEY_PEM: '',
+          WXPAY_V3_PRIVATE_KEY_PEM: keyPem,
+          WXPAY_V3_CERT_SERIAL: 'AB12',
+          WXPAY_KEEP_PROVIDERS: 'v2',
+          WXPAY_API_KEY: V2_KEY,
+        },
+        { wxpay: true, cert: true } as never,
+      ),
+    ).toEqual([expect.stringMatching(/^the merchant certificate is missing.*WXPAY_KEEP_PROVIDERS\)$/)]);
+  });
+});
+
 describe('v3', () => {
   it('accepts a public-key merchant, taking the serial from the certificate and the key from WXPAY_KEY_PEM', () => {
-    const c = loadProviderConfig(v3());
+    const c = loadProviderConfig(v3()).v3;
     expect(c).toMatchObject({
       provider: 'v3',
       merchant: { kind: 'direct', appid: 'wxd678efh567hg6787', mchid: '1900000109' },
       merchantSerial: expect.stringMatching(/^[0-9A-F]+$/),
     });
-    if (c.provider === 'v3')
-      expect(c.verifiers.map((v) => [v.kind, v.serial])).toEqual([['public-key', material.publicKeyId]]);
+    expect(c?.verifiers.map((v) => [v.kind, v.serial])).toEqual([['public-key', material.publicKeyId]]);
   });
 
   it('accepts platform certificates alone, and both kinds at once during a switch-over', () => {
@@ -100,14 +168,13 @@ describe('v3', () => {
       WXPAY_V3_PUBLIC_KEY_PEM: '',
       WXPAY_V3_PLATFORM_CERTS_PEM: readFileSync(material.platformCertPath, 'utf8'),
     };
-    const c = loadProviderConfig(certsOnly);
-    if (c.provider === 'v3') expect(c.verifiers.map((v) => v.serial)).toEqual([material.platformSerial]);
+    const c = loadProviderConfig(certsOnly).v3;
+    expect(c?.verifiers.map((v) => v.serial)).toEqual([material.platformSerial]);
     const both = loadProviderConfig({
       ...v3(),
       WXPAY_V3_PLATFORM_CERTS_PEM: Buffer.from(readFileSync(material.platformCertPath)).toString('base64'),
-    });
-    if (both.provider === 'v3')
-      expect(both.verifiers.map((v) => v.kind).sort()).toEqual(['platform-certificate', 'public-key']);
+    }).v3;
+    expect(both?.verifiers.map((v) => v.kind).sort()).toEqual(['platform-certificate', 'public-key']);
   });
 
   it("names every problem at once: key length, id format, a key that is not the certificate's, no WeChat key", () => {
@@ -162,7 +229,7 @@ describe('v3', () => {
       ...v3(),
       WXPAY_SUB_MCHID: '1900000119',
       WXPAY_SUB_APPID: 'wxsubmerchant00001',
-    });
+    }).v3;
     expect(c).toMatchObject({
       merchant: {
         kind: 'partner',
@@ -179,7 +246,12 @@ describe('v3', () => {
 describe('cloudpay', () => {
   it("needs only the merchant number, taking the environment from the function's own", () => {
     expect(
-      loadProviderConfig({ WXPAY_PROVIDER: 'cloudpay', WXPAY_MCHID: '1900000109', TCB_ENV: 'shop-1a2b' }),
+      loadProviderConfig({
+        WXPAY_APPID: 'wxd678efh567hg6787',
+        WXPAY_PROVIDER: 'cloudpay',
+        WXPAY_MCHID: '1900000109',
+        TCB_ENV: 'shop-1a2b',
+      }).cloudpay,
     ).toEqual({
       provider: 'cloudpay',
       subMchId: '1900000109',
@@ -187,12 +259,14 @@ describe('cloudpay', () => {
       payFunction: 'payNotify',
       refundFunction: 'refundNotify',
       appid: undefined,
+      timeoutMs: 8000,
     });
   });
 
   it('refuses a bad function name, a missing environment and service-provider variables', () => {
     expect(
       problems({
+        WXPAY_APPID: 'wxd678efh567hg6787',
         WXPAY_PROVIDER: 'cloudpay',
         WXPAY_MCHID: '1900000109',
         WXPAY_CLOUDPAY_PAY_FUNCTION: 'pay notify',

@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadProviderConfig, v3ProviderFromConfig } from '../../cloudfunctions/shared/providers';
+import { loadConfig } from '../../cloudfunctions/shared/config';
+import { v3ProviderFromConfig } from '../../cloudfunctions/shared/providers';
 import { startStack } from '../../sandbox/stack';
 import { configuredRuntime, enginesRange } from '../../scripts/target';
 import { uniqueNo, until } from './fixtures';
@@ -48,10 +49,10 @@ describe('startStack with a provider', () => {
         privateKeyPath: info.merchant.keyPath,
       });
       expect(readFileSync(info.v3.publicKeyPath, 'utf8')).toContain('BEGIN PUBLIC KEY');
-      const config = loadProviderConfig(stack.env);
-      expect(config.provider).toBe('v3');
-      if (config.provider !== 'v3') return;
-      const provider = v3ProviderFromConfig(config);
+      const config = loadConfig(stack.env, { wxpay: true }).providers;
+      expect(config.current).toBe('v3');
+      if (!config.v3) throw new Error('v3 is not configured');
+      const provider = v3ProviderFromConfig(config.v3);
       const outTradeNo = uniqueNo('SV3');
       const { payment } = await provider.createPayment({
         outTradeNo,

@@ -6,12 +6,13 @@
  * before the first run's claims), and WeChat's latency moves the clock the run budgets by.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Deps, WxPayPort } from '../../cloudfunctions/shared/domain/deps';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { RECONCILE_CONCURRENCY, reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
 import { MERCHANT, startWorld, type World } from './world';
@@ -48,7 +49,7 @@ async function unpaidOrders(n: number): Promise<string[]> {
 async function processingRefund(openid: string): Promise<string> {
   const created = await createOrder(w.deps(), { items: [{ productId: 'p', quantity: 1 }] }, caller(openid));
   w.core.engine.pay(created.payment as never);
-  for (const n of w.outbox.splice(0)) await handlePayNotify(w.deps(), Buffer.from(n.body));
+  for (const n of w.outbox.splice(0)) await handlePayNotify(w.deps(), w.delivery(n));
   const r = (
     await applyRefund(
       w.deps(),
@@ -71,14 +72,15 @@ function hooked(
     afterFind?: () => void;
   },
 ): Deps {
-  const port = deps.wxpay!;
-  const wxpay: WxPayPort = {
+  const port = deps.wxpay!.current;
+  const current: PaymentProvider = {
     ...port,
-    orderQuery: async (p, o) => {
-      await hooks.orderQuery?.('out_trade_no' in p ? p.out_trade_no : '');
-      return port.orderQuery(p, o);
+    queryPayment: async (id, o) => {
+      await hooks.orderQuery?.(id);
+      return port.queryPayment(id, o);
     },
   };
+  const wxpay = { current, byName: { ...deps.wxpay!.byName, [port.name]: current } };
   const store = new Proxy(deps.store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
@@ -182,14 +184,15 @@ describe('reconcile with a crowd of due work', () => {
         w.advance(200);
       },
     });
-    const refundQuery = deps.wxpay!.refundQuery;
-    deps.wxpay = {
-      ...deps.wxpay!,
-      refundQuery: (p, o) => {
+    const inner = deps.wxpay!.current;
+    const current: PaymentProvider = {
+      ...inner,
+      queryRefund: (id, o) => {
         calls.push('refund');
-        return refundQuery(p, o);
+        return inner.queryRefund(id, o);
       },
     };
+    deps.wxpay = { current, byName: { ...deps.wxpay!.byName, [inner.name]: current } };
     const start = w.now();
     deps.budget = { endsAtMs: start + 10_000, callDeadlineMs: start + 8_000 };
     // One at a time, so the order in which the run takes its work is the order of the calls.

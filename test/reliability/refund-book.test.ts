@@ -35,7 +35,7 @@ async function paidOrder(priceFen = 5000): Promise<string> {
   await d.store.insert('products', { _id: 'p', name: '茶', priceFen, image: '', onSale: true, sort: 0 });
   const created = await createOrder(w.deps(), { items: [{ productId: 'p', quantity: 1 }] }, SHOPPER);
   expect(w.core.engine.pay(created.payment as never).errMsg).toBe('requestPayment:ok');
-  for (const n of w.outbox.splice(0)) await handlePayNotify(w.deps(), Buffer.from(n.body));
+  for (const n of w.outbox.splice(0)) await handlePayNotify(w.deps(), w.delivery(n));
   return created.orderId;
 }
 const orderDoc = async (id: string) => (await w.deps().store.get<OrderDoc>('orders', id))!;

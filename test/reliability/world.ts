@@ -1,19 +1,35 @@
 /**
  * A whole shop in one process for model-based tests: the domain code over the real
  * wx-server-sdk and the CloudBase emulator, WeChat as the simulator's engine reached through
- * the real APIv2 client (signing, XML, verification, error classification) over an
- * in-process transport, one clock for both sides, and faults and kills under the test's
- * control. Nothing waits on real time, so thousands of sequences fit in a soak run.
+ * the real provider (APIv2: signing, XML, verification; APIv3: Authorization, signed answers,
+ * encrypted notifies; error classification on both) over an in-process transport, one clock
+ * for both sides, and faults and kills under the test's control. Nothing waits on real time,
+ * so thousands of sequences fit in a soak run.
  */
+
+import { createPrivateKey } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, type ShopConfig } from '../../cloudfunctions/shared/config';
-import { type Budget, type Deps, withDeadline } from '../../cloudfunctions/shared/domain/deps';
+import { type Budget, type Deps, type Payments, withDeadline } from '../../cloudfunctions/shared/domain/deps';
+import { httpNotification } from '../../cloudfunctions/shared/domain/notify';
+import {
+  type NotificationInput,
+  type ProviderName,
+  providersFromConfig,
+} from '../../cloudfunctions/shared/providers';
+import { signAnswerForTest } from '../../cloudfunctions/shared/providers/v3/testing';
 import { Store } from '../../cloudfunctions/shared/store';
-import { createWxPayClient, nonceStr } from '../../cloudfunctions/shared/wxpay';
-import { HttpFailure } from '../../cloudfunctions/shared/wxpay/http';
+import { nonceStr } from '../../cloudfunctions/shared/wxpay';
+import { HttpFailure, type HttpResponse } from '../../cloudfunctions/shared/wxpay/http';
+import { ensureCerts } from '../../sandbox/certs';
 import { startTcbEmulator, type TcbEmulator } from '../../sandbox/tcb';
-import { type ApiPath, DEFAULT_FAULTS, type Faults } from '../../sandbox/wxpay';
+import { type ApiPath, DEFAULT_FAULTS, ensureV3Material, type Faults } from '../../sandbox/wxpay';
 import { Ledger } from '../../sandbox/wxpay/ledger';
 import { createWxPayCore, type WxPayCore } from '../../sandbox/wxpay/server';
+import { createV3Side, type V3Side } from '../../sandbox/wxpay/v3';
 import { connectSdk } from '../emulator/sdk';
 
 export const MERCHANT = {
@@ -35,12 +51,21 @@ export class Killed extends Error {
   }
 }
 
+/** A notify WeChat has sent and nobody delivered yet: APIv2 XML, or APIv3 JSON signed at delivery. */
+export interface Sent {
+  kind: 'pay' | 'refund';
+  body: string;
+  v3?: boolean;
+}
+
 export interface World {
+  provider: ProviderName;
   now(): number;
   advance(ms: number): void;
   core: WxPayCore;
-  /** Notify bodies WeChat has sent and nobody delivered yet. */
-  outbox: { kind: 'pay' | 'refund'; body: string }[];
+  outbox: Sent[];
+  /** A sent notify as it reaches the notify function: APIv3's is signed now, as at each WeChat attempt. */
+  delivery(n: Sent): NotificationInput;
   config: ShopConfig;
   /** Deps for one invocation; with `kill`, its store dies mid-way. */
   deps(kill?: Kill): Deps;
@@ -50,25 +75,190 @@ export interface World {
   emulator: TcbEmulator;
 }
 
-export async function startWorld(): Promise<World> {
-  const emulator = await startTcbEmulator({ collections: COLLECTIONS });
-  const sdk = connectSdk(emulator.serviceUrl);
+/**
+ * The merchant's APIv3 material (API certificate, APIv3 key, WeChat Pay public key), made
+ * once per process: 2048-bit keys take a moment.
+ */
+let v3Material:
+  | Promise<{
+      env: Record<string, string>;
+      certPem: string;
+      apiV3Key: string;
+      signer: { serial: string; privateKey: ReturnType<typeof createPrivateKey> };
+      pubPem: string;
+    }>
+  | undefined;
+function v3MaterialOnce() {
+  v3Material ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'world-v3-'));
+    try {
+      const certs = await ensureCerts(join(dir, 'certs'), { mchId: MERCHANT.mchId });
+      const m = ensureV3Material(join(dir, 'v3'), {
+        caCertPath: certs.caCertPath,
+        caKeyPath: join(dir, 'certs', 'ca_key.pem'),
+        mchId: MERCHANT.mchId,
+      });
+      const certPem = readFileSync(certs.certPath, 'utf8');
+      const pubPem = readFileSync(m.publicKeyPath, 'utf8');
+      return {
+        certPem,
+        apiV3Key: m.apiV3Key,
+        pubPem,
+        signer: { serial: m.publicKeyId, privateKey: createPrivateKey(readFileSync(m.publicKeyPrivatePath)) },
+        env: {
+          WXPAY_PROVIDER: 'v3',
+          WXPAY_V3_KEY: m.apiV3Key,
+          WXPAY_CERT_PEM: certPem,
+          WXPAY_KEY_PEM: readFileSync(certs.keyPath, 'utf8'),
+          WXPAY_V3_PUBLIC_KEY_ID: m.publicKeyId,
+          WXPAY_V3_PUBLIC_KEY_PEM: pubPem,
+        },
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return v3Material;
+}
+
+/** A request to the simulator's APIv3 side without sockets: its handler with stand-ins for req/res. */
+async function v3Answer(
+  v3: V3Side,
+  url: URL,
+  options: { method: string; body?: string; headers: Record<string, string> },
+  hung: WeakSet<object>,
+): Promise<HttpResponse> {
+  const headers: Record<string, string> = { host: url.host };
+  for (const [k, v] of Object.entries(options.headers)) headers[k.toLowerCase()] = v;
+  let status = 0;
+  let answerHeaders: Record<string, string> = {};
+  let text = '';
+  let ended = false;
+  const req = { method: options.method, url: `${url.pathname}${url.search}`, headers };
+  const res = {
+    writeHead(code: number, h: Record<string, string> = {}) {
+      status = code;
+      answerHeaders = Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      return res;
+    },
+    end(body?: string) {
+      text = body ?? '';
+      ended = true;
+    },
+    on() {
+      return res;
+    },
+  };
+  await v3.handle(
+    req as unknown as IncomingMessage,
+    res as unknown as ServerResponse,
+    Buffer.from(options.body ?? ''),
+  );
+  if (!ended || hung.has(res)) throw new HttpFailure('timeout', 'no answer (simulated)');
+  return {
+    status,
+    body: Buffer.from(text, 'utf8'),
+    headers: answerHeaders,
+  };
+}
+
+/**
+ * One emulator per process, shared by the worlds a file starts one after another (one per
+ * provider): wx-server-sdk's init is global and its pooled sockets outlive an emulator, so the
+ * next world reuses the same one. Each world empties the collections in reset(); the emulator
+ * stops shortly after the last world closes, unless another starts meanwhile.
+ */
+let backend: Promise<{ emulator: TcbEmulator; sdk: ReturnType<typeof connectSdk> }> | undefined;
+let users = 0;
+let stopping: NodeJS.Timeout | undefined;
+function sharedBackend() {
+  users++;
+  clearTimeout(stopping);
+  backend ??= (async () => {
+    const emulator = await startTcbEmulator({ collections: COLLECTIONS });
+    return { emulator, sdk: connectSdk(emulator.serviceUrl) };
+  })();
+  return backend;
+}
+async function releaseBackend(): Promise<void> {
+  if (--users > 0 || !backend) return;
+  const current = backend;
+  stopping = setTimeout(() => {
+    if (users > 0 || backend !== current) return;
+    backend = undefined;
+    void current.then(({ emulator }) => emulator.close());
+  }, 1000);
+}
+
+/** The sub-merchant a service-provider world takes payments for (`partner: true`). */
+export const SUB_MERCHANT = { subMchId: '1900000119', subAppid: 'wxsubmerchant00001' };
+
+export async function startWorld(
+  options: { provider?: 'v2' | 'v3'; partner?: boolean } = {},
+): Promise<World> {
+  const provider = options.provider ?? 'v2';
+  const { emulator, sdk } = await sharedBackend();
   let clock = Date.UTC(2026, 10, 30, 2, 0, 0);
   const now = () => clock;
   const outbox: World['outbox'] = [];
   const ledger = new Ledger();
+  const v3m = provider === 'v3' ? await v3MaterialOnce() : undefined;
+  const merchant = {
+    ...MERCHANT,
+    signType: 'HMAC-SHA256' as const,
+    refundNotifyUrl: 'http://127.0.0.1:9/http/refund/notify',
+    ...(v3m ? { v3: { apiV3Key: v3m.apiV3Key, certPem: v3m.certPem } } : {}),
+    // Service-provider mode: MERCHANT is the provider, with two sub-merchants of its own.
+    ...(options.partner ? { subMerchants: [SUB_MERCHANT, { subMchId: '1900000129' }] } : {}),
+  };
+  // The APIv3 side and the core refer to each other.
+  let coreRef: WxPayCore | undefined;
+  const hung = new WeakSet<object>();
+  const v3 = v3m
+    ? createV3Side({
+        engine: () => coreRef!.engine,
+        ledger,
+        merchants: [merchant],
+        options: {
+          publicKey: {
+            id: v3m.signer.serial,
+            privateKeyPem: v3m.signer.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          },
+        },
+        now,
+        random: () => 0.5,
+        faults: {
+          timeout: (p) => coreRef!.decisions.timeout(p),
+          systemError: (p) => coreRef!.decisions.systemError(p),
+          hangAfterEffect: (p) => coreRef!.decisions.hangAfterEffect(p),
+        },
+        hang: (res) => hung.add(res),
+        post: async () => ({ status: 500, body: 'not used: the world delivers notifies itself' }),
+      })
+    : undefined;
   const core = createWxPayCore({
-    merchants: [
-      { ...MERCHANT, signType: 'HMAC-SHA256', refundNotifyUrl: 'http://127.0.0.1:9/http/refund/notify' },
-    ],
+    merchants: [merchant],
     ledger,
-    notifier: { enqueue: (kind, _url, body) => outbox.push({ kind, body }) },
+    notifier: {
+      enqueue: (kind, _url, body, transport) =>
+        outbox.push({ kind, body, ...(transport === 'v3' ? { v3: true } : {}) }),
+    },
     now,
     // Rates are 0 or 1 here: every fault is deliberate.
     random: () => 0.5,
     timeScale: 1,
     faults: { refundDelayMs: 365 * 24 * 3600_000 },
+    ...(v3
+      ? {
+          hooks: {
+            checkPaySign: v3.hooks.checkPaySign,
+            payNotify: (order, m) => v3.hooks.payNotify(order, m),
+            refundNotify: (r, m) => v3.hooks.refundNotify(r, m),
+          },
+        }
+      : {}),
   });
+  coreRef = core;
   const env = {
     WXPAY_APPID: MERCHANT.appid,
     WXPAY_MCHID: MERCHANT.mchId,
@@ -80,22 +270,25 @@ export async function startWorld(): Promise<World> {
     WXPAY_CERT_PEM: '-----BEGIN CERTIFICATE-----\nmodel\n-----END CERTIFICATE-----',
     WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nmodel\n-----END PRIVATE KEY-----',
     ADMIN_OPENIDS: 'o_admin',
+    ...v3m?.env,
+    ...(options.partner
+      ? { WXPAY_SUB_MCHID: SUB_MERCHANT.subMchId, WXPAY_SUB_APPID: SUB_MERCHANT.subAppid }
+      : {}),
   };
   const config = loadConfig(env, { wxpay: true, cert: true, calls: true });
-  const client = createWxPayClient({
-    ...MERCHANT,
-    signType: 'HMAC-SHA256',
-    baseUrl: env.WXPAY_BASE_URL,
-    cert: { certPem: env.WXPAY_CERT_PEM, keyPem: env.WXPAY_KEY_PEM },
+  const byName = providersFromConfig(config, {
     now,
+    nonce: () => nonceStr(32),
     sleep: async () => {},
-    // The HTTP edge, in-process: the simulator answers the exact bytes the client sent.
-    transport: async (url, body) => {
+    // The HTTP edges, in-process: the simulator answers the exact bytes the client sent.
+    v2Transport: async (url, body) => {
       const reply = core.answer(url.pathname as ApiPath, 'POST', Buffer.from(body), MERCHANT.mchId);
       if ('hang' in reply) throw new HttpFailure('timeout', 'no answer (simulated)');
       return { status: reply.status, body: Buffer.from(reply.body), headers: {} };
     },
+    ...(v3 ? { v3Transport: (url, o) => v3Answer(v3, url, o, hung) } : {}),
   });
+  const payments: Payments = { current: byName[config.providers.current]!, byName };
 
   function killable(store: Store, kill: Kill): Store {
     let made = 0;
@@ -117,12 +310,21 @@ export async function startWorld(): Promise<World> {
   }
 
   return {
+    provider,
     now,
     advance(ms) {
       clock += ms;
     },
     core,
     outbox,
+    delivery(n) {
+      if (!n.v3 || !v3m) return httpNotification(n.body);
+      const headers = signAnswerForTest(v3m.signer, n.body, {
+        timestampS: Math.floor(clock / 1000),
+        signatureType: true,
+      });
+      return httpNotification(n.body, headers);
+    },
     config,
     emulator,
     deps(kill) {
@@ -131,7 +333,7 @@ export async function startWorld(): Promise<World> {
       return {
         store: kill ? killable(store, kill) : store,
         config,
-        wxpay: withDeadline(client, budget.callDeadlineMs),
+        wxpay: withDeadline(payments, budget.callDeadlineMs),
         now,
         random: (n = 32) => nonceStr(n),
         log: () => {},
@@ -152,6 +354,6 @@ export async function startWorld(): Promise<World> {
       outbox.length = 0;
       core.setFaults({ ...DEFAULT_FAULTS, refundDelayMs: 365 * 24 * 3600_000 });
     },
-    close: () => emulator.close(),
+    close: releaseBackend,
   };
 }

@@ -27,6 +27,7 @@ import type {
 } from '../contract';
 import { AppError } from '../errors';
 import { billMismatchNotice, tell } from '../notices/transitions';
+import type { ProviderName } from '../providers/port';
 import type { Caller } from '../runtime/callable';
 import type { BillAnswer } from '../wxpay/billdownload';
 import { compare, emptyTotals, Run } from './billcompare';
@@ -37,12 +38,25 @@ import { wxFailure } from './deps';
 import { COLLECTIONS } from './model';
 import { invalid, onlyFields, requireAdmin, requiredString } from './validate';
 
+/** Who a bill's rows must name (公众账号ID, 商户号, 特约商户号); unset fields are not checked. */
+export interface BillOwner {
+  appid: string;
+  mchId?: string;
+  subMchId?: string;
+}
+
+/** One merchant account's daily bill. */
 export interface BillSource {
   download(p: { bill_date: string; deadlineMs: number }): Promise<BillAnswer>;
+  /** Default: the configured WXPAY_APPID and WXPAY_MCHID. */
+  owner?: BillOwner;
+  /** The provider that can confirm what this bill lists (refunds made outside the shop). */
+  provider?: ProviderName;
 }
 
 export interface BillCheckDeps extends Deps {
-  bills: BillSource;
+  /** One bill per merchant account in use (the merchant's own; cloudPay's sub-merchant account). */
+  bills: BillSource | readonly BillSource[];
   /** Bytes of heap in use now; sampled so the record can show the run's peak. */
   memory?: () => number;
 }

@@ -13,8 +13,9 @@ import type {
   BillTotals,
 } from '../contract';
 import { AppError } from '../errors';
+import type { ProviderName } from '../providers/port';
 import { BillReader, billFeeMilliFen, billFen, billRatePpm } from '../wxpay/bill';
-import type { BillCheckDeps } from './billcheck';
+import type { BillCheckDeps, BillOwner, BillSource } from './billcheck';
 import { DAY_MS, dayStartMs } from './billdates';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 
@@ -37,6 +38,8 @@ export interface PayEntry {
   orderId: string;
   transactionId: string;
   totalFen: number;
+  /** The provider whose bill listed it (its queries can confirm it). */
+  provider?: ProviderName;
 }
 
 export interface RefundEntry {
@@ -45,6 +48,7 @@ export interface RefundEntry {
   transactionId: string;
   refundFen: number;
   status: string;
+  provider?: ProviderName;
 }
 
 export type Work =
@@ -58,6 +62,7 @@ export type Work =
 const USED_COLUMNS = [
   '公众账号ID',
   '商户号',
+  '特约商户号',
   '微信订单号',
   '商户订单号',
   '交易状态',
@@ -126,6 +131,8 @@ export class Run {
   private refundBatch: RefundEntry[] = [];
   readonly dayStart: number;
   readonly dayEnd: number;
+  /** The bill being read: whose rows it holds, and which provider can confirm them. */
+  source: { owner: BillOwner; provider: ProviderName | undefined };
 
   constructor(
     readonly deps: BillCheckDeps,
@@ -134,6 +141,7 @@ export class Run {
   ) {
     this.dayStart = dayStartMs(billDate)!;
     this.dayEnd = this.dayStart + DAY_MS;
+    this.source = { owner: ownerOf(deps, undefined), provider: undefined };
   }
 
   sampleMemory(): void {
@@ -155,7 +163,7 @@ export class Run {
   }
 
   async row(v: string[], c: Columns): Promise<void> {
-    const { config } = this.deps;
+    const { owner, provider } = this.source;
     const state = v[c.交易状态];
     const feeMilli = billFeeMilliFen(v[c.手续费]);
     const ratePpm = billRatePpm(v[c.费率]);
@@ -171,7 +179,11 @@ export class Run {
     all.refunded += settledRefund;
     all.feeMilli += feeMilli;
     this.totals.rows++;
-    if (v[c.公众账号ID] !== config.wxpay.appid) {
+    // A service provider's bill lists every sub-merchant's trades: only ours are this shop's.
+    if (
+      v[c.公众账号ID] !== owner.appid ||
+      (owner.subMchId !== undefined && v[c.特约商户号] !== owner.subMchId)
+    ) {
       // One merchant account can serve several apps; their trades are not this shop's.
       this.otherAppRows++;
       return;
@@ -179,7 +191,7 @@ export class Run {
     const orderId = v[c.商户订单号] ?? '';
     const transactionId = v[c.微信订单号] ?? '';
     this.feeMilli += feeMilli;
-    if (v[c.商户号] !== config.wxpay.mchId) {
+    if (owner.mchId !== undefined && v[c.商户号] !== owner.mchId) {
       this.flag({ kind: 'UNEXPECTED_ROW', orderId, transactionId, detail: `商户号 ${v[c.商户号]}` });
       return;
     }
@@ -189,7 +201,14 @@ export class Run {
       this.totals.refundFen += refundFen;
       if (status === 'SUCCESS') this.totals.refundSuccessFen += settledRefund;
       this.checkFee(orderId, -settledRefund, ratePpm, feeMilli);
-      const entry = { orderId, refundId: v[c.商户退款单号] ?? '', transactionId, refundFen, status };
+      const entry: RefundEntry = {
+        orderId,
+        refundId: v[c.商户退款单号] ?? '',
+        transactionId,
+        refundFen,
+        status,
+        ...(provider ? { provider } : {}),
+      };
       this.billRefundIds.add(detached(entry.refundId));
       this.refundBatch.push(entry);
       if (this.refundBatch.length >= BILL_BATCH) await this.flushRefunds();
@@ -205,7 +224,7 @@ export class Run {
     this.totals.settledFen += settledFen;
     this.checkFee(orderId, settledFen, ratePpm, feeMilli);
     this.billOrderIds.add(detached(orderId));
-    this.payBatch.push({ orderId, transactionId, totalFen });
+    this.payBatch.push({ orderId, transactionId, totalFen, ...(provider ? { provider } : {}) });
     if (this.payBatch.length >= BILL_BATCH) await this.flushPayments();
   }
 
@@ -321,16 +340,33 @@ export class Run {
   }
 }
 
+/** Who a bill's rows must name: the configured merchant unless the source says otherwise. */
+function ownerOf(deps: BillCheckDeps, source: BillSource | undefined): BillOwner {
+  return source?.owner ?? { appid: deps.config.wxpay.appid, mchId: deps.config.wxpay.mchId };
+}
+
+/**
+ * Reads the day's bill of every merchant account the shop trades through (one, unless
+ * cloudPay's sub-merchant account and the merchant's own are both in use), then looks for
+ * what the books have and no bill listed.
+ */
 export async function compare(
   run: Run,
 ): Promise<{ status: BillCheckStatus; noBill: boolean; message?: string; compared: boolean }> {
   const { deps, billDate } = run;
-  const answer = await deps.bills.download({ bill_date: billDate, deadlineMs: run.deadlineMs });
-  run.wxCalls++;
-  if (answer.kind === 'not-ready') {
-    return { status: 'NOT_READY', noBill: false, message: answer.message, compared: false };
-  }
-  if (answer.kind === 'bill') {
+  const sources = Array.isArray(deps.bills) ? deps.bills : [deps.bills as BillSource];
+  let noBill = true;
+  for (const source of sources) {
+    const answer = await source.download({ bill_date: billDate, deadlineMs: run.deadlineMs });
+    run.wxCalls++;
+    if (answer.kind === 'not-ready') {
+      return { status: 'NOT_READY', noBill: false, message: answer.message, compared: false };
+    }
+    if (answer.kind !== 'bill') continue;
+    noBill = false;
+    run.source = { owner: ownerOf(deps, source), provider: source.provider };
+    // The summary row covers one bill: its sums start again with each.
+    Object.assign(run.allRows, { settled: 0, ordered: 0, applied: 0, refunded: 0, feeMilli: 0 });
     const reader = new BillReader('ALL');
     let columns: Columns | undefined;
     let n = 0;
@@ -348,7 +384,7 @@ export async function compare(
     checkSummary(run, summary, reader.rows);
   }
   await findAbsent(run);
-  return { status: 'DONE', noBill: answer.kind === 'no-bill', compared: true };
+  return { status: 'DONE', noBill, compared: true };
 }
 
 function checkSummary(run: Run, summary: Record<string, string>, rows: number): void {

@@ -5,14 +5,14 @@
  * recordExternalRefund), so a re-run finds them done. Anything WeChat does not confirm, or
  * that the books cannot take without a person deciding, becomes a discrepancy.
  */
-import type { WxParams } from '../wxpay/types';
+import type { PaymentProvider, PaymentStatus, RefundStatusResult } from '../providers/port';
 import type { PayEntry, RefundEntry, Run, Work } from './billcompare';
-import { dateOfWxTime } from './billdates';
-import { type Deps, requireWxpay, wxFailure } from './deps';
+import { billDateOf } from './billdates';
+import { type Deps, providerNamed, providerOf, requireWxpay, wxFailure } from './deps';
 import { recordExternalRefund } from './externalrefund';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
-import { markPaid } from './orders';
-import { applyWeChatRefund, refundInfoFromQuery } from './refund-outcome';
+import { markPaid, paidFacts } from './orders';
+import { applyWeChatRefund } from './refund-outcome';
 
 /** Longest a WeChat call can take with its retries (3 × the configured timeout, plus backoff). */
 function callBudgetMs(deps: Deps): number {
@@ -61,27 +61,39 @@ async function fix(run: Run, w: Work): Promise<void> {
   }
 }
 
-async function orderQuery(run: Run, orderId: string): Promise<WxParams | 'ORDERNOTEXIST'> {
+/** orderquery through the order's own provider. */
+async function orderQuery(run: Run, order: OrderDoc): Promise<PaymentStatus | 'ORDERNOTEXIST'> {
   run.wxCalls++;
   try {
-    return await requireWxpay(run.deps).orderQuery({ out_trade_no: orderId });
+    return await providerOf(run.deps, order).queryPayment(order._id);
   } catch (e) {
-    if (wxFailure(e)?.errCode === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
+    if (wxFailure(e)?.reason === 'ORDER_NOT_FOUND') return 'ORDERNOTEXIST';
     throw e;
   }
 }
 
-async function refundQuery(run: Run, refundId: string): Promise<WxParams | undefined> {
+/** refundquery through `provider`: the refund's own, or the bill's for a refund made elsewhere. */
+async function refundQuery(
+  run: Run,
+  provider: PaymentProvider,
+  refundId: string,
+): Promise<RefundStatusResult | undefined> {
   run.wxCalls++;
-  let res: WxParams;
   try {
-    res = await requireWxpay(run.deps).refundQuery({ out_refund_no: refundId });
+    return await provider.queryRefund(refundId);
   } catch (e) {
-    if (wxFailure(e)?.errCode === 'REFUNDNOTEXIST') return undefined;
+    if (wxFailure(e)?.reason === 'REFUND_NOT_FOUND') return undefined;
     throw e;
   }
-  return refundInfoFromQuery(res, refundId);
 }
+
+/** The provider whose bill listed a trade this shop has no document for. */
+function billProvider(run: Run, entry: RefundEntry): PaymentProvider {
+  return entry.provider ? providerNamed(run.deps, entry.provider) : requireWxpay(run.deps).current;
+}
+
+/** APIv2's word for a refund status, as bills and the merchant platform say it. */
+const BILL_WORD = { SUCCESS: 'SUCCESS', CLOSED: 'REFUNDCLOSE', ABNORMAL: 'CHANGE', PROCESSING: 'PROCESSING' };
 
 /**
  * Paid at WeChat, not PAID here: orderquery must say so too, then the order takes the same
@@ -93,9 +105,9 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
   const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
   if (!order) return false;
   if (order.status === 'PAID') return true;
-  const res = await orderQuery(run, orderId);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res['trade_state'];
-  if (res === 'ORDERNOTEXIST' || (state !== 'SUCCESS' && state !== 'REFUND')) {
+  const res = await orderQuery(run, order);
+  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
+  if (res === 'ORDERNOTEXIST' || !res.paid) {
     run.flag({
       kind: 'PAYMENT_UNCONFIRMED',
       orderId,
@@ -106,7 +118,7 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
     });
     return false;
   }
-  const outcome = await markPaid(deps, order, res, 'orderquery');
+  const outcome = await markPaid(deps, order, paidFacts(res), 'orderquery');
   switch (outcome) {
     case 'PAID':
     case 'PAID_AFTER_CLOSE':
@@ -122,10 +134,10 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
       run.flag({
         kind: 'AMOUNT_MISMATCH',
         orderId,
-        transactionId: res['transaction_id'],
-        wechatFen: Number(res['total_fee']),
+        transactionId: res.transactionId,
+        wechatFen: res.totalFen,
         localFen: order.totalFee,
-        detail: `orderquery total_fee ${res['total_fee']}`,
+        detail: `orderquery total_fee ${res.totalFen}`,
       });
       return false;
   }
@@ -136,7 +148,7 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
   const { deps } = run;
   const refund = await deps.store.get<RefundDoc>(COLLECTIONS.refunds, entry.refundId);
   if (!refund) return;
-  const info = await refundQuery(run, entry.refundId);
+  const info = await refundQuery(run, providerOf(deps, refund), entry.refundId);
   if (!info) {
     run.flag({
       kind: 'REFUND_UNCONFIRMED',
@@ -167,7 +179,7 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
           orderId: entry.orderId,
           refundId: entry.refundId,
           wechatFen: entry.refundFen,
-          detail: `the bill says SUCCESS, refundquery says ${info['refund_status']}`,
+          detail: `the bill says SUCCESS, refundquery says ${BILL_WORD[info.status]}`,
         });
       }
       return;
@@ -176,7 +188,7 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
         kind: 'REFUND_AMOUNT_MISMATCH',
         orderId: entry.orderId,
         refundId: entry.refundId,
-        wechatFen: Number(info['refund_fee']),
+        wechatFen: info.refundFen,
         localFen: refund.refundFee,
         detail: 'refundquery disagrees with the refund here',
       });
@@ -192,7 +204,7 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
         refundId: entry.refundId,
         wechatFen: entry.refundFen,
         localFen: refund.refundFee,
-        detail: `WeChat says ${info['refund_status']}, the refund is ${refund.status} here`,
+        detail: `WeChat says ${BILL_WORD[info.status]}, the refund is ${refund.status} here`,
       });
       return;
   }
@@ -200,8 +212,8 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
 
 /** A refund this shop never made: confirmed by refundquery, then recorded on its order. */
 async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
-  const info = await refundQuery(run, entry.refundId);
-  const status = info?.['refund_status'];
+  const info = await refundQuery(run, billProvider(run, entry), entry.refundId);
+  const status = info ? BILL_WORD[info.status] : undefined;
   if (!info || (status !== 'SUCCESS' && status !== 'CHANGE' && status !== 'PROCESSING')) {
     if (status === 'REFUNDCLOSE') return;
     run.flag({
@@ -218,15 +230,15 @@ async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
     run.pending++;
     return;
   }
-  const orderId = info['out_trade_no'] || entry.orderId;
-  const refundFee = Number(info['refund_fee']);
+  const orderId = info.outTradeNo || entry.orderId;
+  const refundFee = info.refundFen;
   const input = {
     refundId: entry.refundId,
     orderId,
     refundFee,
     status: status as 'SUCCESS' | 'CHANGE',
     billDate: run.billDate,
-    fields: info,
+    fields: info.record,
   };
   let outcome = await recordExternalRefund(run.deps, input);
   if (outcome === 'ORDER_NOT_PAID' && (await confirmPayment(run, orderId))) {
@@ -258,9 +270,9 @@ async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
 async function absentPayment(run: Run, orderId: string): Promise<void> {
   const order = await run.deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
   if (!order) return;
-  const res = await orderQuery(run, orderId);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res['trade_state'];
-  if (res === 'ORDERNOTEXIST' || (state !== 'SUCCESS' && state !== 'REFUND')) {
+  const res = await orderQuery(run, order);
+  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
+  if (res === 'ORDERNOTEXIST' || !res.paid) {
     run.flag({
       kind: 'NOT_PAID_AT_WECHAT',
       orderId,
@@ -269,29 +281,29 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
     });
     return;
   }
-  const paidOn = dateOfWxTime(res['time_end']);
+  const paidOn = res.paidAtMs !== undefined ? billDateOf(res.paidAtMs) : undefined;
   // Paid another day (a notify booked late, or early the next morning): that day's bill has it.
   if (paidOn !== run.billDate) return;
   run.flag({
     kind: 'PAID_NOT_IN_BILL',
     orderId,
-    transactionId: res['transaction_id'],
-    wechatFen: Number(res['total_fee']),
+    transactionId: res.transactionId,
+    wechatFen: res.totalFen,
     localFen: order.totalFee,
-    detail: `orderquery says paid at ${res['time_end']}, the bill does not list it`,
+    detail: `orderquery says paid at ${new Date(res.paidAtMs ?? 0).toISOString()}, the bill does not list it`,
   });
 }
 
 async function absentRefund(run: Run, refundId: string): Promise<void> {
   const refund = await run.deps.store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
   if (!refund) return;
-  const info = await refundQuery(run, refundId);
+  const info = await refundQuery(run, providerOf(run.deps, refund), refundId);
   run.flag({
     kind: 'REFUND_NOT_IN_BILL',
     orderId: refund.orderId,
     refundId,
     localFen: refund.refundFee,
-    wechatFen: info ? Number(info['refund_fee']) : undefined,
-    detail: `SUCCESS here, refundquery says ${info?.['refund_status'] ?? 'REFUNDNOTEXIST'}, the bill does not list it`,
+    wechatFen: info?.refundFen,
+    detail: `SUCCESS here, refundquery says ${info ? BILL_WORD[info.status] : 'REFUNDNOTEXIST'}, the bill does not list it`,
   });
 }

@@ -1,40 +1,5 @@
-import type { WxParams } from '../wxpay/types';
 import type { Deps } from './deps';
 import { COLLECTIONS, type PaymentEventDoc } from './model';
-
-// What the trade log keeps of a WeChat message: the facts, never sign/nonce/req_info.
-const KEPT_FIELDS = [
-  'out_trade_no',
-  'transaction_id',
-  'total_fee',
-  'cash_fee',
-  'coupon_fee',
-  'coupon_count',
-  'fee_type',
-  'time_end',
-  'trade_state',
-  'trade_type',
-  'bank_type',
-  'openid',
-  'result_code',
-  'err_code',
-  'err_code_des',
-  'out_refund_no',
-  'refund_id',
-  'refund_fee',
-  'settlement_refund_fee',
-  'refund_status',
-  'success_time',
-  'refund_recv_accout',
-  'refund_account',
-] as const;
-
-export function keptFields(fields: WxParams | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!fields) return out;
-  for (const k of KEPT_FIELDS) if (fields[k] !== undefined) out[k] = fields[k];
-  return out;
-}
 
 /**
  * Appends a transition to payment_events. The id is `<subject>:<STATUS>`, so however many

@@ -7,9 +7,9 @@
  */
 import type { ExternalRefundView } from '../contract';
 import { AppError } from '../errors';
-import type { WxParams } from '../wxpay/types';
+import type { TradeRecord } from '../providers/port';
 import type { Deps } from './deps';
-import { keptFields, recordEvent } from './events';
+import { recordEvent } from './events';
 import { COLLECTIONS, type OrderDoc, type RefundBookEntry } from './model';
 
 export interface ExternalRefundInput {
@@ -19,8 +19,8 @@ export interface ExternalRefundInput {
   refundFee: number;
   status: 'SUCCESS' | 'CHANGE';
   billDate: string;
-  /** refundquery's verified fields behind it, for the trade log. */
-  fields: WxParams;
+  /** refundquery's verified facts behind it, for the trade log. */
+  fields: TradeRecord;
 }
 
 export type ExternalRefundOutcome = 'RECORDED' | 'ALREADY' | 'ORDER_MISSING' | 'ORDER_NOT_PAID';
@@ -56,7 +56,7 @@ export async function recordExternalRefund(
     from: 'EXTERNAL',
     to: r.status === 'SUCCESS' ? 'SUCCESS' : 'ABNORMAL',
     source: 'refundquery',
-    fields: keptFields(r.fields),
+    fields: r.fields,
   });
   const now = deps.now();
   const entry: ExternalRefundView = {

@@ -9,7 +9,7 @@ import type {
   RefundStatus,
   RefundView,
 } from '../contract';
-import type { SignType } from '../wxpay/types';
+import type { ProviderName, ProviderPayment } from '../providers/port';
 
 export const COLLECTIONS = {
   products: 'products',
@@ -40,7 +40,15 @@ export interface OrderDoc {
   totalFee: number;
   description: string;
   clientIp: string;
-  signType: SignType;
+  /**
+   * The provider that made it (WXPAY_PROVIDER then); its queries, closes, refunds and bills
+   * go through that one for good. Absent on orders stored before providers existed: APIv2.
+   */
+  provider?: ProviderName;
+  /** What wx.requestPayment was signed with: APIv2's MD5 or HMAC-SHA256 (the order's notifies too), RSA (v3). */
+  signType: ProviderPayment['signType'];
+  /** Service-provider mode and cloudPay: the sub-merchant it was made for; its notifies must name it. */
+  subMchId?: string;
   /** unifiedorder re-entry must repeat every parameter (else 201), even after a config change. */
   notifyUrl?: string;
   createdAtMs: number;
@@ -102,6 +110,8 @@ export interface RefundDoc {
   openid: string;
   /** The client's id of the form submission that created it (idempotency). */
   requestId?: string;
+  /** Its order's provider, copied when applied for (absent: APIv2). */
+  provider?: ProviderName;
   refundFee: number;
   totalFee: number;
   /** The preset's label and the shopper's note, as shown to the merchant and sent as refund_desc. */

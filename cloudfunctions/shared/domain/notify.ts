@@ -1,116 +1,169 @@
 /**
- * payNotify and refundNotify (docs/ARCHITECTURE.md §5). Raw bytes in, XML reply out. Order of checks:
- * size and hardened parse → return_code → authenticity (sign, or req_info decryption) →
- * appid/mch_id → order exists → amount → CAS. A duplicate answers SUCCESS with no second
- * effect; a transient failure answers FAIL so WeChat retries; SUCCESS is never sent before
- * the state change is stored.
+ * payNotify and refundNotify (docs/ARCHITECTURE.md §5), for every provider: APIv2's XML and
+ * APIv3's signed JSON arrive over HTTP access, cloudPay's callbacks as invocations of the
+ * named function. Order of checks:
+ *   the provider the message belongs to (by transport; an APIv3 notify carries
+ *   Wechatpay-Signature) → its authenticity, with no database request (APIv2: size, hardened
+ *   parse, return_code, sign with the allowed types or req_info decryption, appid/mch_id/
+ *   sub_mch_id; APIv3: signature on the raw bytes, timestamp, nonce, serial, then AES-GCM with
+ *   its tag; cloudPay: the platform's source, then a query whose answer replaces the callback)
+ *   → the order or refund exists → it was made through that provider (and sub-merchant) →
+ *   amount → the same exactly-once transition as a query.
+ * A duplicate is acknowledged with no second effect; a transient failure is answered so that
+ * WeChat retries; nothing is acknowledged before the state change is stored.
  */
-import { CryptoError, XmlError } from '../errors';
-import { replyXml } from '../wxpay/reply';
-import { decryptReqInfo } from '../wxpay/reqinfo';
-import { verify } from '../wxpay/sign';
-import type { SignType, WxParams } from '../wxpay/types';
-import { parseXml } from '../wxpay/xml';
+import type {
+  NotificationInput,
+  NotificationOutcome,
+  NotificationReply,
+  PaymentProvider,
+  ProviderName,
+} from '../providers';
+import { cloudPayReply, v2Reply, v3Reply } from '../providers';
+import { headerOf } from '../providers/v3/client';
 import type { Deps } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { markPaid } from './orders';
 import { applyWeChatRefund } from './refund-outcome';
 
 export interface NotifyReply {
-  /** What WeChat reads. */
-  xml: string;
+  /** The transport's acknowledgement (APIv2 XML, APIv3 204/4xx/5xx, cloudPay {errcode}). */
+  reply: NotificationReply;
+  /** True when WeChat (or the platform) is told the message was received. */
+  ok: boolean;
   /** Why, for logs and tests: a stable code. */
   outcome: string;
 }
 
-const ok = (outcome: string): NotifyReply => ({ xml: replyXml('SUCCESS'), outcome });
-const fail = (outcome: string, msg: string): NotifyReply => ({ xml: replyXml('FAIL', msg), outcome });
-
-function parse(deps: Deps, kind: string, body: Uint8Array): { params: WxParams } | { reply: NotifyReply } {
-  try {
-    return { params: parseXml(body) };
-  } catch (e) {
-    const code = e instanceof XmlError ? e.code : 'XML_MALFORMED';
-    deps.log('warn', `${kind}.rejected`, { reason: code });
-    return { reply: fail(code, 'invalid XML') };
-  }
+/** The provider a notify is written in: cloudPay's come as function events, APIv3's are signed in headers. */
+export function notifyDialect(input: NotificationInput): ProviderName {
+  if (input.transport === 'function') return 'cloudpay';
+  return headerOf(input.headers, 'wechatpay-signature') !== undefined ||
+    headerOf(input.headers, 'wechatpay-serial') !== undefined
+    ? 'v3'
+    : 'v2';
 }
 
-function merchantMatches(deps: Deps, p: WxParams): boolean {
-  return p['appid'] === deps.config.wxpay.appid && p['mch_id'] === deps.config.wxpay.mchId;
+const REPLIES = { v2: v2Reply, v3: v3Reply, cloudpay: cloudPayReply } as const;
+
+function answer(dialect: ProviderName, outcome: NotificationOutcome, code: string): NotifyReply {
+  return { reply: REPLIES[dialect](outcome), ok: outcome.ok, outcome: code };
+}
+
+const ok = (dialect: ProviderName, code: string) => answer(dialect, { ok: true }, code);
+/** Refused for good: WeChat may send it again, nothing will change. */
+const refuse = (dialect: ProviderName, code: string, message: string) =>
+  answer(dialect, { ok: false, retry: false, message }, code);
+
+/**
+ * Verifies a notify with the provider whose dialect it speaks. Unverified messages cost no
+ * database request (cloudPay's confirming query is a call to WeChat, not to the database).
+ */
+async function parse(deps: Deps, kind: string, input: NotificationInput) {
+  const dialect = notifyDialect(input);
+  const provider: PaymentProvider | undefined = deps.wxpay?.byName[dialect];
+  if (!provider) {
+    deps.log('warn', `${kind}.rejected`, { reason: 'PROVIDER_NOT_CONFIGURED', provider: dialect });
+    return { dialect, refused: refuse(dialect, 'PROVIDER_NOT_CONFIGURED', `${dialect} is not configured`) };
+  }
+  const parsed = await provider.parseNotification(input);
+  if (!parsed.verified) {
+    deps.log('warn', `${kind}.rejected`, { reason: parsed.code, provider: dialect, detail: parsed.message });
+    return {
+      dialect,
+      refused: answer(dialect, { ok: false, retry: parsed.retry, message: parsed.message }, parsed.code),
+    };
+  }
+  return { dialect, event: parsed.event };
 }
 
 /**
- * The sign type the notify verifies with, among those the merchant allows; never the one
- * the notify names (HMAC notifies often omit sign_type, WxJava#1585, and a sender-chosen
- * algorithm invites downgrade games). Pure computation: a forgery costs no database request.
+ * One entry for both endpoints: the message itself says whether it is a payment or a refund
+ * (cloudPay may call both back through one function), and each is checked against its own
+ * order or refund.
  */
-function verifiedSignType(deps: Deps, params: WxParams): SignType | undefined {
-  return deps.config.wxpay.notifySignTypes.find((t) => verify(params, deps.config.wxpay.apiKey, t));
-}
+export async function handleNotification(
+  deps: Deps,
+  input: NotificationInput,
+  kind: 'pay_notify' | 'refund_notify' = 'pay_notify',
+): Promise<NotifyReply> {
+  const parsed = await parse(deps, kind, input);
+  if (parsed.refused) return parsed.refused;
+  const { dialect, event } = parsed;
+  if (event.kind === 'ignored')
+    return ok(dialect, event.reason === 'RESULT_FAIL' ? 'RESULT_FAIL' : 'IGNORED');
 
-export async function handlePayNotify(deps: Deps, body: Uint8Array): Promise<NotifyReply> {
-  const parsed = parse(deps, 'pay_notify', body);
-  if ('reply' in parsed) return parsed.reply;
-  const { params } = parsed;
-  if (params['return_code'] !== 'SUCCESS') return fail('RETURN_FAIL', 'return_code is not SUCCESS');
-  const signType = verifiedSignType(deps, params);
-  if (!signType) {
-    deps.log('warn', 'pay_notify.rejected', { reason: 'BAD_SIGN', orderId: params['out_trade_no'] });
-    return fail('BAD_SIGN', 'invalid sign');
+  if (event.kind === 'payment') {
+    const orderId = event.outTradeNo;
+    const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
+    if (!order) {
+      deps.log('error', 'pay_notify.rejected', { reason: 'UNKNOWN_ORDER', orderId });
+      return refuse(dialect, 'UNKNOWN_ORDER', 'order not found');
+    }
+    // Each order hears only from the provider (and sub-merchant) it was made through, and an
+    // APIv2 order only under the sign type it was made with: another one's valid message is
+    // not WeChat speaking about this order.
+    const mismatch =
+      (order.provider ?? 'v2') !== dialect
+        ? 'PROVIDER_MISMATCH'
+        : dialect === 'v2' && event.signType !== order.signType
+          ? 'SIGN_TYPE_MISMATCH'
+          : order.subMchId !== undefined && event.subMchId !== order.subMchId
+            ? 'SUB_MERCHANT_MISMATCH'
+            : undefined;
+    if (mismatch) {
+      deps.log('warn', 'pay_notify.rejected', { reason: mismatch, orderId, provider: dialect });
+      return refuse(dialect, mismatch, dialect === 'v2' ? 'invalid sign' : 'not this order');
+    }
+    const outcome = await markPaid(
+      deps,
+      order,
+      {
+        totalFen: event.totalFen,
+        transactionId: event.transactionId,
+        ...(event.paidAtMs !== undefined ? { paidAtMs: event.paidAtMs } : {}),
+        record: event.record,
+      },
+      'notify',
+    );
+    if (outcome === 'AMOUNT_MISMATCH') return refuse(dialect, 'AMOUNT_MISMATCH', 'total_fee mismatch');
+    return ok(dialect, outcome);
   }
-  if (!merchantMatches(deps, params)) {
-    deps.log('warn', 'pay_notify.rejected', { reason: 'MERCHANT_MISMATCH', orderId: params['out_trade_no'] });
-    return fail('MERCHANT_MISMATCH', 'appid or mch_id mismatch');
-  }
-  // A verified "payment failed" notice changes nothing; acknowledge it so it stops.
-  if (params['result_code'] !== 'SUCCESS') return ok('RESULT_FAIL');
-  const orderId = params['out_trade_no'];
-  if (!orderId) return fail('NO_ORDER', 'out_trade_no missing');
-  const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-  if (!order) {
-    deps.log('error', 'pay_notify.rejected', { reason: 'UNKNOWN_ORDER', orderId });
-    return fail('UNKNOWN_ORDER', 'order not found');
-  }
-  // WeChat signs an order's notifies with the sign type the order was created with; a notify
-  // for this order under any other type is not WeChat's.
-  if (signType !== order.signType) {
-    deps.log('warn', 'pay_notify.rejected', { reason: 'SIGN_TYPE_MISMATCH', orderId, signType });
-    return fail('SIGN_TYPE_MISMATCH', 'invalid sign');
-  }
-  const outcome = await markPaid(deps, order, params, 'notify');
-  if (outcome === 'AMOUNT_MISMATCH') return fail('AMOUNT_MISMATCH', 'total_fee mismatch');
-  return ok(outcome);
-}
 
-export async function handleRefundNotify(deps: Deps, body: Uint8Array): Promise<NotifyReply> {
-  const parsed = parse(deps, 'refund_notify', body);
-  if ('reply' in parsed) return parsed.reply;
-  const { params } = parsed;
-  if (params['return_code'] !== 'SUCCESS') return fail('RETURN_FAIL', 'return_code is not SUCCESS');
-  if (!merchantMatches(deps, params)) {
-    deps.log('warn', 'refund_notify.rejected', { reason: 'MERCHANT_MISMATCH' });
-    return fail('MERCHANT_MISMATCH', 'appid or mch_id mismatch');
-  }
-  // No sign on refund notifies: decrypting req_info with md5(apiKey) is the authentication.
-  let info: WxParams;
-  try {
-    info = decryptReqInfo(params['req_info'] ?? '', deps.config.wxpay.apiKey);
-  } catch (e) {
-    const code = e instanceof CryptoError ? e.code : 'REQ_INFO_INVALID';
-    deps.log('warn', 'refund_notify.rejected', { reason: code });
-    return fail(code, 'invalid req_info');
-  }
-  const refundId = info['out_refund_no'];
-  if (!refundId) return fail('NO_REFUND', 'out_refund_no missing');
+  const refundId = event.outRefundNo;
   const refund = await deps.store.get<RefundDoc>(COLLECTIONS.refunds, refundId);
   if (!refund) {
     deps.log('error', 'refund_notify.rejected', { reason: 'UNKNOWN_REFUND', refundId });
-    return fail('UNKNOWN_REFUND', 'refund not found');
+    return refuse(dialect, 'UNKNOWN_REFUND', 'refund not found');
   }
-  const outcome = await applyWeChatRefund(deps, refund, info, 'refundnotify');
-  if (outcome === 'MISMATCH') return fail('MISMATCH', 'refund does not match');
+  if ((refund.provider ?? 'v2') !== dialect) {
+    deps.log('warn', 'refund_notify.rejected', { reason: 'PROVIDER_MISMATCH', refundId, provider: dialect });
+    return refuse(dialect, 'PROVIDER_MISMATCH', 'not this refund');
+  }
+  const outcome = await applyWeChatRefund(deps, refund, event, 'refundnotify');
+  if (outcome === 'MISMATCH') return refuse(dialect, 'MISMATCH', 'refund does not match');
   // IGNORED contradicts a final state of ours; it is logged for a person, and answering FAIL
   // would only make WeChat repeat it for a day. A PROCESSING notify is not sent by WeChat.
-  return ok(outcome);
+  return ok(dialect, outcome);
+}
+
+export function handlePayNotify(deps: Deps, input: NotificationInput): Promise<NotifyReply> {
+  return handleNotification(deps, input, 'pay_notify');
+}
+
+export function handleRefundNotify(deps: Deps, input: NotificationInput): Promise<NotifyReply> {
+  return handleNotification(deps, input, 'refund_notify');
+}
+
+/** An APIv2 or APIv3 notify as the HTTP access delivered it (tests and tools). */
+export function httpNotification(
+  body: Uint8Array | string,
+  headers: Record<string, string | undefined> = {},
+): NotificationInput {
+  return {
+    transport: 'http',
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+  };
 }

@@ -7,13 +7,11 @@ import type {
   RequestPaymentParams,
 } from '../contract';
 import { AppError } from '../errors';
-import { parseFen } from '../money';
 import { tellOrderPaid } from '../notices/transitions';
+import type { PaymentStatus, PreparedPayment, TradeRecord } from '../providers/port';
 import type { Caller } from '../runtime/callable';
-import { paySign } from '../wxpay/paysign';
-import type { WxParams } from '../wxpay/types';
-import { type Deps, requireWxpay, wxFailure } from './deps';
-import { keptFields, recordEvent } from './events';
+import { type Deps, providerOf, requireWxpay, wxFailure } from './deps';
+import { recordEvent } from './events';
 import {
   admitCall,
   admitNewOrder,
@@ -51,7 +49,10 @@ const MAX_LINES = 20;
 const MAX_QUANTITY = 99;
 /** One million yuan: far above any shop basket, far below integer trouble. */
 const MAX_TOTAL_FEE = 100_000_000;
-/** WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟". */
+/**
+ * WeChat: "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟" (APIv2 and cloudPay; APIv3
+ * advises the same). Each provider says its own as `capabilities.minCloseAgeMs`.
+ */
 export const CLOSE_MIN_AGE_MS = 5 * 60_000;
 /** queryOrder waits this long for orderquery before showing the stored order: a shopper is watching. */
 const QUERY_WAIT_MS = 5_000;
@@ -89,17 +90,14 @@ function describe(shopName: string, items: OrderItemView[]): string {
   return Array.from(text).slice(0, 40).join('');
 }
 
-export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
-  return paySign(
-    {
-      appId: deps.config.wxpay.appid,
-      timeStamp: String(Math.floor(deps.now() / 1000)),
-      nonceStr: deps.random(32),
-      package: `prepay_id=${order.prepayId}`,
-      signType: order.signType,
-    },
-    deps.config.wxpay.apiKey,
-  );
+/** APIv2 orders repeat the sign type they were first placed with; the others sign their own way. */
+function v2SignType(order: OrderDoc): 'MD5' | 'HMAC-SHA256' | undefined {
+  return order.signType === 'MD5' || order.signType === 'HMAC-SHA256' ? order.signType : undefined;
+}
+
+/** wx.requestPayment parameters for the order's stored prepay_id, signed anew (APIv2, APIv3). */
+function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
+  return providerOf(deps, order).resignPayment(order.prepayId ?? '', v2SignType(order));
 }
 
 /**
@@ -107,18 +105,11 @@ export function signPayment(deps: Deps, order: OrderDoc): RequestPaymentParams {
  * another appid (a shared cloud environment) cannot pay or be refunded through this one.
  */
 export function requireOwnApp(deps: Deps, caller: Caller): void {
-  if (caller.appid !== deps.config.wxpay.appid) {
+  // A service provider's sub-merchant with its own mini-program (WXPAY_SUB_APPID): its users.
+  const own = deps.config.providers.partner?.subAppid ?? deps.config.wxpay.appid;
+  if (caller.appid !== own) {
     throw new AppError('FORBIDDEN', 'this mini-program is not the one bound to the merchant account');
   }
-}
-
-/** yyyyMMddHHmmss in Beijing time (time_end) → epoch ms, or undefined. */
-export function parseBeijingTime(text: string | undefined): number | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(text ?? '');
-  if (!m) return undefined;
-  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h - 8, mi, se);
-  return Number.isFinite(ms) && beijingTime(ms) === text ? ms : undefined;
 }
 
 export async function createOrder(
@@ -170,11 +161,12 @@ export async function createOrder(
   deps.log('info', 'order.created', {
     orderId,
     totalFee: order.totalFee,
+    provider: order.provider,
     dbRequests: deps.store.requests,
     limits,
   });
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
 }
 
 /** Prices the cart from the products collection and stores the order, before WeChat hears of it. */
@@ -207,6 +199,10 @@ async function placeOrder(
   if (!Number.isSafeInteger(totalFee) || totalFee < 1 || totalFee > MAX_TOTAL_FEE) {
     throw invalid('the order total is out of range');
   }
+  // New orders go through WXPAY_PROVIDER; the order keeps it for good.
+  const provider = requireWxpay(deps).current;
+  const subMchId =
+    provider.name === 'cloudpay' ? deps.config.wxpay.mchId : deps.config.providers.partner?.subMchId;
   const order: OrderDoc = {
     _id: orderId,
     openid,
@@ -216,8 +212,13 @@ async function placeOrder(
     description: describe(deps.config.shopName, items),
     clientIp:
       caller.clientIp && /^[0-9a-fA-F.:]{3,45}$/.test(caller.clientIp) ? caller.clientIp : '127.0.0.1',
-    signType: deps.config.wxpay.signType,
-    notifyUrl: deps.config.wxpay.payNotifyUrl,
+    provider: provider.name,
+    signType: provider.capabilities.signType,
+    ...(subMchId ? { subMchId } : {}),
+    // cloudPay's callbacks go to a function, not a URL.
+    ...(provider.capabilities.notifyTransport === 'http'
+      ? { notifyUrl: deps.config.wxpay.payNotifyUrl }
+      : {}),
     createdAtMs: now,
     updatedAtMs: now,
     expiresAtMs,
@@ -273,12 +274,15 @@ async function sameCartOrder(
   }
   if (order.openid !== openid || !isPayable(order, now)) return null;
   deps.log('info', 'order.same_cart', { orderId: order._id, dbRequests: deps.store.requests });
-  if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+  const live = order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now;
+  if (live && providerOf(deps, order).capabilities.canResignPayment) {
     return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
   }
-  // The first call got no prepay_id (WeChat busy, or still waiting): ask with the same parameters.
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+  // The first call got no prepay_id (WeChat busy, or still waiting), or the provider signs only
+  // through WeChat (cloudPay, whose re-entry gives back the same prepay_id): ask with the same
+  // parameters.
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
 }
 
 /**
@@ -296,47 +300,64 @@ async function payAgain(deps: Deps, orderId: string, openid: string): Promise<Cr
     await expireOrder(deps, order);
     throw new AppError('ORDER_EXPIRED', 'the order has expired; place a new order');
   }
-  if (order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+  const live = order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now;
+  // cloudPay's paySign is the platform's: paying again re-enters the order there (same
+  // out_trade_no, same parameters), which gives back the same prepay_id.
+  if (live && providerOf(deps, order).capabilities.canResignPayment) {
     return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, order) };
   }
   await admitCall(deps, openid, 'createOrder');
-  const withPrepay = await requestPrepay(deps, order);
-  return { orderId: order._id, totalFee: order.totalFee, payment: signPayment(deps, withPrepay) };
+  const { payment } = await requestPrepay(deps, order);
+  return { orderId: order._id, totalFee: order.totalFee, payment };
 }
 
-/** unifiedorder with the order's stored parameters; re-entry with the same ones is allowed by WeChat. */
-async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
-  const wxpay = requireWxpay(deps);
-  let res: WxParams;
+/**
+ * Places the order at WeChat through its own provider, with its stored parameters (re-entry
+ * with the same ones is allowed), and returns what wx.requestPayment takes.
+ */
+async function requestPrepay(
+  deps: Deps,
+  order: OrderDoc,
+): Promise<{ order: OrderDoc; payment: RequestPaymentParams }> {
+  const provider = providerOf(deps, order);
+  const signType = v2SignType(order);
+  const notifyUrl =
+    provider.capabilities.notifyTransport === 'http'
+      ? (order.notifyUrl ?? deps.config.wxpay.payNotifyUrl)
+      : undefined;
+  let prepared: PreparedPayment;
   try {
-    res = await wxpay.unifiedOrder(
-      {
-        body: order.description,
-        out_trade_no: order._id,
-        total_fee: order.totalFee,
-        spbill_create_ip: order.clientIp,
-        notify_url: order.notifyUrl ?? deps.config.wxpay.payNotifyUrl,
-        openid: order.openid,
-        trade_type: 'JSAPI',
-        time_expire: beijingTime(order.expiresAtMs),
-      },
+    prepared = await provider.createPayment({
+      outTradeNo: order._id,
+      description: order.description,
+      totalFen: order.totalFee,
+      payerOpenid: order.openid,
+      clientIp: order.clientIp,
+      expiresAtMs: order.expiresAtMs,
+      ...(notifyUrl ? { notifyUrl } : {}),
       // Re-entry must repeat the first request exactly, sign type included, even after the
       // merchant switched WXPAY_SIGN_TYPE: otherwise WeChat answers 201 商户订单号重复.
-      { signType: order.signType },
-    );
+      ...(provider.name === 'v2' && signType ? { signType } : {}),
+    });
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;
-    deps.log('warn', 'order.unifiedorder_failed', { orderId: order._id, errCode: f.errCode, code: f.code });
-    if (f.errCode === 'ORDERPAID') {
+    deps.log('warn', 'order.unifiedorder_failed', {
+      orderId: order._id,
+      provider: provider.name,
+      errCode: f.errCode,
+      code: f.code,
+    });
+    if (f.reason === 'ORDER_PAID') {
       await confirmWithQuery(deps, order);
       throw notPayable('the order is already paid');
     }
-    if (f.errCode === 'ORDERCLOSED') {
+    if (f.reason === 'ORDER_CLOSED') {
       await closeLocally(deps, order, 'ORDERCLOSED', 'unifiedorder');
       throw notPayable('the order is closed; place a new order');
     }
-    if (f.transient) {
+    // No answer, or "later": the same parameters may succeed on the next try.
+    if (f.transient || f.rateLimited) {
       throw new AppError(
         'WXPAY_UNAVAILABLE',
         'WeChat Pay is busy; the order is kept, please pay again shortly',
@@ -347,15 +368,39 @@ async function requestPrepay(deps: Deps, order: OrderDoc): Promise<OrderDoc> {
     await closeLocally(deps, order, `unifiedorder ${f.errCode ?? f.code}`, 'unifiedorder');
     throw new AppError('WXPAY_ERROR', `WeChat Pay refused the order: ${f.errCodeDes ?? f.errCode ?? f.code}`);
   }
-  const prepayId = res['prepay_id'];
-  if (!prepayId) throw new AppError('WXPAY_ERROR', 'WeChat Pay answered without a prepay_id');
+  const { prepayId, payment } = prepared;
   const now = deps.now();
+  if (prepayId === order.prepayId && order.prepayExpiresAtMs - PREPAY_MARGIN_MS > now) {
+    // cloudPay's re-entry: the same prepay_id, still valid, already stored.
+    return { order, payment };
+  }
   const patch = { prepayId, prepayExpiresAtMs: now + PREPAY_TTL_MS, updatedAtMs: now };
   if (!(await deps.store.cas(COLLECTIONS.orders, { _id: order._id, status: 'NOTPAY' }, patch))) {
     // Paid or closed while we were asking WeChat (a fast notify, or reconcile).
     throw notPayable('the order is no longer awaiting payment');
   }
-  return { ...order, ...patch };
+  return { order: { ...order, ...patch }, payment };
+}
+
+/**
+ * What a verified notify or query says about the money, normalized by the order's provider:
+ * the amount (compared with the order before anything is booked), WeChat's transaction id and
+ * time of payment, and the facts for the trade log.
+ */
+export interface PaidFacts {
+  totalFen: number | undefined;
+  transactionId: string;
+  paidAtMs?: number;
+  record: TradeRecord;
+}
+
+export function paidFacts(s: PaymentStatus): PaidFacts {
+  return {
+    totalFen: s.totalFen,
+    transactionId: s.transactionId ?? '',
+    ...(s.paidAtMs !== undefined ? { paidAtMs: s.paidAtMs } : {}),
+    record: s.record,
+  };
 }
 
 export type PaidOutcome = 'PAID' | 'PAID_AFTER_CLOSE' | 'ALREADY_PAID' | 'AMOUNT_MISMATCH';
@@ -373,14 +418,14 @@ export type PaidOutcome = 'PAID' | 'PAID_AFTER_CLOSE' | 'ALREADY_PAID' | 'AMOUNT
 export async function markPaid(
   deps: Deps,
   order: OrderDoc,
-  fields: WxParams,
+  facts: PaidFacts,
   source: 'notify' | 'orderquery' | 'closeorder',
 ): Promise<PaidOutcome> {
-  if (parseFen(fields['total_fee']) !== order.totalFee) {
+  if (facts.totalFen !== order.totalFee) {
     deps.log('error', 'order.amount_mismatch', {
       orderId: order._id,
       expected: order.totalFee,
-      got: fields['total_fee'],
+      got: facts.totalFen,
       source,
     });
     return 'AMOUNT_MISMATCH';
@@ -393,15 +438,15 @@ export async function markPaid(
     from: order.status,
     to: 'PAID',
     source,
-    fields: keptFields(fields),
+    fields: facts.record,
   });
   const now = deps.now();
   const _ = store.cmd;
   const paid = {
     status: 'PAID',
     // WeChat's time of payment: the one-year refund window and the bills count from it.
-    paidAtMs: parseBeijingTime(fields['time_end']) ?? now,
-    transactionId: fields['transaction_id'] ?? '',
+    paidAtMs: facts.paidAtMs ?? now,
+    transactionId: facts.transactionId,
     updatedAtMs: now,
     nextCheckAtMs: _.remove(),
   };
@@ -432,7 +477,7 @@ export async function closeLocally(
   order: OrderDoc,
   reason: string,
   source: 'orderquery' | 'closeorder' | 'unifiedorder',
-  fields?: WxParams,
+  record?: TradeRecord,
 ): Promise<boolean> {
   const now = deps.now();
   const won = await deps.store.cas(
@@ -453,7 +498,7 @@ export async function closeLocally(
       from: 'NOTPAY',
       to: 'CLOSED',
       source,
-      fields: keptFields(fields),
+      fields: record ?? {},
     });
     deps.log('info', 'order.closed', {
       orderId: order._id,
@@ -476,27 +521,26 @@ export async function confirmWithQuery(
   order: OrderDoc,
   options: { deadlineMs?: number } = {},
 ): Promise<OrderDoc> {
-  let res: WxParams;
+  let res: PaymentStatus;
   try {
-    res = await requireWxpay(deps).orderQuery({ out_trade_no: order._id }, options);
+    res = await providerOf(deps, order).queryPayment(order._id, options);
   } catch (e) {
     const f = wxFailure(e);
-    if (f?.errCode === 'ORDERNOTEXIST') return order; // never reached WeChat
+    if (f?.reason === 'ORDER_NOT_FOUND') return order; // never reached WeChat
     throw e;
   }
-  const state = res['trade_state'];
-  if (state === 'SUCCESS' || state === 'REFUND') {
-    const outcome = await markPaid(deps, order, res, 'orderquery');
+  if (res.paid) {
+    const outcome = await markPaid(deps, order, paidFacts(res), 'orderquery');
     if (outcome === 'AMOUNT_MISMATCH') return order;
     return {
       ...order,
       status: 'PAID',
-      transactionId: res['transaction_id'] ?? '',
-      paidAtMs: parseBeijingTime(res['time_end']) ?? deps.now(),
+      transactionId: res.transactionId ?? '',
+      paidAtMs: res.paidAtMs ?? deps.now(),
     };
   }
-  if (state === 'CLOSED' || state === 'REVOKED') {
-    await closeLocally(deps, order, `trade_state ${state}`, 'orderquery', res);
+  if (res.state === 'CLOSED' || res.state === 'REVOKED') {
+    await closeLocally(deps, order, `trade_state ${res.state}`, 'orderquery', res.record);
     return { ...order, status: 'CLOSED' };
   }
   return order;
@@ -509,17 +553,20 @@ export async function confirmWithQuery(
 export async function expireOrder(deps: Deps, order: OrderDoc): Promise<'CLOSED' | 'PAID' | 'PENDING'> {
   const now = deps.now();
   if (order.prepayId) {
-    if (now - order.createdAtMs < CLOSE_MIN_AGE_MS * deps.config.timeScale) return 'PENDING';
+    const provider = providerOf(deps, order);
+    if (now - order.createdAtMs < provider.capabilities.minCloseAgeMs * deps.config.timeScale)
+      return 'PENDING';
     try {
-      await requireWxpay(deps).closeOrder({ out_trade_no: order._id });
+      // An order already closed at WeChat counts as closed.
+      await provider.closePayment(order._id);
     } catch (e) {
       const f = wxFailure(e);
-      if (f?.errCode === 'ORDERPAID') {
+      if (f?.reason === 'ORDER_PAID') {
         // "订单已支付，不能发起关单，请当作已支付的正常交易": the money is there, notify or not.
         const after = await confirmWithQuery(deps, order);
         return after.status === 'PAID' ? 'PAID' : 'PENDING';
       }
-      if (f?.errCode !== 'ORDERCLOSED' && f?.errCode !== 'ORDERNOTEXIST') {
+      if (f?.reason !== 'ORDER_CLOSED' && f?.reason !== 'ORDER_NOT_FOUND') {
         deps.log('warn', 'order.closeorder_failed', {
           orderId: order._id,
           errCode: f?.errCode,

@@ -16,16 +16,14 @@
 import { MIN_SEND_BUDGET_MS, retryNotices } from '../notices/outbox';
 import { sendBudgetMs } from '../notices/transitions';
 import type { Query } from '../store';
-import { type Deps, requireWxpay, wxFailure } from './deps';
+import { type Deps, providerOf, wxFailure } from './deps';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { confirmWithQuery, expireOrder } from './orders';
 import { release, reservedEntries } from './refund-book';
-import { applyWeChatRefund, refundInfoFromQuery } from './refund-outcome';
+import { applyWeChatRefund } from './refund-outcome';
 import { askWeChat, claimSubmitLease, retryClosed, submitRefund } from './refund-submit';
 import { releaseEnded } from './refunds';
 import { gapMs, ORDER_CHECK_GAPS_MS, REFUND_QUERY_GAPS_MS } from './schedule';
-
-export { refundInfoFromQuery } from './refund-outcome';
 
 export interface ReconcileOptions {
   /** Items per database page. */
@@ -293,9 +291,8 @@ async function checkRefund(deps: Deps, refund: RefundDoc, report: ReconcileRepor
       const n = refund.status === 'ABNORMAL' ? Number.MAX_SAFE_INTEGER : (refund.checkCount ?? 0);
       const next = now + gapMs(REFUND_QUERY_GAPS_MS, n, deps.config.timeScale);
       if (!(await claim(deps, COLLECTIONS.refunds, refund, { status: refund.status }, next))) return;
-      const res = await requireWxpay(deps).refundQuery({ out_refund_no: refund._id });
-      const info = refundInfoFromQuery(res, refund._id);
-      if (!info) return;
+      // Through the refund's own provider, whatever new orders use now.
+      const info = await providerOf(deps, refund).queryRefund(refund._id);
       const outcome = await applyWeChatRefund(deps, refund, info, 'refundquery');
       if (outcome === 'SUCCESS' || outcome === 'CLOSED' || outcome === 'ABNORMAL') report.refundsFinalized++;
       return;

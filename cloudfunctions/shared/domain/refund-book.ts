@@ -21,6 +21,32 @@ import { COLLECTIONS, type OrderDoc, type RefundBookEntry } from './model';
 
 const entry = (refundId: string) => `refundBook.${refundId}`;
 
+/**
+ * The one conditional update that takes an entry out of `reserved`. Settle and release of one
+ * refund both start here, so whichever lands first makes the other's condition fail.
+ */
+function leaveReserved(
+  deps: Deps,
+  orderId: string,
+  refundId: string,
+  state: 'settled' | 'released',
+  now: number,
+  counters: Record<string, unknown>,
+): Promise<boolean> {
+  const _ = deps.store.cmd;
+  return deps.store.cas(
+    COLLECTIONS.orders,
+    { _id: orderId, [`${entry(refundId)}.state`]: 'reserved' },
+    {
+      [`${entry(refundId)}.state`]: state,
+      [`${entry(refundId)}.atMs`]: now,
+      ...counters,
+      refundOpenCount: _.inc(-1),
+      updatedAtMs: now,
+    },
+  );
+}
+
 export type SettleResult = 'settled' | 'late' | 'already';
 
 /** Books the refund's money as gone (SUCCESS, or ABNORMAL: it left the merchant). */
@@ -34,18 +60,10 @@ export async function settle(
   const _ = store.cmd;
   const now = deps.now();
   if (
-    await store.cas(
-      COLLECTIONS.orders,
-      { _id: orderId, [`${entry(refundId)}.state`]: 'reserved' },
-      {
-        [`${entry(refundId)}.state`]: 'settled',
-        [`${entry(refundId)}.atMs`]: now,
-        refundReservedFee: _.inc(-fee),
-        refundedFee: _.inc(fee),
-        refundOpenCount: _.inc(-1),
-        updatedAtMs: now,
-      },
-    )
+    await leaveReserved(deps, orderId, refundId, 'settled', now, {
+      refundReservedFee: _.inc(-fee),
+      refundedFee: _.inc(fee),
+    })
   ) {
     return 'settled';
   }
@@ -84,21 +102,12 @@ export async function release(
 ): Promise<ReleaseResult> {
   const { store } = deps;
   const _ = store.cmd;
-  const now = deps.now();
   if (
-    await store.cas(
-      COLLECTIONS.orders,
-      { _id: orderId, [`${entry(refundId)}.state`]: 'reserved' },
-      {
-        [`${entry(refundId)}.state`]: 'released',
-        [`${entry(refundId)}.atMs`]: now,
-        refundReservedFee: _.inc(-fee),
-        refundUsedFee: _.inc(-fee),
-        refundOpenCount: _.inc(-1),
-        refundCount: _.inc(-1),
-        updatedAtMs: now,
-      },
-    )
+    await leaveReserved(deps, orderId, refundId, 'released', deps.now(), {
+      refundReservedFee: _.inc(-fee),
+      refundUsedFee: _.inc(-fee),
+      refundCount: _.inc(-1),
+    })
   ) {
     return 'released';
   }

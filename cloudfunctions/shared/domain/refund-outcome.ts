@@ -7,11 +7,10 @@
  * by WeChat's next notify or the next reconcile, and nothing is counted twice.
  */
 import type { RefundStatus } from '../contract';
-import { parseFen } from '../money';
 import { tellRefund } from '../notices/transitions';
-import type { WxParams } from '../wxpay/types';
+import type { ProviderName, ProviderRefundStatus, TradeRecord } from '../providers/port';
 import type { Deps } from './deps';
-import { keptFields, recordEvent } from './events';
+import { recordEvent } from './events';
 import type { RefundDoc } from './model';
 import { settle } from './refund-book';
 import { getRefund, stepRefund } from './refund-steps';
@@ -31,40 +30,48 @@ export type WeChatRefundOutcome =
   /** Contradicts a final state of ours that cannot change (logged for a person). */
   | 'IGNORED';
 
-const FROM_WECHAT: Record<string, RefundStatus> = {
-  SUCCESS: 'SUCCESS',
-  REFUNDCLOSE: 'CLOSED',
-  CHANGE: 'ABNORMAL',
-  PROCESSING: 'PROCESSING',
-};
+/**
+ * WeChat's word on a refund, normalized by its order's provider (a refund notify, or a
+ * refundquery answer): the same shape from APIv2, APIv3 and cloudPay.
+ */
+export interface RefundFacts {
+  status: ProviderRefundStatus;
+  outTradeNo: string;
+  refundFen: number;
+  /** The order's total, when WeChat says it. */
+  totalFen?: number;
+  refundId: string;
+  /** The verified facts, for payment_events. */
+  record: TradeRecord;
+}
 
 /** States in which we had let the refund go: money WeChat moved anyway is flagged. */
 const ENDED: readonly RefundStatus[] = ['PENDING_REVIEW', 'REJECTED', 'WITHDRAWN', 'FAILED', 'CLOSED'];
 
-const REASON = {
-  CLOSED: 'REFUNDCLOSE: 退款关闭，没有资金退回；可重新发起（新的退款单号）',
-  ABNORMAL: 'CHANGE: 退款异常，资金已从商户退出但未能到达用户账户，需到商户平台 交易中心 手动处理',
-} as const;
+/** The merchant's reasons, in the words of the refund's own provider (APIv2: REFUNDCLOSE, CHANGE). */
+function reasons(provider: ProviderName | undefined) {
+  const v3 = provider === 'v3';
+  return {
+    CLOSED: `${v3 ? 'CLOSED' : 'REFUNDCLOSE'}: 退款关闭，没有资金退回；可重新发起（新的退款单号）`,
+    ABNORMAL: `${v3 ? 'ABNORMAL' : 'CHANGE'}: 退款异常，资金已从商户退出但未能到达用户账户，需到商户平台 交易中心 手动处理`,
+  } as const;
+}
 
 export async function applyWeChatRefund(
   deps: Deps,
   refund: RefundDoc,
-  info: WxParams,
+  info: RefundFacts,
   source: 'refundnotify' | 'refundquery',
 ): Promise<WeChatRefundOutcome> {
-  const wxStatus = info['refund_status'] ?? '';
-  const target = FROM_WECHAT[wxStatus];
-  if (!target || (target === 'PROCESSING' && source === 'refundnotify')) {
-    if (wxStatus !== 'PROCESSING')
-      deps.log('warn', 'refund.unknown_status', { refundId: refund._id, wxStatus, source });
-    return 'STILL_PROCESSING';
-  }
+  const target: RefundStatus = info.status;
+  // WeChat sends no PROCESSING notify; a notify that says so changes nothing.
+  if (target === 'PROCESSING' && source === 'refundnotify') return 'STILL_PROCESSING';
   if (
-    info['out_trade_no'] !== refund.orderId ||
-    parseFen(info['refund_fee']) !== refund.refundFee ||
-    (info['total_fee'] !== undefined && parseFen(info['total_fee']) !== refund.totalFee)
+    info.outTradeNo !== refund.orderId ||
+    info.refundFen !== refund.refundFee ||
+    (info.totalFen !== undefined && info.totalFen !== refund.totalFee)
   ) {
-    deps.log('error', 'refund.mismatch', { refundId: refund._id, source, got: keptFields(info) });
+    deps.log('error', 'refund.mismatch', { refundId: refund._id, source, got: info.record });
     return 'MISMATCH';
   }
   let current: RefundDoc | null = refund;
@@ -75,18 +82,19 @@ export async function applyWeChatRefund(
     if (out !== 'RETRY') return out;
     current = await getRefund(deps, refund._id);
   }
-  throw new Error(`refund ${refund._id} kept changing while applying WeChat's ${wxStatus}`);
+  throw new Error(`refund ${refund._id} kept changing while applying WeChat's ${info.status}`);
 }
 
 async function applyTo(
   deps: Deps,
   r: RefundDoc,
   target: RefundStatus,
-  info: WxParams,
+  info: RefundFacts,
   source: 'refundnotify' | 'refundquery',
 ): Promise<WeChatRefundOutcome | 'RETRY'> {
   if (r.status === target) return 'ALREADY';
-  const fields = keptFields(info);
+  const fields = info.record;
+  const REASON = reasons(r.provider);
   const log = (level: 'info' | 'warn' | 'error', event: string, extra = {}) =>
     deps.log(level, event, {
       refundId: r._id,
@@ -97,11 +105,11 @@ async function applyTo(
       dbRequests: deps.store.requests,
       ...extra,
     });
-  const wxRefundId = info['refund_id'] ?? r.wxRefundId ?? '';
+  const wxRefundId = info.refundId || r.wxRefundId || '';
 
   if (target === 'SUCCESS' || target === 'ABNORMAL') {
     if (r.status === 'SUCCESS' || (target === 'ABNORMAL' && r.status === 'ABNORMAL')) {
-      log('error', 'refund.contradicts_final', { wxStatus: info['refund_status'] });
+      log('error', 'refund.contradicts_final', { wxStatus: info.status });
       return 'IGNORED';
     }
     let flagged = ENDED.includes(r.status);
@@ -149,7 +157,7 @@ async function applyTo(
 
   if (target === 'CLOSED') {
     if (r.status === 'SUCCESS' || r.status === 'ABNORMAL') {
-      log('error', 'refund.contradicts_final', { wxStatus: info['refund_status'] });
+      log('error', 'refund.contradicts_final', { wxStatus: info.status });
       return 'IGNORED';
     }
     // Already let go of (its reservation released): a closed refund moved no money.
@@ -210,25 +218,4 @@ async function applyTo(
   });
   log('info', 'refund.processing');
   return 'PROCESSING';
-}
-
-/** refundquery answers per-refund fields with a `_$n` suffix; pick ours out. */
-export function refundInfoFromQuery(res: WxParams, refundId: string): WxParams | undefined {
-  const count = Number(res['refund_count'] ?? '0');
-  for (let n = 0; n < Math.min(count, 50); n++) {
-    if (res[`out_refund_no_${n}`] !== refundId) continue;
-    const info: WxParams = {
-      out_refund_no: refundId,
-      out_trade_no: res['out_trade_no'] ?? '',
-      refund_fee: res[`refund_fee_${n}`] ?? '',
-      refund_status: res[`refund_status_${n}`] ?? '',
-    };
-    if (res['total_fee'] !== undefined) info['total_fee'] = res['total_fee'];
-    const id = res[`refund_id_${n}`];
-    if (id) info['refund_id'] = id;
-    const at = res[`refund_success_time_${n}`];
-    if (at) info['success_time'] = at;
-    return info;
-  }
-  return undefined;
 }

@@ -14,12 +14,12 @@
 import type { RefundHistoryEntry } from '../contract';
 import { AppError } from '../errors';
 import { tellRefund } from '../notices/transitions';
-import type { WxParams } from '../wxpay/types';
-import { type Deps, failureReason, requireWxpay, type WxFailure, wxFailure } from './deps';
-import { keptFields, recordEvent } from './events';
+import type { RefundAccepted, RefundStatusResult } from '../providers/port';
+import { type Deps, failureReason, providerOf, type WxFailure, wxFailure } from './deps';
+import { recordEvent } from './events';
 import { COLLECTIONS, type OrderDoc, type RefundDoc } from './model';
 import { move } from './refund-book';
-import { applyWeChatRefund, refundInfoFromQuery } from './refund-outcome';
+import { applyWeChatRefund } from './refund-outcome';
 import { getRefund, stepRefund } from './refund-steps';
 import { FOLLOW_UP_MS, gapMs, RATE_LIMIT_WAIT_MS, SUBMIT_RETRY_GAPS_MS } from './schedule';
 
@@ -97,18 +97,16 @@ export async function askWeChat(
   deps: Deps,
   refund: RefundDoc,
 ): Promise<RefundDoc | 'absent' | 'unreachable'> {
-  let res: WxParams;
+  let info: RefundStatusResult;
   try {
-    res = await requireWxpay(deps).refundQuery({ out_refund_no: refund._id });
+    info = await providerOf(deps, refund).queryRefund(refund._id);
   } catch (e) {
     const f = wxFailure(e);
     if (!f) throw e;
-    if (f.errCode === 'REFUNDNOTEXIST') return 'absent';
+    if (f.reason === 'REFUND_NOT_FOUND') return 'absent';
     deps.log('warn', 'refund.query_failed', { refundId: refund._id, errCode: f.errCode, code: f.code });
     return 'unreachable';
   }
-  const info = refundInfoFromQuery(res, refund._id);
-  if (!info) return 'absent';
   const outcome = await applyWeChatRefund(deps, refund, info, 'refundquery');
   if (outcome === 'MISMATCH' || outcome === 'STILL_PROCESSING') return 'unreachable';
   return (await getRefund(deps, refund._id)) ?? 'unreachable';
@@ -221,6 +219,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
         failure: {
           transient: true,
           rateLimited: false,
+          reason: undefined,
           errCode: undefined,
           errCodeDes: undefined,
           code: 'WXPAY_UNAVAILABLE',
@@ -233,16 +232,19 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
   }
   if (!(await takeRefundSlot(deps, r.orderId))) return waitAndRetry(deps, r, { kind: 'spacing' });
 
-  let res: WxParams;
+  let res: RefundAccepted;
+  const provider = providerOf(deps, r);
   try {
-    res = await requireWxpay(deps)
+    res = await provider
       .refund({
-        out_trade_no: r.orderId,
-        out_refund_no: r._id,
-        total_fee: r.totalFee,
-        refund_fee: r.refundFee,
-        refund_desc: refundDesc(r.reason),
-        notify_url: deps.config.wxpay.refundNotifyUrl,
+        outTradeNo: r.orderId,
+        outRefundNo: r._id,
+        totalFen: r.totalFee,
+        refundFen: r.refundFee,
+        reason: refundDesc(r.reason),
+        ...(provider.capabilities.notifyTransport === 'http'
+          ? { notifyUrl: deps.config.wxpay.refundNotifyUrl }
+          : {}),
       })
       .finally(() => holdSlotPastCall(deps, r.orderId));
   } catch (e) {
@@ -288,6 +290,8 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
     await tellRefund(deps, failed, 'failed');
     return failed;
   }
+  // Acceptance only, on every provider: even when APIv3's answer already says SUCCESS or
+  // CLOSED, the notify or refundquery books it, through the one path that settles money.
   const now = deps.now();
   const accepted = await stepRefund(
     deps,
@@ -295,7 +299,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
     'APPROVED',
     { to: 'PROCESSING', source: 'refund' },
     {
-      wxRefundId: res['refund_id'] ?? '',
+      wxRefundId: res.refundId,
       submittedAtMs: now,
       leaseUntilMs: 0,
       outcomeUnknown: false,
@@ -312,7 +316,7 @@ export async function submitRefund(deps: Deps, refund: RefundDoc): Promise<Refun
     from: 'APPROVED',
     to: 'PROCESSING',
     source: 'refund',
-    fields: keptFields(res),
+    fields: res.record,
   });
   deps.log('info', 'refund.processing', {
     refundId: r._id,
@@ -398,6 +402,8 @@ export async function retryClosed(deps: Deps, closed: RefundDoc, review?: Review
     submitAttempts: review ? 1 : 0,
     nextCheckAtMs: review ? lease : now,
     predecessorId: current._id,
+    // A new out_refund_no for the same order, through the order's provider.
+    ...(current.provider ? { provider: current.provider } : {}),
     history: [history],
     ...(current.contact ? { contact: current.contact } : {}),
     ...(review ? { reviewer: review.reviewer, reviewedAtMs: now } : {}),

@@ -3,7 +3,7 @@ import type { ApplyRefundResult, ApproveRefundResult, ListRefundsResult, RefundS
 import { AppError } from '../errors';
 import { productOf, tellRefund } from '../notices/transitions';
 import type { Caller } from '../runtime/callable';
-import type { Deps } from './deps';
+import { type Deps, providerOf } from './deps';
 import { recordEvent } from './events';
 import {
   COLLECTIONS,
@@ -165,6 +165,8 @@ export async function applyRefund(
     orderId,
     openid,
     requestId,
+    // Refunded, queried and notified through its order's provider, whatever new orders use.
+    ...(order.provider ? { provider: order.provider } : {}),
     refundFee,
     totalFee: order.totalFee,
     reason,
@@ -326,6 +328,9 @@ async function approve(deps: Deps, refund: RefundDoc, review: Review): Promise<R
     case 'CLOSED':
       return retryClosed(deps, refund, review);
     default: {
+      // Its provider must be reachable before anything is written (a switch without
+      // WXPAY_KEEP_PROVIDERS is a configuration error, not a failed refund).
+      providerOf(deps, refund);
       const claimed = await claimSubmitLease(deps, refund, refund.status === 'APPROVED' ? undefined : review);
       if (!claimed) return (await getRefund(deps, refund._id)) ?? refund;
       if (refund.status === 'APPROVED') return submitRefund(deps, claimed);

@@ -12,15 +12,17 @@
  * - the callback function must answer `{errcode: 0}`; anything else is retried for two days.
  */
 import { parseFen } from '../money';
-import { ProviderError } from './errors';
+import { ProviderError, V2_ERR_CODES } from './errors';
 import type {
   FailureClass,
   FailureReason,
   NormalizedEvent,
+  NotificationOutcome,
   NotificationReply,
   ParsedNotification,
   PaymentProvider,
   PaymentStatus,
+  ProviderCallOptions,
   ProviderPayment,
   RefundStatusResult,
   TradeRecord,
@@ -54,6 +56,11 @@ export interface CloudPayProviderOptions {
   refundFunction: string;
   now: () => number;
   nonce: () => string;
+  /**
+   * Longest wait for one call (default 8000 ms). The SDK call cannot be cancelled; past this
+   * (or the call's deadline) its answer is no longer waited for, and the outcome is unknown.
+   */
+  timeoutMs?: number;
 }
 
 // What WeChat's descriptions say, since cloudPay loses err_code (see above).
@@ -64,7 +71,8 @@ const TEXT_RULES: readonly [RegExp, FailureReason, FailureClass][] = [
     'SYSTEM_ERROR',
     'transient',
   ],
-  [/退款.{0,6}不存在|REFUNDNOTEXIST/, 'REFUND_NOT_FOUND', 'definitive'],
+  // REFUNDNOTEXIST's err_code_des is "退款订单查询失败" (申请退款/查询退款 docs).
+  [/退款.{0,6}不存在|退款订单查询失败|REFUNDNOTEXIST/, 'REFUND_NOT_FOUND', 'definitive'],
   [/订单不存在|ORDERNOTEXIST/, 'ORDER_NOT_FOUND', 'definitive'],
   [/已支付|ORDERPAID/, 'ORDER_PAID', 'definitive'],
   [/已关闭|ORDERCLOSED/, 'ORDER_CLOSED', 'definitive'],
@@ -75,6 +83,12 @@ const TEXT_RULES: readonly [RegExp, FailureReason, FailureClass][] = [
   [/签名/, 'SIGN_ERROR', 'definitive'],
   [/受理关系不存在|未授权|权限/, 'NO_AUTH', 'definitive'],
 ];
+
+/** APIv2's err_code for a normalized reason (the first one listed for it). */
+function v2Word(reason: FailureReason): string | undefined {
+  if (reason === 'OTHER') return undefined;
+  return Object.entries(V2_ERR_CODES).find(([, v]) => v.reason === reason)?.[0];
+}
 
 export function classifyCloudPayText(text: string): { reason: FailureReason; failure: FailureClass } {
   for (const [re, reason, failure] of TEXT_RULES) if (re.test(text)) return { reason, failure };
@@ -116,8 +130,11 @@ const refused = (code: string, message: string, retry = false): ParsedNotificati
   retry,
 });
 
+const MIN_ATTEMPT_MS = 300;
+
 export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvider {
   const { api } = o;
+  const timeoutMs = o.timeoutMs ?? 8000;
 
   function fail(
     operation: string,
@@ -137,12 +154,59 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
     });
   }
 
+  /**
+   * The SDK's answer, or a transient failure once `timeoutMs` or the deadline passes: the
+   * platform may still act on the call, which is why every caller treats that as unknown.
+   */
+  async function bounded(
+    operation: keyof CloudPayApi,
+    data: Json,
+    c: ProviderCallOptions | undefined,
+  ): Promise<Json> {
+    const limit = Math.min(
+      timeoutMs,
+      c?.deadlineMs === undefined ? Number.POSITIVE_INFINITY : c.deadlineMs - o.now(),
+    );
+    if (limit < MIN_ATTEMPT_MS) {
+      throw fail(
+        operation,
+        { reason: 'NETWORK', failure: 'transient' },
+        'TIMEOUT',
+        "no time left before the function's deadline",
+      );
+    }
+    const pending = api[operation](data);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            fail(
+              operation,
+              { reason: 'NETWORK', failure: 'transient' },
+              'TIMEOUT',
+              `no answer within ${Math.round(limit)} ms`,
+            ),
+          ),
+        limit,
+      );
+    });
+    // A late rejection of the abandoned call must not become an unhandled one.
+    pending.catch(() => {});
+    try {
+      return await Promise.race([pending, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Calls one cloudPay API and judges the answer: resolves only on returnCode and resultCode SUCCESS. */
-  async function call(operation: keyof CloudPayApi, data: Json): Promise<Json> {
+  async function call(operation: keyof CloudPayApi, data: Json, c?: ProviderCallOptions): Promise<Json> {
     let res: Json;
     try {
-      res = await api[operation]({ subMchId: o.subMchId, nonceStr: o.nonce(), ...data });
+      res = await bounded(operation, { subMchId: o.subMchId, nonceStr: o.nonce(), ...data }, c);
     } catch (e) {
+      if (e instanceof ProviderError) throw e;
       // The SDK rejects with CloudSDKError when the platform could not be reached or refused
       // the call itself (-501001 resource system error, -501007 invalid parameters, …).
       const errCode = isObject(e) ? (e as { errCode?: unknown }).errCode : undefined;
@@ -174,7 +238,10 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
     }
     if (res['resultCode'] !== 'SUCCESS') {
       const text = s(res, 'errCodeDes', 'returnMsg') ?? 'resultCode is not SUCCESS';
-      throw fail(operation, classifyCloudPayText(text), 'RESULT_FAIL', text);
+      const judged = classifyCloudPayText(text);
+      // It is APIv2 underneath: name the failure with APIv2's err_code, recovered from its text,
+      // so the merchant reads the same words as on APIv2 (NOTENOUGH: 基本账户余额不足…).
+      throw fail(operation, judged, v2Word(judged.reason) ?? 'RESULT_FAIL', text);
     }
     // Another sub-merchant's answer must never be booked as ours.
     const sub = s(res, 'subMchId');
@@ -242,12 +309,15 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
     };
   }
 
-  async function confirmPayment(event: Json): Promise<ParsedNotification> {
+  async function confirmPayment(
+    event: Json,
+    c: ProviderCallOptions | undefined,
+  ): Promise<ParsedNotification> {
     const outTradeNo = s(event, 'outTradeNo', 'out_trade_no');
     if (!outTradeNo) return refused('MALFORMED', 'callback lacks outTradeNo');
     let status: PaymentStatus;
     try {
-      status = paymentStatus(await call('queryOrder', { outTradeNo }), outTradeNo);
+      status = paymentStatus(await call('queryOrder', { outTradeNo }, c), outTradeNo);
     } catch (e) {
       const known = e instanceof ProviderError && e.reason === 'ORDER_NOT_FOUND';
       return refused(
@@ -276,17 +346,18 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       totalFen: status.totalFen,
       ...(status.payerOpenid ? { payerOpenid: status.payerOpenid } : {}),
       ...(status.paidAtMs !== undefined ? { paidAtMs: status.paidAtMs } : {}),
+      subMchId: o.subMchId,
       record: { ...status.record, confirmed_by: 'queryOrder' },
     };
     return { verified: true, event: ev };
   }
 
-  async function confirmRefund(event: Json): Promise<ParsedNotification> {
+  async function confirmRefund(event: Json, c: ProviderCallOptions | undefined): Promise<ParsedNotification> {
     const outRefundNo = s(event, 'outRefundNo', 'out_refund_no');
     if (!outRefundNo) return refused('MALFORMED', 'refund callback lacks outRefundNo');
     let r: RefundStatusResult;
     try {
-      r = refundStatus(await call('queryRefund', { outRefundNo }), outRefundNo);
+      r = refundStatus(await call('queryRefund', { outRefundNo }, c), outRefundNo);
     } catch (e) {
       const known = e instanceof ProviderError && e.reason === 'REFUND_NOT_FOUND';
       return refused(
@@ -305,6 +376,7 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       refundFen: r.refundFen,
       ...(r.totalFen !== undefined ? { totalFen: r.totalFen } : {}),
       ...(r.successAtMs !== undefined ? { successAtMs: r.successAtMs } : {}),
+      subMchId: o.subMchId,
       record: { ...r.record, confirmed_by: 'queryRefund' },
     };
     return { verified: true, event: ev };
@@ -322,19 +394,23 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       signType: 'MD5',
     },
 
-    async createPayment(input) {
-      const res = await call('unifiedOrder', {
-        body: input.description,
-        outTradeNo: input.outTradeNo,
-        spbillCreateIp: input.clientIp,
-        totalFee: input.totalFen,
-        envId: o.envId,
-        functionName: o.payFunction,
-        tradeType: 'JSAPI',
-        openid: input.payerOpenid,
-        timeExpire: compactBeijing(input.expiresAtMs),
-        ...(input.attach ? { attach: input.attach } : {}),
-      });
+    async createPayment(input, c) {
+      const res = await call(
+        'unifiedOrder',
+        {
+          body: input.description,
+          outTradeNo: input.outTradeNo,
+          spbillCreateIp: input.clientIp,
+          totalFee: input.totalFen,
+          envId: o.envId,
+          functionName: o.payFunction,
+          tradeType: 'JSAPI',
+          openid: input.payerOpenid,
+          timeExpire: compactBeijing(input.expiresAtMs),
+          ...(input.attach ? { attach: input.attach } : {}),
+        },
+        c,
+      );
       const p = isObject(res['payment']) ? res['payment'] : undefined;
       const payment: ProviderPayment | undefined =
         p &&
@@ -374,29 +450,33 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       );
     },
 
-    async queryPayment(outTradeNo) {
-      return paymentStatus(await call('queryOrder', { outTradeNo }), outTradeNo);
+    async queryPayment(outTradeNo, c) {
+      return paymentStatus(await call('queryOrder', { outTradeNo }, c), outTradeNo);
     },
 
-    async closePayment(outTradeNo) {
+    async closePayment(outTradeNo, c) {
       try {
-        await call('closeOrder', { outTradeNo });
+        await call('closeOrder', { outTradeNo }, c);
       } catch (e) {
         if (e instanceof ProviderError && e.reason === 'ORDER_CLOSED') return;
         throw e;
       }
     },
 
-    async refund(input) {
-      const res = await call('refund', {
-        envId: o.envId,
-        functionName: o.refundFunction,
-        outTradeNo: input.outTradeNo,
-        outRefundNo: input.outRefundNo,
-        totalFee: input.totalFen,
-        refundFee: input.refundFen,
-        ...(input.reason ? { refundDesc: input.reason } : {}),
-      });
+    async refund(input, c) {
+      const res = await call(
+        'refund',
+        {
+          envId: o.envId,
+          functionName: o.refundFunction,
+          outTradeNo: input.outTradeNo,
+          outRefundNo: input.outRefundNo,
+          totalFee: input.totalFen,
+          refundFee: input.refundFen,
+          ...(input.reason ? { refundDesc: input.reason } : {}),
+        },
+        c,
+      );
       return {
         outRefundNo: s(res, 'outRefundNo') ?? input.outRefundNo,
         refundId: s(res, 'refundId') ?? '',
@@ -405,11 +485,11 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       };
     },
 
-    async queryRefund(outRefundNo) {
-      return refundStatus(await call('queryRefund', { outRefundNo }), outRefundNo);
+    async queryRefund(outRefundNo, c) {
+      return refundStatus(await call('queryRefund', { outRefundNo }, c), outRefundNo);
     },
 
-    async downloadBill(date, type = 'ALL') {
+    async downloadBill(date, type = 'ALL', c) {
       const day = billDateDashed(date);
       if (!day)
         throw fail(
@@ -420,13 +500,18 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
         );
       let res: Json;
       try {
-        res = await api.downloadBill({
-          subMchId: o.subMchId,
-          nonceStr: o.nonce(),
-          billDate: day.replace(/-/g, ''),
-          billType: type,
-        });
+        res = await bounded(
+          'downloadBill',
+          {
+            subMchId: o.subMchId,
+            nonceStr: o.nonce(),
+            billDate: day.replace(/-/g, ''),
+            billType: type,
+          },
+          c,
+        );
       } catch (e) {
+        if (e instanceof ProviderError) throw e;
         throw fail(
           'downloadBill',
           { reason: 'NETWORK', failure: 'transient' },
@@ -441,7 +526,7 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
       throw fail('downloadBill', classifyCloudPayText(text), 'RETURN_FAIL', text);
     },
 
-    async parseNotification(input) {
+    async parseNotification(input, c) {
       if (input.transport !== 'function')
         return refused('WRONG_TRANSPORT', 'cloudPay callbacks arrive as function events');
       // The platform marks its callbacks; a mini-program user calling the function directly does not.
@@ -459,15 +544,18 @@ export function createCloudPayProvider(o: CloudPayProviderOptions): PaymentProvi
         return { verified: true, event: { kind: 'ignored', reason: 'RESULT_FAIL' } };
       }
       // Unsigned: the callback is only a hint to ask WeChat, and WeChat's answer decides.
-      return isRefund ? confirmRefund(event) : confirmPayment(event);
+      return isRefund ? confirmRefund(event, c) : confirmPayment(event, c);
     },
 
-    reply(outcome): NotificationReply {
-      // "0 表示正常,其他表示异常,异常时支付回调会持续重试最多两天".
-      return {
-        transport: 'function',
-        value: outcome.ok ? { errcode: 0, errmsg: 'OK' } : { errcode: -1, errmsg: outcome.message },
-      };
-    },
+    reply: cloudPayReply,
+  };
+}
+
+/** cloudPay's acknowledgement, returned by the callback function. */
+export function cloudPayReply(outcome: NotificationOutcome): NotificationReply {
+  // "0 表示正常,其他表示异常,异常时支付回调会持续重试最多两天".
+  return {
+    transport: 'function',
+    value: outcome.ok ? { errcode: 0, errmsg: 'OK' } : { errcode: -1, errmsg: outcome.message },
   };
 }

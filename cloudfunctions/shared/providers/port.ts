@@ -45,6 +45,16 @@ export interface CreatePaymentInput {
    */
   notifyUrl?: string;
   attach?: string;
+  /**
+   * APIv2 only: the sign type the order was first placed with. Re-entry must repeat it, even
+   * after the merchant changed WXPAY_SIGN_TYPE (else WeChat answers 商户订单号重复).
+   */
+  signType?: 'MD5' | 'HMAC-SHA256';
+}
+
+/** Per call: a cloud function is killed at its timeout, so every call ends by `deadlineMs` (epoch ms). */
+export interface ProviderCallOptions {
+  deadlineMs?: number;
 }
 
 export interface RefundInput {
@@ -153,6 +163,10 @@ export type NormalizedEvent =
       totalFen: number;
       payerOpenid?: string;
       paidAtMs?: number;
+      /** APIv2: the sign type the notify verified with (the order's own must be the same). */
+      signType?: 'MD5' | 'HMAC-SHA256';
+      /** Service-provider mode and cloudPay: the sub-merchant the message is about. */
+      subMchId?: string;
       record: TradeRecord;
     }
   | {
@@ -164,6 +178,7 @@ export type NormalizedEvent =
       refundFen: number;
       totalFen?: number;
       successAtMs?: number;
+      subMchId?: string;
       record: TradeRecord;
     }
   /** Authentic, but nothing to act on (a v2 "payment failed" notice, an event type we do not use). */
@@ -256,20 +271,26 @@ export interface PaymentProvider {
    * Places (or re-enters) the order at WeChat and returns what wx.requestPayment takes.
    * Re-entering with the same input within its expiry gives back the same prepay_id.
    */
-  createPayment(input: CreatePaymentInput): Promise<PreparedPayment>;
-  /** Signs wx.requestPayment parameters for a stored prepay_id (only when `canResignPayment`). */
-  resignPayment(prepayId: string): ProviderPayment;
-  queryPayment(outTradeNo: string): Promise<PaymentStatus>;
+  createPayment(input: CreatePaymentInput, o?: ProviderCallOptions): Promise<PreparedPayment>;
+  /**
+   * Signs wx.requestPayment parameters for a stored prepay_id (only when `canResignPayment`).
+   * APIv2 signs with `signType` (the order's), default the configured one.
+   */
+  resignPayment(prepayId: string, signType?: 'MD5' | 'HMAC-SHA256'): ProviderPayment;
+  queryPayment(outTradeNo: string, o?: ProviderCallOptions): Promise<PaymentStatus>;
   /** Resolves when WeChat closed it (or it was already closed). */
-  closePayment(outTradeNo: string): Promise<void>;
+  closePayment(outTradeNo: string, o?: ProviderCallOptions): Promise<void>;
   /** Acceptance only: the final state comes from the refund notify or `queryRefund`. */
-  refund(input: RefundInput): Promise<RefundAccepted>;
-  queryRefund(outRefundNo: string): Promise<RefundStatusResult>;
+  refund(input: RefundInput, o?: ProviderCallOptions): Promise<RefundAccepted>;
+  queryRefund(outRefundNo: string, o?: ProviderCallOptions): Promise<RefundStatusResult>;
   /** The trade bill as WeChat's CSV text (amounts in yuan), date `YYYY-MM-DD`. */
-  downloadBill(date: string, type?: BillType): Promise<string>;
+  downloadBill(date: string, type?: BillType, o?: ProviderCallOptions): Promise<string>;
 
-  /** Verifies, decrypts and normalizes a notification. Never throws for hostile input. */
-  parseNotification(input: NotificationInput): Promise<ParsedNotification>;
+  /**
+   * Verifies, decrypts and normalizes a notification. Never throws for hostile input.
+   * cloudPay confirms with a query, which ends by `o.deadlineMs`.
+   */
+  parseNotification(input: NotificationInput, o?: ProviderCallOptions): Promise<ParsedNotification>;
   /** The acknowledgement WeChat (or the cloudPay platform) expects for `outcome`. */
   reply(outcome: NotificationOutcome): NotificationReply;
 }

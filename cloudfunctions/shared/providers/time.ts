@@ -23,6 +23,12 @@ export function compactBeijing(ms: number): string {
   return fields(ms).join('');
 }
 
+/** `yyyy-MM-dd HH:mm:ss`, as in v2's refund success_time and the bills. */
+export function dashedBeijing(ms: number): string {
+  const [y, mo, d, h, mi, s] = fields(ms);
+  return `${y}-${mo}-${d} ${h}:${mi}:${s}`;
+}
+
 /** `yyyy-MM-ddTHH:mm:ss+08:00`, as v3 time_expire wants it. */
 export function rfc3339Beijing(ms: number): string {
   const [y, mo, d, h, mi, s] = fields(ms);

@@ -18,9 +18,12 @@ import { parseXml } from '../wxpay/xml';
 import { ProviderError, V2_ERR_CODES } from './errors';
 import type {
   NormalizedEvent,
+  NotificationOutcome,
+  NotificationReply,
   ParsedNotification,
   PaymentProvider,
   PaymentStatus,
+  ProviderCallOptions,
   ProviderRefundStatus,
   TradeState,
 } from './port';
@@ -32,7 +35,14 @@ export interface V2ProviderOptions {
   appid: string;
   mchId: string;
   apiKey: string;
+  /** New orders are signed with this type. */
   signType: SignType;
+  /**
+   * Sign types a pay notify may verify with (default: `signType` only). The event names the
+   * one that verified; the order's own must be that one, which keeps in-flight orders payable
+   * across a WXPAY_SIGN_TYPE switch without accepting a sender-chosen algorithm.
+   */
+  notifySignTypes?: readonly SignType[];
   /** Service-provider mode: the sub-merchant every order belongs to (the client must name it too). */
   subMchId?: string;
   /** The sub-merchant's mini program: orders then use `sub_openid`, and paySign signs this appid. */
@@ -124,6 +134,8 @@ const RECORD_FIELDS = [
   'transaction_id',
   'total_fee',
   'cash_fee',
+  'coupon_fee',
+  'coupon_count',
   'fee_type',
   'time_end',
   'trade_state',
@@ -162,6 +174,9 @@ function tradeState(s: string | undefined): TradeState {
   });
 }
 
+const deadline = (c: ProviderCallOptions | undefined) =>
+  c?.deadlineMs !== undefined ? { deadlineMs: c.deadlineMs } : {};
+
 const refused = (code: string, message: string): ParsedNotification => ({
   verified: false,
   code,
@@ -181,20 +196,22 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
     return undefined;
   }
 
-  function resign(prepayId: string) {
+  const notifyTypes = o.notifySignTypes?.length ? o.notifySignTypes : [o.signType];
+
+  function resign(prepayId: string, signType: SignType = o.signType) {
     return paySign(
       {
         appId: payAppid,
         timeStamp: String(Math.floor(o.now() / 1000)),
         nonceStr: o.nonce(),
         package: `prepay_id=${prepayId}`,
-        signType: o.signType,
+        signType,
       },
       o.apiKey,
     );
   }
 
-  function paymentEvent(p: WxParams): NormalizedEvent | ParsedNotification {
+  function paymentEvent(p: WxParams, signType: SignType): NormalizedEvent | ParsedNotification {
     const outTradeNo = p['out_trade_no'];
     const totalFen = parseFen(p['total_fee']);
     if (!outTradeNo || totalFen === undefined)
@@ -208,19 +225,24 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       ...(parseCompactBeijing(p['time_end']) !== undefined
         ? { paidAtMs: parseCompactBeijing(p['time_end']) }
         : {}),
+      signType,
+      ...(p['sub_mch_id'] ? { subMchId: p['sub_mch_id'] } : {}),
       record: record(p),
     };
   }
 
   function parsePay(p: WxParams): ParsedNotification {
-    // The sign type is ours, not the notify's: HMAC notifies often omit sign_type (WxJava#1585).
-    if (!verify(p, o.apiKey, o.signType)) return refused('BAD_SIGN', 'invalid sign');
+    // The sign type is ours, not the notify's: HMAC notifies often omit sign_type (WxJava#1585),
+    // and a sender-chosen algorithm invites downgrade games. Pure computation: a forgery costs
+    // no database request.
+    const signType = notifyTypes.find((t) => verify(p, o.apiKey, t));
+    if (!signType) return refused('BAD_SIGN', 'invalid sign');
     const mismatch = merchantProblem(p);
     if (mismatch) return refused('MERCHANT_MISMATCH', mismatch);
     // A verified "payment failed" notice changes nothing; it is acknowledged so it stops.
     if (p['result_code'] !== 'SUCCESS')
       return { verified: true, event: { kind: 'ignored', reason: 'RESULT_FAIL' } };
-    const ev = paymentEvent(p);
+    const ev = paymentEvent(p, signType);
     return 'verified' in ev ? ev : { verified: true, event: ev };
   }
 
@@ -250,7 +272,13 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
         refundFen,
         ...(totalFen !== undefined ? { totalFen } : {}),
         ...(successAtMs !== undefined ? { successAtMs } : {}),
-        record: record({ ...info, appid: p['appid'] ?? '', mch_id: p['mch_id'] ?? '' }),
+        ...(p['sub_mch_id'] ? { subMchId: p['sub_mch_id'] } : {}),
+        record: record({
+          ...info,
+          appid: p['appid'] ?? '',
+          mch_id: p['mch_id'] ?? '',
+          ...(p['sub_mch_id'] ? { sub_mch_id: p['sub_mch_id'] } : {}),
+        }),
       },
     };
   }
@@ -267,28 +295,35 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       signType: o.signType,
     },
 
-    async createPayment(input) {
+    async createPayment(input, c) {
+      const signType = input.signType ?? o.signType;
       const res = await translated('unifiedorder', () =>
-        client.unifiedOrder({
-          body: input.description,
-          out_trade_no: input.outTradeNo,
-          total_fee: input.totalFen,
-          spbill_create_ip: input.clientIp,
-          notify_url: input.notifyUrl ?? '',
-          ...(o.subAppid ? { sub_openid: input.payerOpenid } : { openid: input.payerOpenid }),
-          trade_type: 'JSAPI',
-          time_expire: compactBeijing(input.expiresAtMs),
-          ...(input.attach ? { attach: input.attach } : {}),
-        }),
+        client.unifiedOrder(
+          {
+            body: input.description,
+            out_trade_no: input.outTradeNo,
+            total_fee: input.totalFen,
+            spbill_create_ip: input.clientIp,
+            notify_url: input.notifyUrl ?? '',
+            ...(o.subAppid ? { sub_openid: input.payerOpenid } : { openid: input.payerOpenid }),
+            trade_type: 'JSAPI',
+            time_expire: compactBeijing(input.expiresAtMs),
+            ...(input.attach ? { attach: input.attach } : {}),
+          },
+          // Re-entry repeats the order's first request exactly, sign type included.
+          { signType, ...deadline(c) },
+        ),
       );
       const prepayId = res['prepay_id']!;
-      return { prepayId, payment: resign(prepayId) };
+      return { prepayId, payment: resign(prepayId, signType) };
     },
 
     resignPayment: resign,
 
-    async queryPayment(outTradeNo): Promise<PaymentStatus> {
-      const res = await translated('orderquery', () => client.orderQuery({ out_trade_no: outTradeNo }));
+    async queryPayment(outTradeNo, c): Promise<PaymentStatus> {
+      const res = await translated('orderquery', () =>
+        client.orderQuery({ out_trade_no: outTradeNo }, deadline(c)),
+      );
       const state = tradeState(res['trade_state']);
       const totalFen = parseFen(res['total_fee']);
       const paidAtMs = parseCompactBeijing(res['time_end']);
@@ -305,9 +340,9 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       };
     },
 
-    async closePayment(outTradeNo) {
+    async closePayment(outTradeNo, c) {
       try {
-        await translated('closeorder', () => client.closeOrder({ out_trade_no: outTradeNo }));
+        await translated('closeorder', () => client.closeOrder({ out_trade_no: outTradeNo }, deadline(c)));
       } catch (e) {
         // "订单已关闭，无需继续调用": the goal is reached.
         if (e instanceof ProviderError && e.reason === 'ORDER_CLOSED') return;
@@ -315,16 +350,19 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       }
     },
 
-    async refund(input) {
+    async refund(input, c) {
       const res = await translated('refund', () =>
-        client.refund({
-          out_trade_no: input.outTradeNo,
-          out_refund_no: input.outRefundNo,
-          total_fee: input.totalFen,
-          refund_fee: input.refundFen,
-          ...(input.reason ? { refund_desc: input.reason } : {}),
-          ...(input.notifyUrl ? { notify_url: input.notifyUrl } : {}),
-        }),
+        client.refund(
+          {
+            out_trade_no: input.outTradeNo,
+            out_refund_no: input.outRefundNo,
+            total_fee: input.totalFen,
+            refund_fee: input.refundFen,
+            ...(input.reason ? { refund_desc: input.reason } : {}),
+            ...(input.notifyUrl ? { notify_url: input.notifyUrl } : {}),
+          },
+          deadline(c),
+        ),
       );
       // APIv2's refund answer is acceptance only; it carries no refund_status.
       return {
@@ -335,8 +373,10 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       };
     },
 
-    async queryRefund(outRefundNo) {
-      const res = await translated('refundquery', () => client.refundQuery({ out_refund_no: outRefundNo }));
+    async queryRefund(outRefundNo, c) {
+      const res = await translated('refundquery', () =>
+        client.refundQuery({ out_refund_no: outRefundNo }, deadline(c)),
+      );
       // Asked by out_refund_no, WeChat lists exactly that refund, as entry _0.
       const refundFen = parseFen(res['refund_fee_0']);
       if (res['out_refund_no_0'] !== outRefundNo || refundFen === undefined) {
@@ -369,7 +409,7 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       };
     },
 
-    async downloadBill(date, type = 'ALL') {
+    async downloadBill(date, type = 'ALL', c) {
       const dashed = billDateDashed(date);
       if (!dashed)
         throw new ProviderError({
@@ -381,7 +421,7 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
           operation: 'downloadbill',
         });
       return translated('downloadbill', () =>
-        client.downloadBill({ bill_date: dashed.replace(/-/g, ''), bill_type: type }),
+        client.downloadBill({ bill_date: dashed.replace(/-/g, ''), bill_type: type }, deadline(c)),
       );
     },
 
@@ -398,15 +438,18 @@ export function createV2Provider(o: V2ProviderOptions): PaymentProvider {
       return 'req_info' in p ? parseRefund(p) : parsePay(p);
     },
 
-    reply(outcome) {
-      // Only return_code SUCCESS stops WeChat's retries; FAIL (any reason) asks for another.
-      const body = outcome.ok ? replyXml('SUCCESS') : replyXml('FAIL', outcome.message);
-      return {
-        transport: 'http',
-        statusCode: 200,
-        headers: { 'content-type': 'text/xml; charset=utf-8' },
-        body,
-      };
-    },
+    reply: v2Reply,
+  };
+}
+
+/** APIv2's acknowledgement: XML, return_code SUCCESS only when the notify's effect is stored. */
+export function v2Reply(outcome: NotificationOutcome): NotificationReply {
+  // Only return_code SUCCESS stops WeChat's retries; FAIL (any reason) asks for another.
+  const body = outcome.ok ? replyXml('SUCCESS') : replyXml('FAIL', outcome.message);
+  return {
+    transport: 'http',
+    statusCode: 200,
+    headers: { 'content-type': 'text/xml; charset=utf-8' },
+    body,
   };
 }

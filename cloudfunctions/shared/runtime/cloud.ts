@@ -7,6 +7,7 @@
  * knows the difference.
  */
 import * as sdk from 'wx-server-sdk';
+import type { CloudPayApi } from '../providers/cloudpay';
 
 export interface WxContext {
   OPENID?: string;
@@ -46,4 +47,12 @@ export function getWxContext(): WxContext {
 export function rawDatabase(): AnySdk {
   // Stryker disable next-line ObjectLiteral: initCloud() sets throwOnNotFound:false already.
   return initCloud().database({ throwOnNotFound: false });
+}
+
+/**
+ * `cloud.cloudPay` (云开发 微信支付): a proxy in the SDK, so every API name reaches the
+ * platform; `cloud.cloudPay({appid})` for a shared environment (资源复用).
+ */
+export function cloudPayApi(): CloudPayApi | ((opts: { appid: string }) => CloudPayApi) {
+  return initCloud().cloudPay as CloudPayApi | ((opts: { appid: string }) => CloudPayApi);
 }

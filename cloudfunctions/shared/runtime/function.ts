@@ -13,19 +13,26 @@ import {
   type ShopConfig,
 } from '../config';
 import type { Result } from '../contract';
-import { type Budget, type Deps, withDeadline } from '../domain/deps';
+import { type Budget, type Deps, type Payments, withDeadline } from '../domain/deps';
 import { limitCaller } from '../domain/limits';
-import type { NotifyReply } from '../domain/notify';
+import { type NotifyReply, notifyDialect } from '../domain/notify';
 import { log } from '../log';
 import type { NoticeRuntime } from '../notices/outbox';
 import type { SubscribeSend } from '../notices/send';
+import {
+  cloudPayReply,
+  type NotificationInput,
+  type NotificationReply,
+  providersFromConfig,
+  v2Reply,
+  v3Reply,
+} from '../providers';
+import { V3_NOTIFY_MAX_BYTES } from '../providers/v3/provider';
 import { Store } from '../store';
-import { createWxPayClient } from '../wxpay/client';
 import { nonceStr } from '../wxpay/nonce';
-import { replyXml } from '../wxpay/reply';
 import { XML_MAX_BYTES } from '../wxpay/xml';
 import { type Caller, callable } from './callable';
-import { getWxContext, rawDatabase } from './cloud';
+import { cloudPayApi, getWxContext, rawDatabase } from './cloud';
 
 /** CloudBase's default when config.json names none. */
 const DEFAULT_TIMEOUT_MS = 3000;
@@ -89,26 +96,25 @@ export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (bu
     loaded = e;
     log('error', 'config.invalid', { fn, problems: e.problems });
   }
-  if (loaded instanceof ConfigError) {
-    const error = loaded;
-    return () => {
-      throw error;
-    };
-  }
+  // A configuration error is answered by every invocation, never half-wired.
+  const refuse = (error: ConfigError) => () => {
+    throw error;
+  };
+  if (loaded instanceof ConfigError) return refuse(loaded);
   const config = loaded;
-  const wxpay =
-    needs.calls || needs.cert
-      ? createWxPayClient({
-          appid: config.wxpay.appid,
-          mchId: config.wxpay.mchId,
-          apiKey: config.wxpay.apiKey,
-          signType: config.wxpay.signType,
-          baseUrl: config.wxpay.baseUrl,
-          ...(config.wxpay.caPem ? { caPem: config.wxpay.caPem } : {}),
-          ...(config.cert ? { cert: config.cert } : {}),
-          totalTimeoutMs: config.wxpay.timeoutMs,
-        })
-      : undefined;
+  let wxpay: Payments | undefined;
+  if (needs.wxpay) {
+    try {
+      const byName = providersFromConfig(config, { cloudPay: cloudPayApi });
+      const current = byName[config.providers.current];
+      if (current) wxpay = { current, byName };
+    } catch (e) {
+      // A key that parsed at validation and fails to build now is still a configuration error.
+      const error = new ConfigError([`WeChat Pay could not be set up: ${(e as Error).message}`]);
+      log('error', 'config.invalid', { fn, problems: error.problems });
+      return refuse(error);
+    }
+  }
   const notices: NoticeRuntime | undefined =
     needs.notices !== undefined
       ? {
@@ -174,56 +180,92 @@ export interface IntegrationResponse {
   isBase64Encoded: false;
 }
 
-function xmlResponse(body: string, statusCode = 200): IntegrationResponse {
-  return { statusCode, headers: { 'content-type': 'text/xml; charset=utf-8' }, body, isBase64Encoded: false };
+/** What a cloudPay callback function returns to the platform. */
+export interface CallbackAnswer {
+  errcode: number;
+  errmsg: string;
 }
 
+function asResponse(reply: NotificationReply, statusCode?: number): IntegrationResponse | CallbackAnswer {
+  if (reply.transport === 'function') return reply.value;
+  return {
+    statusCode: statusCode ?? reply.statusCode,
+    headers: reply.headers,
+    body: reply.body,
+    isBase64Encoded: false,
+  };
+}
+
+const REPLIES = { v2: v2Reply, v3: v3Reply, cloudpay: cloudPayReply } as const;
+
 /**
- * A WeChat Pay notify endpoint behind HTTP access (云函数 HTTP 访问). Answers are always XML;
- * a call from the mini-program (it carries an OPENID) or without an HTTP body is refused.
+ * A WeChat Pay notify endpoint. APIv2 and APIv3 notifies come through HTTP access (云函数
+ * HTTP 访问), raw body in, the dialect's own reply out (XML; 204 or JSON errors); cloudPay's
+ * callbacks are invocations by the platform (SOURCE wx_paycallback, no OPENID), answered
+ * `{errcode: 0}`. A call from the mini-program (it carries an OPENID) is refused, as is any
+ * other event.
  */
 export function notifyFunction(
   fn: string,
   needs: ConfigNeeds,
-  handler: (deps: Deps, body: Uint8Array) => Promise<NotifyReply>,
+  handler: (deps: Deps, input: NotificationInput) => Promise<NotifyReply>,
   extras?: Extras,
 ) {
   const deps = wiring(fn, needs, extras);
-  return async (event: unknown, context?: unknown): Promise<IntegrationResponse> => {
+  return async (event: unknown, context?: unknown): Promise<IntegrationResponse | CallbackAnswer> => {
     const started = Date.now();
     const e = (typeof event === 'object' && event !== null ? event : {}) as HttpAccessEvent;
-    if (getWxContext().OPENID || typeof e.httpMethod !== 'string') {
-      log('warn', `${fn}.rejected`, { reason: 'NOT_HTTP_ACCESS' });
-      return xmlResponse(replyXml('FAIL', 'not an HTTP notify'), 400);
-    }
-    if (e.httpMethod.toUpperCase() !== 'POST') return xmlResponse(replyXml('FAIL', 'POST only'), 405);
-    const raw = typeof e.body === 'string' ? e.body : '';
-    // Refuse floods before decoding: base64 is 4/3 of the bytes it carries.
-    if (raw.length > Math.ceil((XML_MAX_BYTES * 4) / 3) + 4) {
-      log('warn', `${fn}.rejected`, { reason: 'XML_TOO_LARGE', bytes: raw.length });
-      return xmlResponse(replyXml('FAIL', 'body too large'), 413);
-    }
-    // Stryker disable next-line StringLiteral: Buffer.from(text, '') is utf8 too (equivalent).
-    const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+    const ctx = getWxContext();
+    let input: NotificationInput;
+    const refused = () => {
+      log('warn', `${fn}.rejected`, { reason: 'NOT_A_NOTIFY', source: ctx.SOURCE });
+      return asResponse(v2Reply({ ok: false, retry: false, message: 'not a notify' }), 400);
+    };
+    // The mini-program (it carries an OPENID) is never WeChat Pay, whatever it sends.
+    if (ctx.OPENID) return refused();
+    if (typeof e.httpMethod === 'string') {
+      const raw = typeof e.body === 'string' ? e.body : '';
+      const headers = e.headers ?? {};
+      const dialect = notifyDialect({ transport: 'http', method: 'POST', headers, body: new Uint8Array() });
+      const fail = (message: string, status: number) =>
+        asResponse(REPLIES[dialect]({ ok: false, retry: false, message }), status);
+      if (e.httpMethod.toUpperCase() !== 'POST') return fail('POST only', 405);
+      // Refuse floods before decoding: base64 is 4/3 of the bytes it carries.
+      const max = dialect === 'v3' ? V3_NOTIFY_MAX_BYTES : XML_MAX_BYTES;
+      if (raw.length > Math.ceil((max * 4) / 3) + 4) {
+        log('warn', `${fn}.rejected`, { reason: 'BODY_TOO_LARGE', bytes: raw.length });
+        return fail('body too large', 413);
+      }
+      // APIv3 signs the bytes as sent: they are passed on exactly, never re-serialised.
+      // Stryker disable next-line StringLiteral: Buffer.from(text, '') is utf8 too (equivalent).
+      const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+      input = { transport: 'http', method: 'POST', headers, body };
+    } else if ((ctx.SOURCE ?? '').split(',').includes('wx_paycallback')) {
+      input = { transport: 'function', event, source: ctx.SOURCE ?? '' };
+    } else return refused();
+    const dialect = notifyDialect(input);
+    const transientFail = (message: string) =>
+      asResponse(REPLIES[dialect]({ ok: false, retry: true, message }));
     let d: Deps;
     try {
       d = deps(budgetFor(started, context));
     } catch (err) {
       log('error', `${fn}.config_invalid`, { error: err });
-      return xmlResponse(replyXml('FAIL', 'merchant configuration error'));
+      return transientFail('merchant configuration error');
     }
     try {
-      const reply = await handler(d, body);
+      const reply = await handler(d, input);
       log('info', `${fn}.done`, {
         outcome: reply.outcome,
+        provider: dialect,
         dbRequests: d.store.requests,
         ms: Date.now() - started,
       });
-      return xmlResponse(reply.xml);
+      return asResponse(reply.reply);
     } catch (err) {
-      // Transient (database, network): FAIL makes WeChat retry on its schedule.
+      // Transient (database, network): a failure makes WeChat retry on its schedule.
       log('error', `${fn}.error`, { error: err, dbRequests: d.store.requests });
-      return xmlResponse(replyXml('FAIL', 'temporary error'));
+      return transientFail('temporary error');
     }
   };
 }

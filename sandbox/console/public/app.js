@@ -770,6 +770,27 @@ async function refreshMerchant() {
 
 // ---- sandbox panel ----
 
+/** How each notify travelled, as the merchant would recognise it. */
+const TRANSPORTS = {
+  v2: 'APIv2 XML',
+  v3: 'APIv3 JSON',
+  function: 'cloudPay 回调 callback',
+};
+
+/** The provider line: how new orders are paid, and which providers earlier orders keep. */
+function providerText(info) {
+  const now =
+    info.provider === 'v3'
+      ? 'APIv3 (RSA)'
+      : info.provider === 'cloudpay'
+        ? 'cloudPay 云调用支付'
+        : `APIv2 (${info.merchant.signType})`;
+  const kept = info.keptProviders?.length
+    ? `; 早先订单 earlier orders: ${info.keptProviders.join(', ')}`
+    : '';
+  return `支付方式 provider ${now}${kept}`;
+}
+
 function renderNotifies(notifies) {
   $('notifies').replaceChildren(
     ...notifies.slice(0, 30).map((n) => {
@@ -784,7 +805,13 @@ function renderNotifies(notifies) {
           'data-outcome': outcome,
         },
         h('td', {}, time(n.timeMs)),
-        h('td', {}, n.kind === 'pay' ? '支付 pay' : '退款 refund', n.duplicate ? ' (dup)' : ''),
+        h(
+          'td',
+          {},
+          n.kind === 'pay' ? '支付 pay' : '退款 refund',
+          n.duplicate ? ' (dup)' : '',
+          h('div', { className: 'muted' }, TRANSPORTS[n.transport] ?? ''),
+        ),
         h(
           'td',
           { className: 'mono', title: n.subject },
@@ -923,7 +950,7 @@ function renderInfo(info) {
     `时间倍率 time scale ×${info.timeScale}: 退款约 ${info.refundSettleSeconds} 秒后有结果 refunds settle after ~${info.refundSettleSeconds} s; ` +
     `通知首次重试 first notify retry after ${info.notifyRetryFirstSeconds} s. ` +
     `对账 reconcile: 支付通知宽限 pay notify grace ${r.notifyGraceSeconds} s, 退款查询延迟 refundquery delay ${r.refundQueryDelaySeconds} s, ` +
-    `${r.timer ? `定时 timer ${r.timer}` : '定时器未开启 timer off'}. 商户号 mch_id ${info.merchant.mchid}, ${info.merchant.signType}.`;
+    `${r.timer ? `定时 timer ${r.timer}` : '定时器未开启 timer off'}. 商户号 mch_id ${info.merchant.mchid}, ${providerText(info)}.`;
   $('urls').replaceChildren(
     ...Object.entries(info.urls).flatMap(([k, v]) => [h('dt', {}, k), h('dd', { className: 'mono' }, v)]),
   );

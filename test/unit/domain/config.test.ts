@@ -126,7 +126,7 @@ describe('loadConfig', () => {
     expect(
       problems({ ...env, WXPAY_MCHID: '' }, { wxpay: true, notices: ['refund_applied'] } as never),
     ).toEqual([
-      'WXPAY_MCHID is missing (merchant id (商户号), digits)',
+      `WXPAY_MCHID is missing (${CONFIG_VARIABLES.WXPAY_MCHID})`,
       'NOTICE_REFUND_APPLIED must start with the template id (letters, digits, _ and -), then "<template id> <keyword>=<variable> …"',
     ]);
     expect(() => loadConfig(env, { notices: 'all' })).toThrow(ConfigError);

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { refundInfoFromQuery } from '../../../cloudfunctions/shared/domain/reconcile';
 import {
   beijingTime,
   decodeCursor,
@@ -30,33 +29,6 @@ describe('onlyFields', () => {
     expect(() => onlyFields({ items: [], totalFee: 1 }, ['items'])).toThrow(
       expect.objectContaining({ code: 'INVALID_INPUT' }),
     );
-  });
-});
-
-describe('refundInfoFromQuery', () => {
-  it('picks our refund out of the _$n fields of refundquery', () => {
-    const res = {
-      out_trade_no: 'T1',
-      total_fee: '100',
-      refund_count: '2',
-      out_refund_no_0: 'R0',
-      refund_fee_0: '10',
-      refund_status_0: 'SUCCESS',
-      refund_id_0: 'w0',
-      out_refund_no_1: 'R1',
-      refund_fee_1: '20',
-      refund_status_1: 'CHANGE',
-      refund_id_1: 'w1',
-    };
-    expect(refundInfoFromQuery(res, 'R1')).toEqual({
-      out_refund_no: 'R1',
-      out_trade_no: 'T1',
-      refund_fee: '20',
-      refund_status: 'CHANGE',
-      total_fee: '100',
-      refund_id: 'w1',
-    });
-    expect(refundInfoFromQuery(res, 'R9')).toBeUndefined();
   });
 });
 

@@ -11,7 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { HttpFailure, type HttpResponse, request } from '../../wxpay/http';
+import { HttpFailure, type HttpResponse, type RequestOptions, request } from '../../wxpay/http';
 import { nonceStr } from '../../wxpay/nonce';
 import { ProviderError } from '../errors';
 import type { FailureClass, FailureReason } from '../port';
@@ -25,6 +25,8 @@ export const MAX_CLOCK_SKEW_S = 300;
 /** The probe WeChat sends on purpose to catch merchants that skip verification. */
 export const SIGNTEST_PREFIX = 'WECHATPAY/SIGNTEST/';
 const JSON_MAX_BYTES = 1024 * 1024;
+/** An attempt with less time than this left is not started: it could only time out. */
+const MIN_ATTEMPT_MS = 300;
 const BILL_MAX_BYTES = 50 * 1024 * 1024;
 
 export interface V3ClientConfig {
@@ -49,6 +51,8 @@ export interface V3ClientConfig {
   nonce?: () => string;
   /** Remembers verified nonces for the replay window; one per client by default. */
   replayGuard?: ReplayGuard;
+  /** The HTTP edge; default node:http/https. Tests pass an in-process one. */
+  transport?: (url: URL, options: RequestOptions) => Promise<HttpResponse>;
 }
 
 export interface V3Answer {
@@ -66,6 +70,11 @@ export interface V3CallOptions {
   operation: string;
   /** What a 404 RESOURCE_NOT_EXISTS means on this path. */
   notFound?: FailureReason;
+  /**
+   * Epoch ms by which the call is over, retries included (a cloud function is killed at its
+   * timeout): attempts are cut short and no retry starts that could not finish in time.
+   */
+  deadlineMs?: number;
 }
 
 const V3_CODES: Readonly<Record<string, { reason: FailureReason; failure?: FailureClass }>> = {
@@ -202,6 +211,7 @@ export function createV3Client(config: V3ClientConfig): V3Client {
   const connectTimeoutMs = config.connectTimeoutMs ?? 3000;
   const totalTimeoutMs = config.totalTimeoutMs ?? 8000;
   const guard = config.replayGuard ?? new ReplayGuard();
+  const transport = config.transport ?? request;
   const ca = config.caPem ? [...rootCertificates, config.caPem] : undefined;
   const agent: http.Agent =
     base.protocol === 'https:'
@@ -261,14 +271,27 @@ export function createV3Client(config: V3ClientConfig): V3Client {
     maxBytes: number,
   ): Promise<HttpResponse> {
     const pathAndQuery = `${url.pathname}${url.search}`;
+    const left = opts.deadlineMs === undefined ? totalTimeoutMs : opts.deadlineMs - now();
+    if (left < MIN_ATTEMPT_MS) {
+      throw failure(
+        {
+          failure: 'transient',
+          reason: 'NETWORK',
+          code: 'NETWORK',
+          description: "no time left before the function's deadline",
+        },
+        opts,
+      );
+    }
+    const attemptMs = Math.min(totalTimeoutMs, left);
     try {
-      return await request(url, {
+      return await transport(url, {
         method,
         ...(body !== undefined ? { body } : {}),
         headers: headers(method, pathAndQuery, body),
         agent,
-        connectTimeoutMs,
-        totalTimeoutMs,
+        connectTimeoutMs: Math.min(connectTimeoutMs, attemptMs),
+        totalTimeoutMs: attemptMs,
         maxResponseBytes: maxBytes,
       });
     } catch (cause) {
@@ -347,13 +370,16 @@ export function createV3Client(config: V3ClientConfig): V3Client {
     return { status: res.status, json, raw: res.body, requestId: res.headers['request-id'] };
   }
 
-  async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  async function withRetries<T>(attempt: () => Promise<T>, deadlineMs: number | undefined): Promise<T> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (e) {
         if (n >= maxAttempts || !(e instanceof ProviderError) || e.failure !== 'transient') throw e;
-        await sleep(200 * 3 ** (n - 1));
+        const pause = 200 * 3 ** (n - 1);
+        // A retry that cannot get a real attempt in before the deadline is not made.
+        if (deadlineMs !== undefined && now() + pause + MIN_ATTEMPT_MS > deadlineMs) throw e;
+        await sleep(pause);
       }
     }
   }
@@ -370,7 +396,7 @@ export function createV3Client(config: V3ClientConfig): V3Client {
         const res = await send(method, url, text, opts, JSON_MAX_BYTES);
         if (res.status < 200 || res.status > 299) throw errorFrom(res, opts);
         return verified(res, opts);
-      });
+      }, opts.deadlineMs);
     },
     download(downloadUrl, opts) {
       const url = new URL(downloadUrl);
@@ -390,7 +416,7 @@ export function createV3Client(config: V3ClientConfig): V3Client {
         const res = await send('GET', url, undefined, opts, BILL_MAX_BYTES);
         if (res.status < 200 || res.status > 299) throw errorFrom(res, opts);
         return res.body;
-      });
+      }, opts.deadlineMs);
     },
   };
 }

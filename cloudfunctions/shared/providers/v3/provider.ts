@@ -9,10 +9,12 @@ import { CryptoError } from '../../errors';
 import { ProviderError } from '../errors';
 import type {
   NormalizedEvent,
+  NotificationOutcome,
   NotificationReply,
   ParsedNotification,
   PaymentProvider,
   PaymentStatus,
+  ProviderCallOptions,
   ProviderPayment,
   ProviderRefundStatus,
   RefundStatusResult,
@@ -91,6 +93,9 @@ const REFUND_EVENTS: Readonly<Record<string, ProviderRefundStatus>> = {
   'REFUND.ABNORMAL': 'ABNORMAL',
   'REFUND.CLOSED': 'CLOSED',
 };
+
+const deadline = (c: ProviderCallOptions | undefined) =>
+  c?.deadlineMs !== undefined ? { deadlineMs: c.deadlineMs } : {};
 
 const refused = (code: string, message: string, retry = false): ParsedNotification => ({
   verified: false,
@@ -259,6 +264,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
         totalFen,
         ...(payerOpenid ? { payerOpenid } : {}),
         ...(paidAtMs !== undefined ? { paidAtMs } : {}),
+        ...(partner ? { subMchId: str(plain, 'sub_mchid') ?? '' } : {}),
         record: { ...flatRecord(plain), event_id: eventId, event_type: type },
       };
       return { verified: true, event };
@@ -290,6 +296,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
         refundFen,
         ...(totalFen !== undefined ? { totalFen } : {}),
         ...(successAtMs !== undefined ? { successAtMs } : {}),
+        ...(partner ? { subMchId: str(plain, 'sub_mchid') ?? m.subMchid } : {}),
         record: { ...flatRecord(plain), event_id: eventId, event_type: type },
       };
       return { verified: true, event };
@@ -310,7 +317,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
       signType: 'RSA',
     },
 
-    async createPayment(input) {
+    async createPayment(input, c) {
       const notifyUrl = input.notifyUrl ?? o.payNotifyUrl;
       if (!notifyUrl) throw bad('jsapi', 'no notify_url configured');
       const common = {
@@ -340,7 +347,10 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
               payer: m.subAppid ? { sub_openid: input.payerOpenid } : { sp_openid: input.payerOpenid },
               scene_info: { payer_client_ip: input.clientIp },
             };
-      const res = await client.call('POST', `${transactionsBase}/jsapi`, body, { operation: 'jsapi' });
+      const res = await client.call('POST', `${transactionsBase}/jsapi`, body, {
+        operation: 'jsapi',
+        ...deadline(c),
+      });
       const prepayId = isObject(res.json) ? str(res.json, 'prepay_id') : undefined;
       if (!prepayId) throw bad('jsapi', 'answer has no prepay_id');
       return { prepayId, payment: resign(prepayId) };
@@ -348,23 +358,24 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
 
     resignPayment: resign,
 
-    async queryPayment(outTradeNo) {
+    async queryPayment(outTradeNo, c) {
       const res = await client.call(
         'GET',
         `${transactionsBase}/out-trade-no/${enc(outTradeNo)}?${merchantQuery}`,
         undefined,
-        { operation: 'query', notFound: 'ORDER_NOT_FOUND' },
+        { operation: 'query', notFound: 'ORDER_NOT_FOUND', ...deadline(c) },
       );
       if (!isObject(res.json)) throw bad('query', 'answer is not an object');
       return transactionStatus(res.json, 'query', outTradeNo);
     },
 
-    async closePayment(outTradeNo) {
+    async closePayment(outTradeNo, c) {
       const body = m.kind === 'direct' ? { mchid: m.mchid } : { sp_mchid: m.spMchid, sub_mchid: m.subMchid };
       try {
         await client.call('POST', `${transactionsBase}/out-trade-no/${enc(outTradeNo)}/close`, body, {
           operation: 'close',
           notFound: 'ORDER_NOT_FOUND',
+          ...deadline(c),
         });
       } catch (e) {
         if (e instanceof ProviderError && e.reason === 'ORDER_CLOSED') return;
@@ -372,7 +383,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
       }
     },
 
-    async refund(input) {
+    async refund(input, c) {
       const notifyUrl = input.notifyUrl ?? o.refundNotifyUrl;
       const body = {
         ...(partner ? { sub_mchid: m.subMchid } : {}),
@@ -385,23 +396,25 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
       const res = await client.call('POST', '/v3/refund/domestic/refunds', body, {
         operation: 'refund',
         notFound: 'ORDER_NOT_FOUND',
+        ...deadline(c),
       });
       if (!isObject(res.json)) throw bad('refund', 'answer is not an object');
       const r = refundResult(res.json, 'refund', input.outRefundNo);
       return { outRefundNo: r.outRefundNo, refundId: r.refundId, status: r.status, record: r.record };
     },
 
-    async queryRefund(outRefundNo) {
+    async queryRefund(outRefundNo, c) {
       const q = partner ? `?sub_mchid=${enc(m.subMchid)}` : '';
       const res = await client.call('GET', `/v3/refund/domestic/refunds/${enc(outRefundNo)}${q}`, undefined, {
         operation: 'refund-query',
         notFound: 'REFUND_NOT_FOUND',
+        ...deadline(c),
       });
       if (!isObject(res.json)) throw bad('refund-query', 'answer is not an object');
       return refundResult(res.json, 'refund-query', outRefundNo);
     },
 
-    async downloadBill(date, type = 'ALL') {
+    async downloadBill(date, type = 'ALL', c) {
       const day = billDateDashed(date);
       if (!day) {
         throw new ProviderError({
@@ -418,9 +431,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
         'GET',
         `/v3/bill/tradebill?bill_date=${day}&bill_type=${type}${sub}`,
         undefined,
-        {
-          operation: 'tradebill',
-        },
+        { operation: 'tradebill', ...deadline(c) },
       );
       const j = isObject(res.json) ? res.json : {};
       const url = str(j, 'download_url');
@@ -428,7 +439,7 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
       if (!url || !hash || (str(j, 'hash_type') ?? 'SHA1') !== 'SHA1') {
         throw bad('tradebill', 'answer lacks download_url or a SHA1 hash_value');
       }
-      const file = await client.download(url, { operation: 'billdownload' });
+      const file = await client.download(url, { operation: 'billdownload', ...deadline(c) });
       // The file itself is not signed ("需要跳过验签的流程"); its SHA1 from the signed answer
       // is what proves it is WeChat's and complete.
       if (sha1Hex(file) !== hash.toLowerCase())
@@ -448,16 +459,19 @@ export function createV3Provider(o: V3ProviderOptions): PaymentProvider {
       return eventFrom(decoded.envelope, decoded.plain);
     },
 
-    reply(outcome): NotificationReply {
-      // "接收成功:HTTP应答状态码需返回200或204,无需返回应答报文"; a failure is 4xx/5xx with
-      // {"code":"FAIL","message":…}, and WeChat sends it again on its schedule.
-      if (outcome.ok) return { transport: 'http', statusCode: 204, headers: {}, body: '' };
-      return {
-        transport: 'http',
-        statusCode: outcome.retry ? 500 : 400,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify({ code: 'FAIL', message: outcome.message }),
-      };
-    },
+    reply: v3Reply,
+  };
+}
+
+/** APIv3's acknowledgement: 204 once stored; 4xx/5xx with a JSON body asks WeChat to send it again. */
+export function v3Reply(outcome: NotificationOutcome): NotificationReply {
+  // "接收成功:HTTP应答状态码需返回200或204,无需返回应答报文"; a failure is 4xx/5xx with
+  // {"code":"FAIL","message":…}, and WeChat sends it again on its schedule.
+  if (outcome.ok) return { transport: 'http', statusCode: 204, headers: {}, body: '' };
+  return {
+    transport: 'http',
+    statusCode: outcome.retry ? 500 : 400,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: JSON.stringify({ code: 'FAIL', message: outcome.message }),
   };
 }
