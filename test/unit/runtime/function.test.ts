@@ -8,8 +8,9 @@ import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ProvidersConfig } from '../../../cloudfunctions/shared/config';
 import type { BillSource } from '../../../cloudfunctions/shared/domain/billcheck';
-import type { Budget, Deps } from '../../../cloudfunctions/shared/domain/deps';
+import type { Budget, Deps, Payments } from '../../../cloudfunctions/shared/domain/deps';
 import type { NotifyReply } from '../../../cloudfunctions/shared/domain/notify';
 import { AppError } from '../../../cloudfunctions/shared/errors';
 import { setLogSink } from '../../../cloudfunctions/shared/log';
@@ -21,6 +22,8 @@ import {
   v2Reply,
   v3Reply,
 } from '../../../cloudfunctions/shared/providers';
+import { ProviderError } from '../../../cloudfunctions/shared/providers/errors';
+import type { PaymentProvider, ProviderName } from '../../../cloudfunctions/shared/providers/port';
 import { V3_NOTIFY_MAX_BYTES } from '../../../cloudfunctions/shared/providers/v3/provider';
 import { withBills } from '../../../cloudfunctions/shared/runtime/bills';
 import { getWxContext, rawDatabase } from '../../../cloudfunctions/shared/runtime/cloud';
@@ -35,9 +38,25 @@ import {
 } from '../../../cloudfunctions/shared/runtime/function';
 import { sdkSubscribeSender, subscribeSender } from '../../../cloudfunctions/shared/runtime/subscribe';
 import { Store } from '../../../cloudfunctions/shared/store';
+import type { BillAnswer } from '../../../cloudfunctions/shared/wxpay/billdownload';
 import { parseXml, XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay/xml';
 import { startTcbEmulator, type TcbEmulator } from '../../../sandbox/tcb';
+import type { WxPayApiCall, WxPayApiHandler } from '../../../sandbox/tcb/wxpayapi';
 import { MD5_MERCHANT, startEnv } from '../../wxpay/fixtures';
+
+/** Set by a test to stand in for what providersFromConfig builds (or throws). */
+const build = vi.hoisted(() => ({ instead: undefined as (() => unknown) | undefined }));
+vi.mock('../../../cloudfunctions/shared/providers', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../cloudfunctions/shared/providers')>();
+  return {
+    ...real,
+    providersFromConfig: (...args: Parameters<typeof real.providersFromConfig>) =>
+      build.instead ? build.instead() : real.providersFromConfig(...args),
+  };
+});
+
+/** What the emulator's cloudPay answers (cloud.cloudPay.<api>): set per test. */
+let payApi: WxPayApiHandler = () => ({ json: { returnCode: 'FAIL', returnMsg: 'not set up' } });
 
 const CONFIG = {
   WXPAY_APPID: 'wx0123456789abcdef',
@@ -80,6 +99,7 @@ beforeAll(async () => {
   emu = await startTcbEmulator({
     collections: ['orders', 'caller_limits'],
     subscribe: { templates: [TEMPLATE] },
+    wxPayApi: (call) => payApi(call),
   });
   Object.assign(process.env, {
     TENCENTCLOUD_RUNENV: 'SCF',
@@ -106,6 +126,7 @@ beforeEach(() => {
 afterEach(() => {
   setLogSink(restoreSink);
   delete (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  build.instead = undefined;
   vi.restoreAllMocks();
 });
 
@@ -213,6 +234,56 @@ describe('wiring', () => {
     } finally {
       await env.close();
     }
+  });
+
+  it('builds every enabled provider, cloudPay through the SDK’s cloud.cloudPay of this environment', async () => {
+    const seen: WxPayApiCall[] = [];
+    payApi = (call) => {
+      seen.push(call);
+      return { json: { returnCode: 'FAIL', returnMsg: 'SYSTEMERROR' } };
+    };
+    setConfig({ ...CONFIG, WXPAY_PROVIDER: 'cloudpay', WXPAY_KEEP_PROVIDERS: 'v2' });
+    const { wxpay } = wiring('queryOrder', { wxpay: true, calls: true })(LATER);
+    expect(wxpay?.current.name).toBe('cloudpay');
+    expect(Object.keys(wxpay?.byName ?? {}).sort()).toEqual(['cloudpay', 'v2']);
+    await expect(wxpay!.current.queryPayment('A1')).rejects.toThrow();
+    expect(seen).toMatchObject([{ apiName: 'queryOrder', envName: 'local', data: { out_trade_no: 'A1' } }]);
+    expect(seen[0]!.appid).toBeUndefined();
+    // A shared environment (资源复用) names the mini-program as cloud.cloudPay({appid}).
+    setConfig({ ...CONFIG, WXPAY_PROVIDER: 'cloudpay', WXPAY_CLOUDPAY_APPID: 'wx1111111111111111' });
+    const shared = wiring('queryOrder', { wxpay: true, calls: true })(LATER).wxpay;
+    await expect(shared!.current.queryPayment('A2')).rejects.toThrow();
+    expect(seen[1]).toMatchObject({ apiName: 'queryOrder', appid: 'wx1111111111111111' });
+  });
+
+  it('refuses every invocation with CONFIG_INVALID when a provider cannot be built from valid settings', () => {
+    build.instead = () => {
+      throw new Error('key material unreadable');
+    };
+    const deps = wiring('refundNotify', { wxpay: true });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        event: 'config.invalid',
+        fn: 'refundNotify',
+        problems: ['WeChat Pay could not be set up: key material unreadable'],
+      }),
+    ]);
+    for (let i = 0; i < 2; i++)
+      expect(() => deps(LATER)).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG_INVALID',
+          problems: ['WeChat Pay could not be set up: key material unreadable'],
+        }),
+      );
+    expect(lines).toHaveLength(1);
+    // A function that does not talk to WeChat Pay never builds one, so never fails on it.
+    expect(wiring('listOrders', {})(LATER).store).toBeInstanceOf(Store);
+  });
+
+  it('gives no WeChat Pay to a function whose current provider was not built', () => {
+    build.instead = () => ({});
+    expect(wiring('queryOrder', { wxpay: true, calls: true })(LATER).wxpay).toBeUndefined();
   });
 
   it('names every configuration problem once at cold start and refuses every invocation', () => {
@@ -1025,6 +1096,177 @@ describe('bill downloads', () => {
     } finally {
       await env.close();
     }
+  });
+
+  /** A provider that answers downloadBill with `answer` (text, or a thrown error), recording each call. */
+  function billProvider(name: ProviderName, answer: () => string) {
+    const calls: unknown[][] = [];
+    const provider = {
+      name,
+      downloadBill: async (...args: unknown[]) => {
+        calls.push(args);
+        return answer();
+      },
+    } as unknown as PaymentProvider;
+    return { provider, calls };
+  }
+  /** The billCheck wiring with the providers and provider settings of a shop using `byName`. */
+  function billDeps(byName: Payments['byName'], providers: Partial<ProvidersConfig> = {}): Deps {
+    const d = wiring('billCheck', { wxpay: true, calls: true })(LATER);
+    const enabled = Object.keys(byName) as ProviderName[];
+    return {
+      ...d,
+      config: { ...d.config, providers: { ...d.config.providers, enabled, ...providers } },
+      wxpay: { current: byName[enabled[0]!]!, byName },
+    };
+  }
+  const failure = (providerCode: string, description: string) =>
+    new ProviderError({
+      provider: 'v3',
+      failure: 'definitive',
+      reason: 'OTHER',
+      providerCode,
+      description,
+      operation: '/v3/bill/tradebill',
+    });
+  const day = { bill_date: '20260102', deadlineMs: 1_767_000_000_000 };
+  async function linesOf(answer: BillAnswer): Promise<string[]> {
+    const out: string[] = [];
+    if (answer.kind === 'bill') for await (const l of answer.lines) out.push(l);
+    return out;
+  }
+
+  it('names the shop’s sub-merchant on the APIv2 bill in service-provider mode', () => {
+    setConfig({ ...CONFIG, WXPAY_SUB_MCHID: '1900000119', WXPAY_SUB_APPID: 'wxsubmerchant00001' });
+    const d = wiring('billCheck', { wxpay: true, calls: true })(LATER);
+    const bill = one(withBills(d).bills);
+    expect(bill.provider).toBe('v2');
+    expect(bill.owner).toEqual({
+      appid: 'wxsubmerchant00001',
+      mchId: CONFIG.WXPAY_MCHID,
+      subMchId: '1900000119',
+    });
+    // Without a sub-appid, the sub-merchant's orders are under the shop's own appid.
+    setConfig({ ...CONFIG, WXPAY_SUB_MCHID: '1900000119' });
+    const plain = one(withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER)).bills);
+    expect(plain.owner).toEqual({
+      appid: CONFIG.WXPAY_APPID,
+      mchId: CONFIG.WXPAY_MCHID,
+      subMchId: '1900000119',
+    });
+    // A direct merchant's bill names no owner: the configured ids are the default.
+    setConfig(CONFIG);
+    expect(one(withBills(wiring('billCheck', { wxpay: true, calls: true })(LATER)).bills)).not.toHaveProperty(
+      'owner',
+    );
+  });
+
+  it('reads the bill through APIv3 when APIv2 is not enabled, line by line, by the check’s deadline', async () => {
+    const csv = '交易时间,公众账号ID\n`2026-01-02 10:00:00,`wx1\n\n总交易单数\n`1';
+    const v3 = billProvider('v3', () => csv);
+    const bill = one(withBills(billDeps({ v3: v3.provider })).bills);
+    expect(bill.provider).toBe('v3');
+    expect(bill).not.toHaveProperty('owner');
+    const answer = await bill.download(day);
+    expect(answer).toMatchObject({ kind: 'bill', gzip: false });
+    expect(await linesOf(answer)).toEqual([
+      '交易时间,公众账号ID',
+      '`2026-01-02 10:00:00,`wx1',
+      '',
+      '总交易单数',
+      '`1',
+    ]);
+    expect(v3.calls).toEqual([['2026-01-02', 'ALL', { deadlineMs: day.deadlineMs }]]);
+    // A bill that ends with its line break has no empty last line; an empty one has none at all.
+    for (const [text, lines] of [
+      ['a\nb\n', ['a', 'b']],
+      ['', []],
+      ['\n', ['']],
+    ] as const) {
+      const src = one(withBills(billDeps({ v3: billProvider('v3', () => text).provider })).bills);
+      expect(await linesOf(await src.download(day))).toEqual(lines);
+    }
+  });
+
+  it('tells “no bill” and “not generated yet” from a failure, in APIv3’s words and cloudPay’s', async () => {
+    const cases: [Error, BillAnswer][] = [
+      [
+        failure('NO_STATEMENT_EXIST', '账单不存在'),
+        { kind: 'no-bill', message: 'NO_STATEMENT_EXIST 账单不存在' },
+      ],
+      [failure('NO_STATEMENT_EXIST', ''), { kind: 'no-bill', message: 'NO_STATEMENT_EXIST' }],
+      [failure('FAIL', 'No Bill Exist'), { kind: 'no-bill', message: 'FAIL No Bill Exist' }],
+      [failure('', 'no bill exist'), { kind: 'no-bill', message: 'no bill exist' }],
+      [
+        failure('STATEMENT_CREATING', '账单生成中'),
+        { kind: 'not-ready', message: 'STATEMENT_CREATING 账单生成中' },
+      ],
+      [failure('FAIL', 'Bill Creating'), { kind: 'not-ready', message: 'FAIL Bill Creating' }],
+    ];
+    for (const [thrown, answer] of cases) {
+      const src = one(
+        withBills(
+          billDeps({
+            v3: billProvider('v3', () => {
+              throw thrown;
+            }).provider,
+          }),
+        ).bills,
+      );
+      expect(await src.download(day)).toEqual(answer);
+    }
+    for (const thrown of [
+      failure('SYSTEM_ERROR', '系统繁忙'),
+      new Error('No Bill Exist'),
+      new Error('socket hang up'),
+    ]) {
+      const src = one(
+        withBills(
+          billDeps({
+            v3: billProvider('v3', () => {
+              throw thrown;
+            }).provider,
+          }),
+        ).bills,
+      );
+      await expect(src.download(day)).rejects.toBe(thrown);
+    }
+  });
+
+  it('adds cloudPay’s bill, under Tencent’s service provider with the shop as sub-merchant', async () => {
+    const cloudpay = billProvider('cloudpay', () => 'x\ny');
+    const v2 = billProvider('v2', () => '');
+    const both = withBills(billDeps({ v2: v2.provider, cloudpay: cloudpay.provider })).bills;
+    expect(Array.isArray(both)).toBe(true);
+    const [own, cp] = both as readonly BillSource[];
+    expect(own).toMatchObject({ provider: 'v2' });
+    expect(own).not.toHaveProperty('owner');
+    expect(cp).toMatchObject({
+      provider: 'cloudpay',
+      owner: { appid: CONFIG.WXPAY_APPID, subMchId: CONFIG.WXPAY_MCHID },
+    });
+    expect(await linesOf(await cp!.download(day))).toEqual(['x', 'y']);
+    expect(cloudpay.calls).toEqual([['2026-01-02', 'ALL', { deadlineMs: day.deadlineMs }]]);
+    // APIv2's bill is streamed by its own downloader, never read through the provider.
+    expect(v2.calls).toEqual([]);
+    // cloudPay alone: its bill is the only one.
+    expect(one(withBills(billDeps({ cloudpay: cloudpay.provider })).bills).provider).toBe('cloudpay');
+  });
+
+  it('names the sub-merchant on the APIv3 bill in service-provider mode', () => {
+    const v3 = billProvider('v3', () => '');
+    const partner = { subMchId: '1900000119', subAppid: undefined };
+    expect(one(withBills(billDeps({ v3: v3.provider }, { partner })).bills).owner).toEqual({
+      appid: CONFIG.WXPAY_APPID,
+      mchId: CONFIG.WXPAY_MCHID,
+      subMchId: '1900000119',
+    });
+  });
+
+  it('has no bill to read for a shop without WeChat Pay', () => {
+    const d = wiring('billCheck', {})(LATER);
+    const noV2 = { ...d, config: { ...d.config, providers: { ...d.config.providers, enabled: [] } } };
+    expect(withBills(noV2).bills).toEqual([]);
   });
 
   it('measures memory as the heap plus the buffers outside it', () => {
