@@ -1202,6 +1202,7 @@ describe('bill downloads', () => {
         { kind: 'not-ready', message: 'STATEMENT_CREATING 账单生成中' },
       ],
       [failure('FAIL', 'Bill Creating'), { kind: 'not-ready', message: 'FAIL Bill Creating' }],
+      [failure('', 'Bill Creating'), { kind: 'not-ready', message: 'Bill Creating' }],
     ];
     for (const [thrown, answer] of cases) {
       const src = one(
