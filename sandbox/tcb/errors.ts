@@ -14,6 +14,11 @@ export type TcbErrorCode =
   | 'DATABASE_COLLECTION_ALREADY_EXIST' // -501001
   | 'DATABASE_TRANSACTION_CONFLICT' // -501001 (runTransaction retries on this code at commit)
   | 'DATABASE_TRANSACTION_FAIL' // -501001
+  | 'DATABASE_TIMEOUT' // -501001 (not in TCB_ERR_CODE)
+  | 'SYS_ERR' // -501001
+  | 'SERVER_TIMEOUT' // -501002
+  | 'EXCEED_REQUEST_LIMIT' // -501003
+  | 'EXCEED_CONCURRENT_REQUEST_LIMIT' // -501004
   | 'INVALID_PARAM' // -501007
   | 'INVALID_ACTION'; // -501001
 
@@ -57,3 +62,41 @@ export const tcbErrors = {
   unsupportedAction: (action: string) =>
     new TcbError('INVALID_ACTION', `[InvalidAction] the local emulator does not implement ${action}`),
 };
+
+/**
+ * The transient failures a function meets in production, by name, for fault injection
+ * (faults.ts). Where a message is known from real logs it is quoted; otherwise it is the
+ * meaning CloudBase's error-code page gives (https://docs.cloudbase.net/error-code/basic),
+ * under the bracketed class the platform uses. The SDK turns each into
+ * "<api>:fail <errCode> <description>. <message>" with the errCode in the comment.
+ */
+export const TRANSIENT_ERRORS = {
+  /** -501001. Quoted from a production log (collection.aggregate:fail … DATABASE_TIMEOUT). */
+  timeout: () =>
+    new TcbError(
+      'DATABASE_TIMEOUT',
+      '[FailedOperation.Timeout] Execution request timeout, Please check optimize your request(such as index), but if the problem persists, contact us.',
+    ),
+  /** -501001 */
+  systemError: () => new TcbError('SYS_ERR', '[InternalError] System internal exception.'),
+  /** -501002 */
+  serverTimeout: () => new TcbError('SERVER_TIMEOUT', '[InternalError.Timeout] Service response timeout.'),
+  /** -501003 */
+  requestLimit: () =>
+    new TcbError('EXCEED_REQUEST_LIMIT', '[LimitExceeded] Request count exceeds the environment quota.'),
+  /** -501004 */
+  concurrencyLimit: () =>
+    new TcbError(
+      'EXCEED_CONCURRENT_REQUEST_LIMIT',
+      '[LimitExceeded] Concurrent requests exceed the environment quota.',
+    ),
+  /** -502001, MongoDB's own WriteConflict text in TCB's write-error wrapping. */
+  writeConflict: () =>
+    tcbErrors.writeFailed(
+      'WriteConflict error: this operation conflicted with another operation. Please retry your operation or multi-document transaction.',
+    ),
+  /** -501001: wx-server-sdk rewraps it when a single write inside a transaction conflicts. */
+  transactionConflict: () => tcbErrors.transactionConflict(),
+} as const;
+
+export type TransientErrorName = keyof typeof TRANSIENT_ERRORS;

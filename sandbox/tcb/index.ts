@@ -7,12 +7,15 @@
  * (@cloudbase/node-sdk tcbapiendpoint.ts → getServerInjectUrl), and requests are counted by
  * that path prefix.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ActionRequest, handleAction } from './actions';
+import { type ActionRequest, type ActionResponse, handleAction } from './actions';
+import { DbFaults, describeRequest, faultError, type Interception } from './faults';
+import { handleFaultRoute } from './faults-http';
 import { Journal, recover } from './journal';
 import { openApiAction } from './openapi';
 import { type Pause, type PausedRequest, PausePoints } from './pause';
@@ -21,6 +24,16 @@ import { type SubscribeOptions, SubscribeService } from './subscribe';
 import { handleWxApi, isMultipart, type WxApiHandler } from './wxapi';
 import { type WxPayApiHandler, wxPayApiAction } from './wxpayapi';
 
+export type {
+  DbFaultEffect,
+  DbFaultError,
+  DbFaultMatch,
+  DbFaultSpec,
+  DbFaults,
+  DbRequestInfo,
+  FaultHit,
+  FaultRule,
+} from './faults';
 export type { Pause, PausedRequest } from './pause';
 export type { IndexSpec } from './store';
 
@@ -55,6 +68,11 @@ export interface TcbEmulator {
   /** Reads and forgets one scope's count (so per-invocation scopes do not pile up). */
   takeRequestCount(scope: string): number;
   collections(): string[];
+  /**
+   * Database faults: fail, drop, lose the answer of, or hold requests that match (faults.ts).
+   * The same registry answers over HTTP under `/_emulator/faults` (faults-http.ts).
+   */
+  faults: DbFaults;
   /** Subscribe messages: acceptances, inboxes, faults (also at /_emulator/subscribe/*). */
   subscribe: SubscribeService;
   close(): Promise<void>;
@@ -108,6 +126,51 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 const ADMIN_PATH = /^\/(?:inv\/([^/]+)\/)?admin\/?$/;
 
+/**
+ * Carries out what a fault rule decided for one request. A held request waits here; if its
+ * caller disconnects first (the function was killed), it is abandoned and never run.
+ */
+async function serveIntercepted(
+  x: Interception,
+  res: ServerResponse,
+  run: () => Promise<ActionResponse>,
+): Promise<void> {
+  res.once('close', () => {
+    if (!res.writableEnded) x.callerGone();
+  });
+  const effect = await x.effect;
+  if (effect === 'abandoned') {
+    res.destroy();
+    return;
+  }
+  switch (effect.action) {
+    case 'proceed': {
+      const response = await run();
+      send(res, 200, response);
+      x.settle({ state: 'answered', response });
+      return;
+    }
+    case 'fail': {
+      // Errors travel as HTTP 200 {code, message}, like every database error (actions.ts).
+      const response = { requestId: randomUUID(), ...faultError(effect.error) };
+      send(res, 200, response);
+      x.settle({ state: 'failed', response });
+      return;
+    }
+    case 'drop':
+      res.destroy();
+      x.settle({ state: 'dropped' });
+      return;
+    case 'loseAnswer': {
+      const response = await run();
+      // hang: the response stays open until the caller gives up or the emulator stops.
+      if (effect.how !== 'hang') res.destroy();
+      x.settle({ state: 'lost', response });
+      return;
+    }
+  }
+}
+
 export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promise<TcbEmulator> {
   const now = options.now ?? Date.now;
   const store = new Store({
@@ -146,11 +209,13 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
 
   let total = 0;
   const perScope = new Map<string, number>();
+  const faults = new DbFaults();
   const pauses = new PausePoints();
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    if (path.startsWith('/_emulator/faults') && (await handleFaultRoute(faults, req, res, path))) return;
     // The function runtime reads each invocation's count here when it runs in another process.
     const countPath = /^\/_emulator\/requests\/([^/]+)$/.exec(path);
     if (req.method === 'POST' && countPath) {
@@ -173,15 +238,19 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     }
     // Counted on arrival: the SDK awaits every response, so when a function's main() has
     // resolved, all of its requests have been counted.
+    const scope = m[1] ? decodeURIComponent(m[1]) : undefined;
     if (typeof body.action === 'string' && body.action.startsWith('database.')) {
       total += 1;
-      if (m[1]) {
-        const scope = decodeURIComponent(m[1]);
-        perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
-      }
+      if (scope !== undefined) perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
     }
     await pauses.gate(body);
-    send(res, 200, await handleAction(store, body, now()));
+    const intercepted =
+      typeof body === 'object' && body !== null
+        ? faults.intercept(describeRequest(body as Record<string, unknown>, scope))
+        : undefined;
+    // The clock is read when the request runs, so a held write stamps its release time.
+    if (!intercepted) return send(res, 200, await handleAction(store, body, now()));
+    await serveIntercepted(intercepted, res, () => handleAction(store, body, now()));
   });
   // The SDK keeps connections alive outside SCF; do not let idle sockets hold close() up.
   server.keepAliveTimeout = 5_000;
@@ -195,6 +264,8 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
 
   const stopServer = () =>
     new Promise<void>((resolve) => {
+      // Held requests never run once the database is going away.
+      faults.abandonAll();
       server.close(() => resolve());
       server.closeAllConnections();
     });
@@ -210,6 +281,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       return n;
     },
     collections: () => store.collectionNames(),
+    faults,
     subscribe,
     pause: (match) => pauses.add(match),
     close: async () => {

@@ -157,7 +157,6 @@ async function v3Answer(
   if (!ended || hung.has(res)) throw new HttpFailure('timeout', 'no answer (simulated)');
   return {
     status,
-    contentType: answerHeaders['content-type'] ?? '',
     body: Buffer.from(text, 'utf8'),
     headers: answerHeaders,
   };
@@ -285,12 +284,7 @@ export async function startWorld(
     v2Transport: async (url, body) => {
       const reply = core.answer(url.pathname as ApiPath, 'POST', Buffer.from(body), MERCHANT.mchId);
       if ('hang' in reply) throw new HttpFailure('timeout', 'no answer (simulated)');
-      return {
-        status: reply.status,
-        contentType: reply.contentType,
-        body: Buffer.from(reply.body),
-        headers: {},
-      };
+      return { status: reply.status, body: Buffer.from(reply.body), headers: {} };
     },
     ...(v3 ? { v3Transport: (url, o) => v3Answer(v3, url, o, hung) } : {}),
   });

@@ -27,8 +27,11 @@ function limitFields(e: AppError): Pick<ApiError, 'retryAfterSeconds' | 'payOrCa
   if (e.code !== 'RATE_LIMITED') return {};
   const out: Pick<ApiError, 'retryAfterSeconds' | 'payOrCancelFirst'> = {};
   const wait = e.details?.['retryAfterSeconds'];
+  // Number.isSafeInteger is false for anything but a number; typeof only narrows the type.
+  // Stryker disable next-line ConditionalExpression: equivalent, see above.
   if (typeof wait === 'number' && Number.isSafeInteger(wait) && wait > 0) out.retryAfterSeconds = wait;
   const first = e.details?.['payOrCancelFirst'];
+  // Stryker disable next-line ConditionalExpression: equivalent, as for the wait.
   if (typeof first === 'number' && Number.isSafeInteger(first) && first > 0) out.payOrCancelFirst = first;
   return out;
 }

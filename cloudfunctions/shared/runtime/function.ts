@@ -43,6 +43,8 @@ const DEFAULT_TIMEOUT_MS = 3000;
  */
 function builtTimeoutMs(): number | undefined {
   const v = (globalThis as { __FUNCTION_TIMEOUT_MS__?: unknown }).__FUNCTION_TIMEOUT_MS__;
+  // Number.isFinite is false for anything but a number; typeof only narrows the type.
+  // Stryker disable next-line ConditionalExpression: equivalent, see above.
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
@@ -80,52 +82,57 @@ export interface Extras {
 
 /** Built once per cold start; `deps(budget)` gives each invocation a fresh store (and request count). */
 export function wiring(fn: string, needs: ConfigNeeds, extras: Extras = {}): (budget: Budget) => Deps {
-  let config: ShopConfig | undefined;
-  let configError: ConfigError | undefined;
+  let loaded: ShopConfig | ConfigError;
   try {
     const functionTimeoutMs = builtTimeoutMs();
-    config = loadConfig(process.env, {
+    loaded = loadConfig(process.env, {
       ...needs,
+      // An undefined functionTimeoutMs reads as absent either way; the condition is for the type.
+      // Stryker disable next-line ConditionalExpression: equivalent, see above.
       ...(functionTimeoutMs !== undefined ? { functionTimeoutMs } : {}),
     });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    configError = e;
+    loaded = e;
     log('error', 'config.invalid', { fn, problems: e.problems });
   }
+  // A configuration error is answered by every invocation, never half-wired.
+  const refuse = (error: ConfigError) => () => {
+    throw error;
+  };
+  if (loaded instanceof ConfigError) return refuse(loaded);
+  const config = loaded;
   let wxpay: Payments | undefined;
-  if (config && needs.wxpay) {
+  if (needs.wxpay) {
     try {
       const byName = providersFromConfig(config, { cloudPay: cloudPayApi });
       const current = byName[config.providers.current];
       if (current) wxpay = { current, byName };
     } catch (e) {
       // A key that parsed at validation and fails to build now is still a configuration error.
-      configError = new ConfigError([`WeChat Pay could not be set up: ${(e as Error).message}`]);
-      log('error', 'config.invalid', { fn, problems: configError.problems });
+      const error = new ConfigError([`WeChat Pay could not be set up: ${(e as Error).message}`]);
+      log('error', 'config.invalid', { fn, problems: error.problems });
+      return refuse(error);
     }
   }
   const notices: NoticeRuntime | undefined =
-    config && needs.notices !== undefined
+    needs.notices !== undefined
       ? {
           config: config.notices,
           kinds: noticeKindsOf(needs),
           ...(extras.sendNotices ? { send: extras.sendNotices() } : {}),
         }
       : undefined;
-  return (budget) => {
-    if (configError || !config) throw configError ?? new ConfigError(['configuration missing']);
-    return {
-      store: new Store(rawDatabase()),
-      config,
-      wxpay: wxpay && withDeadline(wxpay, budget.callDeadlineMs),
-      now: Date.now,
-      random: nonceStr,
-      log,
-      budget,
-      ...(notices ? { notices } : {}),
-    };
-  };
+  return (budget) => ({
+    store: new Store(rawDatabase()),
+    config,
+    wxpay: wxpay && withDeadline(wxpay, budget.callDeadlineMs),
+    now: Date.now,
+    random: nonceStr,
+    log,
+    budget,
+    ...(notices ? { notices } : {}),
+  });
 }
 
 export type DomainHandler<T> = (deps: Deps, event: Record<string, unknown>, caller: Caller) => Promise<T>;
@@ -212,6 +219,7 @@ export function notifyFunction(
     let input: NotificationInput;
     const refused = () => {
       log('warn', `${fn}.rejected`, { reason: 'NOT_A_NOTIFY', source: ctx.SOURCE });
+      // Stryker disable next-line BooleanLiteral: APIv2's reply is FAIL whether or not it asks for a retry (equivalent).
       return asResponse(v2Reply({ ok: false, retry: false, message: 'not a notify' }), 400);
     };
     // The mini-program (it carries an OPENID) is never WeChat Pay, whatever it sends.
@@ -219,22 +227,29 @@ export function notifyFunction(
     if (typeof e.httpMethod === 'string') {
       const raw = typeof e.body === 'string' ? e.body : '';
       const headers = e.headers ?? {};
+      // Stryker disable next-line StringLiteral: notifyDialect reads only an HTTP input's headers (equivalent).
       const dialect = notifyDialect({ transport: 'http', method: 'POST', headers, body: new Uint8Array() });
       const fail = (message: string, status: number) =>
+        // Stryker disable next-line BooleanLiteral: the status is given; retry only picks APIv3's own (equivalent).
         asResponse(REPLIES[dialect]({ ok: false, retry: false, message }), status);
       if (e.httpMethod.toUpperCase() !== 'POST') return fail('POST only', 405);
       // Refuse floods before decoding: base64 is 4/3 of the bytes it carries.
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: both limits are 64 KiB (equivalent while they are).
       const max = dialect === 'v3' ? V3_NOTIFY_MAX_BYTES : XML_MAX_BYTES;
       if (raw.length > Math.ceil((max * 4) / 3) + 4) {
         log('warn', `${fn}.rejected`, { reason: 'BODY_TOO_LARGE', bytes: raw.length });
         return fail('body too large', 413);
       }
       // APIv3 signs the bytes as sent: they are passed on exactly, never re-serialised.
+      // Stryker disable next-line StringLiteral: Buffer.from(text, '') is utf8 too (equivalent).
       const body = e.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
       input = { transport: 'http', method: 'POST', headers, body };
-    } else if ((ctx.SOURCE ?? '').split(',').includes('wx_paycallback')) {
-      input = { transport: 'function', event, source: ctx.SOURCE ?? '' };
-    } else return refused();
+    } else {
+      // Stryker disable next-line StringLiteral: any stand-in for a missing SOURCE is not wx_paycallback (equivalent).
+      const source = ctx.SOURCE ?? '';
+      if (!source.split(',').includes('wx_paycallback')) return refused();
+      input = { transport: 'function', event, source };
+    }
     const dialect = notifyDialect(input);
     const transientFail = (message: string) =>
       asResponse(REPLIES[dialect]({ ok: false, retry: true, message }));
@@ -277,6 +292,7 @@ export function timerFunction<T>(
     // shopper from driving the merchant's WeChat API calls at will (as notifyFunction does).
     const ctx = getWxContext();
     const isHttp = typeof event === 'object' && event !== null && 'httpMethod' in event;
+    // Stryker disable next-line StringLiteral: any stand-in for a missing SOURCE is not wx_client (equivalent).
     if (ctx.OPENID || (ctx.SOURCE ?? '').split(',').includes('wx_client') || isHttp) {
       log('warn', `${fn}.rejected`, { reason: 'NOT_TIMER', source: ctx.SOURCE });
       return { error: 'FORBIDDEN: this function runs on its timer trigger' };

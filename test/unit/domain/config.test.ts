@@ -86,6 +86,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads ADMIN_OPENIDS as a trimmed list, and an empty or blank one as no admins at all', () => {
+    expect([...loadConfig({ ...GOOD }, {}).adminOpenids]).toEqual(['o_admin1', 'o_admin2']);
+    for (const blank of [undefined, '', '  ', ' , ', ',,']) {
+      expect(loadConfig({ ADMIN_OPENIDS: blank }, {}).adminOpenids.size).toBe(0);
+    }
+  });
+
   it('asks functions only for what they use: listings need no merchant key', () => {
     expect(() => loadConfig({ ADMIN_OPENIDS: 'o1' }, {})).not.toThrow();
     expect(
