@@ -184,7 +184,10 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       (now) => ({ reservationCheckAtMs: _.lte(now) }),
       'reservationCheckAtMs',
       async (order) => {
-        report.reservationsReleased += await releaseStrandedReservations(deps, order);
+        // Read the count only after the await: `x += await f()` reads x first, and another
+        // worker's addition made meanwhile would be lost.
+        const released = await releaseStrandedReservations(deps, order);
+        report.reservationsReleased += released;
       },
     ),
   ];
