@@ -7,7 +7,21 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/wxpay/**/*.test.ts', 'test/reliability/codec.property.test.ts'],
+    include: [
+      'test/unit/**/*.test.ts',
+      'test/wxpay/**/*.test.ts',
+      'test/reliability/codec.property.test.ts',
+      'test/reliability/xml-parse.property.test.ts',
+      // The in-process shop (test/reliability/world.ts): the domain over the real SDK, the
+      // CloudBase emulator and the simulator's core, all in the test process. The other
+      // reliability files start built bundles (testStack) and cannot see a mutant.
+      'test/reliability/refund-book.test.ts',
+      'test/reliability/refund-model.test.ts',
+      'test/reliability/reconcile-scale.test.ts',
+      'test/reliability/limits-race.test.ts',
+      'test/reliability/partner.test.ts',
+      'test/reliability/domain-*.test.ts',
+    ],
     // Reads the bundles in dist/ that npm test's global setup builds: no mutant is switchable there.
     exclude: ['test/unit/openapi-permissions.test.ts'],
     // A fresh wx-server-sdk per test file: Stryker reuses one worker for many runs, and an SDK
