@@ -27,6 +27,7 @@ export default defineConfig({
     // A fresh wx-server-sdk per test file: Stryker reuses one worker for many runs, and an SDK
     // initialised by an earlier run would hide a mutant that skips cloud.init.
     server: { deps: { inline: ['wx-server-sdk'] } },
+    setupFiles: ['test/mutation-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
