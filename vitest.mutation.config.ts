@@ -28,6 +28,8 @@ export default defineConfig({
     // initialised by an earlier run would hide a mutant that skips cloud.init.
     server: { deps: { inline: ['wx-server-sdk'] } },
     setupFiles: ['test/mutation-setup.ts'],
+    // The refund model runs a fifth of its sequences per mutant (refund-model.test.ts).
+    env: { MUTATION_RUN: '1' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
