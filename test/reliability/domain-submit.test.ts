@@ -44,6 +44,7 @@ describe('one refund call at a time', () => {
     const a = await applied(w, orderId, 1000);
     const b = await applied(w, orderId, 2000);
     expect((await decide(a.refundId)).status).toBe('PROCESSING');
+    w.advance(5000);
     const waiting = await decide(b.refundId);
     expect(waiting.status).toBe('APPROVED');
     expect(wxRefunds()).toHaveLength(1);
