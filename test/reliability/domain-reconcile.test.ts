@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import {
@@ -17,6 +18,7 @@ import {
   pauseBefore,
   pausePoint,
   refundDoc,
+  SHOPPER,
 } from './shop';
 import { startWorld, type World } from './world';
 
@@ -74,18 +76,22 @@ describe('reconcile', () => {
   });
 
   it('two runs that read the same due order: only the one whose claim lands asks WeChat', async () => {
-    const { orderId } = await orderAndPay(w, 3000);
+    // Paid at WeChat, and an order nobody paid: both due, one run holds before its first claim.
+    const { orderId: paid } = await orderAndPay(w, 3000);
     w.outbox.length = 0;
+    const unpaid = (await createOrder(w.deps(), { items: [{ productId: 'p3000', quantity: 2 }] }, SHOPPER))
+      .orderId;
     w.advance(w.config.reconcile.notifyGraceMs);
     const point = pausePoint();
-    const slow = reconcile(pauseBefore(w.deps(), casOn('orders'), point));
+    const slow = reconcile(pauseBefore(w.deps(), casOn('orders'), point), { concurrency: 1 });
     await point.arrived;
     w.advance(1000);
     const fast = await reconcile(w.deps());
-    expect(fast).toMatchObject({ ordersChecked: 1, ordersPaid: 1 });
+    expect(fast).toMatchObject({ ordersChecked: 2, ordersPaid: 1 });
     point.release();
     expect(await slow).toMatchObject({ ordersChecked: 0, ordersPaid: 0 });
-    expect((await orderDoc(w, orderId)).checkCount).toBe(1);
+    expect((await orderDoc(w, paid)).checkCount).toBe(1);
+    expect((await orderDoc(w, unpaid)).checkCount).toBe(1);
   });
 
   it('finishes a refund whose notify never came, and keeps a daily look at an ABNORMAL one', async () => {
