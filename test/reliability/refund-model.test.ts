@@ -475,8 +475,7 @@ for (const [provider, fast, soak] of [
     it('keeps the books equal to WeChat’s ledger through random sequences, faults and kills', async () => {
       for (const k of Object.keys(counts)) counts[k as keyof typeof counts] = 0;
       for (const r of [refusedCodes, outcomes]) for (const k of Object.keys(r)) delete r[k];
-      // Under `npm run test:mutation` every mutant this model covers runs it: a fifth of the count.
-      const runs = process.env['MUTATION_RUN'] === '1' ? Math.ceil(fast / 5) : scaled(fast, soak);
+      const runs = scaled(fast, soak);
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'large' }), async (cmds) => {
           counts.sequences++;
