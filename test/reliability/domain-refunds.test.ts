@@ -130,7 +130,7 @@ describe('applying for a refund', () => {
     await refused(apply(orderId, 1600, id), 'INVALID_INPUT');
     const other = await paidOrder(w, 5000);
     await refused(apply(other, 1500, id), 'INVALID_INPUT');
-    expect((await apply(orderId, 1500, id)).refund.refundId).toBe(refundIdFor(SHOPPER.openid, id));
+    expect((await apply(orderId, 1500, id)).refund.refundId).toBe(refundIdFor(SHOPPER.openid!, id));
   });
 
   it('up to what is left of the order, from its own paid order only, within a year of payment', async () => {

@@ -130,7 +130,11 @@ export function pausePoint() {
   const gate = new Promise<void>((r) => {
     release = r;
   });
-  return { arrived, release, wait: () => (reached(), gate) };
+  const wait = () => {
+    reached();
+    return gate;
+  };
+  return { arrived, release, wait };
 }
 
 /** The invocation stops before the first request `pick` chooses, until `point.release()`. */
