@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
+import { handleRefundNotify } from '../../cloudfunctions/shared/domain/notify';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
@@ -15,6 +16,7 @@ import {
   applied,
   casOn,
   deliver,
+  dieAfter,
   eventsOf,
   orderDoc,
   paidOrder,
@@ -23,7 +25,7 @@ import {
   refundDoc,
   refused,
 } from './shop';
-import { startWorld, type World } from './world';
+import { Killed, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
@@ -202,6 +204,28 @@ describe('WeChat’s word on a refund', () => {
     });
     // Closed and retried: no longer the merchant's to reject.
     expect((await decide(r.refundId, 'reject')).status).toBe('CLOSED');
+  });
+
+  it('a refund notify that dies right after booking the money has recorded the event; the retry finishes once', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.core.engine.settleOne(r.refundId, 'SUCCESS');
+    const [sent] = w.outbox.splice(0);
+    await expect(
+      handleRefundNotify(dieAfter(w.deps(), casOn('orders')), w.delivery(sent!)),
+    ).rejects.toBeInstanceOf(Killed);
+    expect((await eventsOf(w, r.refundId)).map((e) => e.to).sort()).toEqual(['PROCESSING', 'SUCCESS']);
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
+    expect((await refundDoc(w, r.refundId)).status).toBe('PROCESSING');
+    expect((await handleRefundNotify(w.deps(), w.delivery(sent!))).outcome).toBe('SUCCESS');
+    expect((await handleRefundNotify(w.deps(), w.delivery(sent!))).outcome).toBe('ALREADY');
+    expect(await orderDoc(w, orderId)).toMatchObject({
+      refundedFee: 1000,
+      refundReservedFee: 0,
+      refundUsedFee: 1000,
+    });
+    expect((await refundDoc(w, r.refundId)).flag).toBeUndefined();
   });
 
   it('SUCCESS for a refund we had rejected is booked late and flagged, once', async () => {
