@@ -9,6 +9,7 @@ import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
   closeLocally,
+  confirmWithQuery,
   createOrder,
   expireOrder,
   listOrders,
@@ -356,6 +357,70 @@ describe('closing an order', () => {
     w.faults({ systemErrorRate: 0 });
     expect((await orderDoc(w, placed.orderId)).status).toBe('NOTPAY');
     expect(await expireOrder(w.deps(), await orderDoc(w, placed.orderId))).toBe('CLOSED');
+  });
+});
+
+describe('WeChat’s word on an order placed again or looked up', () => {
+  const again = (orderId: string) => createOrder(w.deps(), { orderId }, SHOPPER);
+  /** The stored prepay_id is about to run out, so paying again asks WeChat with the same parameters. */
+  const staleToken = (orderId: string) =>
+    w.deps().store.cas('orders', { _id: orderId }, { prepayExpiresAtMs: w.now() + 1000 });
+
+  it('unifiedorder answering ORDERPAID (the notify lost) books the payment and refuses to pay twice', async () => {
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    await staleToken(orderId);
+    await refused(again(orderId), 'ORDER_NOT_PAYABLE');
+    expect((await orderDoc(w, orderId)).status).toBe('PAID');
+    expect((await eventsOf(w, orderId)).map((e) => [e.to, e.source])).toEqual([['PAID', 'orderquery']]);
+  });
+
+  it('unifiedorder answering ORDERCLOSED (closed at WeChat) closes it here too', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(5 * MINUTE);
+    await w.deps().wxpay!.current.closePayment(created.orderId);
+    await staleToken(created.orderId);
+    await refused(again(created.orderId), 'ORDER_NOT_PAYABLE');
+    expect(await orderDoc(w, created.orderId)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'ORDERCLOSED',
+    });
+  });
+
+  it('orderquery: a trade closed at WeChat closes the order; one WeChat never had, or with another amount, stays as it is', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(5 * MINUTE);
+    await w.deps().wxpay!.current.closePayment(created.orderId);
+    const closed = await confirmWithQuery(w.deps(), await orderDoc(w, created.orderId));
+    expect(closed.status).toBe('CLOSED');
+    expect(await orderDoc(w, created.orderId)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'trade_state CLOSED',
+    });
+
+    w.faults({ systemErrorRate: 1 });
+    await refused(order([{ productId: 'cup', quantity: 1 }]), 'WXPAY_UNAVAILABLE');
+    w.faults({ systemErrorRate: 0 });
+    const never = (await w.deps().store.find<OrderDoc>('orders', { prepayId: null }, {}))[0]!;
+    expect(await confirmWithQuery(w.deps(), never)).toEqual(never);
+
+    const { orderId } = await orderAndPay(w, 4000);
+    w.outbox.length = 0;
+    const tampered = { ...(await orderDoc(w, orderId)), totalFee: 4001 };
+    expect((await confirmWithQuery(w.deps(), tampered)).status).toBe('NOTPAY');
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+    const paid = await confirmWithQuery(w.deps(), await orderDoc(w, orderId));
+    expect(paid).toMatchObject({ status: 'PAID' });
+    expect(paid.transactionId).toBe((await orderDoc(w, orderId)).transactionId);
+  });
+
+  it('an order is closable at WeChat exactly five minutes after it was made', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    const o = await orderDoc(w, created.orderId);
+    w.advance(o.createdAtMs + 5 * MINUTE - 1 - w.now());
+    expect(await expireOrder(w.deps(), o)).toBe('PENDING');
+    w.advance(1);
+    expect(await expireOrder(w.deps(), o)).toBe('CLOSED');
   });
 });
 
