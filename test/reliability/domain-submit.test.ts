@@ -10,7 +10,8 @@ import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handleRefundNotify } from '../../cloudfunctions/shared/domain/notify';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
-import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { successorIdOf } from '../../cloudfunctions/shared/domain/refund-submit';
+import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import {
   ADMIN,
   applied,
@@ -18,12 +19,14 @@ import {
   deliver,
   dieAfter,
   eventsOf,
+  newRequestId,
   orderDoc,
   paidOrder,
   pauseBefore,
   pausePoint,
   refundDoc,
   refused,
+  SHOPPER,
 } from './shop';
 import { Killed, startWorld, type World } from './world';
 
@@ -291,5 +294,115 @@ describe('WeChat’s word on a refund', () => {
       refundOpenCount: 0,
     });
     expect((await eventsOf(w, r.refundId)).map((e) => e.to).sort()).toEqual(['PROCESSING', 'SUCCESS']);
+  });
+});
+
+describe('the rest of WeChat’s word', () => {
+  const facts = (orderId: string, status: 'SUCCESS' | 'PROCESSING' | 'CLOSED' | 'ABNORMAL') => ({
+    status,
+    outTradeNo: orderId,
+    refundFen: 1000,
+    refundId: 'wx2',
+    record: {},
+  });
+
+  it('sends the shopper’s reason as refund_desc without control characters, cut at 80 characters', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applyRefund(
+      w.deps(),
+      { orderId, refundFee: 1000, reason: `坏了\r\n${'很'.repeat(100)}`, requestId: newRequestId() },
+      SHOPPER,
+    );
+    await decide(r.refund.refundId);
+    const sent = wxRefunds()[0]!.refundDesc!;
+    expect(sent.startsWith('坏了 很')).toBe(true);
+    expect(Array.from(sent)).toHaveLength(80);
+  });
+
+  it('no answer twice: the retry gaps grow, one minute then two', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + MINUTE);
+    w.advance(MINUTE + 1000);
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    expect(await refundDoc(w, r.refundId)).toMatchObject({ status: 'APPROVED', submitAttempts: 2 });
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + 2 * MINUTE);
+  });
+
+  it('refundquery’s PROCESSING moves an APPROVED or FAILED refund on; CLOSED after a rejection changes nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    await approveRefund(w.deps(), { refundId: a.refundId, decision: 'reject' }, ADMIN);
+    expect(
+      await applyWeChatRefund(
+        w.deps(),
+        await refundDoc(w, a.refundId),
+        facts(orderId, 'CLOSED'),
+        'refundquery',
+      ),
+    ).toBe('ALREADY');
+    expect((await refundDoc(w, a.refundId)).status).toBe('REJECTED');
+    expect(
+      await applyWeChatRefund(
+        w.deps(),
+        await refundDoc(w, a.refundId),
+        facts(orderId, 'PROCESSING'),
+        'refundquery',
+      ),
+    ).toBe('IGNORED');
+
+    const b = await applied(w, orderId, 1000);
+    w.faults({ refundError: 'NOTENOUGH' });
+    await decide(b.refundId);
+    w.faults({ refundError: null });
+    const failed = await refundDoc(w, b.refundId);
+    expect(failed.status).toBe('FAILED');
+    expect(await applyWeChatRefund(w.deps(), failed, facts(orderId, 'PROCESSING'), 'refundquery')).toBe(
+      'PROCESSING',
+    );
+    const moved = await refundDoc(w, b.refundId);
+    expect(moved).toMatchObject({ status: 'PROCESSING', wxRefundId: 'wx2', leaseUntilMs: 0, checkCount: 0 });
+    expect(moved.failReason).toBeUndefined();
+    expect(moved.nextCheckAtMs).toBe(w.now() + w.config.reconcile.refundQueryDelayMs);
+    expect(await applyWeChatRefund(w.deps(), moved, facts(orderId, 'PROCESSING'), 'refundquery')).toBe(
+      'ALREADY',
+    );
+  });
+
+  it('an ABNORMAL refund WeChat later reports SUCCESS is finished without booking the money twice', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.core.engine.settleOne(r.refundId, 'CHANGE');
+    expect(await deliver(w)).toEqual(['ABNORMAL']);
+    const abnormal = await refundDoc(w, r.refundId);
+    expect(abnormal.failReason).toMatch(/^CHANGE/);
+    expect(await applyWeChatRefund(w.deps(), abnormal, facts(orderId, 'ABNORMAL'), 'refundquery')).toBe(
+      'IGNORED',
+    );
+    expect(await applyWeChatRefund(w.deps(), abnormal, facts(orderId, 'CLOSED'), 'refundquery')).toBe(
+      'IGNORED',
+    );
+    expect(await applyWeChatRefund(w.deps(), abnormal, facts(orderId, 'SUCCESS'), 'refundquery')).toBe(
+      'SUCCESS',
+    );
+    const done = await refundDoc(w, r.refundId);
+    expect(done).toMatchObject({ status: 'SUCCESS' });
+    expect(done.flag).toBeUndefined();
+    expect(done.failReason).toBeUndefined();
+    expect(await orderDoc(w, orderId)).toMatchObject({
+      refundedFee: 1000,
+      refundUsedFee: 1000,
+      refundReservedFee: 0,
+    });
+  });
+
+  it('numbers a retried refund’s successors _2, _3, …', () => {
+    expect(successorIdOf('Rabc')).toBe('Rabc_2');
+    expect(successorIdOf('Rabc_2')).toBe('Rabc_3');
+    expect(successorIdOf('Rabc_9')).toBe('Rabc_10');
   });
 });
