@@ -381,7 +381,7 @@ describe('the rest of WeChat’s word', () => {
     const abnormal = await refundDoc(w, r.refundId);
     expect(abnormal.failReason).toMatch(/^CHANGE/);
     expect(await applyWeChatRefund(w.deps(), abnormal, facts(orderId, 'ABNORMAL'), 'refundquery')).toBe(
-      'IGNORED',
+      'ALREADY',
     );
     expect(await applyWeChatRefund(w.deps(), abnormal, facts(orderId, 'CLOSED'), 'refundquery')).toBe(
       'IGNORED',
