@@ -278,6 +278,55 @@ describe('reviewing a refund', () => {
     ]);
   });
 
+  it('a CLOSED refund not retried can be rejected, releasing its amount; an ABNORMAL one is left as it is by approve', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId, 'approve');
+    w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
+    expect(await deliver(w)).toEqual(['CLOSED']);
+    const rejected = await decide(r.refundId, 'reject', ADMIN, { comment: '已线下处理' });
+    expect(rejected.refund.status).toBe('REJECTED');
+    const stored = await refundDoc(w, r.refundId);
+    expect(stored.failReason).toBeUndefined();
+    expect(stored.history?.at(-1)).toMatchObject({
+      status: 'REJECTED',
+      source: 'review',
+      reason: '已线下处理',
+    });
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundReservedFee: 0, refundUsedFee: 0 });
+
+    w.advance(2 * 60_000);
+    const x = await applied(w, orderId, 500);
+    await decide(x.refundId, 'approve');
+    w.core.engine.settleOne(x.refundId, 'CHANGE');
+    await deliver(w);
+    const before = await refundDoc(w, x.refundId);
+    expect((await decide(x.refundId, 'approve')).refund.status).toBe('ABNORMAL');
+    expect(await refundDoc(w, x.refundId)).toEqual(before);
+  });
+
+  it('two withdrawals of one application: both answer WITHDRAWN and the amount is released once', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const point = pausePoint();
+    const first = withdrawRefund(
+      pauseBefore(w.deps(), casOn('refunds'), point),
+      { refundId: r.refundId },
+      SHOPPER,
+    );
+    await point.arrived;
+    expect((await withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER)).refund.status).toBe(
+      'WITHDRAWN',
+    );
+    point.release();
+    expect((await first).refund.status).toBe('WITHDRAWN');
+    expect(await orderDoc(w, orderId)).toMatchObject({
+      refundReservedFee: 0,
+      refundUsedFee: 0,
+      refundCount: 0,
+    });
+  });
+
   it('lists refunds for the merchant by status and order, with the count waiting for review', async () => {
     const a = await paidOrder(w, 5000);
     const b = await paidOrder(w, 3000);
