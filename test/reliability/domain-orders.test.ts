@@ -115,6 +115,11 @@ describe('placing an order', () => {
   it('sells up to one million yuan in one order, not a fen more', async () => {
     await stock(w, 'gold', 50_000_000);
     expect((await order([{ productId: 'gold', quantity: 2 }])).totalFee).toBe(100_000_000);
+    // And down to one fen.
+    await stock(w, 'fen', 1);
+    expect((await order([{ productId: 'fen', quantity: 1 }], { ...SHOPPER, openid: 'o_fen' })).totalFee).toBe(
+      1,
+    );
     await stock(w, 'gold2', 50_000_001);
     await refused(order([{ productId: 'gold2', quantity: 2 }], OTHER), 'INVALID_INPUT');
   });
