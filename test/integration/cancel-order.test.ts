@@ -13,6 +13,7 @@ import {
   isSuccessXml,
   OTHER,
   order,
+  passTime as passTimeAt,
   payNotifyFor,
   postHttp,
   SHOPPER,
@@ -25,8 +26,7 @@ import {
  * order must still be inside them when the cancel arrives, however loaded the machine.
  */
 const TIME_SCALE = 0.01;
-const passTime = (productionMs: number) =>
-  new Promise<void>((resolve) => setTimeout(resolve, Math.ceil(productionMs * TIME_SCALE) + 15));
+const passTime = (productionMs: number) => passTimeAt(productionMs, TIME_SCALE);
 
 let stack: Stack;
 beforeAll(async () => {

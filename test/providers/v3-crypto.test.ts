@@ -12,7 +12,15 @@ import {
   signSha256Rsa,
   verifySha256Rsa,
 } from '../../cloudfunctions/shared/providers/v3/crypto';
-import { GO_SDK_TEST_KEY, V1_SIGNATURE, V2_NOTIFY, V4_AES, V5_AES, V6, V7_NOTIFY } from './vectors';
+import {
+  GO_SDK_TEST_KEY,
+  V1_SIGNATURE,
+  V2_NOTIFY,
+  V4_AES,
+  V5_AES,
+  V6,
+  V7_NOTIFY,
+} from '../fixtures/wechatpay-v3-vectors';
 
 const privateKey = createPrivateKey(GO_SDK_TEST_KEY);
 const publicKey = createPublicKey(privateKey);

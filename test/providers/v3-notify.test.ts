@@ -11,7 +11,7 @@ import type { V3Client } from '../../cloudfunctions/shared/providers/v3/client';
 import { VerifierKeys } from '../../cloudfunctions/shared/providers/v3/keys';
 import { createV3Provider, type V3Merchant } from '../../cloudfunctions/shared/providers/v3/provider';
 import { signAnswerForTest, signV3NotifyForTest } from '../../cloudfunctions/shared/providers/v3/testing';
-import { GO_SDK_TEST_KEY, V7_NOTIFY } from './vectors';
+import { GO_SDK_TEST_KEY, V7_NOTIFY } from '../fixtures/wechatpay-v3-vectors';
 
 const testKey = createPrivateKey(GO_SDK_TEST_KEY);
 const DIRECT: V3Merchant = { kind: 'direct', appid: 'wxd678efh567hg6787', mchid: '1230000109' };

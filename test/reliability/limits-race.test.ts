@@ -12,6 +12,7 @@ import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { AppError } from '../../cloudfunctions/shared/errors';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
+import { pausePoint } from './shop';
 import { MERCHANT, startWorld, type World } from './world';
 
 let w: World;
@@ -33,23 +34,6 @@ const SHOPPER: Caller = {
   source: 'wx_client',
 };
 const cart = (quantity: number) => ({ items: [{ productId: 'p', quantity }] });
-
-/** A point where one invocation stops until the test lets it go on. */
-function pausePoint() {
-  let reached!: () => void;
-  let release!: () => void;
-  const arrived = new Promise<void>((r) => {
-    reached = r;
-  });
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const wait = () => {
-    reached();
-    return gate;
-  };
-  return { arrived, release, wait };
-}
 
 /** Deps whose store stops before the first call that `when` picks. */
 function pausedBefore(
