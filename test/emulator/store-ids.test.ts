@@ -41,6 +41,9 @@ describe('queries that pin _id', () => {
       { _id: { $in: ['T00000001', 'T00000003', 'T00000006'] }, status: 'PAID' },
       { _id: { $in: [] } },
       { _id: 'nope', status: 'PAID' },
+      // Not pins: served by a scan, the `_id` condition still applied.
+      { _id: { $gt: 'T00000290' }, status: 'PAID' },
+      { _id: { $in: ['T00000001', 'T00000003'], $ne: 'T00000003' } },
     ];
     for (const query of queries) {
       const found = store.find('orders', { query, limit: 1000 });
@@ -79,5 +82,39 @@ describe('queries that pin _id', () => {
     // A scan tests all 20,000 documents per query: about 20 s for these (45 µs a document
     // against a 500-id list); the id map takes milliseconds. The bound leaves room for a busy machine.
     expect(performance.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('field() projections', () => {
+  it('return what mingo (MongoDB semantics) returns, after sort and limit', async () => {
+    const store = new Store();
+    await store.createCollection('orders');
+    const docs: Doc[] = [
+      { _id: 'a', status: 'PAID', totalFee: 5, paidAtMs: 30, book: { x: 1 } },
+      { _id: 'b', status: 'NOTPAY', totalFee: 7 },
+      { _id: 'c', status: 'PAID', totalFee: 1, paidAtMs: 10, book: { x: 2, y: 3 } },
+      { _id: 'd', status: 'PAID', totalFee: 9, paidAtMs: 20 },
+    ];
+    await store.insert('orders', docs);
+    const projections: Doc[] = [
+      { status: true, paidAtMs: true },
+      { status: 1, _id: 0 },
+      { _id: false, book: true, missing: true },
+      { _id: true, totalFee: true },
+      { 'book.x': 1 },
+      { book: false },
+      { status: 0, _id: 0 },
+    ];
+    for (const projection of projections) {
+      for (const query of [{ status: 'PAID' }, { _id: { $in: ['a', 'c', 'zz'] } }]) {
+        const found = store.find('orders', { query, projection, order: { paidAtMs: 1 }, limit: 2 });
+        const expected = new Query(query)
+          .find(docs, projection as never)
+          .sort({ paidAtMs: 1 })
+          .limit(2)
+          .all();
+        expect(found, JSON.stringify({ query, projection })).toEqual(expected);
+      }
+    }
   });
 });
