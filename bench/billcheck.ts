@@ -14,6 +14,7 @@ import type { RunBillCheckResult } from '../cloudfunctions/shared/contract';
 import { billDateOf, DAY_MS, dayStartMs } from '../cloudfunctions/shared/domain/billdates';
 import type { RefundDoc } from '../cloudfunctions/shared/domain/model';
 import { createBillDownloader } from '../cloudfunctions/shared/wxpay/billdownload';
+import { platformEnvironment } from '../sandbox/runtime';
 import { resolveFunctionNode } from '../sandbox/runtime/node';
 import { ROOT, type Stack, startStack } from '../sandbox/stack';
 import type { SimRefund } from '../sandbox/wxpay';
@@ -87,15 +88,11 @@ function runAlone(
   const env: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
     NODE_PATH: join(ROOT, 'node_modules'),
-    TENCENTCLOUD_RUNENV: 'SCF',
-    TENCENTCLOUD: 'true',
-    TENCENTCLOUD_SECRETID: 'local',
-    TENCENTCLOUD_SECRETKEY: 'local',
-    TENCENTCLOUD_REGION: 'ap-shanghai',
-    SCF_NAMESPACE: 'local',
-    SCF_FUNCTIONNAME: 'runBillCheck',
-    TCB_ENV: 'local',
-    TCB_CONTEXT_CNFG: JSON.stringify({ URL: stack.info.tcbServiceUrl }),
+    ...platformEnvironment({
+      envId: 'local',
+      functionName: 'runBillCheck',
+      serviceUrl: stack.info.tcbServiceUrl,
+    }),
     WX_CONTEXT_KEYS: 'WX_OPENID,WX_APPID,WX_UNIONID,WX_CLIENTIP,WX_CLIENTIPV6',
     WX_OPENID: BENCH_ADMIN,
     WX_APPID: stack.info.merchant.appid,

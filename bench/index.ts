@@ -9,6 +9,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { platformEnvironment } from '../sandbox/runtime';
 import { type Stack, startStack } from '../sandbox/stack';
 import { SDK_TRIMS } from '../scripts/sdk-trim';
 import { billCheckBench } from './billcheck';
@@ -189,6 +190,7 @@ async function main(): Promise<void> {
     // 3 + 4 on the bundled build (what ships), then the same flow on the external one.
     const cwd = process.cwd();
     let env: Record<string, string> = {};
+    let serviceUrl = '';
     let flow: FlowStep[];
     let shoppers: Awaited<ReturnType<typeof shoppersPhase>>;
     let burst: Awaited<ReturnType<typeof notifyBurstPhase>>;
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
       const stack = await benchStack(bundledDir);
       try {
         env = stack.env;
+        serviceUrl = stack.info.tcbServiceUrl;
         flow = await quietly(() => runFlow(stack));
         shoppers = await quietly(() => shoppersPhase(stack, LOAD.shoppers, LOAD.ordersEach));
         burst = await quietly(() => notifyBurstPhase(stack, LOAD.burstOrders));
@@ -220,15 +223,25 @@ async function main(): Promise<void> {
 
     // 1b. Cold starts, with no stack alive.
     const fns = sizes.map((s) => s.fn);
+    // Every process gets what an SCF container sets, named for its function (the yardstick
+    // for one of its own), or the SDK probes a metadata server that production never asks.
+    const platform = (functionName: string) =>
+      platformEnvironment({ envId: 'local', functionName, serviceUrl });
     const variants: ColdVariant[] = [
       { name: 'node -e 0', args: ['-e', EMPTY_SCRIPT], cwd: tmpRoot },
-      { name: "require('wx-server-sdk')", args: ['-e', SDK_SCRIPT], cwd: ROOT },
+      { name: "require('wx-server-sdk')", args: ['-e', SDK_SCRIPT], cwd: ROOT, env: platform('sdk') },
       ...fns.flatMap((fn) => [
-        { name: `${fn} bundled`, args: ['-e', LOAD_SCRIPT, join(bundledDir, fn, 'index.js')], cwd: tmpRoot },
+        {
+          name: `${fn} bundled`,
+          args: ['-e', LOAD_SCRIPT, join(bundledDir, fn, 'index.js')],
+          cwd: tmpRoot,
+          env: platform(fn),
+        },
         {
           name: `${fn} external`,
           args: ['-e', LOAD_SCRIPT, join(externalDir, fn, 'index.js')],
           cwd: tmpRoot,
+          env: platform(fn),
         },
       ]),
     ];

@@ -186,6 +186,31 @@ function httpTakeCount(serviceUrl: string): (scope: string) => Promise<number> {
     });
 }
 
+/**
+ * What an SCF container sets for a function, as every process that stands in for one gets it
+ * (the runtime's instances, the bench's cold starts and bill check). TENCENTCLOUD=true also
+ * tells the node-sdk it runs inside Tencent Cloud, so it does not probe
+ * metadata.tencentyun.com: without it a cold start spends CPU and a DNS lookup on a probe
+ * that production never makes.
+ */
+export function platformEnvironment(o: {
+  envId: string;
+  functionName: string;
+  serviceUrl: string;
+}): Record<string, string> {
+  return {
+    TENCENTCLOUD_RUNENV: 'SCF',
+    TENCENTCLOUD: 'true',
+    TENCENTCLOUD_REGION: 'ap-shanghai',
+    TENCENTCLOUD_SECRETID: 'local',
+    TENCENTCLOUD_SECRETKEY: 'local',
+    SCF_NAMESPACE: o.envId,
+    SCF_FUNCTIONNAME: o.functionName,
+    TCB_ENV: o.envId,
+    TCB_CONTEXT_CNFG: JSON.stringify({ URL: o.serviceUrl }),
+  };
+}
+
 export function createFunctionRuntime(options: FunctionRuntimeOptions): FunctionRuntime {
   const functionsDir = resolve(options.functionsDir ?? 'dist/cloudfunctions');
   const envId = options.envId ?? 'local';
@@ -247,17 +272,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions): Function
       // Dependencies resolve from the function folder first (its own node_modules, as after
       // 云端安装依赖), then from the project's node_modules.
       NODE_PATH: nodePath,
-      // What an SCF container has; TENCENTCLOUD=true also stops the node-sdk probing
-      // metadata.tencentyun.com, which does not exist here.
-      TENCENTCLOUD_RUNENV: 'SCF',
-      TENCENTCLOUD: 'true',
-      TENCENTCLOUD_REGION: 'ap-shanghai',
-      TENCENTCLOUD_SECRETID: 'local',
-      TENCENTCLOUD_SECRETKEY: 'local',
-      SCF_NAMESPACE: envId,
-      SCF_FUNCTIONNAME: name,
-      TCB_ENV: envId,
-      TCB_CONTEXT_CNFG: JSON.stringify({ URL: options.serviceUrl }),
+      ...platformEnvironment({ envId, functionName: name, serviceUrl: options.serviceUrl }),
       ...(p.config.envVariables ?? {}),
       ...currentEnv,
     };
