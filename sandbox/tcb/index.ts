@@ -18,7 +18,6 @@ import { DbFaults, describeRequest, faultError, type Interception } from './faul
 import { handleFaultRoute } from './faults-http';
 import { Journal, recover } from './journal';
 import { openApiAction } from './openapi';
-import { type Pause, type PausedRequest, PausePoints } from './pause';
 import { type IndexSpec, Store } from './store';
 import { type SubscribeOptions, SubscribeService } from './subscribe';
 import { handleWxApi, isMultipart, type WxApiHandler } from './wxapi';
@@ -34,7 +33,6 @@ export type {
   FaultHit,
   FaultRule,
 } from './faults';
-export type { Pause, PausedRequest } from './pause';
 export type { IndexSpec } from './store';
 
 export interface TcbEmulatorOptions {
@@ -78,8 +76,6 @@ export interface TcbEmulator {
   close(): Promise<void>;
   /** Tests only: stop like a killed process, without the final compaction. */
   crash(): Promise<void>;
-  /** Tests only: hold the first database request that matches until released (pause.ts). */
-  pause(match: (request: PausedRequest) => boolean): Pause;
 }
 
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -210,7 +206,6 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
   let total = 0;
   const perScope = new Map<string, number>();
   const faults = new DbFaults();
-  const pauses = new PausePoints();
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -243,7 +238,6 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       total += 1;
       if (scope !== undefined) perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
     }
-    await pauses.gate(body);
     const intercepted =
       typeof body === 'object' && body !== null
         ? faults.intercept(describeRequest(body as Record<string, unknown>, scope))
@@ -283,7 +277,6 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     collections: () => store.collectionNames(),
     faults,
     subscribe,
-    pause: (match) => pauses.add(match),
     close: async () => {
       await stopServer();
       store.close();

@@ -125,14 +125,14 @@ describe('cancelOrder', () => {
       const created = await newOrder();
       expect(pay(created)).toBe('requestPayment:ok');
       // Hold the cancel's one write: the update that sets cancelledAtMs.
-      const held = stack.emulator.pause(
-        (r) =>
-          r.collection === 'orders' &&
-          r.action === 'database.modifyDocument' &&
-          JSON.stringify(r.data).includes('cancelledAtMs'),
-      );
+      const write = stack.emulator.faults.pause({
+        collection: 'orders',
+        op: 'update',
+        where: { _id: created.orderId },
+        test: (r) => JSON.stringify(r.data).includes('cancelledAtMs'),
+      });
       const cancelling = stack.call('cancelOrder', { orderId: created.orderId }, SHOPPER);
-      await held.reached;
+      const held = await write.reached();
       const notify = await postHttp(
         stack,
         '/pay/notify',

@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../sandbox/stack';
-import type { PausedRequest } from '../../sandbox/tcb';
 import { ADMIN, buyAndPay, newRequestId, OTHER, order, refund, SHOPPER, testStack, unwrap } from './support';
 
 let stack: Stack;
@@ -30,11 +29,12 @@ const eventsOf = (refundId: string) =>
   stack.db.all<{ _id: string }>('payment_events', { refundId }).then((e) => e.map((x) => x._id).sort());
 
 /** The status write of one refund that moves it to `to`. */
-const statusWrite = (refundId: string, to: string) => (r: PausedRequest) =>
-  r.collection === 'refunds' &&
-  r.action === 'database.modifyDocument' &&
-  JSON.stringify(r.query).includes(refundId) &&
-  JSON.stringify(r.data).includes(`"status":"${to}"`);
+const statusWrite = (refundId: string, to: string) => ({
+  collection: 'refunds',
+  op: 'update' as const,
+  where: { _id: refundId },
+  data: { status: to },
+});
 
 describe('withdrawRefund', () => {
   it('takes back a pending application: WITHDRAWN, its amount refundable again, and a repeat changes nothing', async () => {
@@ -102,9 +102,9 @@ describe('withdrawRefund', () => {
   it('withdraw wins against an approval held before its write: the approval finds it WITHDRAWN and sends nothing', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     const r = await apply(orderId, 1200);
-    const held = stack.emulator.pause(statusWrite(r.refundId, 'APPROVED'));
+    const write = stack.emulator.faults.pause(statusWrite(r.refundId, 'APPROVED'));
     const approving = stack.call('approveRefund', { refundId: r.refundId, decision: 'approve' }, ADMIN);
-    await held.reached;
+    const held = await write.reached();
     const withdrawn = unwrap(await stack.call('withdrawRefund', { refundId: r.refundId }, SHOPPER));
     expect(withdrawn.refund.status).toBe('WITHDRAWN');
     held.release();
@@ -119,9 +119,9 @@ describe('withdrawRefund', () => {
   it('approve wins against a withdrawal held before its write: the withdrawal is refused and the money goes out once', async () => {
     const orderId = await buyAndPay(stack, SHOPPER, 'tea-longjing');
     const r = await apply(orderId, 1300);
-    const held = stack.emulator.pause(statusWrite(r.refundId, 'WITHDRAWN'));
+    const write = stack.emulator.faults.pause(statusWrite(r.refundId, 'WITHDRAWN'));
     const withdrawing = stack.call('withdrawRefund', { refundId: r.refundId }, SHOPPER);
-    await held.reached;
+    const held = await write.reached();
     const approved = unwrap(
       await stack.call('approveRefund', { refundId: r.refundId, decision: 'approve' }, ADMIN),
     );
