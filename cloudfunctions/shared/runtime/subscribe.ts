@@ -38,15 +38,7 @@ export function sdkSubscribeSender(cloud: Cloud): SubscribeSend {
   };
 }
 
-/**
- * The sender for a deployed function: the SDK as initialised for this environment, on the first
- * notice. Initialising it asks the platform's metadata service which cloud it runs in, about
- * 30 ms of CPU that a cold start would otherwise spend before the function's first call.
- */
+/** The sender for a deployed function: the SDK as initialised for this environment. */
 export function subscribeSender(): SubscribeSend {
-  let send: SubscribeSend | undefined;
-  return (m) => {
-    send ??= sdkSubscribeSender(initCloud());
-    return send(m);
-  };
+  return sdkSubscribeSender(initCloud());
 }
