@@ -523,6 +523,11 @@ export class DbFaults {
   }
 
   /** Called by the server for every request; undefined when no rule takes it. */
+  /** Whether any rule can still take a request: without one, requests are not decoded for matching. */
+  armed(): boolean {
+    return this.rules.some((r) => r.remaining > 0);
+  }
+
   intercept(req: DbRequestInfo): Interception | undefined {
     const rule = this.rules.find((r) => r.remaining > 0 && matches(r.spec.match, req));
     if (!rule) return undefined;

@@ -239,7 +239,7 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
       if (scope !== undefined) perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
     }
     const intercepted =
-      typeof body === 'object' && body !== null
+      faults.armed() && typeof body === 'object' && body !== null
         ? faults.intercept(describeRequest(body as Record<string, unknown>, scope))
         : undefined;
     // The clock is read when the request runs, so a held write stamps its release time.
