@@ -294,12 +294,16 @@ async function* lines(o: Opened, gzip: boolean, idleMs: number, deadlineMs: numb
     } else {
       yield* emit(decoder.write(o.head));
       for await (const c of withTimeouts(o.stream, idleMs, deadlineMs)) yield* emit(decoder.write(c));
+      // Node 24 fails a response cut short of its length or last chunk ("aborted") before it
+      // ends, so this check is for a runtime that would end it quietly: not reachable today.
+      // Stryker disable all
       if (!o.stream.complete) {
         throw new WxPayNetworkError(`WeChat Pay ${PATH}: the bill was cut off`, {
           path: PATH,
           status: o.status,
         });
       }
+      // Stryker restore all
     }
     yield* emit(decoder.end());
     if (rest !== '') yield rest.replace(/\r$/, '');

@@ -40,6 +40,10 @@ const PARSER_OPTIONS = {
  * instead of building a real one for every parse. Most notifies carry their values in CDATA
  * and contain no `&` at all.
  */
+// fast-xml-parser 5.12 calls neither addInputEntities (DTDs are refused before parsing) nor
+// decode (entity processing is off) on it: their throws guard a parser upgrade, so their
+// mutants cannot be reached today.
+// Stryker disable all
 const NO_ENTITIES = {
   setExternalEntities() {},
   addInputEntities() {
@@ -52,6 +56,7 @@ const NO_ENTITIES = {
   },
   setXmlVersion() {},
 };
+// Stryker restore all
 
 /** One element or text node of fast-xml-parser's preserveOrder tree. */
 type OrderedNode = Record<string, unknown>;
@@ -123,6 +128,7 @@ function decode(body: string | Uint8Array, maxBytes: number): string {
 /** The one key of a preserveOrder node (its element name, or `#text`). */
 function nodeName(node: OrderedNode): string {
   for (const k in node) if (k !== ':@') return k;
+  // Stryker disable next-line StringLiteral: the parser builds no node without a name.
   return '';
 }
 
@@ -169,14 +175,19 @@ export function parseXml(body: string | Uint8Array, options: ParseXmlOptions = {
   }
   // Anything beside the one root (a second root, text such as a BOM before a declaration)
   // is refused.
+  // preserveOrder always gives an array, and the validator refuses a second root or a
+  // document without one, so neither fallback below can be reached today.
+  // Stryker disable next-line ConditionalExpression,ArrayDeclaration: see above.
   const top = Array.isArray(doc) ? (doc as OrderedNode[]) : [];
   if (top.length !== 1 || nodeName(top[0]!) !== root) {
     const names = [...new Set(top.map(nodeName))];
+    // Stryker disable next-line all: see above.
     if (names.length === 1 && names[0] === root)
+      // Stryker disable next-line all: see above.
       throw new XmlError('XML_ROOT', `XML must have exactly one <${root}> element`);
     throw new XmlError(
       'XML_ROOT',
-      `XML root must be <${root}>, got ${names.map((r) => (r === '#text' ? 'text' : `<${r}>`)).join(', ') || 'none'}`,
+      `XML root must be <${root}>, got ${names.map((r) => (r === '#text' ? 'text' : `<${r}>`)).join(', ')}`,
     );
   }
   const fields = top[0]![root];
@@ -205,6 +216,8 @@ function isField(name: string): boolean {
 
 /** An element's value: its text and CDATA pieces in order; undefined if it holds an element. */
 function fieldValue(children: unknown): string | undefined {
+  // preserveOrder gives every element an array of children, empty ones too.
+  // Stryker disable next-line all: see above.
   if (!Array.isArray(children)) return '';
   let value = '';
   for (const child of children as OrderedNode[]) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { XmlError } from '../../../cloudfunctions/shared/errors';
 import { parseXml, replyXml, toXml, XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay';
+import { isFlatWellFormed } from '../../../cloudfunctions/shared/wxpay/xml';
 
 // Not a speed target (the bench measures that): a ceiling no expanding parser could meet,
 // so a regression that parses before refusing fails here even on a loaded machine.
@@ -135,5 +136,13 @@ describe('toXml with carriage returns', () => {
     const xml = toXml(params);
     expect(xml).not.toContain('\r');
     expect(parseXml(xml)).toEqual(params);
+  });
+});
+
+describe('isFlatWellFormed', () => {
+  it('never takes a root that is not an element name, whose pattern would match other text', () => {
+    expect(isFlatWellFormed('<a><k>1</k></a>', 'a')).toBe(true);
+    expect(isFlatWellFormed('<axb><k>1</k></axb>', 'a.b')).toBe(false);
+    expect(isFlatWellFormed('<a.b><k>1</k></a.b>', 'a.b')).toBe(false);
   });
 });
