@@ -26,6 +26,7 @@ interface Seen {
   url: string;
   contentType: string | undefined;
   body: string;
+  port: number;
 }
 
 let server: http.Server;
@@ -44,6 +45,7 @@ beforeAll(async () => {
         url: req.url ?? '',
         contentType: req.headers['content-type'],
         body: Buffer.concat(chunks).toString('utf8'),
+        port: req.socket.remotePort ?? 0,
       });
       answer(res, seen.length);
     });
@@ -348,6 +350,15 @@ describe('the lines', () => {
     answer = (res) => text(res, `x\r\n${'a'.repeat(max + 1)}`);
     const e = await failure(collect(await downloader().download({ bill_date: DAY })));
     expect(e).toMatchObject({ code: 'BILL_MALFORMED', message: 'bill line longer than 65536 characters' });
+  });
+
+  it('keeps the connection open between requests that end in an XML answer', async () => {
+    answer = (res) => xml(res, { return_code: 'FAIL', return_msg: 'No Bill Exist' });
+    const d = downloader();
+    await d.download({ bill_date: DAY });
+    await d.download({ bill_date: '20260311' });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.port).toBe(seen[0]!.port);
   });
 
   it('closes the connection when the reader stops early', async () => {

@@ -63,6 +63,24 @@ describe('deadlines', () => {
     expect(attempts).toHaveLength(0);
   });
 
+  it('starts an attempt with 300 ms left, and none with 299, saying why', async () => {
+    const ok = rig(() => ({ result_code: 'SUCCESS', trade_state: 'NOTPAY' }));
+    await expect(
+      ok.client.orderQuery({ out_trade_no: 'T1' }, { deadlineMs: ok.now() + 300 }),
+    ).resolves.toMatchObject({ trade_state: 'NOTPAY' });
+    expect(ok.attempts.map((a) => a.totalTimeoutMs)).toEqual([300]);
+    const late = rig(() => ({ result_code: 'SUCCESS', trade_state: 'NOTPAY' }));
+    const e = await late.client
+      .orderQuery({ out_trade_no: 'T1' }, { deadlineMs: late.now() + 299 })
+      .catch((x) => x);
+    expect(e).toBeInstanceOf(WxPayNetworkError);
+    expect(e).toMatchObject({
+      message: "WeChat Pay /pay/orderquery: no time left before the function's deadline",
+      path: '/pay/orderquery',
+    });
+    expect(late.attempts).toHaveLength(0);
+  });
+
   it('without a deadline keeps the configured attempts', async () => {
     const { client, attempts } = rig(() => 'hang');
     await client.orderQuery({ out_trade_no: 'T1' }).catch(() => {});
