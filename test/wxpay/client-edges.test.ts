@@ -12,6 +12,7 @@ import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createWxPayClient,
+  parseXml,
   sign,
   toXml,
   type WxParamsIn,
@@ -435,7 +436,7 @@ describe('client answers', () => {
   });
 
   it('refuses a correctly signed answer for another sub-merchant in service-provider mode', async () => {
-    const mine = { subMchId: '1900000109' };
+    const mine = { subMchId: '1900000109', subAppid: 'wx0000000000000001' };
     const ok = await fakeWeChat(() => ({
       body: answer({ result_code: 'SUCCESS', trade_state: 'NOTPAY', sub_mch_id: '1900000109' }),
     }));
@@ -443,6 +444,14 @@ describe('client answers', () => {
       await expect(client(ok.url, mine).orderQuery({ out_trade_no: 'A' })).resolves.toMatchObject({
         trade_state: 'NOTPAY',
       });
+      // Every request names the sub-merchant and its appid, signed with the rest.
+      expect(parseXml(ok.seen[0]!.body)).toMatchObject({
+        mch_id: MD5_MERCHANT.mchId,
+        sub_mch_id: '1900000109',
+        sub_appid: 'wx0000000000000001',
+      });
+      await client(ok.url).orderQuery({ out_trade_no: 'A' });
+      expect(parseXml(ok.seen[1]!.body)).not.toHaveProperty('sub_mch_id');
     } finally {
       await ok.close();
     }
