@@ -174,6 +174,7 @@ export function createBillDownloader(config: BillDownloadConfig) {
     try {
       answer = parseXml(raw, { maxBytes: XML_ANSWER_MAX_BYTES });
     } catch (cause) {
+      // Stryker disable next-line ConditionalExpression: parseXml throws only XmlError (unreachable).
       if (!(cause instanceof XmlError)) throw cause;
       throw new WxPayNetworkError(`WeChat Pay ${PATH}: answer is not APIv2 XML (${cause.code})`, {
         path: PATH,
