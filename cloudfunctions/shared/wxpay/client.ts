@@ -360,7 +360,7 @@ export function createWxPayClient(config: WxPayClientConfig): WxPayClient {
         if (n >= maxAttempts || !isRetryable(e)) throw e;
         const pause = backoffMs(n);
         // A retry that cannot get a real attempt in before the deadline is not made.
-        if (deadlineMs !== undefined && now() + pause + MIN_ATTEMPT_MS > deadlineMs) throw e;
+        if (now() + pause + MIN_ATTEMPT_MS > (deadlineMs ?? Number.POSITIVE_INFINITY)) throw e;
         await sleep(pause);
       }
     }
