@@ -82,7 +82,7 @@ describe('deadlines', () => {
   });
 
   it('retries only when the pause and a 300 ms attempt both fit before the deadline', async () => {
-    const answers = (n: number) =>
+    const answers = (n: number): Record<string, string> =>
       n === 1
         ? { result_code: 'FAIL', err_code: 'SYSTEMERROR', err_code_des: 'busy' }
         : { result_code: 'SUCCESS', trade_state: 'NOTPAY' };
