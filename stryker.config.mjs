@@ -16,7 +16,10 @@ export default {
     '!cloudfunctions/shared/wxpay/testing.ts',
   ],
   coverageAnalysis: 'perTest',
-  reporters: ['clear-text', 'html', 'json', 'progress'],
+  // event-recorder writes each mutant's result as it is decided, so a run stopped before its
+  // end still names its survivors: `npx tsx scripts/mutation-survivors.ts`.
+  reporters: ['clear-text', 'html', 'json', 'progress', 'event-recorder'],
+  eventReporter: { baseDir: 'reports/mutation/events' },
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   clearTextReporter: { allowColor: false, logTests: false, reportTests: false },

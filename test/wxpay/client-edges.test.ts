@@ -12,6 +12,7 @@ import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createWxPayClient,
+  parseXml,
   sign,
   toXml,
   type WxParamsIn,
@@ -218,6 +219,28 @@ describe('one HTTP exchange (post)', () => {
     }
   });
 
+  it('gives each answer header as one string, a repeated one joined with commas', async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('set-cookie', ['a=1', 'b=2']);
+        res.setHeader('x-one', 'v');
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const res = await post(new URL(`http://127.0.0.1:${port}/`), 'x', options(new http.Agent()));
+      expect(res.headers).toMatchObject({ 'set-cookie': 'a=1, b=2', 'x-one': 'v' });
+    } finally {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    }
+  });
+
   it('reports an answer cut off half-way', async () => {
     const fake = await fakeWeChat(() => ({ cut: true }));
     try {
@@ -237,6 +260,7 @@ describe('client configuration', () => {
       [{ appid: '', mchId: '', apiKey: '' }, 'WeChat Pay client config is missing: appid, mchId, apiKey'],
       [{ apiKey: '' }, 'WeChat Pay client config is missing: apiKey'],
       [{ signType: 'SHA1' as never }, 'WeChat Pay signType must be MD5 or HMAC-SHA256, got SHA1'],
+      [{ subAppid: 'wx0000000000000001' }, 'WeChat Pay subAppid needs subMchId (service-provider mode)'],
       [{ baseUrl: 'ftp://127.0.0.1/' }, 'WeChat Pay baseUrl must be http(s), got ftp:'],
     ];
     for (const [patch, message] of cases) {
@@ -393,6 +417,52 @@ describe('client answers', () => {
     } finally {
       await fake.close();
     }
+  });
+
+  it('refuses a call-level sign type APIv2 does not have, before sending anything', async () => {
+    const fake = await fakeWeChat(QUERY_OK);
+    try {
+      const e = await rejection(
+        client(fake.url).orderQuery({ out_trade_no: 'A' }, { signType: 'SHA1' as never }),
+      );
+      expect(e).toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: 'WeChat Pay signType must be MD5 or HMAC-SHA256, got SHA1',
+      });
+      expect(fake.seen).toHaveLength(0);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('refuses a correctly signed answer for another sub-merchant in service-provider mode', async () => {
+    const mine = { subMchId: '1900000109', subAppid: 'wx0000000000000001' };
+    const ok = await fakeWeChat(() => ({
+      body: answer({ result_code: 'SUCCESS', trade_state: 'NOTPAY', sub_mch_id: '1900000109' }),
+    }));
+    try {
+      await expect(client(ok.url, mine).orderQuery({ out_trade_no: 'A' })).resolves.toMatchObject({
+        trade_state: 'NOTPAY',
+      });
+      // Every request names the sub-merchant and its appid, signed with the rest.
+      expect(parseXml(ok.seen[0]!.body)).toMatchObject({
+        mch_id: MD5_MERCHANT.mchId,
+        sub_mch_id: '1900000109',
+        sub_appid: 'wx0000000000000001',
+      });
+      await client(ok.url).orderQuery({ out_trade_no: 'A' });
+      expect(parseXml(ok.seen[1]!.body)).not.toHaveProperty('sub_mch_id');
+    } finally {
+      await ok.close();
+    }
+    const { e } = await failure(
+      () => ({ body: answer({ result_code: 'SUCCESS', trade_state: 'NOTPAY', sub_mch_id: '1900000110' }) }),
+      { ...mine, maxAttempts: 1 },
+    );
+    expect(e).toMatchObject({
+      code: 'WXPAY_BAD_RESPONSE',
+      message: 'WeChat Pay /pay/orderquery: answer is for another sub_mch_id',
+    });
   });
 
   it('refuses a correctly signed answer for another appid', async () => {

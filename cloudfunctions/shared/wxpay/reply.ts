@@ -12,5 +12,6 @@ export function replyXml(code: 'SUCCESS' | 'FAIL', msg?: string): string {
     success ??= toXml({ return_code: 'SUCCESS', return_msg: 'OK' });
     return success;
   }
-  return toXml({ return_code: code, return_msg: msg ?? (code === 'SUCCESS' ? 'OK' : 'FAIL') });
+  // SUCCESS without a message returned above, so a missing message here is FAIL's.
+  return toXml({ return_code: code, return_msg: msg ?? 'FAIL' });
 }

@@ -47,6 +47,12 @@ describe('parseXml refusals', () => {
     ['a NUL character', '<xml><a>x\u0000</a></xml>', 'XML_MALFORMED', /^XML contains a NUL character$/],
     ['a broken document', '<xml><a>1</xml>', 'XML_MALFORMED', /^XML is not well-formed: .+ \(line 1\)$/],
     ['another root', '<a>1</a>', 'XML_ROOT', /^XML root must be <xml>, got <a>$/],
+    [
+      'a byte-order mark before the declaration',
+      '\uFEFF<?xml version="1.0"?><xml><a>1</a></xml>',
+      'XML_ROOT',
+      /^XML root must be <xml>, got text, <xml>$/,
+    ],
     ['text at the root', '<xml>text</xml>', 'XML_MALFORMED', /^text directly inside <xml> is not allowed$/],
     [
       'text between fields',
@@ -152,6 +158,15 @@ describe('replyXml', () => {
     );
     expect(replyXml('SUCCESS')).toBe(
       '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>',
+    );
+  });
+
+  it('says the message it is given, with SUCCESS too', () => {
+    expect(replyXml('SUCCESS', '成功')).toBe(
+      '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[成功]]></return_msg></xml>',
+    );
+    expect(replyXml('FAIL', '签名失败')).toBe(
+      '<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[签名失败]]></return_msg></xml>',
     );
   });
 });

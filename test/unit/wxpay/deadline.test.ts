@@ -63,6 +63,45 @@ describe('deadlines', () => {
     expect(attempts).toHaveLength(0);
   });
 
+  it('starts an attempt with 300 ms left, and none with 299, saying why', async () => {
+    const ok = rig(() => ({ result_code: 'SUCCESS', trade_state: 'NOTPAY' }));
+    await expect(
+      ok.client.orderQuery({ out_trade_no: 'T1' }, { deadlineMs: ok.now() + 300 }),
+    ).resolves.toMatchObject({ trade_state: 'NOTPAY' });
+    expect(ok.attempts.map((a) => a.totalTimeoutMs)).toEqual([300]);
+    const late = rig(() => ({ result_code: 'SUCCESS', trade_state: 'NOTPAY' }));
+    const e = await late.client
+      .orderQuery({ out_trade_no: 'T1' }, { deadlineMs: late.now() + 299 })
+      .catch((x) => x);
+    expect(e).toBeInstanceOf(WxPayNetworkError);
+    expect(e).toMatchObject({
+      message: "WeChat Pay /pay/orderquery: no time left before the function's deadline",
+      path: '/pay/orderquery',
+    });
+    expect(late.attempts).toHaveLength(0);
+  });
+
+  it('retries only when the pause and a 300 ms attempt both fit before the deadline', async () => {
+    const answers = (n: number): Record<string, string> =>
+      n === 1
+        ? { result_code: 'FAIL', err_code: 'SYSTEMERROR', err_code_des: 'busy' }
+        : { result_code: 'SUCCESS', trade_state: 'NOTPAY' };
+    // The first pause is 200 ms: 200 + 300 fit in 500 exactly.
+    const fits = rig(answers);
+    await expect(
+      fits.client.orderQuery({ out_trade_no: 'T1' }, { deadlineMs: fits.now() + 500 }),
+    ).resolves.toMatchObject({ trade_state: 'NOTPAY' });
+    expect(fits.attempts.map((a) => a.totalTimeoutMs)).toEqual([500, 300]);
+    const tight = rig(answers);
+    const e = await tight.client
+      .orderQuery({ out_trade_no: 'T1' }, { deadlineMs: tight.now() + 499 })
+      .catch((x) => x);
+    // WeChat's own answer, not a made-up "no time left": the retry was never started.
+    expect(e).toBeInstanceOf(WxPayApiError);
+    expect(e).toMatchObject({ errCode: 'SYSTEMERROR', transient: true });
+    expect(tight.attempts).toHaveLength(1);
+  });
+
   it('without a deadline keeps the configured attempts', async () => {
     const { client, attempts } = rig(() => 'hang');
     await client.orderQuery({ out_trade_no: 'T1' }).catch(() => {});

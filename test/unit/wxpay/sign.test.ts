@@ -90,6 +90,19 @@ describe('verify', () => {
     expect(verify(notify, KEY, 'HMAC-SHA256')).toBe(true);
     expect(verify(notify, KEY, 'MD5')).toBe(false);
   });
+  it('is false, never an exception, for a sign of the right length that is not all hex', () => {
+    for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
+      const good = sign(PARAMS, KEY, signType);
+      for (const bad of [
+        `Z${good.slice(1)}`,
+        `${good.slice(0, -1)}Z`,
+        `${good.slice(0, 10)} ${good.slice(11)}`,
+      ]) {
+        expect(bad).toHaveLength(good.length);
+        expect(verify({ ...PARAMS, sign: bad }, KEY, signType)).toBe(false);
+      }
+    }
+  });
   it('accepts a lower-case hex sign', () => {
     const s = sign(PARAMS, KEY, 'MD5').toLowerCase();
     expect(verify({ ...PARAMS, sign: s }, KEY, 'MD5')).toBe(true);

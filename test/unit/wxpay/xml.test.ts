@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { XmlError } from '../../../cloudfunctions/shared/errors';
 import { parseXml, replyXml, toXml, XML_MAX_BYTES } from '../../../cloudfunctions/shared/wxpay';
+import { isFlatWellFormed } from '../../../cloudfunctions/shared/wxpay/xml';
 
 // Not a speed target (the bench measures that): a ceiling no expanding parser could meet,
 // so a regression that parses before refusing fails here even on a loaded machine.
@@ -135,5 +136,39 @@ describe('toXml with carriage returns', () => {
     const xml = toXml(params);
     expect(xml).not.toContain('\r');
     expect(parseXml(xml)).toEqual(params);
+  });
+});
+
+describe('isFlatWellFormed', () => {
+  it('never takes a root that is not an element name, whose pattern would match other text', () => {
+    expect(isFlatWellFormed('<a><k>1</k></a>', 'a')).toBe(true);
+    expect(isFlatWellFormed('<axb><k>1</k></axb>', 'a.b')).toBe(false);
+    expect(isFlatWellFormed('<a.b><k>1</k></a.b>', 'a.b')).toBe(false);
+  });
+
+  // The notify path skips the validator for these, so each must really be recognised.
+  it.each([
+    ['CDATA', '<xml><a><![CDATA[x]y]]></a></xml>'],
+    ['CDATA holding "]]" and ">"', '<xml><a><![CDATA[]]]></a><b><![CDATA[a]>b]]></b></xml>'],
+    ['XML’s entities and character references', '<xml><a>&amp;&lt;&#13;&#x4E2D;</a></xml>'],
+    ['a declaration and whitespace between fields', '<?xml version="1.0"?>\r\n<xml>\n <a>1</a>\n</xml>\n'],
+    ['an empty field and an empty root', '<xml><a></a></xml>'],
+  ])('takes a flat document with %s', (_what, text) => {
+    expect(isFlatWellFormed(text)).toBe(true);
+  });
+
+  it.each([
+    ['a comment', '<xml><!-- c --><a>1</a></xml>'],
+    ['an attribute', '<xml><a b="1">1</a></xml>'],
+    ['a nested element', '<xml><a><b>1</b></a></xml>'],
+    ['a self-closing element', '<xml><a/></xml>'],
+    ['a mismatched close', '<xml><a>1</b></xml>'],
+    ['an unknown entity', '<xml><a>&nbsp;</a></xml>'],
+    ['a bare ampersand', '<xml><a>a&b</a></xml>'],
+    ['an unclosed CDATA', '<xml><a><![CDATA[x</a></xml>'],
+    ['another root', '<root><a>1</a></root>'],
+    ['a byte-order mark', '\uFEFF<xml><a>1</a></xml>'],
+  ])('sends a document with %s to the validator', (_what, text) => {
+    expect(isFlatWellFormed(text)).toBe(false);
   });
 });
