@@ -272,7 +272,9 @@ export function formatBill(bill: Bill): string {
 // ---- amounts -------------------------------------------------------------------------
 
 const YUAN = /^(-?)(\d{1,12})\.(\d{2})$/;
-const FEE = /^(-?)(\d{1,12})(?:\.(\d{1,5}))?$/;
+// Fees are counted in thousandths of a fen: ten integer digits keep every value a safe integer
+// (below 2^53), twelve would not.
+const FEE = /^(-?)(\d{1,10})(?:\.(\d{1,5}))?$/;
 const RATE = /^(\d{1,3})(?:\.(\d{1,4}))?%$/;
 
 /** A bill amount (`12.34`, `-0.05`) in integer fen; BILL_MALFORMED for anything else. */

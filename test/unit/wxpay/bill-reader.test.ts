@@ -224,11 +224,12 @@ describe('bill amounts', () => {
     ['0.00001', 1],
     ['-0.01000', -1000],
     ['12345678.90123', 1_234_567_890_123],
+    ['-9999999999.99999', -999_999_999_999_999],
   ])('reads the fee %j as %d thousandths of a fen', (text, milli) => {
     expect(Object.is(billFeeMilliFen(text), milli)).toBe(true);
   });
 
-  it.each(['', '0.000001', '1.', '.1', '+1', '1e3', '1000000000000', ' 1'])(
+  it.each(['', '0.000001', '1.', '.1', '+1', '1e3', '10000000000', '99999999999.99999', ' 1'])(
     'refuses %j as a fee, naming the column',
     (text) => {
       expect(thrown(() => billFeeMilliFen(text, '手续费总金额'))).toMatchObject({
