@@ -120,6 +120,13 @@ export function dieBefore(deps: Deps, pick: Pick): Deps {
   });
 }
 
+/** The first request `pick` chooses fails with `message` (a database error the caller sees). */
+export function failBefore(deps: Deps, pick: Pick, message: string): Deps {
+  return intercepted(deps, pick, async () => {
+    throw new Error(message);
+  });
+}
+
 /** A point where one invocation stops until the test lets it go on. */
 export function pausePoint() {
   let reached!: () => void;
@@ -154,7 +161,10 @@ export const insertInto =
   (c) =>
     c.method === 'insert' && c.collection === collection;
 
-/** Expects an AppError with `code`. */
-export async function refused(p: Promise<unknown>, code: string): Promise<void> {
-  await expect(p).rejects.toMatchObject({ code });
+/** Expects an AppError with `code` and, when given, the exact message the caller reads. */
+export async function refused(p: Promise<unknown>, code: string, message?: string): Promise<void> {
+  await expect(p).rejects.toMatchObject(message === undefined ? { code } : { code, message });
 }
+
+/** The lines logged with `event` since the last reset, as an operator reads them. */
+export const logged = (w: World, event: string) => w.logs.filter((l) => l.event === event);

@@ -1,0 +1,347 @@
+/**
+ * What an admin and an operator see when a refund call goes sideways, in one process
+ * (world.ts): the log line each outcome leaves, the reason the merchant reads in the refund's
+ * history, a refundquery that does not answer, the order's slot pushed past a slow call, and
+ * the retried CLOSED refund meeting WeChat's late word or a second click. Runs under
+ * `npm test` and `npm run test:mutation`.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
+import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
+import { retryClosed } from '../../cloudfunctions/shared/domain/refund-submit';
+import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import {
+  ADMIN,
+  applied,
+  casOn,
+  deliver,
+  dieAfter,
+  eventsOf,
+  failBefore,
+  insertInto,
+  logged,
+  orderDoc,
+  paidOrder,
+  pauseBefore,
+  pausePoint,
+  refundDoc,
+} from './shop';
+import { Killed, startWorld, type World } from './world';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld();
+}, 60_000);
+afterAll(() => w?.close());
+beforeEach(() => w.reset());
+
+const MINUTE = 60_000;
+const decide = (refundId: string, decision = 'approve', deps: Deps = w.deps()) =>
+  approveRefund(deps, { refundId, decision }, ADMIN).then((r) => r.refund);
+const wxRefunds = () => [...w.core.ledger.refunds.values()];
+const lastReason = (r: RefundDoc) => r.history?.at(-1)?.reason;
+
+describe('what each refund call leaves for the operator and the merchant', () => {
+  it('an accepted call logs refund.processing and records the acceptance event', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    expect((await decide(r.refundId)).status).toBe('PROCESSING');
+    expect(logged(w, 'refund.processing')).toEqual([
+      {
+        level: 'info',
+        event: 'refund.processing',
+        fields: { refundId: r.refundId, from: 'APPROVED', to: 'PROCESSING', dbRequests: expect.any(Number) },
+      },
+    ]);
+    const [event] = (await eventsOf(w, r.refundId)).filter((e) => e.to === 'PROCESSING');
+    expect(event).toMatchObject({ from: 'APPROVED', to: 'PROCESSING', source: 'refund' });
+  });
+
+  it('no answer: refund.submit_unknown with WeChat’s code, the attempt and when it is tried again', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    expect(logged(w, 'refund.submit_unknown')).toEqual([
+      {
+        level: 'warn',
+        event: 'refund.submit_unknown',
+        fields: {
+          refundId: r.refundId,
+          errCode: 'NETWORK',
+          code: 'WXPAY_UNAVAILABLE',
+          attempt: 1,
+          retryAt: w.now() + MINUTE,
+        },
+      },
+    ]);
+    expect(lastReason(await refundDoc(w, r.refundId))).toMatch(/^NETWORK: .*no answer/);
+  });
+
+  it('refundquery silent after a lost answer: no refund call, the refund waits, and the merchant reads why', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ hangAfterEffectRate: 1 });
+    await decide(r.refundId);
+    w.faults({ hangAfterEffectRate: 0, timeoutRate: { '/pay/refundquery': 1 } });
+    w.advance(MINUTE + 1000);
+    const waiting = await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    expect(waiting.status).toBe('APPROVED');
+    expect(wxRefunds()).toHaveLength(1);
+    const stored = await refundDoc(w, r.refundId);
+    expect(stored).toMatchObject({
+      status: 'APPROVED',
+      outcomeUnknown: true,
+      leaseUntilMs: 0,
+      submitAttempts: 2,
+    });
+    // The second attempt's gap: two minutes.
+    expect(stored.nextCheckAtMs).toBe(w.now() + 2 * MINUTE);
+    expect(lastReason(stored)).toBe('WXPAY_UNAVAILABLE: refundquery did not answer');
+    expect(logged(w, 'refund.query_failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'refund.query_failed',
+        fields: { refundId: r.refundId, errCode: 'NETWORK', code: 'WXPAY_UNAVAILABLE' },
+      },
+    ]);
+    expect(logged(w, 'refund.submit_unknown').at(-1)?.fields).toEqual({
+      refundId: r.refundId,
+      code: 'WXPAY_UNAVAILABLE',
+      attempt: 2,
+      retryAt: w.now() + 2 * MINUTE,
+    });
+    // WeChat answers again: it had the refund all along.
+    w.advance(2 * MINUTE + 1000);
+    expect((await decide(r.refundId)).status).toBe('PROCESSING');
+    expect(wxRefunds()).toHaveLength(1);
+  });
+
+  it('a rate limit: refund.rate_limited with WeChat’s code and the minute to wait', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ refundErrorQueue: ['INVALID_REQ_TOO_MUCH'] });
+    await decide(r.refundId);
+    expect(logged(w, 'refund.rate_limited')).toEqual([
+      {
+        level: 'warn',
+        event: 'refund.rate_limited',
+        fields: {
+          refundId: r.refundId,
+          errCode: 'INVALID_REQ_TOO_MUCH',
+          code: 'WXPAY_RATE_LIMITED',
+          attempt: 1,
+          retryAt: w.now() + MINUTE,
+        },
+      },
+    ]);
+    expect(logged(w, 'refund.submit_unknown')).toEqual([]);
+  });
+
+  it('a refusal: refund.failed, and an event carrying WeChat’s err_code and description', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ refundError: 'NOTENOUGH' });
+    await decide(r.refundId);
+    w.faults({ refundError: null });
+    expect(logged(w, 'refund.failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'refund.failed',
+        fields: {
+          refundId: r.refundId,
+          from: 'APPROVED',
+          to: 'FAILED',
+          errCode: 'NOTENOUGH',
+          dbRequests: expect.any(Number),
+        },
+      },
+    ]);
+    const [event] = await eventsOf(w, r.refundId);
+    expect(event).toMatchObject({ from: 'APPROVED', to: 'FAILED', source: 'refund' });
+    expect(event!.fields).toEqual({ err_code: 'NOTENOUGH', err_code_des: expect.stringMatching(/./) });
+    expect((await refundDoc(w, r.refundId)).failReason).toBe(`NOTENOUGH: ${event!.fields['err_code_des']}`);
+  });
+
+  it('a second refund of the order inside WeChat’s minute: refund.waits_for_order_spacing, with no history entry', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    const b = await applied(w, orderId, 2000);
+    await decide(a.refundId);
+    const before = (await refundDoc(w, b.refundId)).history?.length ?? 0;
+    await decide(b.refundId);
+    expect(logged(w, 'refund.waits_for_order_spacing')).toEqual([
+      {
+        level: 'info',
+        event: 'refund.waits_for_order_spacing',
+        fields: { refundId: b.refundId, orderId, retryAt: w.now() + w.config.refunds.spacingMs },
+      },
+    ]);
+    // Only the approval was added: no call was made, so no attempt is written down.
+    const after = await refundDoc(w, b.refundId);
+    expect(after.history).toHaveLength(before + 1);
+    expect(after.history?.at(-1)).toMatchObject({ status: 'APPROVED', source: 'review' });
+    expect(after.outcomeUnknown).toBeUndefined();
+  });
+});
+
+describe('the order’s refund slot', () => {
+  it('is pushed to a minute after a slow call’s answer, so a sibling does not ask WeChat too early', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    // WeChat takes 20 s to answer this call.
+    const slow = Object.create(v2, {
+      refund: {
+        value: async (...args: Parameters<typeof v2.refund>) => {
+          const out = await v2.refund(...args);
+          w.advance(20_000);
+          return out;
+        },
+      },
+    });
+    const slowDeps = { ...deps, wxpay: { current: slow, byName: { v2: slow } } };
+    expect((await decide(r.refundId, 'approve', slowDeps)).status).toBe('PROCESSING');
+    expect((await orderDoc(w, orderId)).refundCallUntilMs).toBe(w.now() + w.config.refunds.spacingMs);
+    expect(logged(w, 'refund.slot_not_extended')).toEqual([]);
+  });
+
+  it('a failure to push it is logged and the refund still goes on', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    let ordersCas = 0;
+    // The second update of the order (after the slot was taken) fails.
+    const deps = failBefore(w.deps(), (c) => casOn('orders')(c) && ++ordersCas === 2, 'database unavailable');
+    expect((await decide(r.refundId, 'approve', deps)).status).toBe('PROCESSING');
+    expect(ordersCas).toBe(2);
+    expect(logged(w, 'refund.slot_not_extended')).toEqual([
+      {
+        level: 'warn',
+        event: 'refund.slot_not_extended',
+        fields: { orderId, error: 'database unavailable' },
+      },
+    ]);
+  });
+});
+
+describe('a CLOSED refund retried under a new number', () => {
+  async function closedRefund() {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
+    expect(await deliver(w)).toEqual(['CLOSED']);
+    w.advance(MINUTE + 1000);
+    return { orderId, refundId: r.refundId };
+  }
+
+  it('carries the admin’s comment, and logs refund.retried_as_new', async () => {
+    const { orderId, refundId } = await closedRefund();
+    const out = await approveRefund(w.deps(), { refundId, decision: 'approve', comment: '再试一次' }, ADMIN);
+    expect(out.refund).toMatchObject({ refundId: `${refundId}_2`, status: 'PROCESSING' });
+    const successor = await refundDoc(w, `${refundId}_2`);
+    expect(successor).toMatchObject({
+      predecessorId: refundId,
+      reviewer: ADMIN.openid,
+      comment: '再试一次',
+      submitAttempts: 1,
+      provider: 'v2',
+    });
+    expect(successor.history?.[0]).toMatchObject({
+      status: 'APPROVED',
+      source: 'review',
+      reason: `retry of ${refundId}: 再试一次`,
+    });
+    expect((await refundDoc(w, refundId)).history?.at(-1)).toMatchObject({
+      status: 'CLOSED',
+      source: 'review',
+      reason: `retried as ${refundId}_2`,
+    });
+    expect(logged(w, 'refund.retried_as_new')).toEqual([
+      {
+        level: 'info',
+        event: 'refund.retried_as_new',
+        fields: { refundId, successorId: `${refundId}_2`, orderId, dbRequests: expect.any(Number) },
+      },
+    ]);
+  });
+
+  it('an approval that died after linking is finished by reconcile, which creates the successor for itself', async () => {
+    const { orderId, refundId } = await closedRefund();
+    await expect(decide(refundId, 'approve', dieAfter(w.deps(), casOn('refunds')))).rejects.toBeInstanceOf(
+      Killed,
+    );
+    expect((await refundDoc(w, refundId)).successorId).toBe(`${refundId}_2`);
+    expect(await w.deps().store.get('refunds', `${refundId}_2`)).toBeNull();
+    const deps = w.deps();
+    await retryClosed(deps, await refundDoc(w, refundId));
+    const successor = await refundDoc(w, `${refundId}_2`);
+    expect(successor).toMatchObject({
+      status: 'APPROVED',
+      leaseUntilMs: 0,
+      submitAttempts: 0,
+      nextCheckAtMs: w.now(),
+      predecessorId: refundId,
+    });
+    expect(successor.reviewer).toBeUndefined();
+    expect(successor.history).toEqual([
+      { atMs: w.now(), status: 'APPROVED', source: 'reconcile', reason: `retry of ${refundId}` },
+    ]);
+    // Nothing was sent yet: reconcile submits it on its next pass.
+    expect(wxRefunds().map((x) => x.outRefundNo)).toEqual([refundId]);
+    expect((await orderDoc(w, orderId)).refundBook[`${refundId}_2`]).toMatchObject({ state: 'reserved' });
+  });
+
+  it('two admins retrying it at once: one successor, one refund call', async () => {
+    const { refundId } = await closedRefund();
+    const point = pausePoint();
+    const first = decide(refundId, 'approve', pauseBefore(w.deps(), insertInto('refunds'), point));
+    await point.arrived;
+    expect((await decide(refundId)).status).toBe('PROCESSING');
+    point.release();
+    expect(await first).toMatchObject({ refundId: `${refundId}_2`, status: 'PROCESSING' });
+    expect(wxRefunds().filter((x) => x.outRefundNo === `${refundId}_2`)).toHaveLength(1);
+    expect(logged(w, 'refund.retried_as_new')).toHaveLength(1);
+  });
+
+  it('WeChat pays the closed refund after all while it is being retried: nothing is retried, and the admin is told why', async () => {
+    const { orderId, refundId } = await closedRefund();
+    const point = pausePoint();
+    // The retry has linked its successor and stops before moving the reservation over.
+    const retry = decide(refundId, 'approve', pauseBefore(w.deps(), casOn('orders'), point));
+    await point.arrived;
+    const closed = await refundDoc(w, refundId);
+    expect(
+      await applyWeChatRefund(
+        w.deps(),
+        closed,
+        { status: 'SUCCESS', outTradeNo: orderId, refundFen: 1000, refundId: 'wx9', record: {} },
+        'refundquery',
+      ),
+    ).toBe('SUCCESS');
+    point.release();
+    await expect(retry).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: 'WeChat reports this refund as paid after all; there is nothing to retry',
+    });
+    expect(await w.deps().store.get('refunds', `${refundId}_2`)).toBeNull();
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
+  });
+
+  it('rejected by another admin just before the retry: the retry says what it now is', async () => {
+    const { refundId } = await closedRefund();
+    const point = pausePoint();
+    const retry = decide(refundId, 'approve', pauseBefore(w.deps(), casOn('refunds'), point));
+    await point.arrived;
+    expect((await decide(refundId, 'reject')).status).toBe('REJECTED');
+    point.release();
+    await expect(retry).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: 'the refund is now REJECTED; refresh and look again',
+    });
+  });
+});
