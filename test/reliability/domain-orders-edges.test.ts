@@ -1,0 +1,187 @@
+/**
+ * Orders as the operator reads them and the rarer answers a shopper can meet, in one process
+ * (world.ts): the log line of each order event, WeChat refusing an order outright, an order
+ * number drawn twice, a payment booked after a close, and WeChat unreachable on a close or a
+ * query. Runs under `npm test` and `npm run test:mutation`.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  closeLocally,
+  createOrder,
+  expireOrder,
+  queryOrder,
+} from '../../cloudfunctions/shared/domain/orders';
+import { deliver, eventsOf, logged, orderAndPay, orderDoc, refused, SHOPPER, stock } from './shop';
+import { startWorld, type World } from './world';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld();
+}, 60_000);
+afterAll(() => w?.close());
+beforeEach(async () => {
+  await w.reset();
+  await stock(w, 'tea', 1200);
+  await stock(w, 'cup', 3000);
+});
+
+const MINUTE = 60_000;
+const order = (items: unknown, deps = w.deps()) => createOrder(deps, { items }, SHOPPER);
+
+describe('what the operator reads about an order', () => {
+  it('order.created: the order, its total and provider, and what the limits cost', async () => {
+    const created = await order([
+      { productId: 'tea', quantity: 2 },
+      { productId: 'cup', quantity: 1 },
+    ]);
+    const [line] = logged(w, 'order.created');
+    expect(line).toMatchObject({
+      level: 'info',
+      fields: { orderId: created.orderId, totalFee: 5400, provider: 'v2', dbRequests: expect.any(Number) },
+    });
+    const limits = line!.fields['limits'] as { dbRequests: number; dbMs: number };
+    // The limits read and wrote caller_limits: a few requests, never more than the whole call.
+    expect(limits.dbRequests).toBeGreaterThanOrEqual(1);
+    expect(limits.dbRequests).toBeLessThan(line!.fields['dbRequests'] as number);
+    expect(limits.dbMs).toBeGreaterThanOrEqual(0);
+    expect(limits.dbMs).toBeLessThan(60_000);
+  });
+
+  it('order.paid: info from NOTPAY, with WeChat’s transaction id', async () => {
+    const { orderId } = await orderAndPay(w);
+    expect(await deliver(w)).toEqual(['PAID']);
+    const o = await orderDoc(w, orderId);
+    expect(logged(w, 'order.paid')).toEqual([
+      {
+        level: 'info',
+        event: 'order.paid',
+        fields: {
+          orderId,
+          from: 'NOTPAY',
+          to: 'PAID',
+          source: 'notify',
+          transactionId: o.transactionId,
+          dbRequests: expect.any(Number),
+        },
+      },
+    ]);
+    expect(o.transactionId).toMatch(/^\d{28}$/);
+  });
+
+  it('order.closed, then a payment after the close: order.paid as a warning, from CLOSED', async () => {
+    const { orderId } = await orderAndPay(w);
+    expect(await closeLocally(w.deps(), await orderDoc(w, orderId), 'expired', 'closeorder')).toBe(true);
+    expect(logged(w, 'order.closed')).toEqual([
+      {
+        level: 'info',
+        event: 'order.closed',
+        fields: {
+          orderId,
+          from: 'NOTPAY',
+          to: 'CLOSED',
+          reason: 'expired',
+          source: 'closeorder',
+          dbRequests: expect.any(Number),
+        },
+      },
+    ]);
+    // A second close changes nothing and logs nothing.
+    expect(await closeLocally(w.deps(), await orderDoc(w, orderId), 'expired', 'closeorder')).toBe(false);
+    expect(logged(w, 'order.closed')).toHaveLength(1);
+    expect(await deliver(w)).toEqual(['PAID_AFTER_CLOSE']);
+    expect(logged(w, 'order.paid')).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({ orderId, from: 'CLOSED' }),
+      }),
+    ]);
+    expect(await orderDoc(w, orderId)).toMatchObject({ status: 'PAID', flag: 'PAID_AFTER_CLOSE' });
+  });
+
+  it('order.unifiedorder_failed: WeChat’s code, the provider, and the order kept', async () => {
+    w.faults({ systemErrorRate: 1 });
+    await refused(
+      order([{ productId: 'tea', quantity: 1 }]),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
+    w.faults({ systemErrorRate: 0 });
+    const [line] = logged(w, 'order.unifiedorder_failed');
+    expect(line).toEqual({
+      level: 'warn',
+      event: 'order.unifiedorder_failed',
+      fields: {
+        orderId: expect.any(String),
+        provider: 'v2',
+        errCode: 'SYSTEMERROR',
+        code: 'WXPAY_UNAVAILABLE',
+      },
+    });
+    expect((await orderDoc(w, line!.fields['orderId'] as string)).status).toBe('NOTPAY');
+  });
+
+  it('WeChat unreachable on a query or a close: order.query_failed and order.closeorder_failed, the order kept', async () => {
+    const created = await order([{ productId: 'tea', quantity: 2 }]);
+    w.faults({ systemErrorRate: 1 });
+    const seen = await queryOrder(w.deps(), { orderId: created.orderId }, SHOPPER);
+    expect(seen.order.status).toBe('NOTPAY');
+    w.advance(6 * MINUTE);
+    expect(await expireOrder(w.deps(), await orderDoc(w, created.orderId))).toBe('PENDING');
+    w.faults({ systemErrorRate: 0 });
+    expect(logged(w, 'order.query_failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'order.query_failed',
+        fields: { orderId: created.orderId, code: 'WXPAY_UNAVAILABLE' },
+      },
+    ]);
+    expect(logged(w, 'order.closeorder_failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'order.closeorder_failed',
+        fields: { orderId: created.orderId, errCode: 'SYSTEMERROR', code: 'WXPAY_UNAVAILABLE' },
+      },
+    ]);
+    expect((await orderDoc(w, created.orderId)).status).toBe('NOTPAY');
+  });
+});
+
+describe('rarer answers a shopper can meet', () => {
+  it('WeChat refusing the order’s parameters outright: the order is closed here and the shopper told why', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    // Paying again after the prepay_id ran out repeats the order; changed parameters are a
+    // different order under the same number to WeChat, which refuses it for good.
+    await w
+      .deps()
+      .store.cas(
+        'orders',
+        { _id: created.orderId },
+        { prepayExpiresAtMs: w.now(), description: '另一件商品' },
+      );
+    await refused(
+      createOrder(w.deps(), { orderId: created.orderId }, SHOPPER),
+      'WXPAY_ERROR',
+      'WeChat Pay refused the order: 201 商户订单号重复',
+    );
+    expect(await orderDoc(w, created.orderId)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'unifiedorder INVALID_REQUEST',
+    });
+    expect((await eventsOf(w, created.orderId)).map((e) => [e.to, e.source])).toEqual([
+      ['CLOSED', 'unifiedorder'],
+    ]);
+  });
+
+  it('an order number drawn twice: the second order is refused, and the cart can be ordered again', async () => {
+    const deps = { ...w.deps(), random: (n: number) => 'x'.repeat(n) };
+    await order([{ productId: 'tea', quantity: 1 }], deps);
+    await refused(
+      order([{ productId: 'cup', quantity: 1 }], { ...w.deps(), random: (n: number) => 'x'.repeat(n) }),
+      'CONFLICT',
+      'order number collision, please try again',
+    );
+    // The failed call gave its open-order place back: the same cart is a new order now.
+    const next = await order([{ productId: 'cup', quantity: 1 }]);
+    expect(next.totalFee).toBe(3000);
+  });
+});
