@@ -10,7 +10,7 @@ import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { retryClosed } from '../../cloudfunctions/shared/domain/refund-submit';
-import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import {
   ADMIN,
   applied,
@@ -21,11 +21,14 @@ import {
   failBefore,
   insertInto,
   logged,
+  newRequestId,
   orderDoc,
   paidOrder,
   pauseBefore,
   pausePoint,
   refundDoc,
+  refused,
+  SHOPPER,
 } from './shop';
 import { Killed, startWorld, type World } from './world';
 
@@ -55,7 +58,14 @@ describe('what each refund call leaves for the operator and the merchant', () =>
       },
     ]);
     const [event] = (await eventsOf(w, r.refundId)).filter((e) => e.to === 'PROCESSING');
-    expect(event).toMatchObject({ from: 'APPROVED', to: 'PROCESSING', source: 'refund' });
+    expect(event).toMatchObject({
+      kind: 'refund',
+      orderId,
+      refundId: r.refundId,
+      from: 'APPROVED',
+      to: 'PROCESSING',
+      source: 'refund',
+    });
   });
 
   it('no answer: refund.submit_unknown with WeChat’s code, the attempt and when it is tried again', async () => {
@@ -161,7 +171,15 @@ describe('what each refund call leaves for the operator and the merchant', () =>
       },
     ]);
     const [event] = await eventsOf(w, r.refundId);
-    expect(event).toMatchObject({ from: 'APPROVED', to: 'FAILED', source: 'refund' });
+    expect(event).toMatchObject({
+      _id: `${r.refundId}:FAILED`,
+      kind: 'refund',
+      orderId,
+      refundId: r.refundId,
+      from: 'APPROVED',
+      to: 'FAILED',
+      source: 'refund',
+    });
     expect(event!.fields).toEqual({ err_code: 'NOTENOUGH', err_code_des: expect.stringMatching(/./) });
     expect((await refundDoc(w, r.refundId)).failReason).toBe(`NOTENOUGH: ${event!.fields['err_code_des']}`);
   });
@@ -231,7 +249,13 @@ describe('the order’s refund slot', () => {
 describe('a CLOSED refund retried under a new number', () => {
   async function closedRefund() {
     const orderId = await paidOrder(w, 5000);
-    const r = await applied(w, orderId, 1000);
+    const r = (
+      await applyRefund(
+        w.deps(),
+        { orderId, refundFee: 1000, reason: '不想要了', contact: '13800000000', requestId: newRequestId() },
+        SHOPPER,
+      )
+    ).refund;
     await decide(r.refundId);
     w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
     expect(await deliver(w)).toEqual(['CLOSED']);
@@ -246,6 +270,7 @@ describe('a CLOSED refund retried under a new number', () => {
     const successor = await refundDoc(w, `${refundId}_2`);
     expect(successor).toMatchObject({
       predecessorId: refundId,
+      contact: '13800000000',
       reviewer: ADMIN.openid,
       comment: '再试一次',
       submitAttempts: 1,
@@ -261,6 +286,8 @@ describe('a CLOSED refund retried under a new number', () => {
       source: 'review',
       reason: `retried as ${refundId}_2`,
     });
+    // Reconcile makes sure the retry was finished, ten minutes on.
+    expect((await refundDoc(w, refundId)).nextCheckAtMs).toBe(w.now() + 10 * MINUTE);
     expect(logged(w, 'refund.retried_as_new')).toEqual([
       {
         level: 'info',
@@ -306,6 +333,10 @@ describe('a CLOSED refund retried under a new number', () => {
     expect(await first).toMatchObject({ refundId: `${refundId}_2`, status: 'PROCESSING' });
     expect(wxRefunds().filter((x) => x.outRefundNo === `${refundId}_2`)).toHaveLength(1);
     expect(logged(w, 'refund.retried_as_new')).toHaveLength(1);
+    // The second admin found the link made, and did not make it again.
+    expect(
+      (await refundDoc(w, refundId)).history?.filter((h) => h.reason === `retried as ${refundId}_2`),
+    ).toHaveLength(1);
   });
 
   it('WeChat pays the closed refund after all while it is being retried: nothing is retried, and the admin is told why', async () => {
@@ -332,6 +363,24 @@ describe('a CLOSED refund retried under a new number', () => {
     expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
   });
 
+  it('a long comment: the successor’s history reason is cut at 200 characters', async () => {
+    const { refundId } = await closedRefund();
+    const comment = '再'.repeat(200);
+    await approveRefund(w.deps(), { refundId, decision: 'approve', comment }, ADMIN);
+    const reason = (await refundDoc(w, `${refundId}_2`)).history?.[0]?.reason ?? '';
+    expect(reason).toHaveLength(200);
+    expect(reason.startsWith(`retry of ${refundId}: 再`)).toBe(true);
+  });
+
+  it('an order whose refund book does not hold the closed refund: the retry is refused, nothing sent', async () => {
+    const { orderId, refundId } = await closedRefund();
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { [`refundBook.${refundId}`]: store.cmd.remove() });
+    await refused(decide(refundId), 'CONFLICT', `order ${orderId} does not hold this refund's amount`);
+    expect(await w.deps().store.get('refunds', `${refundId}_2`)).toBeNull();
+    expect(wxRefunds()).toHaveLength(1);
+  });
+
   it('rejected by another admin just before the retry: the retry says what it now is', async () => {
     const { refundId } = await closedRefund();
     const point = pausePoint();
@@ -343,5 +392,199 @@ describe('a CLOSED refund retried under a new number', () => {
       code: 'INVALID_STATE',
       message: 'the refund is now REJECTED; refresh and look again',
     });
+  });
+});
+
+describe('the submit lease and what an approval writes', () => {
+  it('the lease outlives the invocation by five seconds; the approval keeps the reviewer, the time and the comment', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const point = pausePoint();
+    const deps = w.deps();
+    const first = approveRefund(
+      pauseBefore(deps, casOn('orders'), point),
+      { refundId: r.refundId, decision: 'approve', comment: '同意' },
+      ADMIN,
+    );
+    await point.arrived;
+    const held = await refundDoc(w, r.refundId);
+    expect(held).toMatchObject({
+      status: 'APPROVED',
+      leaseUntilMs: deps.budget.endsAtMs + 5000,
+      nextCheckAtMs: deps.budget.endsAtMs + 5000,
+      reviewer: ADMIN.openid,
+      reviewedAtMs: w.now(),
+      comment: '同意',
+      submitAttempts: 1,
+    });
+    expect(held.history?.at(-1)).toEqual({
+      atMs: w.now(),
+      status: 'APPROVED',
+      source: 'review',
+      reason: '同意',
+    });
+    point.release();
+    expect((await first).refund.status).toBe('PROCESSING');
+    expect((await refundDoc(w, r.refundId)).history?.at(-1)).toEqual({
+      atMs: w.now(),
+      status: 'PROCESSING',
+      source: 'refund',
+    });
+  });
+
+  it('sends WeChat the refund notify URL and a reason cut without a trailing space', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applyRefund(
+      w.deps(),
+      { orderId, refundFee: 1000, reason: `${'很'.repeat(79)}\n好`, requestId: newRequestId() },
+      SHOPPER,
+    );
+    await decide(r.refund.refundId);
+    const [sent] = wxRefunds();
+    expect(sent!.notifyUrl).toBe(w.config.wxpay.refundNotifyUrl);
+    expect(sent!.refundDesc).toBe('很'.repeat(79));
+  });
+
+  it('an error that is not WeChat’s reaches the caller as it is, from the refund call or the query before it', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    const broken = Object.create(v2, {
+      refund: { value: async () => Promise.reject(new Error('socket closed by a bug')) },
+      queryRefund: { value: async () => Promise.reject(new Error('parser bug')) },
+    });
+    const brokenDeps = { ...deps, wxpay: { current: broken, byName: { v2: broken } } };
+    await expect(decide(r.refundId, 'approve', brokenDeps)).rejects.toThrow('socket closed by a bug');
+    // Leave the refund with a lost answer, so the next attempt asks refundquery first.
+    w.advance(MINUTE + 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    w.advance(2 * MINUTE);
+    await expect(decide(r.refundId, 'approve', { ...brokenDeps, budget: w.deps().budget })).rejects.toThrow(
+      'parser bug',
+    );
+  });
+});
+
+describe('waiting, and what it is measured from', () => {
+  it('a rate limit on a later attempt still waits one minute, not the growing retry gap', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0, refundErrorQueue: ['INVALID_REQ_TOO_MUCH'] });
+    w.advance(MINUTE + 1000);
+    await decide(r.refundId);
+    const stored = await refundDoc(w, r.refundId);
+    expect(stored).toMatchObject({ status: 'APPROVED', submitAttempts: 2 });
+    expect(stored.nextCheckAtMs).toBe(w.now() + MINUTE);
+    expect(stored.leaseUntilMs).toBe(w.now() + MINUTE);
+    expect(stored.history?.at(-1)).toMatchObject({ status: 'APPROVED', source: 'refund' });
+  });
+
+  it('the order’s minute on a later attempt is the order’s minute, not the growing retry gap', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    const b = await applied(w, orderId, 2000);
+    // b's first call got no answer (WeChat never took it).
+    w.faults({ timeoutRate: 1 });
+    await decide(b.refundId);
+    w.faults({ timeoutRate: 0 });
+    w.advance(MINUTE + 1000);
+    expect((await decide(a.refundId)).status).toBe('PROCESSING');
+    const waiting = await decide(b.refundId);
+    expect(waiting.status).toBe('APPROVED');
+    const stored = await refundDoc(w, b.refundId);
+    expect(stored.submitAttempts).toBe(2);
+    expect(stored.nextCheckAtMs).toBe(w.now() + w.config.refunds.spacingMs);
+  });
+
+  it('in a sandbox with a time scale, the waits shrink by it', async () => {
+    const scaled = (): Deps => ({ ...w.deps(), config: { ...w.config, timeScale: 0.5 } });
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ refundErrorQueue: ['INVALID_REQ_TOO_MUCH'] });
+    await decide(r.refundId, 'approve', scaled());
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + MINUTE / 2);
+    // A refusal after a lost answer is looked at again in five scaled minutes.
+    w.advance(MINUTE + 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId, 'approve', scaled());
+    w.faults({ timeoutRate: 0, refundError: 'NOTENOUGH' });
+    w.advance(2 * MINUTE);
+    expect((await decide(r.refundId, 'approve', scaled())).status).toBe('FAILED');
+    w.faults({ refundError: null });
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + 5 * MINUTE);
+  });
+});
+
+describe('WeChat’s answer and its notify crossing', () => {
+  it('the refund notify books SUCCESS before the call’s answer is stored: the answer changes nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    let refundsCas = 0;
+    const point = pausePoint();
+    // The claim is the first compare-and-set on the refund; the acceptance is the second.
+    const approving = decide(
+      r.refundId,
+      'approve',
+      pauseBefore(w.deps(), (c) => casOn('refunds')(c) && ++refundsCas === 2, point),
+    );
+    await point.arrived;
+    w.core.engine.settleOne(r.refundId, 'SUCCESS');
+    expect(await deliver(w)).toEqual(['SUCCESS']);
+    point.release();
+    expect((await approving).status).toBe('SUCCESS');
+    expect((await eventsOf(w, r.refundId)).map((e) => [e.from, e.to])).toEqual([['APPROVED', 'SUCCESS']]);
+    expect(logged(w, 'refund.processing')).toEqual([]);
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
+  });
+
+  it('refundquery answering with another amount is not taken as WeChat’s word: no second call, the refund waits', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ hangAfterEffectRate: 1 });
+    await decide(r.refundId);
+    w.faults({ hangAfterEffectRate: 0 });
+    [...w.core.ledger.refunds.values()].find((x) => x.outRefundNo === r.refundId)!.refundFee = 999;
+    w.advance(MINUTE + 1000);
+    expect((await decide(r.refundId)).status).toBe('APPROVED');
+    expect(wxRefunds()).toHaveLength(1);
+    expect(logged(w, 'refund.mismatch')).toHaveLength(1);
+    expect(await refundDoc(w, r.refundId)).toMatchObject({ status: 'APPROVED', outcomeUnknown: true });
+  });
+
+  it('a lost answer that WeChat never took: the retry finds nothing at WeChat, calls again, and clears the doubt', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    w.advance(MINUTE + 1000);
+    expect((await decide(r.refundId)).status).toBe('PROCESSING');
+    expect(await refundDoc(w, r.refundId)).toMatchObject({
+      status: 'PROCESSING',
+      outcomeUnknown: false,
+      hadUnknownOutcome: true,
+    });
+    expect(wxRefunds()).toHaveLength(1);
+    expect(logged(w, 'refund.submit_unknown')).toHaveLength(1);
+  });
+});
+
+describe('a refund of an order stored before the refund slot existed', () => {
+  it('takes the slot once, and a sibling inside the minute waits', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    const b = await applied(w, orderId, 2000);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { refundCallUntilMs: store.cmd.remove() });
+    expect((await orderDoc(w, orderId)).refundCallUntilMs).toBeUndefined();
+    expect((await decide(a.refundId)).status).toBe('PROCESSING');
+    expect((await orderDoc(w, orderId)).refundCallUntilMs).toBe(w.now() + w.config.refunds.spacingMs);
+    expect((await decide(b.refundId)).status).toBe('APPROVED');
+    expect(wxRefunds()).toHaveLength(1);
   });
 });

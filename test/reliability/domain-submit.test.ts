@@ -408,5 +408,8 @@ describe('the rest of WeChat’s word', () => {
     expect(successorIdOf('Rabc')).toBe('Rabc_2');
     expect(successorIdOf('Rabc_2')).toBe('Rabc_3');
     expect(successorIdOf('Rabc_9')).toBe('Rabc_10');
+    expect(successorIdOf('Rabc_10')).toBe('Rabc_11');
+    // Only a whole trailing number is a successor's.
+    expect(successorIdOf('Rabc_2x')).toBe('Rabc_2x_2');
   });
 });
