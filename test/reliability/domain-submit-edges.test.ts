@@ -588,3 +588,53 @@ describe('a refund of an order stored before the refund slot existed', () => {
     expect(wxRefunds()).toHaveLength(1);
   });
 });
+
+describe('a call that outlived its lease', () => {
+  const nthRefundsCas = (n: number) => {
+    let seen = 0;
+    return (c: Parameters<Parameters<typeof pauseBefore>[1]>[0]) => casOn('refunds')(c) && ++seen === n;
+  };
+
+  it('no answer, written after another admin took the refund over: the late write changes nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    const point = pausePoint();
+    // The claim is the first compare-and-set; the write after the lost answer is the second.
+    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
+    await point.arrived;
+    w.advance(MINUTE + 1000);
+    await decide(r.refundId);
+    const taken = await refundDoc(w, r.refundId);
+    expect(taken).toMatchObject({ status: 'APPROVED', submitAttempts: 2, leaseUntilMs: 0 });
+    point.release();
+    await late;
+    w.faults({ timeoutRate: 0 });
+    expect(await refundDoc(w, r.refundId)).toEqual(taken);
+    expect(taken.history?.filter((h) => h.source === 'refund')).toHaveLength(1);
+  });
+
+  it('waiting for the order’s minute, written after another admin took the refund over: changes nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const sibling = await applied(w, orderId, 2000);
+    const r = await applied(w, orderId, 1000);
+    expect((await decide(sibling.refundId)).status).toBe('PROCESSING');
+    const point = pausePoint();
+    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
+    await point.arrived;
+    w.advance(MINUTE + 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    const taken = await refundDoc(w, r.refundId);
+    expect(taken).toMatchObject({
+      status: 'APPROVED',
+      submitAttempts: 2,
+      leaseUntilMs: 0,
+      outcomeUnknown: true,
+    });
+    point.release();
+    await late;
+    expect(await refundDoc(w, r.refundId)).toEqual(taken);
+  });
+});
