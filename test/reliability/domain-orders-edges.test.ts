@@ -11,8 +11,19 @@ import {
   expireOrder,
   queryOrder,
 } from '../../cloudfunctions/shared/domain/orders';
-import { deliver, eventsOf, logged, orderAndPay, orderDoc, refused, SHOPPER, stock } from './shop';
-import { startWorld, type World } from './world';
+import {
+  deliver,
+  dieBefore,
+  eventsOf,
+  insertInto,
+  logged,
+  orderAndPay,
+  orderDoc,
+  refused,
+  SHOPPER,
+  stock,
+} from './shop';
+import { Killed, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
@@ -183,5 +194,84 @@ describe('rarer answers a shopper can meet', () => {
     // The failed call gave its open-order place back: the same cart is a new order now.
     const next = await order([{ productId: 'cup', quantity: 1 }]);
     expect(next.totalFee).toBe(3000);
+  });
+});
+
+describe('the same cart twice (a double tap on 去结算)', () => {
+  const cart = [{ productId: 'tea', quantity: 3 }];
+  /** Deps whose waits move the shared clock, so the polling is seen in time, not hoped for. */
+  const clocked = (budgetMs?: number) => {
+    const deps = w.deps();
+    return {
+      ...deps,
+      sleep: async (ms: number) => w.advance(ms),
+      ...(budgetMs !== undefined
+        ? { budget: { endsAtMs: w.now() + budgetMs, callDeadlineMs: w.now() + budgetMs } }
+        : {}),
+    };
+  };
+
+  it('gets the first order back, re-signed, without asking WeChat again, and logs order.same_cart', async () => {
+    const first = await order(cart);
+    w.advance(1000);
+    w.faults({ systemErrorRate: 1 });
+    const second = await order(cart, clocked());
+    w.faults({ systemErrorRate: 0 });
+    expect(second.orderId).toBe(first.orderId);
+    expect(second.payment.package).toBe(first.payment.package);
+    expect(logged(w, 'order.same_cart')).toEqual([
+      {
+        level: 'info',
+        event: 'order.same_cart',
+        fields: { orderId: first.orderId, dbRequests: expect.any(Number) },
+      },
+    ]);
+    expect([...w.core.ledger.orders.values()]).toHaveLength(1);
+  });
+
+  it('the first got no prepay_id (WeChat busy): the second waits for it a few seconds, then asks WeChat for that order', async () => {
+    w.faults({ systemErrorRate: 1 });
+    await refused(
+      order(cart),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
+    w.faults({ systemErrorRate: 0 });
+    const [stored] = await w.deps().store.find<{ _id: string }>('orders', {}, {});
+    const start = w.now();
+    const second = await order(cart, clocked());
+    // It read the order again at 50, 100, 200, 400, 800 and 1600 ms before asking.
+    expect(w.now() - start).toBe(3150);
+    expect(second.orderId).toBe(stored!._id);
+    expect(w.core.engine.pay(second.payment as never).errMsg).toBe('requestPayment:ok');
+    expect(await w.deps().store.find('orders', {}, {})).toHaveLength(1);
+  });
+
+  it('the first died before storing its order: asked to try again shortly, and after the grace it is a new order', async () => {
+    await expect(order(cart, dieBefore(w.deps(), insertInto('orders')))).rejects.toBeInstanceOf(Killed);
+    const start = w.now();
+    await expect(order(cart, clocked())).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+      message: 'this cart is being ordered by another call right now; try again shortly',
+      details: { retryAfterSeconds: 2 },
+    });
+    expect(w.now() - start).toBe(3150);
+    // Near the end of its budget a call stops reading early.
+    const late = w.now();
+    await expect(order(cart, clocked(100))).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(w.now() - late).toBe(50);
+    w.advance(30_000);
+    const fresh = await order(cart, clocked());
+    expect(fresh.totalFee).toBe(3600);
+    expect(await w.deps().store.find('orders', {}, {})).toHaveLength(1);
+  });
+
+  it('the first was paid already: the same cart is a new order', async () => {
+    const first = await order(cart);
+    expect(w.core.engine.pay(first.payment as never).errMsg).toBe('requestPayment:ok');
+    expect(await deliver(w)).toEqual(['PAID']);
+    const second = await order(cart, clocked());
+    expect(second.orderId).not.toBe(first.orderId);
+    expect(logged(w, 'order.same_cart')).toEqual([]);
   });
 });

@@ -84,6 +84,7 @@ function intercepted(
   deps: Deps,
   pick: Pick,
   around: (run: () => Promise<unknown>) => Promise<unknown>,
+  kills = false,
 ): Deps {
   let done = false;
   const store = new Proxy(deps.store, {
@@ -96,6 +97,8 @@ function intercepted(
         return value;
       return (...args: unknown[]) => {
         const run = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        // A killed invocation makes no request after its death (no catch block, no clean-up).
+        if (done && kills) return Promise.reject(new Killed());
         if (done || !pick({ method: String(prop), collection: args[0], args })) return run();
         done = true;
         return around(run);
@@ -107,17 +110,27 @@ function intercepted(
 
 /** The first request `pick` chooses lands, and then the invocation dies (its answer is lost). */
 export function dieAfter(deps: Deps, pick: Pick): Deps {
-  return intercepted(deps, pick, async (run) => {
-    await run();
-    throw new Killed();
-  });
+  return intercepted(
+    deps,
+    pick,
+    async (run) => {
+      await run();
+      throw new Killed();
+    },
+    true,
+  );
 }
 
 /** The invocation dies just before the first request `pick` chooses: it never lands. */
 export function dieBefore(deps: Deps, pick: Pick): Deps {
-  return intercepted(deps, pick, async () => {
-    throw new Killed();
-  });
+  return intercepted(
+    deps,
+    pick,
+    async () => {
+      throw new Killed();
+    },
+    true,
+  );
 }
 
 /** The first request `pick` chooses fails with `message` (a database error the caller sees). */
