@@ -54,6 +54,7 @@ const refund = (extra: Partial<RefundDoc> = {}): RefundDoc => ({
   updatedAtMs: 2,
   leaseUntilMs: 0,
   submitAttempts: 1,
+  history: [],
   ...extra,
 });
 
@@ -156,7 +157,7 @@ describe('a refund as the shopper and the merchant see it', () => {
       history: r.history,
       openid: 'u',
     });
-    expect(refundView(refund({ history: undefined }), true).history).toEqual([]);
+    expect(refundView(refund({ history: undefined as never }), true).history).toEqual([]);
   });
 
   it('the merchant sees a reason only while it explains the current state', () => {
