@@ -1,0 +1,160 @@
+/**
+ * A refund application as stored and as refused, in one process (world.ts): the refund and
+ * the order's reservation exactly as written, the words of each refusal a shopper reads,
+ * including those given to the loser of two racing applications, forced by pausing both
+ * before their reservation. Runs under `npm test` and `npm run test:mutation`.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { applyRefund, refundIdFor } from '../../cloudfunctions/shared/domain/refunds';
+import {
+  casOn,
+  newRequestId,
+  orderDoc,
+  paidOrder,
+  pauseBefore,
+  pausePoint,
+  refundDoc,
+  refused,
+  SHOPPER,
+} from './shop';
+import { startWorld, type World } from './world';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld();
+}, 60_000);
+afterAll(() => w?.close());
+beforeEach(() => w.reset());
+
+const apply = (
+  orderId: string,
+  refundFee: number,
+  requestId = newRequestId(),
+  deps: Deps = w.deps(),
+  extra = {},
+) => applyRefund(deps, { orderId, refundFee, reason: '坏了', requestId, ...extra }, SHOPPER);
+
+/** Two applications that have both read the order and stop before their reservation; the first goes first. */
+async function racing(orderId: string, a: [number, string], b: [number, string]) {
+  const points = [pausePoint(), pausePoint()];
+  const calls = [a, b].map(([fee, id], i) =>
+    apply(orderId, fee, id, pauseBefore(w.deps(), casOn('orders'), points[i]!)).then(
+      (r) => r.refund,
+      (e: Error) => e,
+    ),
+  );
+  await Promise.all(points.map((p) => p.arrived));
+  points[0]!.release();
+  const first = await calls[0]!;
+  points[1]!.release();
+  return [first, await calls[1]!] as const;
+}
+
+describe('an application as stored', () => {
+  it('the refund waiting for review and the order’s reservation, field by field', async () => {
+    const orderId = await paidOrder(w, 5000);
+    w.advance(1000);
+    const id = newRequestId();
+    const { refund } = await apply(orderId, 1200, id, w.deps(), { reasonCode: 'QUALITY', contact: '138' });
+    const refundId = refundIdFor(SHOPPER.openid!, id);
+    expect(refund.refundId).toBe(refundId);
+    expect(await refundDoc(w, refundId)).toEqual({
+      _id: refundId,
+      orderId,
+      openid: SHOPPER.openid,
+      requestId: id,
+      provider: 'v2',
+      refundFee: 1200,
+      totalFee: 5000,
+      reason: '质量问题：坏了',
+      reasonCode: 'QUALITY',
+      contact: '138',
+      status: 'PENDING_REVIEW',
+      createdAtMs: w.now(),
+      updatedAtMs: w.now(),
+      leaseUntilMs: 0,
+      submitAttempts: 0,
+      history: [{ atMs: w.now(), status: 'PENDING_REVIEW', source: 'apply' }],
+    });
+    expect(await orderDoc(w, orderId)).toMatchObject({
+      refundUsedFee: 1200,
+      refundReservedFee: 1200,
+      refundCount: 1,
+      refundOpenCount: 1,
+      refundBook: { [refundId]: { fee: 1200, state: 'reserved', atMs: w.now() } },
+      // Reconcile looks for a refund behind the reservation ten minutes on.
+      reservationCheckAtMs: w.now() + 10 * 60_000,
+      updatedAtMs: w.now(),
+    });
+    expect(refundIdFor('o', 'r1')).toMatch(/^R[0-9a-f]{30}$/);
+    expect(refundIdFor('o', 'r1')).not.toBe(refundIdFor('o', 'r2'));
+    expect(refundIdFor('o', 'r1')).not.toBe(refundIdFor('p', 'r1'));
+  });
+
+  it('refuses a malformed request in words', async () => {
+    const orderId = await paidOrder(w, 5000);
+    await refused(apply(orderId, 100, 'short77'), 'INVALID_INPUT', 'requestId has an invalid format');
+    expect((await apply(orderId, 100, '8chars__')).refund.refundFee).toBe(100);
+    await refused(apply(orderId, 0), 'INVALID_INPUT', 'refundFee must be from 1 to 100000000');
+    await refused(apply(orderId, 100_000_001), 'INVALID_INPUT', 'refundFee must be from 1 to 100000000');
+    await refused(
+      applyRefund(w.deps(), { orderId, refundFee: 1, reason: 'x' }, SHOPPER),
+      'INVALID_INPUT',
+      'requestId is required',
+    );
+    await refused(
+      apply(orderId, 1, newRequestId(), w.deps(), { contact: 'x'.repeat(65) }),
+      'INVALID_INPUT',
+      'contact must be at most 64 characters',
+    );
+  });
+});
+
+describe('two applications racing for one order', () => {
+  it('the same requestId with two amounts: the second is told the id was used for a different application', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const id = newRequestId();
+    const [a, b] = await racing(orderId, [1000, id], [2000, id]);
+    expect(a).toMatchObject({ refundFee: 1000 });
+    expect(b).toMatchObject({
+      code: 'INVALID_INPUT',
+      message: 'requestId was already used for a different application',
+    });
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundUsedFee: 1000, refundCount: 1 });
+  });
+
+  it('the loser of the last fen is told what is left of the order', async () => {
+    const orderId = await paidOrder(w, 5000);
+    await apply(orderId, 1000);
+    const [a, b] = await racing(orderId, [3000, newRequestId()], [2000, newRequestId()]);
+    expect(a).toMatchObject({ refundFee: 3000 });
+    expect(b).toMatchObject({
+      code: 'REFUND_EXCEEDS_PAID',
+      message: 'at most 1000 fen of this order can still be refunded',
+    });
+  });
+
+  it('the loser of the last open place is told how many are in progress', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const max = w.config.refunds.maxOpenPerOrder;
+    for (let i = 0; i < max - 1; i++) await apply(orderId, 10);
+    const [, b] = await racing(orderId, [10, newRequestId()], [10, newRequestId()]);
+    expect(b).toMatchObject({
+      code: 'TOO_MANY_OPEN_REFUNDS',
+      message: `this order already has ${max} refund applications in progress; wait for them to finish`,
+    });
+  });
+
+  it('the loser of the fiftieth refund is told WeChat’s limit', async () => {
+    const orderId = await paidOrder(w, 10_000);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { refundCount: 49 });
+    const [, b] = await racing(orderId, [10, newRequestId()], [10, newRequestId()]);
+    expect(b).toMatchObject({
+      code: 'REFUND_NOT_ALLOWED',
+      message: 'WeChat Pay allows at most 50 refunds per order',
+    });
+    await refused(apply(orderId, 10), 'REFUND_NOT_ALLOWED', 'WeChat Pay allows at most 50 refunds per order');
+  });
+});
