@@ -5,6 +5,7 @@
  * query. Runs under `npm test` and `npm run test:mutation`.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
   closeLocally,
   createOrder,
@@ -12,6 +13,7 @@ import {
   queryOrder,
 } from '../../cloudfunctions/shared/domain/orders';
 import {
+  alwaysLosing,
   deliver,
   dieBefore,
   eventsOf,
@@ -273,5 +275,21 @@ describe('the same cart twice (a double tap on 去结算)', () => {
     const second = await order(cart, clocked());
     expect(second.orderId).not.toBe(first.orderId);
     expect(logged(w, 'order.same_cart')).toEqual([]);
+  });
+});
+
+describe('a payment whose order keeps changing under it', () => {
+  it('is tried three times, then refused for WeChat to send again, with nothing booked', async () => {
+    const { orderId } = await orderAndPay(w);
+    const losing = alwaysLosing(w.deps(), 'orders');
+    const [sent] = w.outbox.splice(0);
+    await expect(handlePayNotify(losing.deps, w.delivery(sent!))).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: `order ${orderId} kept changing while being marked paid`,
+    });
+    expect(losing.attempts()).toBe(3);
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+    // WeChat's retry books it.
+    expect((await handlePayNotify(w.deps(), w.delivery(sent!))).outcome).toBe('PAID');
   });
 });

@@ -9,7 +9,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund, type RefundFacts } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
-import { ADMIN, applied, deliver, eventsOf, logged, orderDoc, paidOrder, refundDoc } from './shop';
+import {
+  ADMIN,
+  alwaysLosing,
+  applied,
+  deliver,
+  eventsOf,
+  logged,
+  orderDoc,
+  paidOrder,
+  refundDoc,
+} from './shop';
 import { startWorld, type World } from './world';
 
 let w: World;
@@ -283,5 +293,22 @@ describe('WeChat’s word through the notify', () => {
     expect(await deliver(w)).toEqual(['SUCCESS']);
     expect(logged(w, 'refund.success')[0]?.fields['source']).toBe('refundnotify');
     expect((await refundDoc(w, a.refundId)).history?.at(-1)).toMatchObject({ source: 'refundnotify' });
+  });
+});
+
+describe('a refund that keeps changing under WeChat’s word', () => {
+  it('is tried four times, then fails loudly; the money is booked once and the retry finishes it', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    await decide(a.refundId);
+    const r = await refundDoc(w, a.refundId);
+    const losing = alwaysLosing(w.deps(), 'refunds');
+    await expect(applyWeChatRefund(losing.deps, r, facts(r, 'SUCCESS'), 'refundquery')).rejects.toThrow(
+      `refund ${a.refundId} kept changing while applying WeChat's SUCCESS`,
+    );
+    expect(losing.attempts()).toBe(4);
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
+    expect(await apply(a.refundId, 'SUCCESS')).toBe('SUCCESS');
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
   });
 });

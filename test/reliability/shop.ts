@@ -181,3 +181,24 @@ export async function refused(p: Promise<unknown>, code: string, message?: strin
 
 /** The lines logged with `event` since the last reset, as an operator reads them. */
 export const logged = (w: World, event: string) => w.logs.filter((l) => l.event === event);
+
+/**
+ * A store whose compare-and-sets on `collection` always lose, as if another writer changed
+ * the document each time just before; counts them.
+ */
+export function alwaysLosing(deps: Deps, collection: string): { deps: Deps; attempts: () => number } {
+  let attempts = 0;
+  const store = new Proxy(deps.store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== 'cas') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: unknown[]) => {
+        if (args[0] !== collection)
+          return (value as (...a: unknown[]) => Promise<boolean>).apply(target, args);
+        attempts++;
+        return false;
+      };
+    },
+  }) as Store;
+  return { deps: { ...deps, store }, attempts: () => attempts };
+}
