@@ -293,3 +293,52 @@ describe('a payment whose order keeps changing under it', () => {
     expect((await handlePayNotify(w.deps(), w.delivery(sent!))).outcome).toBe('PAID');
   });
 });
+
+describe('an order as stored', () => {
+  it('field by field, before and after WeChat’s prepay_id', async () => {
+    w.advance(1234);
+    const created = await createOrder(
+      w.deps(),
+      {
+        items: [
+          { productId: 'tea', quantity: 2 },
+          { productId: 'cup', quantity: 1 },
+        ],
+      },
+      { ...SHOPPER, clientIp: '10.0.0.7' },
+    );
+    const o = await orderDoc(w, created.orderId);
+    expect(o).toEqual({
+      _id: created.orderId,
+      openid: SHOPPER.openid,
+      status: 'NOTPAY',
+      items: [
+        { productId: 'tea', name: '商品tea', priceFen: 1200, quantity: 2 },
+        { productId: 'cup', name: '商品cup', priceFen: 3000, quantity: 1 },
+      ],
+      totalFee: 5400,
+      description: `${w.config.shopName}-商品tea等2件`,
+      clientIp: '10.0.0.7',
+      provider: 'v2',
+      signType: 'HMAC-SHA256',
+      notifyUrl: w.config.wxpay.payNotifyUrl,
+      createdAtMs: w.now(),
+      updatedAtMs: w.now(),
+      expiresAtMs: w.now() + w.config.orderExpireMs,
+      prepayId: expect.stringMatching(/^wx/),
+      prepayExpiresAtMs: w.now() + 2 * 3600_000,
+      nextCheckAtMs: w.now() + w.config.reconcile.notifyGraceMs,
+      checkCount: 0,
+      refundReservedFee: 0,
+      refundedFee: 0,
+      refundUsedFee: 0,
+      refundCount: 0,
+      refundOpenCount: 0,
+      refundBook: {},
+      refundCallUntilMs: 0,
+    });
+    expect(created).toMatchObject({ orderId: o._id, totalFee: 5400 });
+    // out_trade_no: Beijing time, then 12 random characters.
+    expect(o._id).toMatch(/^20261130100001[0-9A-Za-z]{12}$/);
+  });
+});
