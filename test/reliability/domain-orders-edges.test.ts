@@ -5,6 +5,7 @@
  * query. Runs under `npm test` and `npm run test:mutation`.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { admitCall } from '../../cloudfunctions/shared/domain/limits';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
   closeLocally,
@@ -340,5 +341,33 @@ describe('an order as stored', () => {
     expect(created).toMatchObject({ orderId: o._id, totalFee: 5400 });
     // out_trade_no: Beijing time, then 12 random characters.
     expect(o._id).toMatch(/^20261130100001[0-9A-Za-z]{12}$/);
+  });
+});
+
+describe('what a shopper sees past their limits', () => {
+  it('queryOrder beyond the read limit shows the stored order and does not ask WeChat; within it, it does', async () => {
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    const max = w.config.limits.perMinute.reads;
+    for (let i = 0; i < max; i++) await admitCall(w.deps(), SHOPPER.openid!, 'reads');
+    const over = await queryOrder(w.deps(), { orderId }, SHOPPER);
+    expect(over.order.status).toBe('NOTPAY');
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+    w.advance(61_000);
+    expect((await queryOrder(w.deps(), { orderId }, SHOPPER)).order.status).toBe('PAID');
+  });
+
+  it('paying again asks WeChat only when the prepay_id ran out, and only then counts as a createOrder call', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    const max = w.config.limits.perMinute.createOrder;
+    // Use up the minute's createOrder calls (the first order took one).
+    for (let i = 1; i < max; i++) await admitCall(w.deps(), SHOPPER.openid!, 'createOrder');
+    // Re-signing is free.
+    expect((await createOrder(w.deps(), { orderId: first.orderId }, SHOPPER)).orderId).toBe(first.orderId);
+    await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: w.now() });
+    await expect(createOrder(w.deps(), { orderId: first.orderId }, SHOPPER)).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+      message: `too many createOrder calls: at most ${max} a minute`,
+    });
   });
 });
