@@ -111,3 +111,32 @@ describe('the refund book', () => {
     expect(reservedEntries({ ...(await orderDoc(w, orderId)), refundBook: undefined as never })).toEqual([]);
   });
 });
+
+describe('the refund book of an order that has none', () => {
+  it('money for a moved entry is booked late too', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    expect(await move(w.deps(), orderId, a.refundId, 'S1', 1000)).toBe('moved');
+    expect(await settle(w.deps(), orderId, a.refundId, 1000)).toBe('late');
+    expect((await orderDoc(w, orderId)).refundBook[a.refundId]).toMatchObject({
+      state: 'settled',
+      late: true,
+    });
+  });
+
+  it('an order stored before refund books, or no order at all: each step says missing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { refundBook: store.cmd.remove() });
+    expect((await orderDoc(w, orderId)).refundBook).toBeUndefined();
+    await expect(settle(w.deps(), orderId, 'R1', 1)).rejects.toMatchObject({ code: 'REFUND_BOOK_MISSING' });
+    expect(await release(w.deps(), orderId, 'R1', 1)).toBe('missing');
+    expect(await move(w.deps(), orderId, 'R1', 'R1_2', 1)).toBe('missing');
+    await expect(settle(w.deps(), 'no-order', 'R1', 1)).rejects.toMatchObject({
+      code: 'REFUND_BOOK_MISSING',
+      message: 'order no-order has no refund book entry for R1',
+    });
+    expect(await release(w.deps(), 'no-order', 'R1', 1)).toBe('missing');
+    expect(await move(w.deps(), 'no-order', 'R1', 'R1_2', 1)).toBe('missing');
+  });
+});

@@ -13,11 +13,13 @@ import {
   ADMIN,
   applied,
   deliver,
+  eventsOf,
   logged,
   orderAndPay,
   orderDoc,
   paidOrder,
   refundDoc,
+  refused,
   SHOPPER,
   stock,
 } from './shop';
@@ -227,5 +229,74 @@ describe('the merchant’s review', () => {
     await releaseEnded(w.deps(), await refundDoc(w, b.refundId));
     expect(logged(w, 'refund.release_skipped')).toHaveLength(1);
     expect(logged(w, 'refund.reservation_released')).toHaveLength(1);
+  });
+});
+
+describe('cancel and withdraw, the rest', () => {
+  it('a malformed id is refused in words', async () => {
+    await refused(
+      cancelOrder(w.deps(), { orderId: 'a b' }, SHOPPER),
+      'INVALID_INPUT',
+      'orderId has an invalid format',
+    );
+    await refused(
+      cancelOrder(w.deps(), { orderId: 'x'.repeat(33) }, SHOPPER),
+      'INVALID_INPUT',
+      'orderId must be at most 32 characters',
+    );
+    await refused(
+      withdrawRefund(w.deps(), { refundId: 'a b' }, SHOPPER),
+      'INVALID_INPUT',
+      'refundId has an invalid format',
+    );
+  });
+
+  it('cancelling a paid order asks WeChat nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    w.advance(6 * MINUTE);
+    w.faults({ systemErrorRate: 1 });
+    expect((await cancelOrder(w.deps(), { orderId }, SHOPPER)).outcome).toBe('PAID');
+    w.faults({ systemErrorRate: 0 });
+    expect(logged(w, 'order.closeorder_failed')).toEqual([]);
+    expect(logged(w, 'order.cancelled')).toEqual([]);
+  });
+
+  it('an error that is not WeChat’s reaches the shopper as it is; the order stays cancelled', async () => {
+    // Paid at WeChat with the notify lost: closeorder answers ORDERPAID, and the query after it breaks.
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    w.advance(6 * MINUTE);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    const broken = Object.create(v2, {
+      queryPayment: { value: async () => Promise.reject(new Error('bug')) },
+    });
+    await expect(
+      cancelOrder({ ...deps, wxpay: { current: broken, byName: { v2: broken } } }, { orderId }, SHOPPER),
+    ).rejects.toThrow('bug');
+    expect((await orderDoc(w, orderId)).cancelledAtMs).toBe(w.now());
+  });
+
+  it('in a sandbox with a time scale, the close and the release checks come sooner by it', async () => {
+    const scaled = () => ({ ...w.deps(), config: { ...w.config, timeScale: 0.5 } });
+    const created = await createOrder(w.deps(), { items: [{ productId: 'tea', quantity: 1 }] }, SHOPPER);
+    const made = w.now();
+    await cancelOrder(scaled(), { orderId: created.orderId }, SHOPPER);
+    expect((await orderDoc(w, created.orderId)).nextCheckAtMs).toBe(made + 2.5 * MINUTE);
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await withdrawRefund(scaled(), { refundId: r.refundId }, SHOPPER);
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + 5 * MINUTE);
+    const [event] = await eventsOf(w, r.refundId);
+    expect(event).toMatchObject({
+      _id: `${r.refundId}:WITHDRAWN`,
+      kind: 'refund',
+      orderId,
+      refundId: r.refundId,
+      from: 'PENDING_REVIEW',
+      to: 'WITHDRAWN',
+      source: 'withdraw',
+      fields: {},
+    });
   });
 });

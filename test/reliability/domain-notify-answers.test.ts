@@ -16,9 +16,20 @@ import {
   httpNotification,
   notifyDialect,
 } from '../../cloudfunctions/shared/domain/notify';
+import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import { notifyBodyForTest } from '../../cloudfunctions/shared/providers/v3/testing';
 import { encryptRefundNotifyForTest, signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
-import { applied, logged, orderAndPay, orderDoc, paidOrder, refundDoc, SHOPPER } from './shop';
+import {
+  ADMIN,
+  applied,
+  deliver,
+  logged,
+  orderAndPay,
+  orderDoc,
+  paidOrder,
+  refundDoc,
+  SHOPPER,
+} from './shop';
 import { MERCHANT, startWorld, type World } from './world';
 
 const keys = { appid: MERCHANT.appid, mchId: MERCHANT.mchId, apiKey: MERCHANT.apiKey };
@@ -230,6 +241,11 @@ describe('APIv3 notifies', () => {
     expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
   });
 
+  it('a verified APIv3 payment for its own order is booked', async () => {
+    await orderAndPay(w);
+    expect(await deliver(w)).toEqual(['PAID']);
+  });
+
   it('a verified APIv3 payment for an APIv2 order: FAIL “not this order”', async () => {
     const { orderId } = await orderAndPay(w);
     const [sent] = w.outbox.splice(0);
@@ -245,5 +261,56 @@ describe('APIv3 notifies', () => {
         fields: { reason: 'PROVIDER_MISMATCH', orderId, provider: 'v3' },
       },
     ]);
+  });
+});
+
+describe('notifies in odd circumstances', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await startWorld();
+  }, 60_000);
+  afterAll(() => w?.close());
+  beforeEach(() => w.reset());
+
+  it('a function wired without WeChat Pay refuses every notify as not configured', async () => {
+    const { orderId } = await orderAndPay(w);
+    const [sent] = w.outbox.splice(0);
+    const answer = await handlePayNotify({ ...w.deps(), wxpay: undefined }, w.delivery(sent!));
+    expect(answer).toMatchObject({ ok: false, outcome: 'PROVIDER_NOT_CONFIGURED' });
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+  });
+
+  it('orders and refunds stored before providers existed are APIv2’s, and hear from it', async () => {
+    const { orderId } = await orderAndPay(w);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { provider: store.cmd.remove() });
+    expect((await orderDoc(w, orderId)).provider).toBeUndefined();
+    expect(await deliver(w)).toEqual(['PAID']);
+    const r = await applied(w, orderId, 1000);
+    await store.cas('refunds', { _id: r.refundId }, { provider: store.cmd.remove() });
+    await approveRefund(w.deps(), { refundId: r.refundId, decision: 'approve' }, ADMIN);
+    w.core.engine.settleOne(r.refundId, 'SUCCESS');
+    expect(await deliver(w)).toEqual(['SUCCESS']);
+  });
+
+  it('a forged refund notify is logged as refund_notify’s', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const forged = refundBody(r.refundId, orderId, 1000).replace(
+      /<req_info><!\[CDATA\[[^\]]{8}/,
+      '<req_info><![CDATA[AAAAAAAA',
+    );
+    expect((await handleRefundNotify(w.deps(), w.delivery({ kind: 'refund', body: forged }))).ok).toBe(false);
+    expect(logged(w, 'refund_notify.rejected')).toHaveLength(1);
+    expect(logged(w, 'pay_notify.rejected')).toEqual([]);
+  });
+
+  it('an HTTP notify’s body is the bytes as received', () => {
+    const bytes = new Uint8Array([60, 120, 62]);
+    expect(httpNotification(bytes).body).toBe(bytes);
+    const fromText = httpNotification('<xml>退款</xml>').body;
+    expect(Buffer.isBuffer(fromText)).toBe(true);
+    expect(Buffer.from(fromText).toString('utf8')).toBe('<xml>退款</xml>');
+    expect(httpNotification('x')).toMatchObject({ transport: 'http', method: 'POST', headers: {} });
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund, type RefundFacts } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import {
   ADMIN,
   alwaysLosing,
@@ -19,6 +20,7 @@ import {
   orderDoc,
   paidOrder,
   refundDoc,
+  SHOPPER,
 } from './shop';
 import { startWorld, type World } from './world';
 
@@ -270,6 +272,15 @@ describe('WeChat’s word, as logged', () => {
         fields: { refundId: r._id, source: 'refundquery', got: { refund_status: 'SUCCESS' } },
       })),
     );
+  });
+
+  it('CLOSED for a refund the shopper withdrew: so it is, nothing to do', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    await withdrawRefund(w.deps(), { refundId: a.refundId }, SHOPPER);
+    const before = await refundDoc(w, a.refundId);
+    expect(await apply(a.refundId, 'CLOSED')).toBe('ALREADY');
+    expect(await refundDoc(w, a.refundId)).toEqual(before);
   });
 
   it('a PROCESSING notify changes nothing, whatever it names', async () => {

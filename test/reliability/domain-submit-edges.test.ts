@@ -424,7 +424,10 @@ describe('the submit lease and what an approval writes', () => {
       reason: '同意',
     });
     point.release();
-    expect((await first).refund.status).toBe('PROCESSING');
+    const done = (await first).refund;
+    expect(done.status).toBe('PROCESSING');
+    // The merchant's view of the answer carries the whole history, this step included.
+    expect(done.history?.map((h) => h.status)).toEqual(['PENDING_REVIEW', 'APPROVED', 'PROCESSING']);
     expect((await refundDoc(w, r.refundId)).history?.at(-1)).toEqual({
       atMs: w.now(),
       status: 'PROCESSING',

@@ -108,9 +108,8 @@ export async function askWeChat(
     return 'unreachable';
   }
   const outcome = await applyWeChatRefund(deps, refund, info, 'refundquery');
+  // (STILL_PROCESSING is the answer to a PROCESSING notify only, never to a query.)
   if (outcome === 'MISMATCH') return 'unreachable';
-  // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: a query's answer is never STILL_PROCESSING today (only a PROCESSING notify is); kept for a status a provider may add.
-  if (outcome === 'STILL_PROCESSING') return 'unreachable';
   return (await getRefund(deps, refund._id)) ?? 'unreachable';
 }
 
@@ -352,7 +351,6 @@ export async function retryClosed(deps: Deps, closed: RefundDoc, review?: Review
   let current = closed;
   let successorId = current.successorId;
   const now = deps.now();
-  // Stryker disable next-line ConditionalExpression: linking again when a link exists fails its condition and reads the same link back.
   if (!successorId) {
     successorId = successorIdOf(current._id);
     const linked = await stepRefund(
@@ -382,7 +380,7 @@ export async function retryClosed(deps: Deps, closed: RefundDoc, review?: Review
       'WeChat reports this refund as paid after all; there is nothing to retry',
     );
   }
-  // Stryker disable next-line ConditionalExpression,StringLiteral: unreachable while the link holds (a linked CLOSED refund cannot be rejected, and a rejected one cannot be linked); kept so a reservation released by any future path is never handed over.
+  // Stryker disable next-line StringLiteral: unreachable while the link holds (a linked CLOSED refund cannot be rejected, and a rejected one cannot be linked); kept so a reservation released by any future path is never handed over.
   if (moved === 'released')
     // Stryker disable next-line StringLiteral: as above.
     throw new AppError('INVALID_STATE', 'this refund was rejected; its amount is free again');
