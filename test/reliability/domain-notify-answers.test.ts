@@ -307,8 +307,9 @@ describe('notifies in odd circumstances', () => {
 
   it('an HTTP notify’s body is the bytes as received', () => {
     const bytes = new Uint8Array([60, 120, 62]);
-    expect(httpNotification(bytes).body).toBe(bytes);
-    const fromText = httpNotification('<xml>退款</xml>').body;
+    const bodyOf = (n: ReturnType<typeof httpNotification>) => (n as { body: Uint8Array }).body;
+    expect(bodyOf(httpNotification(bytes))).toBe(bytes);
+    const fromText = bodyOf(httpNotification('<xml>退款</xml>'));
     expect(Buffer.isBuffer(fromText)).toBe(true);
     expect(Buffer.from(fromText).toString('utf8')).toBe('<xml>退款</xml>');
     expect(httpNotification('x')).toMatchObject({ transport: 'http', method: 'POST', headers: {} });
