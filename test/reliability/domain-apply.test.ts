@@ -6,8 +6,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
-import { applyRefund, refundIdFor } from '../../cloudfunctions/shared/domain/refunds';
+import { applyRefund, approveRefund, refundIdFor } from '../../cloudfunctions/shared/domain/refunds';
 import {
+  ADMIN,
   casOn,
   newRequestId,
   orderDoc,
@@ -156,5 +157,51 @@ describe('two applications racing for one order', () => {
       message: 'WeChat Pay allows at most 50 refunds per order',
     });
     await refused(apply(orderId, 10), 'REFUND_NOT_ALLOWED', 'WeChat Pay allows at most 50 refunds per order');
+  });
+});
+
+describe('a review that must not happen', () => {
+  const decide = (refundId: string, decision: string, extra = {}) =>
+    approveRefund(w.deps(), { refundId, decision, ...extra }, ADMIN);
+
+  it('rejecting a FAILED refund that WeChat turns out to have is refused with its state, nothing released', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = (await apply(orderId, 1000)).refund;
+    // WeChat took the call; its answer was lost.
+    w.faults({ hangAfterEffectRate: 1 });
+    await decide(r.refundId, 'approve');
+    w.faults({ hangAfterEffectRate: 0 });
+    // Our record says FAILED after that lost answer (as a refusal of a later attempt would leave it).
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { status: 'FAILED', outcomeUnknown: false });
+    await refused(
+      decide(r.refundId, 'reject'),
+      'INVALID_STATE',
+      'WeChat Pay has this refund (PROCESSING); it cannot be rejected',
+    );
+    expect((await refundDoc(w, r.refundId)).status).toBe('PROCESSING');
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundReservedFee: 1000, refundUsedFee: 1000 });
+  });
+
+  it('approving a refund whose provider is no longer configured is refused before anything is written', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = (await apply(orderId, 1000)).refund;
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { provider: 'v3' });
+    const before = await refundDoc(w, r.refundId);
+    await refused(
+      decide(r.refundId, 'approve'),
+      'CONFIG_INVALID',
+      'this order was paid through APIv3, which is not configured: add v3 to WXPAY_KEEP_PROVIDERS and keep its variables set',
+    );
+    expect(await refundDoc(w, r.refundId)).toEqual(before);
+  });
+
+  it('a review names its refund properly and keeps its comment short', async () => {
+    await refused(decide('R x', 'approve'), 'INVALID_INPUT', 'refundId has an invalid format');
+    await refused(
+      decide('R1', 'approve', { comment: '好'.repeat(201) }),
+      'INVALID_INPUT',
+      'comment must be at most 200 characters',
+    );
+    await refused(decide('R1', 'approve', { extra: 1 }), 'INVALID_INPUT', 'unexpected field "extra"');
   });
 });
