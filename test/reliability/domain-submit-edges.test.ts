@@ -124,10 +124,15 @@ describe('what each refund call leaves for the operator and the merchant', () =>
       attempt: 2,
       retryAt: w.now() + 2 * MINUTE,
     });
-    // WeChat answers again: it had the refund all along.
+    // WeChat answers again: it had the refund all along, and the query's word is booked as such.
     w.advance(2 * MINUTE + 1000);
     expect((await decide(r.refundId)).status).toBe('PROCESSING');
     expect(wxRefunds()).toHaveLength(1);
+    expect((await refundDoc(w, r.refundId)).history?.at(-1)).toMatchObject({
+      status: 'PROCESSING',
+      source: 'refundquery',
+    });
+    expect(logged(w, 'refund.submit_unknown')).toHaveLength(2);
   });
 
   it('a rate limit: refund.rate_limited with WeChat’s code and the minute to wait', async () => {
@@ -181,7 +186,14 @@ describe('what each refund call leaves for the operator and the merchant', () =>
       source: 'refund',
     });
     expect(event!.fields).toEqual({ err_code: 'NOTENOUGH', err_code_des: expect.stringMatching(/./) });
-    expect((await refundDoc(w, r.refundId)).failReason).toBe(`NOTENOUGH: ${event!.fields['err_code_des']}`);
+    const failed = await refundDoc(w, r.refundId);
+    expect(failed.failReason).toBe(`NOTENOUGH: ${event!.fields['err_code_des']}`);
+    expect(failed.history?.at(-1)).toEqual({
+      atMs: w.now(),
+      status: 'FAILED',
+      source: 'refund',
+      reason: failed.failReason,
+    });
   });
 
   it('a second refund of the order inside WeChat’s minute: refund.waits_for_order_spacing, with no history entry', async () => {
@@ -208,6 +220,7 @@ describe('what each refund call leaves for the operator and the merchant', () =>
 
 describe('the order’s refund slot', () => {
   it('is pushed to a minute after a slow call’s answer, so a sibling does not ask WeChat too early', async () => {
+    const bystander = await paidOrder(w, 3000);
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
     const deps = w.deps();
@@ -225,6 +238,7 @@ describe('the order’s refund slot', () => {
     const slowDeps = { ...deps, wxpay: { current: slow, byName: { v2: slow } } };
     expect((await decide(r.refundId, 'approve', slowDeps)).status).toBe('PROCESSING');
     expect((await orderDoc(w, orderId)).refundCallUntilMs).toBe(w.now() + w.config.refunds.spacingMs);
+    expect((await orderDoc(w, bystander)).refundCallUntilMs).toBe(0);
     expect(logged(w, 'refund.slot_not_extended')).toEqual([]);
   });
 
@@ -339,6 +353,31 @@ describe('a CLOSED refund retried under a new number', () => {
     ).toHaveLength(1);
   });
 
+  it('two admins who both read it unlinked: the second link finds the first and makes no second', async () => {
+    const { refundId } = await closedRefund();
+    const point = pausePoint();
+    const first = decide(refundId, 'approve', pauseBefore(w.deps(), casOn('refunds'), point));
+    await point.arrived;
+    expect((await decide(refundId)).status).toBe('PROCESSING');
+    point.release();
+    expect(await first).toMatchObject({ refundId: `${refundId}_2`, status: 'PROCESSING' });
+    expect(
+      (await refundDoc(w, refundId)).history?.filter((h) => h.reason === `retried as ${refundId}_2`),
+    ).toHaveLength(1);
+    expect(wxRefunds().filter((x) => x.outRefundNo === `${refundId}_2`)).toHaveLength(1);
+  });
+
+  it('in a sandbox with a time scale, the retry is looked at again sooner by it', async () => {
+    const { refundId } = await closedRefund();
+    const deps = w.deps();
+    await approveRefund(
+      { ...deps, config: { ...deps.config, timeScale: 0.5 } },
+      { refundId, decision: 'approve' },
+      ADMIN,
+    );
+    expect((await refundDoc(w, refundId)).nextCheckAtMs).toBe(w.now() + 5 * MINUTE);
+  });
+
   it('WeChat pays the closed refund after all while it is being retried: nothing is retried, and the admin is told why', async () => {
     const { orderId, refundId } = await closedRefund();
     const point = pausePoint();
@@ -445,6 +484,21 @@ describe('the submit lease and what an approval writes', () => {
     await decide(r.refund.refundId);
     const [sent] = wxRefunds();
     expect(sent!.notifyUrl).toBe(w.config.wxpay.refundNotifyUrl);
+    // The URL is this shop's, as configured.
+    const other = await applied(w, orderId, 500);
+    w.advance(MINUTE + 1000);
+    const deps = w.deps();
+    const custom = {
+      ...deps,
+      config: {
+        ...deps.config,
+        wxpay: { ...deps.config.wxpay, refundNotifyUrl: 'https://shop.example/refund/notify' },
+      },
+    };
+    await decide(other.refundId, 'approve', custom);
+    expect(wxRefunds().find((x) => x.outRefundNo === other.refundId)!.notifyUrl).toBe(
+      'https://shop.example/refund/notify',
+    );
     expect(sent!.refundDesc).toBe('很'.repeat(79));
   });
 
@@ -556,7 +610,12 @@ describe('WeChat’s answer and its notify crossing', () => {
     expect((await decide(r.refundId)).status).toBe('APPROVED');
     expect(wxRefunds()).toHaveLength(1);
     expect(logged(w, 'refund.mismatch')).toHaveLength(1);
-    expect(await refundDoc(w, r.refundId)).toMatchObject({ status: 'APPROVED', outcomeUnknown: true });
+    const waiting = await refundDoc(w, r.refundId);
+    expect(waiting).toMatchObject({ status: 'APPROVED', outcomeUnknown: true, leaseUntilMs: 0 });
+    // Treated as no answer: tried again after the second attempt's gap.
+    expect(lastReason(waiting)).toBe('WXPAY_UNAVAILABLE: refundquery did not answer');
+    expect(waiting.nextCheckAtMs).toBe(w.now() + 2 * MINUTE);
+    expect(logged(w, 'refund.submit_unknown')).toHaveLength(2);
   });
 
   it('a lost answer that WeChat never took: the retry finds nothing at WeChat, calls again, and clears the doubt', async () => {
@@ -580,6 +639,7 @@ describe('WeChat’s answer and its notify crossing', () => {
 describe('a refund of an order stored before the refund slot existed', () => {
   it('takes the slot once, and a sibling inside the minute waits', async () => {
     const orderId = await paidOrder(w, 5000);
+    const bystander = await paidOrder(w, 3000);
     const a = await applied(w, orderId, 1000);
     const b = await applied(w, orderId, 2000);
     const store = w.deps().store;
@@ -589,6 +649,8 @@ describe('a refund of an order stored before the refund slot existed', () => {
     expect((await orderDoc(w, orderId)).refundCallUntilMs).toBe(w.now() + w.config.refunds.spacingMs);
     expect((await decide(b.refundId)).status).toBe('APPROVED');
     expect(wxRefunds()).toHaveLength(1);
+    // Only this order's slot was taken.
+    expect((await orderDoc(w, bystander)).refundCallUntilMs).toBe(0);
   });
 });
 
@@ -611,7 +673,8 @@ describe('a call that outlived its lease', () => {
     const taken = await refundDoc(w, r.refundId);
     expect(taken).toMatchObject({ status: 'APPROVED', submitAttempts: 2, leaseUntilMs: 0 });
     point.release();
-    await late;
+    // The late call answers with the refund as it now is.
+    expect((await late).updatedAtMs).toBe(taken.updatedAtMs);
     w.faults({ timeoutRate: 0 });
     expect(await refundDoc(w, r.refundId)).toEqual(taken);
     expect(taken.history?.filter((h) => h.source === 'refund')).toHaveLength(1);
