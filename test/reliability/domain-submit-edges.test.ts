@@ -680,6 +680,30 @@ describe('a call that outlived its lease', () => {
     expect(taken.history?.filter((h) => h.source === 'refund')).toHaveLength(1);
   });
 
+  it('a refusal, written after another admin took the refund over: changes nothing', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ refundError: 'NOTENOUGH' });
+    const point = pausePoint();
+    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
+    await point.arrived;
+    w.faults({ refundError: null, timeoutRate: 1 });
+    w.advance(MINUTE + 1000);
+    await decide(r.refundId);
+    w.faults({ timeoutRate: 0 });
+    const taken = await refundDoc(w, r.refundId);
+    expect(taken).toMatchObject({
+      status: 'APPROVED',
+      submitAttempts: 2,
+      leaseUntilMs: 0,
+      outcomeUnknown: true,
+    });
+    point.release();
+    expect((await late).status).toBe('APPROVED');
+    expect(await refundDoc(w, r.refundId)).toEqual(taken);
+    expect(await eventsOf(w, r.refundId)).toEqual([]);
+  });
+
   it('waiting for the order’s minute, written after another admin took the refund over: changes nothing', async () => {
     const orderId = await paidOrder(w, 5000);
     const sibling = await applied(w, orderId, 2000);
