@@ -373,3 +373,26 @@ describe('what a shopper sees past their limits', () => {
     });
   });
 });
+
+describe('asking WeChat again for an order', () => {
+  it('repeats the sign type the order was placed with, after the merchant switched to another', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    // Placed under MD5 (the merchant has switched to HMAC-SHA256 since); its prepay_id ran out.
+    const store = w.deps().store;
+    await store.cas('orders', { _id: created.orderId }, { signType: 'MD5', prepayExpiresAtMs: w.now() });
+    const sim = [...w.core.ledger.orders.values()].find((o) => o.outTradeNo === created.orderId)!;
+    sim.signType = 'MD5';
+    sim.request['sign_type'] = 'MD5';
+    const again = await createOrder(w.deps(), { orderId: created.orderId }, SHOPPER);
+    expect(again.payment.signType).toBe('MD5');
+  });
+
+  it('an order WeChat never had is closed here when it expires', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    for (const [k, o] of w.core.ledger.orders)
+      if (o.outTradeNo === created.orderId) w.core.ledger.orders.delete(k);
+    w.advance(6 * MINUTE);
+    expect(await expireOrder(w.deps(), await orderDoc(w, created.orderId))).toBe('CLOSED');
+    expect(await orderDoc(w, created.orderId)).toMatchObject({ status: 'CLOSED', closeReason: 'expired' });
+  });
+});
