@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cancelOrder } from '../../cloudfunctions/shared/domain/cancel';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
+import { move } from '../../cloudfunctions/shared/domain/refund-book';
 import { approveRefund, releaseEnded } from '../../cloudfunctions/shared/domain/refunds';
 import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import {
@@ -229,6 +230,20 @@ describe('the merchant’s review', () => {
     await releaseEnded(w.deps(), await refundDoc(w, b.refundId));
     expect(logged(w, 'refund.release_skipped')).toHaveLength(1);
     expect(logged(w, 'refund.reservation_released')).toHaveLength(1);
+    // An entry that is not there at all is reported too; a moved one is not the release's business.
+    const c = await applied(w, orderId, 300);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { [`refundBook.${c.refundId}`]: store.cmd.remove() });
+    await releaseEnded(w.deps(), await refundDoc(w, c.refundId));
+    expect(logged(w, 'refund.release_skipped').at(-1)).toEqual({
+      level: 'warn',
+      event: 'refund.release_skipped',
+      fields: { refundId: c.refundId, orderId, result: 'missing' },
+    });
+    const d = await applied(w, orderId, 200);
+    await move(w.deps(), orderId, d.refundId, `${d.refundId}_2`, 200);
+    await releaseEnded(w.deps(), await refundDoc(w, d.refundId));
+    expect(logged(w, 'refund.release_skipped')).toHaveLength(2);
   });
 });
 
