@@ -396,3 +396,30 @@ describe('asking WeChat again for an order', () => {
     expect(await orderDoc(w, created.orderId)).toMatchObject({ status: 'CLOSED', closeReason: 'expired' });
   });
 });
+
+describe('the cashier’s description', () => {
+  it('drops markup and control characters, and is cut at 40 characters without splitting an emoji', async () => {
+    await stock(w, 'odd', 100);
+    await w.deps().store.cas('products', { _id: 'odd' }, { name: `<b>茶&\u0001叶</b>${'🍵'.repeat(50)}` });
+    const created = await order([{ productId: 'odd', quantity: 1 }]);
+    const d = (await orderDoc(w, created.orderId)).description;
+    const expected = Array.from(`${w.config.shopName}-b茶叶/b${'🍵'.repeat(50)}`)
+      .slice(0, 40)
+      .join('');
+    expect(d).toBe(expected);
+    expect(Array.from(d)).toHaveLength(40);
+    // A client IP that is not one is replaced; IPv6 is one.
+    const v6 = await createOrder(
+      w.deps(),
+      { items: [{ productId: 'cup', quantity: 1 }] },
+      { ...SHOPPER, clientIp: '2001:db8::1' },
+    );
+    expect((await orderDoc(w, v6.orderId)).clientIp).toBe('2001:db8::1');
+    const bad = await createOrder(
+      w.deps(),
+      { items: [{ productId: 'tea', quantity: 2 }] },
+      { ...SHOPPER, clientIp: '1.2.3.4 ' },
+    );
+    expect((await orderDoc(w, bad.orderId)).clientIp).toBe('127.0.0.1');
+  });
+});
