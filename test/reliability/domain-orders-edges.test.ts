@@ -13,6 +13,7 @@ import {
   expireOrder,
   queryOrder,
 } from '../../cloudfunctions/shared/domain/orders';
+import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
 import { beijingTime } from '../../cloudfunctions/shared/domain/validate';
 import {
   alwaysLosing,
@@ -421,5 +422,40 @@ describe('the cashier’s description', () => {
       { ...SHOPPER, clientIp: '1.2.3.4 ' },
     );
     expect((await orderDoc(w, bad.orderId)).clientIp).toBe('127.0.0.1');
+  });
+});
+
+describe('createOrder and queryOrder, the rest', () => {
+  it('paying again takes the order id alone', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    await refused(
+      createOrder(w.deps(), { orderId: first.orderId, items: [] }, SHOPPER),
+      'INVALID_INPUT',
+      'unexpected field "items"',
+    );
+    await refused(
+      createOrder(w.deps(), { items: [{ productId: 'tea', quantity: 1 }], totalFee: 1 }, SHOPPER),
+      'INVALID_INPUT',
+      'unexpected field "totalFee"',
+    );
+  });
+
+  it('queryOrder lists the order’s refunds newest first', async () => {
+    const { orderId } = await orderAndPay(w);
+    expect(await deliver(w)).toEqual(['PAID']);
+    const a = await applyRefund(
+      w.deps(),
+      { orderId, refundFee: 100, reason: '一', requestId: 'req-query-a' },
+      SHOPPER,
+    );
+    w.advance(1000);
+    const b = await applyRefund(
+      w.deps(),
+      { orderId, refundFee: 200, reason: '二', requestId: 'req-query-b' },
+      SHOPPER,
+    );
+    const seen = await queryOrder(w.deps(), { orderId }, SHOPPER);
+    expect(seen.refunds.map((r) => r.refundId)).toEqual([b.refund.refundId, a.refund.refundId]);
+    expect(seen.order).toMatchObject({ orderId, status: 'PAID', refundableFee: 4700 });
   });
 });
