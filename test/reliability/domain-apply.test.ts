@@ -6,7 +6,12 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
-import { applyRefund, approveRefund, refundIdFor } from '../../cloudfunctions/shared/domain/refunds';
+import {
+  applyRefund,
+  approveRefund,
+  listRefunds,
+  refundIdFor,
+} from '../../cloudfunctions/shared/domain/refunds';
 import {
   ADMIN,
   casOn,
@@ -203,5 +208,47 @@ describe('a review that must not happen', () => {
       'comment must be at most 200 characters',
     );
     await refused(decide('R1', 'approve', { extra: 1 }), 'INVALID_INPUT', 'unexpected field "extra"');
+  });
+});
+
+describe('the merchant’s list of refunds', () => {
+  it('pages of 20 with a cursor, each refund with its order, in either order', async () => {
+    const ids: string[] = [];
+    for (let o = 0; o < 5; o++) {
+      const orderId = await paidOrder(w, 5000);
+      for (let i = 0; i < 5; i++) {
+        ids.push((await apply(orderId, 10)).refund.refundId);
+        w.advance(1000);
+      }
+    }
+    const first = await listRefunds(w.deps(), {}, ADMIN);
+    expect(first.items).toHaveLength(20);
+    expect(first.items.map((r) => r.refundId)).toEqual([...ids].reverse().slice(0, 20));
+    expect(first.items[0]).toMatchObject({ order: { status: 'PAID' }, openid: SHOPPER.openid });
+    expect(first.pendingCount).toBe(25);
+    const second = await listRefunds(w.deps(), { cursor: first.nextCursor }, ADMIN);
+    expect(second.items.map((r) => r.refundId)).toEqual([...ids].reverse().slice(20));
+    expect(second.nextCursor).toBeNull();
+    const oldest = await listRefunds(w.deps(), { order: 'oldest' }, ADMIN);
+    expect(oldest.items.map((r) => r.refundId)).toEqual(ids.slice(0, 20));
+    const rest = await listRefunds(w.deps(), { order: 'oldest', cursor: oldest.nextCursor }, ADMIN);
+    expect(rest.items.map((r) => r.refundId)).toEqual(ids.slice(20));
+    await refused(
+      listRefunds(w.deps(), { status: 'NOPE' }, ADMIN),
+      'INVALID_INPUT',
+      `status must be one of ${[
+        'PENDING_REVIEW',
+        'WITHDRAWN',
+        'REJECTED',
+        'APPROVED',
+        'PROCESSING',
+        'SUCCESS',
+        'FAILED',
+        'CLOSED',
+        'ABNORMAL',
+      ].join(', ')}`,
+    );
+    await refused(listRefunds(w.deps(), {}, SHOPPER), 'FORBIDDEN', 'only the merchant may do this');
+    expect((await listRefunds(w.deps(), { status: 'SUCCESS' }, ADMIN)).items).toEqual([]);
   });
 });
