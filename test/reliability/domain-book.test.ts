@@ -90,6 +90,9 @@ describe('the refund book', () => {
     expect(await release(w.deps(), orderId, b.refundId, 500)).toBe('released');
     expect(await move(w.deps(), orderId, b.refundId, 'S3', 500)).toBe('released');
     expect(await move(w.deps(), orderId, 'Rnone', 'S4', 1)).toBe('missing');
+    // Moved to S1: a move of it to another entry that exists is not that move done already.
+    const e = await applied(w, orderId, 50);
+    expect(await move(w.deps(), orderId, a.refundId, e.refundId, 1000)).toBe('missing');
     // A successor that already holds an entry is never overwritten.
     const c = await applied(w, orderId, 200);
     const d = await applied(w, orderId, 100);

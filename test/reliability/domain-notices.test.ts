@@ -7,6 +7,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
+import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
@@ -93,5 +95,33 @@ describe('who hears of what', () => {
     expect(all).toContain(`refund_attention ${a.refundId}:CLOSED → ${ADMIN.openid}`);
     expect(all).toContain(`refund_attention ${b.refundId}:ABNORMAL → ${ADMIN.openid}`);
     expect(all).toContain(`refund_completed ${b.refundId} → ${SHOPPER.openid}`);
+  });
+});
+
+describe('a refund WeChat paid after we let it go', () => {
+  it('the merchant is told once, when the money is first seen; SUCCESS after its ABNORMAL adds no second warning', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId, 'reject');
+    const facts = (status: 'ABNORMAL' | 'SUCCESS') => ({
+      status,
+      outTradeNo: orderId,
+      refundFen: 1000,
+      refundId: 'wx-late',
+      record: {},
+    });
+    const rejected = await w.deps().store.get<RefundDoc>('refunds', r.refundId);
+    expect(await applyWeChatRefund(withNotices(), rejected!, facts('ABNORMAL'), 'refundquery')).toBe(
+      'ABNORMAL',
+    );
+    const attention = async () => (await told()).filter((n) => n.startsWith('refund_attention'));
+    const afterAbnormal = await attention();
+    expect(afterAbnormal.length).toBeGreaterThan(0);
+    const abnormal = await w.deps().store.get<RefundDoc>('refunds', r.refundId);
+    expect(abnormal).toMatchObject({ flag: 'SUCCESS_AFTER_FINAL' });
+    expect(await applyWeChatRefund(withNotices(), abnormal!, facts('SUCCESS'), 'refundquery')).toBe(
+      'SUCCESS',
+    );
+    expect(await attention()).toEqual(afterAbnormal);
   });
 });

@@ -14,11 +14,14 @@ import {
   ADMIN,
   alwaysLosing,
   applied,
+  casOn,
   deliver,
   eventsOf,
   logged,
   orderDoc,
   paidOrder,
+  pauseBefore,
+  pausePoint,
   refundDoc,
   SHOPPER,
 } from './shop';
@@ -281,6 +284,57 @@ describe('WeChat’s word, as logged', () => {
     const before = await refundDoc(w, a.refundId);
     expect(await apply(a.refundId, 'CLOSED')).toBe('ALREADY');
     expect(await refundDoc(w, a.refundId)).toEqual(before);
+  });
+
+  it('CLOSED for a refund WeChat never gave an id keeps none', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    w.faults({ timeoutRate: 1 });
+    await decide(a.refundId);
+    w.faults({ timeoutRate: 0 });
+    expect(await apply(a.refundId, 'CLOSED', { refundId: '' })).toBe('CLOSED');
+    expect((await refundDoc(w, a.refundId)).wxRefundId).toBe('');
+  });
+
+  it('WeChat’s word landing while another is being written is applied to the state it is really in', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const a = await applied(w, orderId, 1000);
+    await decide(a.refundId);
+    const point = pausePoint();
+    const r = await refundDoc(w, a.refundId);
+    // A CLOSED read from refundquery stops before its write; SUCCESS lands meanwhile.
+    const closing = applyWeChatRefund(
+      pauseBefore(w.deps(), casOn('refunds'), point),
+      r,
+      facts(r, 'CLOSED'),
+      'refundquery',
+    );
+    await point.arrived;
+    expect(await apply(a.refundId, 'SUCCESS')).toBe('SUCCESS');
+    point.release();
+    expect(await closing).toBe('IGNORED');
+    expect((await eventsOf(w, a.refundId)).map((e) => e.to).sort()).toEqual(['PROCESSING', 'SUCCESS']);
+    expect(logged(w, 'refund.closed')).toEqual([]);
+
+    // The same for a PROCESSING found by refundquery while the refusal's answer lands.
+    const b = await applied(w, orderId, 500);
+    w.advance(61_000);
+    w.faults({ timeoutRate: 1 });
+    await decide(b.refundId);
+    w.faults({ timeoutRate: 0 });
+    const rb = await refundDoc(w, b.refundId);
+    const point2 = pausePoint();
+    const found = applyWeChatRefund(
+      pauseBefore(w.deps(), casOn('refunds'), point2),
+      rb,
+      facts(rb, 'PROCESSING'),
+      'refundquery',
+    );
+    await point2.arrived;
+    expect(await apply(b.refundId, 'CLOSED')).toBe('CLOSED');
+    point2.release();
+    expect(await found).toBe('IGNORED');
+    expect((await eventsOf(w, b.refundId)).map((e) => e.to)).toEqual(['CLOSED']);
   });
 
   it('a PROCESSING notify changes nothing, whatever it names', async () => {

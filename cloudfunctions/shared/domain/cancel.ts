@@ -48,9 +48,8 @@ export async function cancelOrder(
     ) {
       order = { ...order, ...patch };
       deps.log('info', 'order.cancelled', { orderId, dbRequests: store.requests });
-      // Stryker disable next-line BlockStatement: a stale NOTPAY here is read again after the close below, which the winner's status makes a no-op.
     } else {
-      // Stryker disable next-line LogicalOperator: as above.
+      // Stryker disable next-line LogicalOperator: the order is read again after the close below, which the winner's status makes a no-op.
       order = (await store.get<OrderDoc>(COLLECTIONS.orders, orderId)) ?? order;
     }
   }
