@@ -459,3 +459,14 @@ describe('createOrder and queryOrder, the rest', () => {
     expect(seen.order).toMatchObject({ orderId, status: 'PAID', refundableFee: 4700 });
   });
 });
+
+describe('WeChat’s five minutes in a sandbox with a time scale', () => {
+  it('shrink by it', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    const scaled = { ...w.deps(), config: { ...w.config, timeScale: 0.5 } };
+    w.advance(2 * MINUTE);
+    expect(await expireOrder(scaled, await orderDoc(w, created.orderId))).toBe('PENDING');
+    w.advance(MINUTE);
+    expect(await expireOrder(scaled, await orderDoc(w, created.orderId))).toBe('CLOSED');
+  });
+});
