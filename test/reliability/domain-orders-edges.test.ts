@@ -463,10 +463,14 @@ describe('createOrder and queryOrder, the rest', () => {
 describe('WeChat’s five minutes in a sandbox with a time scale', () => {
   it('shrink by it', async () => {
     const created = await order([{ productId: 'tea', quantity: 1 }]);
-    const scaled = { ...w.deps(), config: { ...w.config, timeScale: 0.5 } };
+    const scaled = () => ({ ...w.deps(), config: { ...w.config, timeScale: 0.5 } });
     w.advance(2 * MINUTE);
-    expect(await expireOrder(scaled, await orderDoc(w, created.orderId))).toBe('PENDING');
+    expect(await expireOrder(scaled(), await orderDoc(w, created.orderId))).toBe('PENDING');
+    // Not yet: WeChat is not asked.
+    expect(logged(w, 'order.closeorder_failed')).toEqual([]);
     w.advance(MINUTE);
-    expect(await expireOrder(scaled, await orderDoc(w, created.orderId))).toBe('CLOSED');
+    // Past 2.5 scaled minutes WeChat is asked (the simulator keeps real minutes, and refuses).
+    expect(await expireOrder(scaled(), await orderDoc(w, created.orderId))).toBe('PENDING');
+    expect(logged(w, 'order.closeorder_failed')).toHaveLength(1);
   });
 });
