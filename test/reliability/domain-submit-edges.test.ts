@@ -502,6 +502,31 @@ describe('the submit lease and what an approval writes', () => {
     expect(sent!.refundDesc).toBe('很'.repeat(79));
   });
 
+  it('a refusal without WeChat’s description still records its code, and an empty description', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    const terse = Object.create(v2, {
+      refund: {
+        value: async () =>
+          Promise.reject(
+            Object.assign(new Error('refused'), {
+              code: 'WXPAY_ERROR',
+              failure: 'refused',
+              providerCode: 'NOTENOUGH',
+            }),
+          ),
+      },
+    });
+    expect(
+      (await decide(r.refundId, 'approve', { ...deps, wxpay: { current: terse, byName: { v2: terse } } }))
+        .status,
+    ).toBe('FAILED');
+    const [event] = await eventsOf(w, r.refundId);
+    expect(event!.fields).toEqual({ err_code: 'NOTENOUGH', err_code_des: '' });
+  });
+
   it('an error that is not WeChat’s reaches the caller as it is, from the refund call or the query before it', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
@@ -699,7 +724,8 @@ describe('a call that outlived its lease', () => {
       outcomeUnknown: true,
     });
     point.release();
-    expect((await late).status).toBe('APPROVED');
+    // The late call answers with the refund as it now is.
+    expect(await late).toMatchObject({ status: 'APPROVED', updatedAtMs: taken.updatedAtMs });
     expect(await refundDoc(w, r.refundId)).toEqual(taken);
     expect(await eventsOf(w, r.refundId)).toEqual([]);
   });
