@@ -13,6 +13,7 @@ import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
 import {
   ADMIN,
   applied,
+  casOn,
   eventsOf,
   logged,
   newRequestId,
@@ -20,6 +21,8 @@ import {
   orderAndPay,
   orderDoc,
   paidOrder,
+  pauseBefore,
+  pausePoint,
   refused,
   SHOPPER,
 } from './shop';
@@ -122,6 +125,9 @@ describe('refund reasons', () => {
     );
     expect(applicationReason(deps, { reasonCode: 'QUALITY', reason: '很'.repeat(200) }).reason).toHaveLength(
       205,
+    );
+    expect(() => applicationReason(deps, { reasonCode: 'Q'.repeat(33) })).toThrow(
+      expect.objectContaining({ message: 'reasonCode must be at most 32 characters' }),
     );
     expect(() => applicationReason(deps, { reasonCode: 'QUALITY', reason: '很'.repeat(201) })).toThrow(
       expect.objectContaining({ message: 'reason must be at most 200 characters' }),
@@ -263,6 +269,30 @@ describe('a refund made by hand on the merchant platform', () => {
         },
       },
     ]);
+  });
+
+  it('two bill checks recording it at once: once, the loser answers ALREADY; other orders untouched', async () => {
+    const bystander = await paidOrder(w, 3000);
+    const orderId = await paidOrder(w, 5000);
+    const point = pausePoint();
+    const first = recordExternalRefund(pauseBefore(w.deps(), casOn('orders'), point), input(orderId));
+    await point.arrived;
+    expect(await recordExternalRefund(w.deps(), input(orderId))).toBe('RECORDED');
+    point.release();
+    expect(await first).toBe('ALREADY');
+    expect(logged(w, 'order.external_refund')).toHaveLength(1);
+    expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 700, refundCount: 1 });
+    expect(await orderDoc(w, bystander)).toMatchObject({ refundedFee: 0, refundCount: 0, refundBook: {} });
+  });
+
+  it('an order stored before refund books gets its first entry', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const store = w.deps().store;
+    await store.cas('orders', { _id: orderId }, { refundBook: store.cmd.remove() });
+    expect(await recordExternalRefund(w.deps(), input(orderId))).toBe('RECORDED');
+    expect((await orderDoc(w, orderId)).refundBook['50300000000000000001']).toMatchObject({
+      state: 'settled',
+    });
   });
 
   it('CHANGE is recorded as ABNORMAL money; an unpaid or missing order is not touched', async () => {
