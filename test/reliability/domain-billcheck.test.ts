@@ -203,13 +203,22 @@ describe('the bill check', () => {
 
   it('is for the merchant’s admins only, refuses a future or impossible date, and lists checks newest first', async () => {
     at(1, 10.5);
-    await refused(runBillCheck(billDeps(), { date: day }, SHOPPER), 'FORBIDDEN');
-    await refused(listBillChecks(w.deps(), {}, SHOPPER), 'FORBIDDEN');
+    await refused(
+      runBillCheck(billDeps(), { date: day }, SHOPPER),
+      'FORBIDDEN',
+      'only the merchant may do this',
+    );
+    await refused(listBillChecks(w.deps(), {}, SHOPPER), 'FORBIDDEN', 'only the merchant may do this');
     await refused(
       runBillCheck(billDeps(), { date: billDateOf(w.now() + 24 * HOUR) }, ADMIN),
       'INVALID_INPUT',
+      'date must not be in the future (Beijing time)',
     );
-    await refused(runBillCheck(billDeps(), { date: '20261131' }, ADMIN), 'INVALID_INPUT');
+    await refused(
+      runBillCheck(billDeps(), { date: '20261131' }, ADMIN),
+      'INVALID_INPUT',
+      'date must be a day as yyyyMMdd (Beijing time)',
+    );
     const empty = await check();
     expect(empty).toMatchObject({ status: 'DONE', noBill: true, discrepancyCount: 0 });
     const earlier = billDateOf(dayStartMs(day)! - 24 * HOUR);
@@ -217,7 +226,7 @@ describe('the bill check', () => {
     const list = await listBillChecks(w.deps(), {}, ADMIN);
     expect(list.items.map((i) => i.billDate)).toEqual([day, earlier]);
     expect(list.nextCursor).toBeNull();
-    await refused(listBillChecks(w.deps(), { cursor: 'x' }, ADMIN), 'INVALID_INPUT');
+    await refused(listBillChecks(w.deps(), { cursor: 'x' }, ADMIN), 'INVALID_INPUT', 'cursor is invalid');
     expect((await listBillChecks(w.deps(), { cursor: day }, ADMIN)).items.map((i) => i.billDate)).toEqual([
       earlier,
     ]);

@@ -46,10 +46,14 @@ const place = () => createOrder(w.deps(), { items: [{ productId: 'tea', quantity
 describe('cancelling an unpaid order', () => {
   it('is the shopper’s own order only', async () => {
     const { orderId } = await place();
-    await refused(cancel(orderId, OTHER), 'FORBIDDEN');
-    await refused(cancel(orderId, ADMIN), 'FORBIDDEN');
-    await refused(cancel(orderId, { ...SHOPPER, appid: 'wxanotherapp000001' }), 'FORBIDDEN');
-    await refused(cancel('20261130100000nothing000'), 'NOT_FOUND');
+    await refused(cancel(orderId, OTHER), 'FORBIDDEN', 'this order belongs to someone else');
+    await refused(cancel(orderId, ADMIN), 'FORBIDDEN', 'this order belongs to someone else');
+    await refused(
+      cancel(orderId, { ...SHOPPER, appid: 'wxanotherapp000001' }),
+      'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
+    );
+    await refused(cancel('20261130100000nothing000'), 'NOT_FOUND', 'order not found');
     const o = await orderDoc(w, orderId);
     expect(o.status).toBe('NOTPAY');
     expect(o.cancelledAtMs).toBeUndefined();
@@ -64,7 +68,11 @@ describe('cancelling an unpaid order', () => {
     const o = await orderDoc(w, created.orderId);
     expect(o.cancelledAtMs).toBe(w.now());
     expect(o.nextCheckAtMs).toBe(o.createdAtMs + 5 * MINUTE);
-    await refused(createOrder(w.deps(), { orderId: created.orderId }, SHOPPER), 'ORDER_NOT_PAYABLE');
+    await refused(
+      createOrder(w.deps(), { orderId: created.orderId }, SHOPPER),
+      'ORDER_NOT_PAYABLE',
+      'the order was cancelled; place a new order',
+    );
     w.advance(4 * MINUTE + 1000);
     const again = await cancel(created.orderId);
     expect(again.outcome).toBe('CLOSED');

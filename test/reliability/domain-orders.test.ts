@@ -53,8 +53,16 @@ const order = (items: unknown, caller = SHOPPER) => createOrder(w.deps(), { item
 
 describe('placing an order', () => {
   it('prices the cart from the catalogue only, and refuses a client-sent price by name', async () => {
-    await refused(order([{ productId: 'tea', quantity: 2, priceFen: 1200 }]), 'INVALID_INPUT');
-    await refused(order([{ productId: 'tea', quantity: 2, priceFen: 1 }]), 'INVALID_INPUT');
+    await refused(
+      order([{ productId: 'tea', quantity: 2, priceFen: 1200 }]),
+      'INVALID_INPUT',
+      'unexpected field "priceFen"',
+    );
+    await refused(
+      order([{ productId: 'tea', quantity: 2, priceFen: 1 }]),
+      'INVALID_INPUT',
+      'unexpected field "priceFen"',
+    );
     const created = await order([
       { productId: 'tea', quantity: 2 },
       { productId: 'cup', quantity: 1 },
@@ -73,13 +81,14 @@ describe('placing an order', () => {
   });
 
   it('refuses carts that are empty, too long, repeat a product, or hold what is not for sale', async () => {
-    await refused(order([]), 'INVALID_INPUT');
-    await refused(order('tea'), 'INVALID_INPUT');
-    await refused(order([null]), 'INVALID_INPUT');
-    await refused(order([['tea', 1]]), 'INVALID_INPUT');
+    await refused(order([]), 'INVALID_INPUT', 'items must be a non-empty list');
+    await refused(order('tea'), 'INVALID_INPUT', 'items must be a non-empty list');
+    await refused(order([null]), 'INVALID_INPUT', 'items[0] must be an object');
+    await refused(order([['tea', 1]]), 'INVALID_INPUT', 'items[0] must be an object');
     await refused(
       order(Array.from({ length: 21 }, (_, i) => ({ productId: `p${i}`, quantity: 1 }))),
       'INVALID_INPUT',
+      'at most 20 different products per order',
     );
     await refused(
       order([
@@ -87,14 +96,31 @@ describe('placing an order', () => {
         { productId: 'tea', quantity: 2 },
       ]),
       'INVALID_INPUT',
+      'product tea is listed twice',
     );
-    await refused(order([{ productId: 'tea', quantity: 0 }]), 'INVALID_INPUT');
-    await refused(order([{ productId: 'tea', quantity: 100 }]), 'INVALID_INPUT');
-    await refused(order([{ productId: 'nothing', quantity: 1 }]), 'INVALID_INPUT');
+    await refused(
+      order([{ productId: 'tea', quantity: 0 }]),
+      'INVALID_INPUT',
+      'quantity must be from 1 to 99',
+    );
+    await refused(
+      order([{ productId: 'tea', quantity: 100 }]),
+      'INVALID_INPUT',
+      'quantity must be from 1 to 99',
+    );
+    await refused(
+      order([{ productId: 'nothing', quantity: 1 }]),
+      'INVALID_INPUT',
+      'product nothing is not on sale',
+    );
     await stock(w, 'off', 500, false);
-    await refused(order([{ productId: 'off', quantity: 1 }]), 'INVALID_INPUT');
+    await refused(order([{ productId: 'off', quantity: 1 }]), 'INVALID_INPUT', 'product off is not on sale');
     await stock(w, 'free', 0);
-    await refused(order([{ productId: 'free', quantity: 1 }]), 'INVALID_INPUT');
+    await refused(
+      order([{ productId: 'free', quantity: 1 }]),
+      'INVALID_INPUT',
+      'product free is not on sale',
+    );
     // Not even as a gift next to a priced product.
     await refused(
       order([
@@ -102,9 +128,10 @@ describe('placing an order', () => {
         { productId: 'free', quantity: 1 },
       ]),
       'INVALID_INPUT',
+      'product free is not on sale',
     );
     await stock(w, 'odd', 12.5);
-    await refused(order([{ productId: 'odd', quantity: 1 }]), 'INVALID_INPUT');
+    await refused(order([{ productId: 'odd', quantity: 1 }]), 'INVALID_INPUT', 'product odd is not on sale');
     expect(await w.deps().store.find('orders', {}, {})).toHaveLength(0);
     // Twenty different products is still one order.
     for (let i = 0; i < 20; i++) await stock(w, `s${i}`, 100);
@@ -121,7 +148,11 @@ describe('placing an order', () => {
       1,
     );
     await stock(w, 'gold2', 50_000_001);
-    await refused(order([{ productId: 'gold2', quantity: 2 }], OTHER), 'INVALID_INPUT');
+    await refused(
+      order([{ productId: 'gold2', quantity: 2 }], OTHER),
+      'INVALID_INPUT',
+      'the order total is out of range',
+    );
   });
 
   it('describes the order in the cashier by shop, first product and count, and keeps a valid client IP only', async () => {
@@ -149,10 +180,22 @@ describe('placing an order', () => {
 
   it('serves only users of the mini-program bound to the merchant', async () => {
     const stranger = { ...SHOPPER, appid: 'wxanotherapp000001' };
-    await refused(order([{ productId: 'tea', quantity: 1 }], stranger), 'FORBIDDEN');
+    await refused(
+      order([{ productId: 'tea', quantity: 1 }], stranger),
+      'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
+    );
     const { orderId } = await orderAndPay(w);
-    await refused(queryOrder(w.deps(), { orderId }, stranger), 'FORBIDDEN');
-    await refused(createOrder(w.deps(), { orderId }, stranger), 'FORBIDDEN');
+    await refused(
+      queryOrder(w.deps(), { orderId }, stranger),
+      'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
+    );
+    await refused(
+      createOrder(w.deps(), { orderId }, stranger),
+      'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
+    );
     expect(await w.deps().store.find('orders', {}, {})).toHaveLength(1);
   });
 });
@@ -162,8 +205,8 @@ describe('paying an order again', () => {
 
   it('re-signs a live prepay_id without asking WeChat, for its own shopper only', async () => {
     const first = await order([{ productId: 'tea', quantity: 1 }]);
-    await refused(again(first.orderId, OTHER), 'FORBIDDEN');
-    await refused(again('20261130100000nothing000'), 'NOT_FOUND');
+    await refused(again(first.orderId, OTHER), 'FORBIDDEN', 'this order belongs to someone else');
+    await refused(again('20261130100000nothing000'), 'NOT_FOUND', 'order not found');
     // WeChat would answer SYSTEMERROR if asked.
     w.faults({ systemErrorRate: 1 });
     const second = await again(first.orderId);
@@ -178,7 +221,11 @@ describe('paying an order again', () => {
     const o = await orderDoc(w, first.orderId);
     await w.deps().store.cas('orders', { _id: o._id }, { prepayExpiresAtMs: w.now() + 1000 });
     w.faults({ systemErrorRate: 1 });
-    await refused(again(first.orderId), 'WXPAY_UNAVAILABLE');
+    await refused(
+      again(first.orderId),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
     w.faults({ systemErrorRate: 0 });
     // The order is kept for the next try, which succeeds.
     expect((await orderDoc(w, first.orderId)).status).toBe('NOTPAY');
@@ -189,20 +236,28 @@ describe('paying an order again', () => {
 
   it('refuses a paid, closed, cancelled or expired order; an expired one is closed', async () => {
     const paid = await paidOrder(w);
-    await refused(again(paid), 'ORDER_NOT_PAYABLE');
+    await refused(again(paid), 'ORDER_NOT_PAYABLE', 'the order is already paid');
     const open = await order([{ productId: 'cup', quantity: 1 }]);
     w.advance(w.config.orderExpireMs);
-    await refused(again(open.orderId), 'ORDER_EXPIRED');
+    await refused(again(open.orderId), 'ORDER_EXPIRED', 'the order has expired; place a new order');
     expect((await orderDoc(w, open.orderId)).status).toBe('CLOSED');
-    await refused(again(open.orderId), 'ORDER_NOT_PAYABLE');
+    await refused(again(open.orderId), 'ORDER_NOT_PAYABLE', 'the order is closed; place a new order');
     const cancelled = await order([{ productId: 'tea', quantity: 1 }]);
     await w.deps().store.cas('orders', { _id: cancelled.orderId }, { cancelledAtMs: w.now() });
-    await refused(again(cancelled.orderId), 'ORDER_NOT_PAYABLE');
+    await refused(
+      again(cancelled.orderId),
+      'ORDER_NOT_PAYABLE',
+      'the order was cancelled; place a new order',
+    );
   });
 
   it('keeps an order WeChat did not answer for, payable again, and never stores a prepay_id over a paid order', async () => {
     w.faults({ systemErrorRate: 1 });
-    await refused(order([{ productId: 'tea', quantity: 1 }]), 'WXPAY_UNAVAILABLE');
+    await refused(
+      order([{ productId: 'tea', quantity: 1 }]),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
     w.faults({ systemErrorRate: 0 });
     const [kept] = await w.deps().store.find<OrderDoc>('orders', {}, {});
     expect(kept).toMatchObject({ status: 'NOTPAY', prepayId: null });
@@ -217,7 +272,7 @@ describe('paying an order again', () => {
     await point.arrived;
     await markPaid(w.deps(), kept!, { totalFen: 1200, transactionId: 'T1', record: {} }, 'notify');
     point.release();
-    await refused(racing, 'ORDER_NOT_PAYABLE');
+    await refused(racing, 'ORDER_NOT_PAYABLE', 'the order is no longer awaiting payment');
     expect(await orderDoc(w, kept!._id)).toMatchObject({ status: 'PAID', prepayId: null });
   });
 });
@@ -322,7 +377,11 @@ describe('booking a payment exactly once', () => {
 describe('closing an order', () => {
   it('an order that never reached WeChat closes at once; one that did waits out WeChat’s five minutes', async () => {
     w.faults({ systemErrorRate: 1 });
-    await refused(order([{ productId: 'tea', quantity: 1 }]), 'WXPAY_UNAVAILABLE');
+    await refused(
+      order([{ productId: 'tea', quantity: 1 }]),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
     w.faults({ systemErrorRate: 0 });
     const [never] = await w.deps().store.find<OrderDoc>('orders', {}, {});
     expect(await expireOrder(w.deps(), never!)).toBe('CLOSED');
@@ -375,7 +434,7 @@ describe('WeChat’s word on an order placed again or looked up', () => {
     const { orderId } = await orderAndPay(w);
     w.outbox.length = 0;
     await staleToken(orderId);
-    await refused(again(orderId), 'ORDER_NOT_PAYABLE');
+    await refused(again(orderId), 'ORDER_NOT_PAYABLE', 'the order is already paid');
     expect((await orderDoc(w, orderId)).status).toBe('PAID');
     expect((await eventsOf(w, orderId)).map((e) => [e.to, e.source])).toEqual([['PAID', 'orderquery']]);
   });
@@ -385,7 +444,7 @@ describe('WeChat’s word on an order placed again or looked up', () => {
     w.advance(5 * MINUTE);
     await w.deps().wxpay!.current.closePayment(created.orderId);
     await staleToken(created.orderId);
-    await refused(again(created.orderId), 'ORDER_NOT_PAYABLE');
+    await refused(again(created.orderId), 'ORDER_NOT_PAYABLE', 'the order is closed; place a new order');
     expect(await orderDoc(w, created.orderId)).toMatchObject({
       status: 'CLOSED',
       closeReason: 'ORDERCLOSED',
@@ -404,7 +463,11 @@ describe('WeChat’s word on an order placed again or looked up', () => {
     });
 
     w.faults({ systemErrorRate: 1 });
-    await refused(order([{ productId: 'cup', quantity: 1 }]), 'WXPAY_UNAVAILABLE');
+    await refused(
+      order([{ productId: 'cup', quantity: 1 }]),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay is busy; the order is kept, please pay again shortly',
+    );
     w.faults({ systemErrorRate: 0 });
     const never = (await w.deps().store.find<OrderDoc>('orders', { prepayId: null }, {}))[0]!;
     expect(await confirmWithQuery(w.deps(), never)).toEqual(never);
@@ -433,8 +496,16 @@ describe('what a shopper sees', () => {
   it('queryOrder asks WeChat about an unpaid order and books a payment whose notify was lost', async () => {
     const { orderId } = await orderAndPay(w);
     w.outbox.length = 0;
-    await refused(queryOrder(w.deps(), { orderId }, OTHER), 'FORBIDDEN');
-    await refused(queryOrder(w.deps(), { orderId: '20261130100000nothing000' }, SHOPPER), 'NOT_FOUND');
+    await refused(
+      queryOrder(w.deps(), { orderId }, OTHER),
+      'FORBIDDEN',
+      'this order belongs to someone else',
+    );
+    await refused(
+      queryOrder(w.deps(), { orderId: '20261130100000nothing000' }, SHOPPER),
+      'NOT_FOUND',
+      'order not found',
+    );
     const seen = await queryOrder(w.deps(), { orderId }, SHOPPER);
     expect(seen.order).toMatchObject({ orderId, status: 'PAID', refundableFee: 5000, payable: false });
     expect((await orderDoc(w, orderId)).status).toBe('PAID');
@@ -473,10 +544,18 @@ describe('what a shopper sees', () => {
     expect(await ids({ status: 'PAID' })).toEqual([paid, refundedFrom].sort());
     expect(await ids({ filter: 'payable' })).toEqual([open.orderId]);
     expect(await ids({ filter: 'payable', status: 'NOTPAY' })).toEqual([open.orderId]);
-    await refused(listOrders(w.deps(), { filter: 'payable', status: 'PAID' }, SHOPPER), 'INVALID_INPUT');
+    await refused(
+      listOrders(w.deps(), { filter: 'payable', status: 'PAID' }, SHOPPER),
+      'INVALID_INPUT',
+      'filter payable lists NOTPAY orders only',
+    );
     expect(await ids({ filter: 'afterSale' })).toEqual([refundedFrom]);
     w.advance(w.config.orderExpireMs);
     expect(await ids({ filter: 'payable' })).toEqual([]);
-    await refused(listOrders(w.deps(), { openid: 'o_other' }, SHOPPER), 'INVALID_INPUT');
+    await refused(
+      listOrders(w.deps(), { openid: 'o_other' }, SHOPPER),
+      'INVALID_INPUT',
+      'unexpected field "openid"',
+    );
   });
 });

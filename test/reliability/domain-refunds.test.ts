@@ -94,7 +94,11 @@ describe('applying for a refund', () => {
     const [a, b] = await racingReservations(orderId, [3000, 2000]);
     expect([a.ok, b.ok]).toEqual([true, true]);
     expect(await orderDoc(w, orderId)).toMatchObject({ refundUsedFee: 5000, refundOpenCount: 2 });
-    await refused(apply(orderId, 1), 'REFUND_EXCEEDS_PAID');
+    await refused(
+      apply(orderId, 1),
+      'REFUND_EXCEEDS_PAID',
+      'at most 0 fen of this order can still be refunded',
+    );
   });
 
   it('the last open place and the fiftieth refund are each won by one of two racing applications', async () => {
@@ -103,7 +107,11 @@ describe('applying for a refund', () => {
     for (let i = 0; i < maxOpen - 1; i++) await apply(orderId, 10);
     const [a, b] = await racingReservations(orderId, [10, 10]);
     expect([a.ok, b]).toEqual([true, { ok: false, code: 'TOO_MANY_OPEN_REFUNDS' }]);
-    await refused(apply(orderId, 10), 'TOO_MANY_OPEN_REFUNDS');
+    await refused(
+      apply(orderId, 10),
+      'TOO_MANY_OPEN_REFUNDS',
+      'this order already has 5 refund applications in progress; wait for them to finish',
+    );
 
     const second = await paidOrder(w, 10_000);
     // 49 refunds already made and settled: one more is allowed, then none.
@@ -127,36 +135,61 @@ describe('applying for a refund', () => {
     });
     expect(await w.deps().store.find('refunds', { orderId }, {})).toHaveLength(1);
     // The same requestId for another amount or order is a new application with a reused id.
-    await refused(apply(orderId, 1600, id), 'INVALID_INPUT');
+    await refused(
+      apply(orderId, 1600, id),
+      'INVALID_INPUT',
+      'requestId was already used for a different application; make a new one per submission',
+    );
     const other = await paidOrder(w, 5000);
-    await refused(apply(other, 1500, id), 'INVALID_INPUT');
+    await refused(
+      apply(other, 1500, id),
+      'INVALID_INPUT',
+      'requestId was already used for a different application; make a new one per submission',
+    );
     expect((await apply(orderId, 1500, id)).refund.refundId).toBe(refundIdFor(SHOPPER.openid!, id));
   });
 
   it('up to what is left of the order, from its own paid order only, within a year of payment', async () => {
     const orderId = await paidOrder(w, 5000);
-    await refused(apply(orderId, 100, newRequestId(), OTHER), 'FORBIDDEN');
+    await refused(
+      apply(orderId, 100, newRequestId(), OTHER),
+      'FORBIDDEN',
+      'this order belongs to someone else',
+    );
     await refused(
       apply(orderId, 100, newRequestId(), { ...SHOPPER, appid: 'wxanotherapp000001' }),
       'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
     );
-    await refused(apply('20261130100000nothing000', 100), 'NOT_FOUND');
-    await refused(apply(orderId, 5001), 'REFUND_EXCEEDS_PAID');
+    await refused(apply('20261130100000nothing000', 100), 'NOT_FOUND', 'order not found');
+    await refused(
+      apply(orderId, 5001),
+      'REFUND_EXCEEDS_PAID',
+      'at most 5000 fen of this order can still be refunded',
+    );
     const first = await apply(orderId, 4000);
     expect(first.refund).toMatchObject({ status: 'PENDING_REVIEW', refundFee: 4000 });
-    await refused(apply(orderId, 1001), 'REFUND_EXCEEDS_PAID');
+    await refused(
+      apply(orderId, 1001),
+      'REFUND_EXCEEDS_PAID',
+      'at most 1000 fen of this order can still be refunded',
+    );
     await apply(orderId, 1000);
     expect(await orderDoc(w, orderId)).toMatchObject({ refundUsedFee: 5000, refundReservedFee: 5000 });
     const o = await orderDoc(w, orderId);
     expect(o.refundBook[first.refund.refundId]).toMatchObject({ fee: 4000, state: 'reserved' });
     expect(o.reservationCheckAtMs).toBeGreaterThan(w.now());
 
-    await refused(apply(await unpaidOrder(), 100), 'REFUND_NOT_ALLOWED');
+    await refused(apply(await unpaidOrder(), 100), 'REFUND_NOT_ALLOWED', 'only a paid order can be refunded');
     const old = await paidOrder(w, 5000);
     w.advance(365 * DAY - 60_000);
     expect((await apply(old, 100)).refund.status).toBe('PENDING_REVIEW');
     w.advance(2 * 60_000);
-    await refused(apply(old, 100), 'REFUND_NOT_ALLOWED');
+    await refused(
+      apply(old, 100),
+      'REFUND_NOT_ALLOWED',
+      'orders paid more than a year ago cannot be refunded through WeChat Pay',
+    );
   });
 
   it('keeps the shopper’s contact and reason on the refund, for the merchant’s eyes', async () => {
@@ -186,17 +219,29 @@ describe('reviewing a refund', () => {
   it('is for the merchant’s admins only, and for nobody when no admin is configured', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
-    await refused(decide(r.refundId, 'approve', SHOPPER), 'FORBIDDEN');
-    await refused(decide(r.refundId, 'reject', SHOPPER), 'FORBIDDEN');
-    await refused(listRefunds(w.deps(), {}, SHOPPER), 'FORBIDDEN');
+    await refused(decide(r.refundId, 'approve', SHOPPER), 'FORBIDDEN', 'only the merchant may do this');
+    await refused(decide(r.refundId, 'reject', SHOPPER), 'FORBIDDEN', 'only the merchant may do this');
+    await refused(listRefunds(w.deps(), {}, SHOPPER), 'FORBIDDEN', 'only the merchant may do this');
     const noAdmins: Deps = { ...w.deps(), config: { ...w.config, adminOpenids: new Set() } };
-    await refused(approveRefund(noAdmins, { refundId: r.refundId, decision: 'approve' }, ADMIN), 'FORBIDDEN');
-    await refused(listRefunds(noAdmins, {}, ADMIN), 'FORBIDDEN');
+    await refused(
+      approveRefund(noAdmins, { refundId: r.refundId, decision: 'approve' }, ADMIN),
+      'FORBIDDEN',
+      'only the merchant may do this',
+    );
+    await refused(listRefunds(noAdmins, {}, ADMIN), 'FORBIDDEN', 'only the merchant may do this');
     expect((await refundDoc(w, r.refundId)).status).toBe('PENDING_REVIEW');
     expect(wxRefunds()).toHaveLength(0);
-    await refused(decide('Rnothing', 'approve'), 'NOT_FOUND');
-    await refused(decide(r.refundId, ''), 'INVALID_INPUT');
-    await refused(approveRefund(w.deps(), { refundId: r.refundId }, ADMIN), 'INVALID_INPUT');
+    await refused(decide('Rnothing', 'approve'), 'NOT_FOUND', 'refund not found');
+    await refused(
+      decide(r.refundId, ''),
+      'INVALID_INPUT',
+      'decision must be one of approve, reject, resolve',
+    );
+    await refused(
+      approveRefund(w.deps(), { refundId: r.refundId }, ADMIN),
+      'INVALID_INPUT',
+      'decision is required (approve, reject or resolve)',
+    );
   });
 
   it('approval sends the refund to WeChat once, however many admins click at once', async () => {
@@ -242,13 +287,17 @@ describe('reviewing a refund', () => {
       refundCount: 0,
       refundOpenCount: 0,
     });
-    await refused(decide(r.refundId, 'approve'), 'INVALID_STATE');
+    await refused(decide(r.refundId, 'approve'), 'INVALID_STATE', 'a rejected refund cannot be approved');
     expect((await eventsOf(w, r.refundId)).map((e) => e.to)).toEqual(['REJECTED']);
 
     const x = await applied(w, orderId, 700);
     await withdrawRefund(w.deps(), { refundId: x.refundId }, SHOPPER);
-    await refused(decide(x.refundId, 'approve'), 'INVALID_STATE');
-    await refused(decide(x.refundId, 'reject'), 'INVALID_STATE');
+    await refused(decide(x.refundId, 'approve'), 'INVALID_STATE', 'a withdrawn refund cannot be approved');
+    await refused(
+      decide(x.refundId, 'reject'),
+      'INVALID_STATE',
+      'a refund that is WITHDRAWN cannot be rejected',
+    );
     expect(wxRefunds()).toHaveLength(0);
   });
 
@@ -256,8 +305,16 @@ describe('reviewing a refund', () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
     await decide(r.refundId, 'approve');
-    await refused(decide(r.refundId, 'reject'), 'INVALID_STATE');
-    await refused(decide(r.refundId, 'resolve'), 'INVALID_STATE');
+    await refused(
+      decide(r.refundId, 'reject'),
+      'INVALID_STATE',
+      'a refund that is PROCESSING cannot be rejected',
+    );
+    await refused(
+      decide(r.refundId, 'resolve'),
+      'INVALID_STATE',
+      'only an ABNORMAL refund can be marked resolved, this one is PROCESSING',
+    );
     w.core.engine.settleOne(r.refundId, 'CHANGE');
     expect(await deliver(w)).toEqual(['ABNORMAL']);
     expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 1000, refundReservedFee: 0 });
@@ -353,13 +410,26 @@ describe('withdrawing an application', () => {
   it('is the shopper’s own, and releases the reservation once', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
-    await refused(withdrawRefund(w.deps(), { refundId: r.refundId }, OTHER), 'FORBIDDEN');
-    await refused(withdrawRefund(w.deps(), { refundId: r.refundId }, ADMIN), 'FORBIDDEN');
+    await refused(
+      withdrawRefund(w.deps(), { refundId: r.refundId }, OTHER),
+      'FORBIDDEN',
+      'this refund belongs to someone else',
+    );
+    await refused(
+      withdrawRefund(w.deps(), { refundId: r.refundId }, ADMIN),
+      'FORBIDDEN',
+      'this refund belongs to someone else',
+    );
     await refused(
       withdrawRefund(w.deps(), { refundId: r.refundId }, { ...SHOPPER, appid: 'wxanotherapp000001' }),
       'FORBIDDEN',
+      'this mini-program is not the one bound to the merchant account',
     );
-    await refused(withdrawRefund(w.deps(), { refundId: 'Rnothing' }, SHOPPER), 'NOT_FOUND');
+    await refused(
+      withdrawRefund(w.deps(), { refundId: 'Rnothing' }, SHOPPER),
+      'NOT_FOUND',
+      'refund not found',
+    );
     expect((await withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER)).refund.status).toBe(
       'WITHDRAWN',
     );
@@ -390,10 +460,18 @@ describe('withdrawing an application', () => {
     await point.arrived;
     expect((await decide(r.refundId, 'approve')).refund.status).toBe('PROCESSING');
     point.release();
-    await refused(withdrawal, 'INVALID_STATE');
+    await refused(
+      withdrawal,
+      'INVALID_STATE',
+      'only an application waiting for review can be withdrawn; this one is PROCESSING',
+    );
     expect((await refundDoc(w, r.refundId)).status).toBe('PROCESSING');
     expect(await orderDoc(w, orderId)).toMatchObject({ refundReservedFee: 1000, refundUsedFee: 1000 });
-    await refused(withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER), 'INVALID_STATE');
+    await refused(
+      withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER),
+      'INVALID_STATE',
+      'only an application waiting for review can be withdrawn; this one is PROCESSING',
+    );
   });
 
   it('an approval that read PENDING_REVIEW before a withdrawal landed sends nothing to WeChat', async () => {

@@ -150,7 +150,11 @@ describe('what WeChat answers to a refund call', () => {
     expect(failed).toMatchObject({ hadUnknownOutcome: true });
     expect(failed.nextCheckAtMs).toBe(w.now() + 10 * MINUTE);
     w.faults({ systemErrorRate: 1 });
-    await refused(decide(r.refundId, 'reject'), 'WXPAY_UNAVAILABLE');
+    await refused(
+      decide(r.refundId, 'reject'),
+      'WXPAY_UNAVAILABLE',
+      'WeChat Pay could not confirm this refund was never accepted; try again',
+    );
     w.faults({ systemErrorRate: 0 });
     expect((await refundDoc(w, r.refundId)).status).toBe('FAILED');
     expect((await decide(r.refundId, 'reject')).status).toBe('REJECTED');
@@ -404,5 +408,8 @@ describe('the rest of WeChat’s word', () => {
     expect(successorIdOf('Rabc')).toBe('Rabc_2');
     expect(successorIdOf('Rabc_2')).toBe('Rabc_3');
     expect(successorIdOf('Rabc_9')).toBe('Rabc_10');
+    expect(successorIdOf('Rabc_10')).toBe('Rabc_11');
+    // Only a whole trailing number is a successor's.
+    expect(successorIdOf('Rabc_2x')).toBe('Rabc_2x_2');
   });
 });

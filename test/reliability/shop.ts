@@ -84,6 +84,7 @@ function intercepted(
   deps: Deps,
   pick: Pick,
   around: (run: () => Promise<unknown>) => Promise<unknown>,
+  kills = false,
 ): Deps {
   let done = false;
   const store = new Proxy(deps.store, {
@@ -96,6 +97,8 @@ function intercepted(
         return value;
       return (...args: unknown[]) => {
         const run = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        // A killed invocation makes no request after its death (no catch block, no clean-up).
+        if (done && kills) return Promise.reject(new Killed());
         if (done || !pick({ method: String(prop), collection: args[0], args })) return run();
         done = true;
         return around(run);
@@ -107,16 +110,33 @@ function intercepted(
 
 /** The first request `pick` chooses lands, and then the invocation dies (its answer is lost). */
 export function dieAfter(deps: Deps, pick: Pick): Deps {
-  return intercepted(deps, pick, async (run) => {
-    await run();
-    throw new Killed();
-  });
+  return intercepted(
+    deps,
+    pick,
+    async (run) => {
+      await run();
+      throw new Killed();
+    },
+    true,
+  );
 }
 
 /** The invocation dies just before the first request `pick` chooses: it never lands. */
 export function dieBefore(deps: Deps, pick: Pick): Deps {
+  return intercepted(
+    deps,
+    pick,
+    async () => {
+      throw new Killed();
+    },
+    true,
+  );
+}
+
+/** The first request `pick` chooses fails with `message` (a database error the caller sees). */
+export function failBefore(deps: Deps, pick: Pick, message: string): Deps {
   return intercepted(deps, pick, async () => {
-    throw new Killed();
+    throw new Error(message);
   });
 }
 
@@ -154,7 +174,31 @@ export const insertInto =
   (c) =>
     c.method === 'insert' && c.collection === collection;
 
-/** Expects an AppError with `code`. */
-export async function refused(p: Promise<unknown>, code: string): Promise<void> {
-  await expect(p).rejects.toMatchObject({ code });
+/** Expects an AppError with `code` and, when given, the exact message the caller reads. */
+export async function refused(p: Promise<unknown>, code: string, message?: string): Promise<void> {
+  await expect(p).rejects.toMatchObject(message === undefined ? { code } : { code, message });
+}
+
+/** The lines logged with `event` since the last reset, as an operator reads them. */
+export const logged = (w: World, event: string) => w.logs.filter((l) => l.event === event);
+
+/**
+ * A store whose compare-and-sets on `collection` always lose, as if another writer changed
+ * the document each time just before; counts them.
+ */
+export function alwaysLosing(deps: Deps, collection: string): { deps: Deps; attempts: () => number } {
+  let attempts = 0;
+  const store = new Proxy(deps.store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== 'cas') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: unknown[]) => {
+        if (args[0] !== collection)
+          return (value as (...a: unknown[]) => Promise<boolean>).apply(target, args);
+        attempts++;
+        return false;
+      };
+    },
+  }) as Store;
+  return { deps: { ...deps, store }, attempts: () => attempts };
 }

@@ -37,7 +37,7 @@ export const MERCHANT = {
   mchId: '1900000109',
   apiKey: 'MODELKEYMODELKEYMODELKEYMODEL012',
 };
-const COLLECTIONS = ['products', 'orders', 'refunds', 'payment_events', 'caller_limits'];
+const COLLECTIONS = ['products', 'orders', 'refunds', 'payment_events', 'caller_limits', 'notices'];
 
 /** A function invocation dies after this many database requests (before or after the last one lands). */
 export interface Kill {
@@ -58,8 +58,17 @@ export interface Sent {
   v3?: boolean;
 }
 
+/** One line a domain function logged: what an operator reads in the function's logs. */
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  event: string;
+  fields: Record<string, unknown>;
+}
+
 export interface World {
   provider: ProviderName;
+  /** Every line logged through deps() since the last reset(), oldest first. */
+  logs: LogLine[];
   now(): number;
   advance(ms: number): void;
   core: WxPayCore;
@@ -201,6 +210,7 @@ export async function startWorld(
   let clock = Date.UTC(2026, 10, 30, 2, 0, 0);
   const now = () => clock;
   const outbox: World['outbox'] = [];
+  const logs: LogLine[] = [];
   const ledger = new Ledger();
   const v3m = provider === 'v3' ? await v3MaterialOnce() : undefined;
   const merchant = {
@@ -311,6 +321,7 @@ export async function startWorld(
 
   return {
     provider,
+    logs,
     now,
     advance(ms) {
       clock += ms;
@@ -336,7 +347,9 @@ export async function startWorld(
         wxpay: withDeadline(payments, budget.callDeadlineMs),
         now,
         random: (n = 32) => nonceStr(n),
-        log: () => {},
+        log: (level, event, fields = {}) => {
+          logs.push({ level, event, fields: { ...fields } });
+        },
         budget,
       };
     },
@@ -352,6 +365,7 @@ export async function startWorld(
           .remove();
       ledger.clear();
       outbox.length = 0;
+      logs.length = 0;
       core.setFaults({ ...DEFAULT_FAULTS, refundDelayMs: 365 * 24 * 3600_000 });
     },
     close: releaseBackend,

@@ -49,6 +49,7 @@ export async function cancelOrder(
       order = { ...order, ...patch };
       deps.log('info', 'order.cancelled', { orderId, dbRequests: store.requests });
     } else {
+      // Stryker disable next-line LogicalOperator: the order is read again after the close below, which the winner's status makes a no-op.
       order = (await store.get<OrderDoc>(COLLECTIONS.orders, orderId)) ?? order;
     }
   }
@@ -59,6 +60,7 @@ export async function cancelOrder(
     } catch (e) {
       // WeChat unreachable: the order is already unpayable here; reconcile finishes the close.
       if (!wxFailure(e)) throw e;
+      // Stryker disable next-line OptionalChaining: wxFailure(e) is defined here (checked on the line above).
       deps.log('warn', 'order.cancel_close_deferred', { orderId, code: wxFailure(e)?.code });
     }
     order = (await store.get<OrderDoc>(COLLECTIONS.orders, orderId)) ?? order;

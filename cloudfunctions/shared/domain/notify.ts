@@ -164,6 +164,6 @@ export function httpNotification(
     transport: 'http',
     method: 'POST',
     headers,
-    body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+    body: typeof body === 'string' ? Buffer.from(body) : body,
   };
 }

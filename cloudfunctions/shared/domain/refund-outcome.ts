@@ -108,7 +108,8 @@ async function applyTo(
   const wxRefundId = info.refundId || r.wxRefundId || '';
 
   if (target === 'SUCCESS' || target === 'ABNORMAL') {
-    if (r.status === 'SUCCESS' || (target === 'ABNORMAL' && r.status === 'ABNORMAL')) {
+    // (ABNORMAL for an ABNORMAL refund, like SUCCESS for a SUCCESS one, was ALREADY above.)
+    if (r.status === 'SUCCESS') {
       log('error', 'refund.contradicts_final', { wxStatus: info.status });
       return 'IGNORED';
     }
@@ -186,9 +187,10 @@ async function applyTo(
   }
 
   // PROCESSING, from refundquery: WeChat has accepted a refund we had not seen accepted.
+  // (PROCESSING for a PROCESSING refund was ALREADY above.)
   if (r.status !== 'APPROVED' && r.status !== 'FAILED') {
-    if (r.status !== 'PROCESSING') log('error', 'refund.processing_after_final');
-    return r.status === 'PROCESSING' ? 'ALREADY' : 'IGNORED';
+    log('error', 'refund.processing_after_final');
+    return 'IGNORED';
   }
   const now = deps.now();
   const moved = await stepRefund(
