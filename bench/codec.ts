@@ -24,7 +24,7 @@ import type { SignType } from '../cloudfunctions/shared/wxpay/types';
 import { isFlatWellFormed, parseXml, toXml } from '../cloudfunctions/shared/wxpay/xml';
 import { median, msSince, round } from './stats';
 
-/** reference/wechat-pay-v2.md §2.1: the official signature example (签名算法, chapter=4_3). */
+/** WeChat Pay's official signature example (签名算法, jsapi.php?chapter=4_3). */
 const VECTOR = {
   key: '192006250b4c09247ec02edce69f6a2d',
   params: {

@@ -1,7 +1,8 @@
 /**
  * WeChat Pay's side of APIv2, without HTTP: each handler takes a verified request and
- * returns the answer's business fields. Rules and error texts follow the official docs
- * (summarised in ../shared/reference/wechat-pay-v2.md §2.6 and §4).
+ * returns the answer's business fields. Rules and error texts follow WeChat Pay's APIv2
+ * documentation (pay.weixin.qq.com/wiki/doc/api/jsapi.php: 统一下单, 查询订单, 关闭订单, 申请退款,
+ * 查询退款, 下载对账单, and their error code tables).
  */
 import { randomBytes } from 'node:crypto';
 import {

@@ -1,6 +1,7 @@
 /**
  * Conformance: the real wx-server-sdk@4.0.2 against the emulator, asserting the return
- * shapes, errors and gotchas of reference/cloudbase.md §1.2–1.7.
+ * shapes, errors and gotchas a function sees from CloudBase's database (get, where, count,
+ * add, update, set, remove, commands, aggregate, transactions).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTcbEmulator, type TcbEmulator } from '../../sandbox/tcb';

@@ -8,8 +8,7 @@ import {
   withSign,
 } from '../../../cloudfunctions/shared/wxpay';
 
-// Official 签名算法 example (chapter=4_3), as pinned in WxJava SignUtilsTest and
-// ../shared/reference/wechat-pay-v2.md §2.1.
+// Official 签名算法 example (chapter=4_3), as also pinned in WxJava's SignUtilsTest.
 const KEY = '192006250b4c09247ec02edce69f6a2d';
 const PARAMS = {
   appid: 'wxd930ea5d5a258f4f',
