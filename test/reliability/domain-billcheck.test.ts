@@ -201,6 +201,22 @@ describe('the bill check', () => {
     expect((await orderDoc(w, ghost)).status).toBe('PAID');
   });
 
+  it('reports a payment only this side knows, booked just after midnight, in its own day only', async () => {
+    // Orders booked up to two hours into the next day are looked for in this day's bill too (a
+    // notify retried past midnight); one WeChat never took is the next day's to report.
+    at(1, 0.5);
+    const ghost = await paidOrder(w, 1200);
+    w.core.ledger.clear();
+    at(2, 10.5);
+    const before = await check(day);
+    expect(before.discrepancies.filter((d) => d.orderId === ghost)).toEqual([]);
+    expect(before).toMatchObject({ status: 'DONE', discrepancyCount: 0 });
+    const own = await check(billDateOf(dayStartMs(day)! + 24 * HOUR));
+    expect(own.discrepancies.filter((d) => d.orderId === ghost).map((d) => d.kind)).toEqual([
+      'NOT_PAID_AT_WECHAT',
+    ]);
+  });
+
   it('is for the merchant’s admins only, refuses a future or impossible date, and lists checks newest first', async () => {
     at(1, 10.5);
     await refused(

@@ -273,6 +273,9 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
   const res = await orderQuery(run, order);
   const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
   if (res === 'ORDERNOTEXIST' || !res.paid) {
+    // Booked after this day ended, it was looked for here only in case WeChat took the money
+    // before midnight; it did not, so the day it was booked in reports it, once.
+    if ((order.paidAtMs ?? 0) >= run.dayEnd) return;
     run.flag({
       kind: 'NOT_PAID_AT_WECHAT',
       orderId,
