@@ -684,20 +684,40 @@ describe('a call that outlived its lease', () => {
     let seen = 0;
     return (c: Parameters<Parameters<typeof pauseBefore>[1]>[0]) => casOn('refunds')(c) && ++seen === n;
   };
+  /** An approval held before its second compare-and-set on the refund (the claim is the first). */
+  const heldApproval = async (refundId: string) => {
+    const point = pausePoint();
+    const late = decide(refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
+    await point.arrived;
+    return { late, release: () => point.release() };
+  };
+  /** A minute later another admin approves it again and WeChat's answer is lost: the refund it leaves. */
+  const takenOver = async (refundId: string) => {
+    w.advance(MINUTE + 1000);
+    w.faults({ refundError: null, timeoutRate: 1 });
+    await decide(refundId);
+    w.faults({ timeoutRate: 0 });
+    const taken = await refundDoc(w, refundId);
+    expect(taken).toMatchObject({
+      status: 'APPROVED',
+      submitAttempts: 2,
+      leaseUntilMs: 0,
+      outcomeUnknown: true,
+    });
+    return taken;
+  };
 
   it('no answer, written after another admin took the refund over: the late write changes nothing', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
     w.faults({ timeoutRate: 1 });
-    const point = pausePoint();
-    // The claim is the first compare-and-set; the write after the lost answer is the second.
-    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
-    await point.arrived;
+    // The write after the lost answer is held.
+    const { late, release } = await heldApproval(r.refundId);
     w.advance(MINUTE + 1000);
     await decide(r.refundId);
     const taken = await refundDoc(w, r.refundId);
     expect(taken).toMatchObject({ status: 'APPROVED', submitAttempts: 2, leaseUntilMs: 0 });
-    point.release();
+    release();
     // The late call answers with the refund as it now is.
     expect((await late).updatedAtMs).toBe(taken.updatedAtMs);
     w.faults({ timeoutRate: 0 });
@@ -709,21 +729,9 @@ describe('a call that outlived its lease', () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
     w.faults({ refundError: 'NOTENOUGH' });
-    const point = pausePoint();
-    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
-    await point.arrived;
-    w.faults({ refundError: null, timeoutRate: 1 });
-    w.advance(MINUTE + 1000);
-    await decide(r.refundId);
-    w.faults({ timeoutRate: 0 });
-    const taken = await refundDoc(w, r.refundId);
-    expect(taken).toMatchObject({
-      status: 'APPROVED',
-      submitAttempts: 2,
-      leaseUntilMs: 0,
-      outcomeUnknown: true,
-    });
-    point.release();
+    const { late, release } = await heldApproval(r.refundId);
+    const taken = await takenOver(r.refundId);
+    release();
     // The late call answers with the refund as it now is.
     expect(await late).toMatchObject({ status: 'APPROVED', updatedAtMs: taken.updatedAtMs });
     expect(await refundDoc(w, r.refundId)).toEqual(taken);
@@ -735,21 +743,9 @@ describe('a call that outlived its lease', () => {
     const sibling = await applied(w, orderId, 2000);
     const r = await applied(w, orderId, 1000);
     expect((await decide(sibling.refundId)).status).toBe('PROCESSING');
-    const point = pausePoint();
-    const late = decide(r.refundId, 'approve', pauseBefore(w.deps(), nthRefundsCas(2), point));
-    await point.arrived;
-    w.advance(MINUTE + 1000);
-    w.faults({ timeoutRate: 1 });
-    await decide(r.refundId);
-    w.faults({ timeoutRate: 0 });
-    const taken = await refundDoc(w, r.refundId);
-    expect(taken).toMatchObject({
-      status: 'APPROVED',
-      submitAttempts: 2,
-      leaseUntilMs: 0,
-      outcomeUnknown: true,
-    });
-    point.release();
+    const { late, release } = await heldApproval(r.refundId);
+    const taken = await takenOver(r.refundId);
+    release();
     await late;
     expect(await refundDoc(w, r.refundId)).toEqual(taken);
   });
