@@ -105,6 +105,55 @@ describe('parseXml', () => {
   });
 });
 
+describe('parseXml on flat documents (read without building a tree)', () => {
+  function refusal(body: string): XmlError {
+    try {
+      parseXml(body);
+    } catch (e) {
+      return e as XmlError;
+    }
+    throw new Error('accepted');
+  }
+
+  it('joins a value given in pieces: text, CDATA and references, in order', () => {
+    const xml = '<xml><a>x<![CDATA[<y>]]>&amp;z&#20013;<![CDATA[]]>!</a><b>1</b></xml>';
+    expect(isFlatWellFormed(xml)).toBe(true);
+    expect({ ...parseXml(xml) }).toEqual({ a: 'x<y>&z中!', b: '1' });
+  });
+
+  it('keeps empty fields as empty strings and ignores whitespace between fields', () => {
+    const xml = '<xml>\n  <a></a>\n  <b><![CDATA[]]></b>\r\n\t<c> 1 </c>\n</xml>\n';
+    expect(isFlatWellFormed(xml)).toBe(true);
+    expect({ ...parseXml(xml) }).toEqual({ a: '', b: '', c: ' 1 ' });
+  });
+
+  it("reads a field that has its root element's name", () => {
+    expect({ ...parseXml('<xml><xml>1</xml><a>2</a></xml>') }).toEqual({ xml: '1', a: '2' });
+    expect({ ...parseXml('<root><root>r</root></root>', { root: 'root' }) }).toEqual({ root: 'r' });
+  });
+
+  it('names the first field, in order of appearance, that is repeated', () => {
+    const e = refusal('<xml><b>1</b><a>1</a><a>2</a><b>2</b></xml>');
+    expect([e.code, e.message]).toEqual(['XML_DUPLICATE', 'element <b> appears more than once']);
+    // The same document where it is not flat gets the same answer from the tree.
+    const tree = refusal('<xml><!-- c --><b>1</b><a>1</a><a>2</a><b>2</b></xml>');
+    expect([tree.code, tree.message]).toEqual([e.code, e.message]);
+  });
+
+  it('refuses a reserved name anywhere, even after a repeated field', () => {
+    expect(refusal('<xml><a>1</a><a>2</a><constructor>x</constructor></xml>').code).toBe('XML_FORBIDDEN_KEY');
+  });
+
+  it('reads the next document normally after a refused one', () => {
+    refusal('<xml><prototype>1</prototype></xml>');
+    refusal('<xml><a>1</a><a>1</a></xml>');
+    // Not flat (a comment), so read from the parser's tree, which a leftover reader would empty.
+    const xml = '<xml><!-- c --><a>1</a><b>&lt;2</b></xml>';
+    expect(isFlatWellFormed(xml)).toBe(false);
+    expect({ ...parseXml(xml) }).toEqual({ a: '1', b: '<2' });
+  });
+});
+
 describe('toXml', () => {
   it('round-trips arbitrary text, including CDATA terminators and Chinese', () => {
     const params = { body: '测试商品 <b> & "q"', attach: 'a]]>b', total_fee: '100', n: '0012' };
