@@ -203,8 +203,9 @@ async function releaseBackend(): Promise<void> {
 export const SUB_MERCHANT = { subMchId: '1900000119', subAppid: 'wxsubmerchant00001' };
 
 export async function startWorld(
-  options: { provider?: 'v2' | 'v3'; partner?: boolean } = {},
+  options: { provider?: 'v2' | 'v3'; partner?: boolean; signType?: 'MD5' | 'HMAC-SHA256' } = {},
 ): Promise<World> {
+  const signType = options.signType ?? 'HMAC-SHA256';
   const provider = options.provider ?? 'v2';
   const { emulator, sdk } = await sharedBackend();
   let clock = Date.UTC(2026, 10, 30, 2, 0, 0);
@@ -215,7 +216,7 @@ export async function startWorld(
   const v3m = provider === 'v3' ? await v3MaterialOnce() : undefined;
   const merchant = {
     ...MERCHANT,
-    signType: 'HMAC-SHA256' as const,
+    signType,
     refundNotifyUrl: 'http://127.0.0.1:9/http/refund/notify',
     ...(v3m ? { v3: { apiV3Key: v3m.apiV3Key, certPem: v3m.certPem } } : {}),
     // Service-provider mode: MERCHANT is the provider, with two sub-merchants of its own.
@@ -273,7 +274,7 @@ export async function startWorld(
     WXPAY_APPID: MERCHANT.appid,
     WXPAY_MCHID: MERCHANT.mchId,
     WXPAY_API_KEY: MERCHANT.apiKey,
-    WXPAY_SIGN_TYPE: 'HMAC-SHA256',
+    WXPAY_SIGN_TYPE: signType,
     WXPAY_NOTIFY_URL: 'http://127.0.0.1:9/http/pay/notify',
     WXPAY_REFUND_NOTIFY_URL: 'http://127.0.0.1:9/http/refund/notify',
     WXPAY_BASE_URL: 'http://127.0.0.1:9',

@@ -1,0 +1,202 @@
+/**
+ * The finer rules of placing and paying an order, in one process (world.ts): which cart lines
+ * and ids are refused and with what words, what the limits cost in the log, the same cart
+ * again at the exact edges of its grace and of a prepay_id's life, and errors that are not
+ * WeChat's. Runs under `npm test` and `npm run test:mutation`.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { ORDER_INSERT_GRACE_MS } from '../../cloudfunctions/shared/domain/limits';
+import { PREPAY_MARGIN_MS } from '../../cloudfunctions/shared/domain/model';
+import { closeLocally, createOrder } from '../../cloudfunctions/shared/domain/orders';
+import type { PaymentProvider as Provider } from '../../cloudfunctions/shared/providers/port';
+import { dieBefore, eventsOf, insertInto, logged, orderDoc, refused, SHOPPER, stock } from './shop';
+import { Killed, startWorld, type World } from './world';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld();
+}, 60_000);
+afterAll(() => w?.close());
+beforeEach(async () => {
+  await w.reset();
+  await stock(w, 'tea', 1200);
+  await stock(w, 'cup', 3000);
+});
+
+const order = (items: unknown, deps: Deps = w.deps(), caller = SHOPPER) =>
+  createOrder(deps, { items }, caller);
+const payAgain = (orderId: unknown, deps: Deps = w.deps()) => createOrder(deps, { orderId }, SHOPPER);
+const unifiedOrders = () => [...w.core.ledger.orders.values()].length;
+
+/** Deps whose waits move the shared clock, so polling is seen in time, not hoped for. */
+function clocked(): Deps {
+  return { ...w.deps(), sleep: async (ms: number) => w.advance(ms) };
+}
+
+describe('what a cart and an order id may hold', () => {
+  it('a cart line that is not an object is refused by its position', async () => {
+    await refused(order([1]), 'INVALID_INPUT', 'items[0] must be an object');
+    await refused(order(['tea']), 'INVALID_INPUT', 'items[0] must be an object');
+    await refused(
+      order([{ productId: 'tea', quantity: 1 }, true]),
+      'INVALID_INPUT',
+      'items[1] must be an object',
+    );
+  });
+
+  it('a product id is at most 64 letters, digits, "_" or "-"', async () => {
+    await refused(
+      order([{ productId: 'x'.repeat(65), quantity: 1 }]),
+      'INVALID_INPUT',
+      'productId must be at most 64 characters',
+    );
+    await refused(
+      order([{ productId: 'tea;drop', quantity: 1 }]),
+      'INVALID_INPUT',
+      'productId has an invalid format',
+    );
+    await stock(w, 'x'.repeat(64), 100);
+    expect((await order([{ productId: 'x'.repeat(64), quantity: 1 }])).totalFee).toBe(100);
+  });
+
+  it('paying again names an order id of at most 32 letters, digits, "_" or "-"', async () => {
+    await refused(payAgain('1'.repeat(33)), 'INVALID_INPUT', 'orderId must be at most 32 characters');
+    await refused(payAgain('2026/01/01'), 'INVALID_INPUT', 'orderId has an invalid format');
+    await refused(payAgain(null), 'INVALID_INPUT', 'orderId is required');
+  });
+
+  it('keeps a client IP only when the whole of it is one', async () => {
+    const ip = async (clientIp: string, productId: string) =>
+      (
+        await orderDoc(
+          w,
+          (
+            await order([{ productId, quantity: 1 }], w.deps(), { ...SHOPPER, clientIp })
+          ).orderId,
+        )
+      ).clientIp;
+    expect(await ip('host 10.1.2.3', 'tea')).toBe('127.0.0.1');
+    expect(await ip('10.1.2.3', 'cup')).toBe('10.1.2.3');
+  });
+});
+
+describe('what the limits cost, as logged', () => {
+  it('counts only the limits’ own requests, whatever the invocation did before', async () => {
+    await order([{ productId: 'tea', quantity: 1 }]);
+    const fresh = logged(w, 'order.created')[0]!.fields['limits'] as { dbRequests: number };
+    // Another shopper's first order, from an invocation that has made requests already.
+    const busy = w.deps();
+    for (let i = 0; i < 5; i++) await busy.store.get('orders', `none${i}`);
+    await order([{ productId: 'tea', quantity: 1 }], busy, { ...SHOPPER, openid: 'o_second' });
+    const later = logged(w, 'order.created')[1]!.fields['limits'] as { dbRequests: number };
+    expect(later.dbRequests).toBe(fresh.dbRequests);
+    expect(later.dbRequests).toBeGreaterThan(0);
+  });
+});
+
+describe('the same cart again', () => {
+  const cart = [{ productId: 'tea', quantity: 3 }];
+
+  // Reading the order again takes 50 + 100 + 200 + 400 + 800 + 1600 ms before deciding.
+  const POLLING_MS = 3150;
+
+  it('whose first call died before storing its order: "try again shortly" until the grace has passed', async () => {
+    await expect(order(cart, dieBefore(w.deps(), insertInto('orders')))).rejects.toBeInstanceOf(Killed);
+    // Decided 1 ms before the grace ends.
+    w.advance(ORDER_INSERT_GRACE_MS - POLLING_MS - 1);
+    await refused(
+      order(cart, clocked()),
+      'RATE_LIMITED',
+      'this cart is being ordered by another call right now; try again shortly',
+    );
+  });
+
+  it('whose first call died before storing its order: a new order once the grace has passed, to the millisecond', async () => {
+    await expect(order(cart, dieBefore(w.deps(), insertInto('orders')))).rejects.toBeInstanceOf(Killed);
+    // Decided exactly when the grace ends.
+    w.advance(ORDER_INSERT_GRACE_MS - POLLING_MS);
+    const fresh = await order(cart, clocked());
+    expect(fresh.totalFee).toBe(3600);
+  });
+
+  it('whose order with a live prepay_id is read once and re-signed', async () => {
+    const first = await order(cart);
+    const d = clocked();
+    const start = w.now();
+    const again = await order(cart, d);
+    expect(again.orderId).toBe(first.orderId);
+    // No polling: the order was complete at the first read.
+    expect(w.now()).toBe(start);
+    expect(unifiedOrders()).toBe(1);
+  });
+
+  it('whose order was closed here is a new order', async () => {
+    const first = await order(cart);
+    expect(await closeLocally(w.deps(), await orderDoc(w, first.orderId), 'test', 'closeorder')).toBe(true);
+    const second = await order(cart, clocked());
+    expect(second.orderId).not.toBe(first.orderId);
+    expect(logged(w, 'order.same_cart')).toEqual([]);
+  });
+
+  it('whose prepay_id runs out within the margin asks WeChat again, to the millisecond', async () => {
+    const first = await order(cart);
+    const runsOut = w.now() + PREPAY_MARGIN_MS + 1000;
+    await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: runsOut });
+    // One millisecond before the margin: re-signed, WeChat not asked.
+    w.advance(999);
+    await order(cart, clocked());
+    expect((await orderDoc(w, first.orderId)).prepayExpiresAtMs).toBe(runsOut);
+    // At the margin: asked again, and the new prepay_id's life stored.
+    w.advance(1);
+    await order(cart, clocked());
+    expect((await orderDoc(w, first.orderId)).prepayExpiresAtMs).toBeGreaterThan(runsOut);
+  });
+});
+
+describe('paying again', () => {
+  it('asks WeChat for a new prepay_id from the moment the old one is within its margin', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    const runsOut = w.now() + PREPAY_MARGIN_MS + 1000;
+    await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: runsOut });
+    w.advance(999);
+    await payAgain(first.orderId);
+    expect((await orderDoc(w, first.orderId)).prepayExpiresAtMs).toBe(runsOut);
+    w.advance(1);
+    await payAgain(first.orderId);
+    expect((await orderDoc(w, first.orderId)).prepayExpiresAtMs).toBeGreaterThan(runsOut);
+  });
+
+  it('an error that is not WeChat’s reaches the caller as it is, and the order stays payable', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: w.now() });
+    const d = w.deps();
+    const broken = (p: Provider): Provider =>
+      Object.assign(Object.create(p) as Provider, {
+        createPayment: async () => {
+          throw new TypeError('a bug in the provider');
+        },
+      });
+    const deps: Deps = {
+      ...d,
+      wxpay: {
+        current: broken(d.wxpay!.current),
+        byName: { ...d.wxpay!.byName, v2: broken(d.wxpay!.byName.v2!) },
+      },
+    };
+    await expect(payAgain(first.orderId, deps)).rejects.toThrow(new TypeError('a bug in the provider'));
+    expect((await orderDoc(w, first.orderId)).status).toBe('NOTPAY');
+    expect(logged(w, 'order.unifiedorder_failed')).toEqual([]);
+  });
+
+  it('unifiedorder answering ORDERCLOSED records the close as WeChat’s answer to unifiedorder', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(5 * 60_000);
+    await w.deps().wxpay!.current.closePayment(first.orderId);
+    await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: w.now() });
+    await refused(payAgain(first.orderId), 'ORDER_NOT_PAYABLE', 'the order is closed; place a new order');
+    expect((await eventsOf(w, first.orderId)).map((e) => [e.to, e.source])).toEqual([
+      ['CLOSED', 'unifiedorder'],
+    ]);
+  });
+});
