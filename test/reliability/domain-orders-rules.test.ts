@@ -8,10 +8,22 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { ORDER_INSERT_GRACE_MS } from '../../cloudfunctions/shared/domain/limits';
 import { PREPAY_MARGIN_MS } from '../../cloudfunctions/shared/domain/model';
-import { closeLocally, createOrder } from '../../cloudfunctions/shared/domain/orders';
+import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
+import { closeLocally, createOrder, queryOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { PaymentProvider as Provider } from '../../cloudfunctions/shared/providers/port';
-import { dieBefore, eventsOf, insertInto, logged, orderDoc, refused, SHOPPER, stock } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
+import {
+  dieBefore,
+  eventsOf,
+  insertInto,
+  logged,
+  orderAndPay,
+  orderDoc,
+  refused,
+  SHOPPER,
+  stock,
+} from './shop';
+import { Killed, MERCHANT, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
@@ -197,6 +209,36 @@ describe('paying again', () => {
     await refused(payAgain(first.orderId), 'ORDER_NOT_PAYABLE', 'the order is closed; place a new order');
     expect((await eventsOf(w, first.orderId)).map((e) => [e.to, e.source])).toEqual([
       ['CLOSED', 'unifiedorder'],
+    ]);
+  });
+});
+
+describe('booking a payment', () => {
+  it('found by orderquery (the notify lost): with WeChat’s time of payment, to the second', async () => {
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    const sim = [...w.core.ledger.orders.values()].find((o) => o.outTradeNo === orderId)!;
+    w.advance(60_000);
+    await queryOrder(w.deps(), { orderId }, SHOPPER);
+    const paid = await orderDoc(w, orderId);
+    expect(paid.status).toBe('PAID');
+    expect(paid.paidAtMs).toBe(Math.floor(sim.paidAtMs! / 1000) * 1000);
+  });
+
+  it('of another amount: order.amount_mismatch, an error naming both amounts and the source', async () => {
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    const body = signPayNotifyForTest(
+      { appid: MERCHANT.appid, mchId: MERCHANT.mchId, apiKey: MERCHANT.apiKey, signType: 'HMAC-SHA256' },
+      { out_trade_no: orderId, total_fee: 1, openid: SHOPPER.openid },
+    );
+    await handlePayNotify(w.deps(), w.delivery({ kind: 'pay', body }));
+    expect(logged(w, 'order.amount_mismatch')).toEqual([
+      {
+        level: 'error',
+        event: 'order.amount_mismatch',
+        fields: { orderId, expected: 5000, got: 1, source: 'notify' },
+      },
     ]);
   });
 });
