@@ -13,12 +13,15 @@ import { closeLocally, createOrder, queryOrder } from '../../cloudfunctions/shar
 import type { PaymentProvider as Provider } from '../../cloudfunctions/shared/providers/port';
 import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
 import {
+  casOn,
   dieBefore,
   eventsOf,
   insertInto,
   logged,
   orderAndPay,
   orderDoc,
+  pauseBefore,
+  pausePoint,
   refused,
   SHOPPER,
   stock,
@@ -240,5 +243,23 @@ describe('booking a payment', () => {
         fields: { orderId, expected: 5000, got: 1, source: 'notify' },
       },
     ]);
+  });
+});
+
+describe('two deliveries of one notify', () => {
+  it('the one whose write lost reads PAID and acknowledges, booking nothing twice', async () => {
+    const { orderId } = await orderAndPay(w);
+    const [sent] = w.outbox.splice(0);
+    const point = pausePoint();
+    const slow = handlePayNotify(pauseBefore(w.deps(), casOn('orders'), point), w.delivery(sent!));
+    await point.arrived;
+    const fast = await handlePayNotify(w.deps(), w.delivery(sent!));
+    const paidAt = (await orderDoc(w, orderId)).updatedAtMs;
+    w.advance(1000);
+    point.release();
+    expect([fast.outcome, (await slow).outcome]).toEqual(['PAID', 'ALREADY_PAID']);
+    expect(logged(w, 'order.paid')).toHaveLength(1);
+    expect((await orderDoc(w, orderId)).updatedAtMs).toBe(paidAt);
+    expect(await eventsOf(w, orderId)).toHaveLength(1);
   });
 });
