@@ -246,8 +246,11 @@ export async function startTcbEmulator(options: TcbEmulatorOptions = {}): Promis
     if (!intercepted) return send(res, 200, await handleAction(store, body, now()));
     await serveIntercepted(intercepted, res, () => handleAction(store, body, now()));
   });
-  // The SDK keeps connections alive outside SCF; do not let idle sockets hold close() up.
-  server.keepAliveTimeout = 5_000;
+  // The SDK's agent keeps idle sockets for 4.8 s. A server closing them at 5 s races that
+  // timer: on a loaded machine the agent reuses a socket the server has just closed, and the
+  // request fails with ECONNRESET, which CloudBase's own front end (idle timeouts of a minute
+  // and more) never causes. close() ends idle sockets itself (closeAllConnections below).
+  server.keepAliveTimeout = 30_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
