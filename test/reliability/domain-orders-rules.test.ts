@@ -7,12 +7,20 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { ORDER_INSERT_GRACE_MS } from '../../cloudfunctions/shared/domain/limits';
+import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { PREPAY_MARGIN_MS } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
-import { closeLocally, createOrder, queryOrder } from '../../cloudfunctions/shared/domain/orders';
+import {
+  closeLocally,
+  createOrder,
+  expireOrder,
+  listOrders,
+  queryOrder,
+} from '../../cloudfunctions/shared/domain/orders';
 import type { PaymentProvider as Provider } from '../../cloudfunctions/shared/providers/port';
 import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
 import {
+  applied,
   casOn,
   dieBefore,
   eventsOf,
@@ -20,6 +28,7 @@ import {
   logged,
   orderAndPay,
   orderDoc,
+  paidOrder,
   pauseBefore,
   pausePoint,
   refused,
@@ -47,6 +56,14 @@ const unifiedOrders = () => [...w.core.ledger.orders.values()].length;
 /** Deps whose waits move the shared clock, so polling is seen in time, not hoped for. */
 function clocked(): Deps {
   return { ...w.deps(), sleep: async (ms: number) => w.advance(ms) };
+}
+
+/** Deps whose APIv2 provider has some methods replaced (a fault or a spy), the rest real. */
+function withProvider(patch: Partial<Provider>): Deps {
+  const d = w.deps();
+  const patched = (p: Provider): Provider => Object.assign(Object.create(p) as Provider, patch);
+  const v2 = patched(d.wxpay!.byName.v2!);
+  return { ...d, wxpay: { current: v2, byName: { ...d.wxpay!.byName, v2 } } };
 }
 
 describe('what a cart and an order id may hold', () => {
@@ -185,20 +202,11 @@ describe('paying again', () => {
   it('an error that is not WeChat’s reaches the caller as it is, and the order stays payable', async () => {
     const first = await order([{ productId: 'tea', quantity: 1 }]);
     await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: w.now() });
-    const d = w.deps();
-    const broken = (p: Provider): Provider =>
-      Object.assign(Object.create(p) as Provider, {
-        createPayment: async () => {
-          throw new TypeError('a bug in the provider');
-        },
-      });
-    const deps: Deps = {
-      ...d,
-      wxpay: {
-        current: broken(d.wxpay!.current),
-        byName: { ...d.wxpay!.byName, v2: broken(d.wxpay!.byName.v2!) },
+    const deps = withProvider({
+      createPayment: async () => {
+        throw new TypeError('a bug in the provider');
       },
-    };
+    });
     await expect(payAgain(first.orderId, deps)).rejects.toThrow(new TypeError('a bug in the provider'));
     expect((await orderDoc(w, first.orderId)).status).toBe('NOTPAY');
     expect(logged(w, 'order.unifiedorder_failed')).toEqual([]);
@@ -222,10 +230,12 @@ describe('booking a payment', () => {
     w.outbox.length = 0;
     const sim = [...w.core.ledger.orders.values()].find((o) => o.outTradeNo === orderId)!;
     w.advance(60_000);
-    await queryOrder(w.deps(), { orderId }, SHOPPER);
+    const seen = await queryOrder(w.deps(), { orderId }, SHOPPER);
     const paid = await orderDoc(w, orderId);
     expect(paid.status).toBe('PAID');
     expect(paid.paidAtMs).toBe(Math.floor(sim.paidAtMs! / 1000) * 1000);
+    // The shopper reads the same time in the answer.
+    expect(seen.order.paidAtMs).toBe(paid.paidAtMs);
   });
 
   it('of another amount: order.amount_mismatch, an error naming both amounts and the source', async () => {
@@ -261,5 +271,175 @@ describe('two deliveries of one notify', () => {
     expect(logged(w, 'order.paid')).toHaveLength(1);
     expect((await orderDoc(w, orderId)).updatedAtMs).toBe(paidAt);
     expect(await eventsOf(w, orderId)).toHaveLength(1);
+  });
+});
+
+describe('queryOrder', () => {
+  it('asks WeChat only about an unpaid order with a prepay_id, waiting 5 s at most', async () => {
+    const asked: { id: string; deadlineMs?: number; at: number }[] = [];
+    const base = w.deps().wxpay!.byName.v2!;
+    const spying = () =>
+      withProvider({
+        queryPayment: (id, options) => {
+          asked.push({ id, ...options, at: w.now() });
+          return base.queryPayment(id, options);
+        },
+      });
+    const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
+    await queryOrder(spying(), { orderId: unpaid.orderId }, SHOPPER);
+    expect(asked).toEqual([{ id: unpaid.orderId, deadlineMs: asked[0]!.at + 5000, at: asked[0]!.at }]);
+    // Without a prepay_id WeChat has no such order yet; a paid one needs no asking.
+    await w.deps().store.cas('orders', { _id: unpaid.orderId }, { prepayId: null });
+    await queryOrder(spying(), { orderId: unpaid.orderId }, SHOPPER);
+    const paid = await paidOrder(w, 3000, { ...SHOPPER, openid: 'o_paid' });
+    await queryOrder(spying(), { orderId: paid }, { ...SHOPPER, openid: 'o_paid' });
+    expect(asked).toHaveLength(1);
+  });
+
+  it('an unpaid order WeChat also calls unpaid stays payable', async () => {
+    const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
+    const seen = await queryOrder(w.deps(), { orderId: unpaid.orderId }, SHOPPER);
+    expect(seen.order).toMatchObject({ status: 'NOTPAY', payable: true });
+    expect((await orderDoc(w, unpaid.orderId)).status).toBe('NOTPAY');
+  });
+
+  it('a trade WeChat calls REVOKED closes the order, recorded as orderquery’s answer', async () => {
+    const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
+    const deps = withProvider({
+      queryPayment: async (id) => ({
+        outTradeNo: id,
+        state: 'REVOKED',
+        paid: false,
+        record: { trade_state: 'REVOKED' },
+      }),
+    });
+    const seen = await queryOrder(deps, { orderId: unpaid.orderId }, SHOPPER);
+    expect(seen.order.status).toBe('CLOSED');
+    expect(await orderDoc(w, unpaid.orderId)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'trade_state REVOKED',
+    });
+    const [event] = await eventsOf(w, unpaid.orderId);
+    expect(event).toMatchObject({ to: 'CLOSED', source: 'orderquery', fields: { trade_state: 'REVOKED' } });
+  });
+
+  it('shows the stored order when the query fails with an error that is not WeChat’s, and logs it', async () => {
+    const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
+    const deps = withProvider({
+      queryPayment: async () => {
+        throw new Error('boom');
+      },
+    });
+    const seen = await queryOrder(deps, { orderId: unpaid.orderId }, SHOPPER);
+    expect(seen.order.status).toBe('NOTPAY');
+    expect(logged(w, 'order.query_failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'order.query_failed',
+        fields: { orderId: unpaid.orderId, code: 'Error: boom' },
+      },
+    ]);
+  });
+
+  it('names an order id of at most 32 letters, digits, "_" or "-"', async () => {
+    await refused(
+      queryOrder(w.deps(), { orderId: '1'.repeat(33) }, SHOPPER),
+      'INVALID_INPUT',
+      'orderId must be at most 32 characters',
+    );
+    await refused(
+      queryOrder(w.deps(), { orderId: 'a b' }, SHOPPER),
+      'INVALID_INPUT',
+      'orderId has an invalid format',
+    );
+  });
+
+  it('lists the refunds of that order only', async () => {
+    const one = await paidOrder(w, 3000);
+    const two = await paidOrder(w, 4000);
+    const r1 = await applied(w, one, 1000);
+    await applied(w, two, 2000);
+    const seen = await queryOrder(w.deps(), { orderId: one }, SHOPPER);
+    expect(seen.refunds.map((r) => r.refundId)).toEqual([r1.refundId]);
+  });
+});
+
+describe('expiring an order', () => {
+  it('a close that fails with an error that is not WeChat’s is logged and tried again later', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(6 * 60_000);
+    const deps = withProvider({
+      closePayment: async () => {
+        throw new Error('socket hang up');
+      },
+    });
+    expect(await expireOrder(deps, await orderDoc(w, created.orderId))).toBe('PENDING');
+    expect(logged(w, 'order.closeorder_failed')).toEqual([
+      {
+        level: 'warn',
+        event: 'order.closeorder_failed',
+        fields: { orderId: created.orderId, errCode: undefined, code: undefined },
+      },
+    ]);
+    expect((await orderDoc(w, created.orderId)).status).toBe('NOTPAY');
+  });
+
+  it('an order closed at WeChat already is closed here, without a failure', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(6 * 60_000);
+    await w.deps().wxpay!.current.closePayment(created.orderId);
+    expect(await expireOrder(w.deps(), await orderDoc(w, created.orderId))).toBe('CLOSED');
+    expect(logged(w, 'order.closeorder_failed')).toEqual([]);
+    expect(await orderDoc(w, created.orderId)).toMatchObject({ status: 'CLOSED', closeReason: 'expired' });
+  });
+
+  it('closeorder answering ORDERCLOSED (closed at WeChat meanwhile): closed here, without a failure', async () => {
+    const created = await order([{ productId: 'tea', quantity: 1 }]);
+    w.advance(6 * 60_000);
+    const deps = withProvider({
+      closePayment: async () => {
+        throw Object.assign(new Error('订单已关闭'), {
+          code: 'WXPAY_ERROR',
+          failure: 'permanent',
+          reason: 'ORDER_CLOSED',
+          providerCode: 'ORDERCLOSED',
+        });
+      },
+    });
+    expect(await expireOrder(deps, await orderDoc(w, created.orderId))).toBe('CLOSED');
+    expect(logged(w, 'order.closeorder_failed')).toEqual([]);
+    expect((await orderDoc(w, created.orderId)).status).toBe('CLOSED');
+  });
+
+  it('closeorder saying ORDERPAID while orderquery shows another amount: nothing booked, tried again later', async () => {
+    const { orderId } = await orderAndPay(w);
+    w.outbox.length = 0;
+    w.advance(6 * 60_000);
+    await w.deps().store.cas('orders', { _id: orderId }, { totalFee: 4999 });
+    expect(await expireOrder(w.deps(), await orderDoc(w, orderId))).toBe('PENDING');
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+    expect(logged(w, 'order.amount_mismatch')).toHaveLength(1);
+  });
+});
+
+describe('listOrders', () => {
+  it('pages newest first, twenty at a time, from the cursor it gave', async () => {
+    const first = await order([{ productId: 'tea', quantity: 1 }]);
+    const model = await orderDoc(w, first.orderId);
+    const store = w.deps().store;
+    for (let i = 1; i <= 20; i++) {
+      const doc: OrderDoc = {
+        ...model,
+        _id: `${model._id.slice(0, -2)}${String(i).padStart(2, '0')}`,
+        createdAtMs: model.createdAtMs + i,
+      };
+      await store.insert('orders', doc);
+    }
+    const page1 = await listOrders(w.deps(), {}, SHOPPER);
+    expect(page1.items).toHaveLength(20);
+    expect(page1.nextCursor).toEqual(expect.any(String));
+    const page2 = await listOrders(w.deps(), { cursor: page1.nextCursor }, SHOPPER);
+    expect(page2.items.map((o) => o.orderId)).toEqual([first.orderId]);
+    expect(page2.nextCursor).toBeNull();
   });
 });
