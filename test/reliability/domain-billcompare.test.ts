@@ -180,30 +180,44 @@ function bill(
   };
 }
 
-/** Deps whose store records each request as `method collection`. */
-function counting(deps: Deps): { deps: Deps; calls: string[] } {
+/**
+ * Deps whose store records each request as `method collection`, and the fields of every
+ * document a query sent back (what travels, against the 1 MB result limit).
+ */
+function counting(deps: Deps): { deps: Deps; calls: string[]; fieldsRead: Set<string> } {
   const calls: string[] = [];
+  const fieldsRead = new Set<string>();
   const store = new Proxy(deps.store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         calls.push(`${String(prop)} ${String(args[0])}`);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const answer = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (prop !== 'find') return answer;
+        return (answer as Promise<object[]>).then((docs) => {
+          for (const d of docs) for (const k of Object.keys(d)) fieldsRead.add(k);
+          return docs;
+        });
       };
     },
   }) as Store;
-  return { deps: { ...deps, store }, calls };
+  return { deps: { ...deps, store }, calls, fieldsRead };
 }
 
 async function compared(
   bills: BillSource | BillSource[],
   more: Partial<BillCheckDeps> = {},
-): Promise<{ run: Run; calls: string[]; result: Awaited<ReturnType<typeof compare>> }> {
-  const { deps, calls } = counting(w.deps());
+): Promise<{
+  run: Run;
+  calls: string[];
+  fieldsRead: Set<string>;
+  result: Awaited<ReturnType<typeof compare>>;
+}> {
+  const { deps, calls, fieldsRead } = counting(w.deps());
   const run = new Run({ ...deps, bills, ...more }, day, w.now() + 50_000);
   const result = await compare(run);
-  return { run, calls, result };
+  return { run, calls, fieldsRead, result };
 }
 
 async function orders(
@@ -565,6 +579,33 @@ describe('the summary row', () => {
     ]);
   });
 
+  it('refuses a bill whose columns are not the ALL bill’s, in WeChat’s order', async () => {
+    const columns = [...BILL_ALL_COLUMNS];
+    [columns[5], columns[6]] = [columns[6]!, columns[5]!];
+    const rows = [payRow('A', 1000)];
+    const csv = formatBill({
+      columns,
+      rows,
+      summaryColumns: [...BILL_SUMMARY_COLUMNS],
+      summary: summaryOf(rows),
+    });
+    const swapped: BillSource = {
+      download: async () => ({
+        kind: 'bill',
+        gzip: false,
+        lines: (async function* () {
+          yield* csv.split('\r\n');
+        })(),
+      }),
+    };
+    const run = new Run({ ...w.deps(), bills: swapped }, day, 0);
+    await refused(
+      compare(run),
+      'BILL_MALFORMED',
+      `bill header is not WeChat's ALL column set: ${columns.join(',').slice(0, 120)}`,
+    );
+  });
+
   it('refuses a bill whose summary counts other rows than arrived: nothing compared from half a bill', async () => {
     const rows = [payRow('A', 1000)];
     const run = new Run(
@@ -613,6 +654,8 @@ describe('what the books hold and no bill listed', () => {
       // Listed: paid here before the day began, and when the late window had closed.
       paid('EARLY', 1000, dayStart - 1),
       paid('LATE', 1000, dayEnd + LATE_BOOKING_MS),
+      // Listed, and in the day: read again with the absent one, and known to be in the bill.
+      paid('LISTED', 1000, dayStart + hour),
       // Not listed: booked an hour after midnight (a retried notify), then one for tomorrow.
       paid('ABSENT', 1000, dayEnd + hour),
       paid('TOMORROW', 1000, dayEnd + LATE_BOOKING_MS),
@@ -638,6 +681,7 @@ describe('what the books hold and no bill listed', () => {
     const rows = [
       payRow('EARLY', 1000),
       payRow('LATE', 1000),
+      payRow('LISTED', 1000),
       refundRow('EARLY', 'R_END', 100, 'SUCCESS'),
       refundRow('EARLY', 'R_BEFORE', 100, 'SUCCESS'),
       refundRow('EARLY', 'R_OPEN', 100, 'SUCCESS'),
@@ -658,7 +702,7 @@ describe('what the books hold and no bill listed', () => {
       { type: 'absent-refund', refundId: 'R_ABSENT' },
     ]);
     expect(run.discrepancies).toEqual([]);
-    expect(run).toMatchObject({ matchedPaid: 0, matchedRefunds: 0 });
+    expect(run).toMatchObject({ matchedPaid: 1, matchedRefunds: 0 });
   });
 
   it('pages through more than a thousand, ties on the same millisecond included, each once', async () => {
@@ -673,6 +717,8 @@ describe('what the books hold and no bill listed', () => {
     expect(new Set(first.run.work.map((x) => (x as { orderId: string }).orderId)).size).toBe(1000);
     // A full page: the next one is asked for, and is empty.
     expect(first.calls).toEqual(['countWhere orders', 'find orders', 'find orders', 'countWhere refunds']);
+    // Ids and what the pages are ordered by, not whole orders: 1000 of them stay far below 1 MB.
+    expect([...first.fieldsRead].sort()).toEqual(['_id', 'createdAtMs', 'paidAtMs']);
     await orders(paid('P1000', 100, at));
     const second = await compared(bill([]));
     expect(second.run.work.map((x) => (x as { orderId: string }).orderId).sort()).toEqual(
