@@ -114,7 +114,8 @@ export class Run {
   readonly totals = emptyTotals();
   feeMilli = 0;
   otherAppRows = 0;
-  readonly allRows = { settled: 0, ordered: 0, applied: 0, refunded: 0, feeMilli: 0 };
+  /** The sums the summary row must equal: compare() starts them again with each bill. */
+  allRows!: { settled: number; ordered: number; applied: number; refunded: number; feeMilli: number };
   readonly discrepancies: BillDiscrepancy[] = [];
   readonly counts: Partial<Record<BillDiscrepancyKind, number>> = {};
   readonly actions: BillAction[] = [];
@@ -131,8 +132,8 @@ export class Run {
   private refundBatch: RefundEntry[] = [];
   readonly dayStart: number;
   readonly dayEnd: number;
-  /** The bill being read: whose rows it holds, and which provider can confirm them. */
-  source: { owner: BillOwner; provider: ProviderName | undefined };
+  /** The bill being read (set by compare() for each): whose rows it holds, which provider can confirm them. */
+  source!: { owner: BillOwner; provider: ProviderName | undefined };
 
   constructor(
     readonly deps: BillCheckDeps,
@@ -141,12 +142,10 @@ export class Run {
   ) {
     this.dayStart = dayStartMs(billDate)!;
     this.dayEnd = this.dayStart + DAY_MS;
-    this.source = { owner: ownerOf(deps, undefined), provider: undefined };
   }
 
   sampleMemory(): void {
-    const m = this.deps.memory?.();
-    if (m !== undefined && m > this.peakHeap) this.peakHeap = m;
+    this.peakHeap = Math.max(this.peakHeap, this.deps.memory?.() ?? 0);
   }
 
   flag(d: BillDiscrepancy): void {
@@ -188,7 +187,9 @@ export class Run {
       this.otherAppRows++;
       return;
     }
+    // Stryker disable next-line StringLiteral: the reader refuses a row without every column, so `??` never applies.
     const orderId = v[c.商户订单号] ?? '';
+    // Stryker disable next-line StringLiteral: the reader refuses a row without every column, so `??` never applies.
     const transactionId = v[c.微信订单号] ?? '';
     this.feeMilli += feeMilli;
     if (owner.mchId !== undefined && v[c.商户号] !== owner.mchId) {
@@ -196,6 +197,7 @@ export class Run {
       return;
     }
     if (state === 'REFUND') {
+      // Stryker disable next-line StringLiteral: the reader refuses a row without every column, so `??` never applies.
       const status = v[c.退款状态] ?? '';
       this.totals.refunds++;
       this.totals.refundFen += refundFen;
@@ -203,6 +205,7 @@ export class Run {
       this.checkFee(orderId, -settledRefund, ratePpm, feeMilli);
       const entry: RefundEntry = {
         orderId,
+        // Stryker disable next-line StringLiteral: the reader refuses a row without every column, so `??` never applies.
         refundId: v[c.商户退款单号] ?? '',
         transactionId,
         refundFen,
@@ -319,10 +322,11 @@ export class Run {
         });
         continue;
       }
-      const final = e.status === 'SUCCESS' || e.status === 'REFUNDCLOSE' || e.status === 'CHANGE';
+      // Ended at WeChat, still open here (a SUCCESS one is caught by the first test already).
+      const ended = e.status === 'REFUNDCLOSE' || e.status === 'CHANGE';
       if (
         (e.status === 'SUCCESS' && r.status !== 'SUCCESS') ||
-        (final && (r.status === 'APPROVED' || r.status === 'PROCESSING'))
+        (ended && (r.status === 'APPROVED' || r.status === 'PROCESSING'))
       ) {
         this.work.push({ type: 'refund', entry: e });
       }
@@ -341,8 +345,8 @@ export class Run {
 }
 
 /** Who a bill's rows must name: the configured merchant unless the source says otherwise. */
-function ownerOf(deps: BillCheckDeps, source: BillSource | undefined): BillOwner {
-  return source?.owner ?? { appid: deps.config.wxpay.appid, mchId: deps.config.wxpay.mchId };
+function ownerOf(deps: BillCheckDeps, source: BillSource): BillOwner {
+  return source.owner ?? { appid: deps.config.wxpay.appid, mchId: deps.config.wxpay.mchId };
 }
 
 /**
@@ -366,7 +370,7 @@ export async function compare(
     noBill = false;
     run.source = { owner: ownerOf(deps, source), provider: source.provider };
     // The summary row covers one bill: its sums start again with each.
-    Object.assign(run.allRows, { settled: 0, ordered: 0, applied: 0, refunded: 0, feeMilli: 0 });
+    run.allRows = { settled: 0, ordered: 0, applied: 0, refunded: 0, feeMilli: 0 };
     const reader = new BillReader('ALL');
     let columns: Columns | undefined;
     let n = 0;
@@ -376,6 +380,7 @@ export async function compare(
         columns ??= columnsOf(reader);
         await run.row(values, columns);
       }
+      // Stryker disable next-line UpdateOperator: counting down (-5000 % 5000 is -0) samples at the same lines.
       if (++n % 5000 === 0) run.sampleMemory();
     }
     const summary = reader.end();

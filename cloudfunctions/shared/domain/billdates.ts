@@ -35,9 +35,3 @@ export function parseBillDate(raw: string, nowMs: number): string {
   if (start > nowMs) throw invalid('date must not be in the future (Beijing time)');
   return raw;
 }
-
-/** "yyyy-MM-dd HH:mm:ss" or "yyyyMMddHHmmss" (Beijing) → its bill date. */
-export function dateOfWxTime(t: string | undefined): string | undefined {
-  const m = /^(\d{4})-?(\d{2})-?(\d{2})/.exec(t ?? '');
-  return m ? `${m[1]}${m[2]}${m[3]}` : undefined;
-}
