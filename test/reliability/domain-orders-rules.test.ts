@@ -152,6 +152,24 @@ describe('the same cart again', () => {
     expect(fresh.totalFee).toBe(3600);
   });
 
+  it('stops reading when the next wait would end past its deadline, and not before', async () => {
+    await expect(order(cart, dieBefore(w.deps(), insertInto('orders')))).rejects.toBeInstanceOf(Killed);
+    // 150 ms left: the 50 and 100 ms waits end at or before the deadline, the 200 ms one after.
+    const start = w.now();
+    const deps = { ...clocked(), budget: { endsAtMs: start + 150, callDeadlineMs: start + 150 } };
+    await refused(order(cart, deps), 'RATE_LIMITED');
+    expect(w.now() - start).toBe(150);
+  });
+
+  it('waits for real between reads when the invocation brings no sleep of its own', async () => {
+    await expect(order(cart, dieBefore(w.deps(), insertInto('orders')))).rejects.toBeInstanceOf(Killed);
+    // The shop's clock stands still here; 1,599 ms of budget fits the waits of 50 to 800 ms only.
+    const deps = { ...w.deps(), budget: { endsAtMs: w.now() + 1599, callDeadlineMs: w.now() + 1599 } };
+    const t0 = performance.now();
+    await refused(order(cart, deps), 'RATE_LIMITED');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1500);
+  });
+
   it('whose order with a live prepay_id is read once and re-signed', async () => {
     const first = await order(cart);
     const d = clocked();
