@@ -39,7 +39,8 @@ export async function fixAndConfirm(run: Run): Promise<void> {
       deps.log('warn', 'billcheck.item_failed', {
         billDate: run.billDate,
         item: item.type,
-        code: f?.errCode ?? f?.code ?? (e as { code?: string })?.code,
+        // WeChat's own err_code, else the error's code (a WeChat failure's or the database's).
+        code: f?.errCode ?? (e as { code?: string })?.code,
         error: e,
       });
     }
@@ -171,18 +172,19 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
       });
       return;
     case 'ALREADY':
-      return;
-    case 'STILL_PROCESSING':
-      if (entry.status === 'SUCCESS') {
+      // The bill says SUCCESS and refundquery still PROCESSING (the books agree with the
+      // latter): WeChat's two records disagree, which the merchant must hear of.
+      if (entry.status === 'SUCCESS' && info.status === 'PROCESSING') {
         run.flag({
           kind: 'REFUND_UNCONFIRMED',
           orderId: entry.orderId,
           refundId: entry.refundId,
           wechatFen: entry.refundFen,
-          detail: `the bill says SUCCESS, refundquery says ${BILL_WORD[info.status]}`,
+          detail: 'the bill says SUCCESS, refundquery says PROCESSING',
         });
       }
       return;
+    // (STILL_PROCESSING is an answer to a notify only, never to refundquery.)
     case 'MISMATCH':
       run.flag({
         kind: 'REFUND_AMOUNT_MISMATCH',
