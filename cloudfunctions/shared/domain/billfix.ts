@@ -62,13 +62,13 @@ async function fix(run: Run, w: Work): Promise<void> {
   }
 }
 
-/** orderquery through the order's own provider. */
-async function orderQuery(run: Run, order: OrderDoc): Promise<PaymentStatus | 'ORDERNOTEXIST'> {
+/** orderquery through the order's own provider; undefined when WeChat has no such order. */
+async function orderQuery(run: Run, order: OrderDoc): Promise<PaymentStatus | undefined> {
   run.wxCalls++;
   try {
     return await providerOf(run.deps, order).queryPayment(order._id);
   } catch (e) {
-    if (wxFailure(e)?.reason === 'ORDER_NOT_FOUND') return 'ORDERNOTEXIST';
+    if (wxFailure(e)?.reason === 'ORDER_NOT_FOUND') return undefined;
     throw e;
   }
 }
@@ -107,15 +107,14 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
   if (!order) return false;
   if (order.status === 'PAID') return true;
   const res = await orderQuery(run, order);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
-  if (res === 'ORDERNOTEXIST' || !res.paid) {
+  if (!res?.paid) {
     run.flag({
       kind: 'PAYMENT_UNCONFIRMED',
       orderId,
       transactionId: entry?.transactionId,
       wechatFen: entry?.totalFen,
       localFen: order.totalFee,
-      detail: `the bill lists it paid, orderquery says ${state}`,
+      detail: `the bill lists it paid, orderquery says ${res?.state ?? 'ORDERNOTEXIST'}`,
     });
     return false;
   }
@@ -215,30 +214,31 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
 /** A refund this shop never made: confirmed by refundquery, then recorded on its order. */
 async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
   const info = await refundQuery(run, billProvider(run, entry), entry.refundId);
-  const status = info ? BILL_WORD[info.status] : undefined;
-  if (!info || (status !== 'SUCCESS' && status !== 'CHANGE' && status !== 'PROCESSING')) {
-    if (status === 'REFUNDCLOSE') return;
+  if (!info) {
     run.flag({
       kind: 'REFUND_UNCONFIRMED',
       orderId: entry.orderId,
       refundId: entry.refundId,
       wechatFen: entry.refundFen,
-      detail: `a refund not made by this shop; refundquery says ${status ?? 'REFUNDNOTEXIST'}`,
+      detail: 'a refund not made by this shop; refundquery says REFUNDNOTEXIST',
     });
     return;
   }
-  if (status === 'PROCESSING') {
+  // Closed: it moved no money.
+  if (info.status === 'CLOSED') return;
+  if (info.status === 'PROCESSING') {
     // Not money moved yet; the next run asks again.
     run.pending++;
     return;
   }
+  const status: 'SUCCESS' | 'CHANGE' = info.status === 'ABNORMAL' ? 'CHANGE' : 'SUCCESS';
   const orderId = info.outTradeNo || entry.orderId;
   const refundFee = info.refundFen;
   const input = {
     refundId: entry.refundId,
     orderId,
     refundFee,
-    status: status as 'SUCCESS' | 'CHANGE',
+    status,
     billDate: run.billDate,
     fields: info.record,
   };
@@ -273,8 +273,7 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
   const order = await run.deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
   if (!order) return;
   const res = await orderQuery(run, order);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
-  if (res === 'ORDERNOTEXIST' || !res.paid) {
+  if (!res?.paid) {
     // Booked after this day ended, it was looked for here only in case WeChat took the money
     // before midnight; it did not, so the day it was booked in reports it, once.
     if ((order.paidAtMs ?? 0) >= run.dayEnd) return;
@@ -282,7 +281,7 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
       kind: 'NOT_PAID_AT_WECHAT',
       orderId,
       localFen: order.totalFee,
-      detail: `PAID here, orderquery says ${state}`,
+      detail: `PAID here, orderquery says ${res?.state ?? 'ORDERNOTEXIST'}`,
     });
     return;
   }
