@@ -549,7 +549,20 @@ describe('what a run records of its cost', () => {
     // A second run through the same store: its own requests only.
     await checkBillDate(withBills(NO_BILL_SOURCE, real), dayBefore(day), TIMER_OPTIONS);
     const requests = real.store.requests;
+    const started = w.now();
     const r = await checkBillDate(measured, day, TIMER_OPTIONS);
+    // What the run returns is what it stored.
+    expect(r.doc).toEqual(await stored());
+    expect(r.doc).toMatchObject({
+      status: 'DONE',
+      runs: 1,
+      lastRunAtMs: started,
+      updatedAtMs: started + 1234,
+      finishedAtMs: started + 1234,
+      leaseUntilMs: 0,
+      message: '',
+      actions: [{ kind: 'BOOKED_PAID', atMs: started + 1234 }],
+    });
     expect(r.doc.lastRun).toEqual({
       trigger: 'timer',
       durationMs: 1234,
