@@ -591,6 +591,34 @@ describe('a refund the bill lists that the shop never made (merchant platform)',
     expect(await orderDoc(w, orderId)).toMatchObject({ status: 'NOTPAY', refundedFee: 0 });
   });
 
+  it('is reported, with the payment, when WeChat says its order is not paid', async () => {
+    const { orderId } = await orderAndPay(w, 5000);
+    w.outbox.length = 0;
+    const made = platformRefund(orderId, 300, 'SUCCESS');
+    // WeChat's own records disagree (a refund of an order orderquery calls unpaid).
+    w.core.ledger.putOrder({ ...wxOrder(orderId), tradeState: 'NOTPAY' });
+    const run = runOf([{ type: 'external', entry: refundEntry(made, 'SUCCESS') }]);
+    await fixAndConfirm(run);
+    expect(run.discrepancies).toEqual([
+      {
+        kind: 'PAYMENT_UNCONFIRMED',
+        orderId,
+        transactionId: undefined,
+        wechatFen: undefined,
+        localFen: 5000,
+        detail: 'the bill lists it paid, orderquery says NOTPAY',
+      },
+      {
+        kind: 'EXTERNAL_REFUND_NO_ORDER',
+        orderId,
+        refundId: made.outRefundNo,
+        wechatFen: 300,
+        detail: 'the order is not paid here',
+      },
+    ]);
+    expect(run).toMatchObject({ pending: 0, actions: [] });
+  });
+
   it('is confirmed through the provider whose bill listed it', async () => {
     const orderId = await paidOrder(w, 5000);
     const made = platformRefund(orderId, 300, 'SUCCESS');
@@ -625,6 +653,24 @@ describe('a payment PAID here that the bill does not list', () => {
       },
     ]);
     expect(run).toMatchObject({ actions: [], pending: 0, wxCalls: 1 });
+  });
+
+  it('is not reported when orderquery says it is paid but not when (no day to hold it to)', async () => {
+    const orderId = await paidOrder(w, 1200);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    const timeless = new Proxy(v2, {
+      get(target, prop, receiver) {
+        if (prop === 'queryPayment')
+          return async (id: string) => ({ ...(await v2.queryPayment(id)), paidAtMs: undefined });
+        return Reflect.get(target, prop, receiver);
+      },
+    }) as PaymentProvider;
+    const run = runOf([{ type: 'absent-pay', orderId }], {
+      deps: { ...deps, wxpay: { current: timeless, byName: { v2: timeless } } },
+    });
+    await fixAndConfirm(run);
+    expect(run).toMatchObject({ discrepancies: [], pending: 0, wxCalls: 1 });
   });
 
   it('is not reported here when WeChat was paid on another day (that day’s bill has it)', async () => {

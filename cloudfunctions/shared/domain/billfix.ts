@@ -285,9 +285,9 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
     });
     return;
   }
-  const paidOn = res.paidAtMs !== undefined ? billDateOf(res.paidAtMs) : undefined;
   // Paid another day (a notify booked late, or early the next morning): that day's bill has it.
-  if (paidOn !== run.billDate) return;
+  // An answer without a time is held to no day (NaN is no date).
+  if (billDateOf(res.paidAtMs ?? Number.NaN) !== run.billDate) return;
   run.flag({
     kind: 'PAID_NOT_IN_BILL',
     orderId,
