@@ -284,6 +284,9 @@ describe('one of the shop’s refunds the bill has a final word on', () => {
     expect(run.wxCalls).toBe(1);
     expect((await refundDoc(w, refundId)).status).toBe('SUCCESS');
     expect(await orderDoc(w, orderId)).toMatchObject({ refundedFee: 800, refundReservedFee: 0 });
+    expect((await eventsOf(w, refundId)).filter((e) => e.to === 'SUCCESS')).toMatchObject([
+      { from: 'PROCESSING', source: 'refundquery' },
+    ]);
     // Settled: the same row again changes nothing and reports nothing.
     const again = runOf([{ type: 'refund', entry: refundEntry(wxRefund(refundId), 'SUCCESS') }]);
     await fixAndConfirm(again);
@@ -537,6 +540,15 @@ describe('a refund the bill lists that the shop never made (merchant platform)',
     expect(run.actions).toEqual([]);
   });
 
+  it('ended CHANGE on an order not in the books: reported as without an order only', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const made = platformRefund(orderId, 300, 'CHANGE');
+    w.core.ledger.putRefund({ ...made, outTradeNo: 'NOTOURORDER0002' });
+    const run = runOf([{ type: 'external', entry: refundEntry(made, 'CHANGE') }]);
+    await fixAndConfirm(run);
+    expect(run.discrepancies.map((d) => d.kind)).toEqual(['EXTERNAL_REFUND_NO_ORDER']);
+  });
+
   it('books its order PAID first when the books missed the payment, then records the refund', async () => {
     const { orderId } = await orderAndPay(w, 5000);
     w.outbox.length = 0;
@@ -567,6 +579,32 @@ describe('a refund the bill lists that the shop never made (merchant platform)',
     await fixing;
     expect(run.actions).toMatchObject([{ kind: 'EXTERNAL_REFUND', orderId, fen: 300 }]);
     expect(run.discrepancies).toEqual([]);
+    expect(await orderDoc(w, orderId)).toMatchObject({ status: 'PAID', refundedFee: 300 });
+  });
+
+  it('records the refund when the notify books its order between the check’s two reads of it', async () => {
+    const { orderId } = await orderAndPay(w, 5000);
+    const payNotify = w.outbox.splice(0);
+    const made = platformRefund(orderId, 300, 'SUCCESS');
+    const point = pausePoint();
+    let reads = 0;
+    const run = runOf([{ type: 'external', entry: refundEntry(made, 'SUCCESS') }], {
+      // The second read of the order: after the refund found it unpaid, before orderquery.
+      deps: pauseBefore(
+        w.deps(),
+        (c) => c.method === 'get' && c.collection === 'orders' && ++reads === 2,
+        point,
+      ),
+    });
+    const fixing = fixAndConfirm(run);
+    await point.arrived;
+    w.outbox.push(...payNotify);
+    expect(await deliver(w)).toEqual(['PAID']);
+    point.release();
+    await fixing;
+    expect(run.actions).toMatchObject([{ kind: 'EXTERNAL_REFUND', orderId, fen: 300 }]);
+    // PAID when read: WeChat is not asked about the payment.
+    expect(run.wxCalls).toBe(1);
     expect(await orderDoc(w, orderId)).toMatchObject({ status: 'PAID', refundedFee: 300 });
   });
 
@@ -879,6 +917,50 @@ describe('the run’s time and WeChat’s failures', () => {
     expect(run).toMatchObject({ pending: 1, actions: [], discrepancies: [] });
     expect(logged(w, 'billcheck.item_failed').map((l) => l.fields)).toMatchObject([
       { billDate: day, item: 'pay', code: 'DATABASE_TIMEOUT', error: { message: '请求超时' } },
+    ]);
+  });
+
+  it('leaves pending an item whose query fails outside WeChat, with that failure’s code', async () => {
+    const { orderId } = await orderAndPay(w, 2000);
+    w.outbox.length = 0;
+    // Paid through cloudPay, which this function no longer has configured.
+    await w.deps().store.cas('orders', { _id: orderId }, { provider: 'cloudpay' });
+    const { refundId } = await submittedRefund(5000, 800);
+    const deps = w.deps();
+    const v2 = deps.wxpay!.byName.v2!;
+    const reset = new Proxy(v2, {
+      get(target, prop, receiver) {
+        if (prop === 'queryRefund')
+          return async () =>
+            Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        return Reflect.get(target, prop, receiver);
+      },
+    }) as PaymentProvider;
+    const run = runOf(
+      [
+        { type: 'pay', entry: payEntry(orderId) },
+        { type: 'refund', entry: refundEntry(wxRefund(refundId), 'SUCCESS') },
+      ],
+      { deps: { ...deps, wxpay: { current: reset, byName: { v2: reset } } } },
+    );
+    await fixAndConfirm(run);
+    expect(run).toMatchObject({ pending: 2, discrepancies: [], actions: [] });
+    expect(logged(w, 'billcheck.item_failed').map((l) => [l.fields['item'], l.fields['code']])).toEqual([
+      ['pay', 'CONFIG_INVALID'],
+      ['refund', 'ECONNRESET'],
+    ]);
+  });
+
+  it('leaves pending an item whose failure carries nothing at all', async () => {
+    const { orderId } = await orderAndPay(w, 2000);
+    w.outbox.length = 0;
+    const run = runOf([{ type: 'pay', entry: payEntry(orderId) }], {
+      deps: orderqueryFails(w.deps(), () => null),
+    });
+    await fixAndConfirm(run);
+    expect(run.pending).toBe(1);
+    expect(logged(w, 'billcheck.item_failed').map((l) => l.fields)).toEqual([
+      { billDate: day, item: 'pay', code: undefined, error: null },
     ]);
   });
 

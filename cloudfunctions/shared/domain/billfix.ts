@@ -50,7 +50,7 @@ export async function fixAndConfirm(run: Run): Promise<void> {
 async function fix(run: Run, w: Work): Promise<void> {
   switch (w.type) {
     case 'pay':
-      return void (await confirmPayment(run, w.entry.orderId, w.entry));
+      return confirmPayment(run, w.entry.orderId, w.entry);
     case 'refund':
       return confirmRefund(run, w.entry);
     case 'external':
@@ -99,13 +99,11 @@ const BILL_WORD = { SUCCESS: 'SUCCESS', CLOSED: 'REFUNDCLOSE', ABNORMAL: 'CHANGE
 /**
  * Paid at WeChat, not PAID here: orderquery must say so too, then the order takes the same
  * exactly-once transition as from a notify (CLOSED → PAID flagged PAID_AFTER_CLOSE).
- * Resolves whether the order is PAID afterwards.
  */
-async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Promise<boolean> {
+async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Promise<void> {
   const { deps } = run;
   const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-  if (!order) return false;
-  if (order.status === 'PAID') return true;
+  if (!order || order.status === 'PAID') return;
   const res = await orderQuery(run, order);
   if (!res?.paid) {
     run.flag({
@@ -116,7 +114,7 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
       localFen: order.totalFee,
       detail: `the bill lists it paid, orderquery says ${res?.state ?? 'ORDERNOTEXIST'}`,
     });
-    return false;
+    return;
   }
   const outcome = await markPaid(deps, order, paidFacts(res), 'orderquery');
   switch (outcome) {
@@ -127,9 +125,10 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
         orderId,
         fen: order.totalFee,
       });
-      return true;
+      return;
     case 'ALREADY_PAID':
-      return true;
+      // A notify booked it meanwhile.
+      return;
     case 'AMOUNT_MISMATCH':
       run.flag({
         kind: 'AMOUNT_MISMATCH',
@@ -139,7 +138,7 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
         localFen: order.totalFee,
         detail: `orderquery total_fee ${res.totalFen}`,
       });
-      return false;
+      return;
   }
 }
 
@@ -243,7 +242,10 @@ async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
     fields: info.record,
   };
   let outcome = await recordExternalRefund(run.deps, input);
-  if (outcome === 'ORDER_NOT_PAID' && (await confirmPayment(run, orderId))) {
+  if (outcome === 'ORDER_NOT_PAID') {
+    // The books may have missed the payment: booked first if orderquery confirms it, then
+    // the refund again (still ORDER_NOT_PAID if it was not).
+    await confirmPayment(run, orderId);
     outcome = await recordExternalRefund(run.deps, input);
   }
   if (outcome === 'RECORDED')
