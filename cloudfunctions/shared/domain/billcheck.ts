@@ -98,7 +98,11 @@ export const ADMIN_RUN = { budgetMs: 50_000, leaseMs: 70_000 };
 
 // ---- the record ----------------------------------------------------------------------
 
-function emptyDoc(billDate: string, nowMs: number): BillCheckDoc {
+function emptyDoc(
+  billDate: string,
+  nowMs: number,
+  lease: { leaseUntilMs: number; leaseToken: string },
+): BillCheckDoc {
   return {
     _id: billDate,
     billDate,
@@ -108,8 +112,7 @@ function emptyDoc(billDate: string, nowMs: number): BillCheckDoc {
     createdAtMs: nowMs,
     updatedAtMs: nowMs,
     lastRunAtMs: 0,
-    leaseUntilMs: 0,
-    leaseToken: '',
+    ...lease,
     totals: emptyTotals(),
     discrepancyCount: 0,
     discrepancyCounts: {},
@@ -148,7 +151,7 @@ async function claim(deps: Deps, billDate: string, leaseMs: number): Promise<Cla
   const now = deps.now();
   let doc = await store.get<BillCheckDoc>(COLLECTIONS.billChecks, billDate);
   if (!doc) {
-    const fresh = { ...emptyDoc(billDate, now), leaseUntilMs: now + leaseMs, leaseToken: token };
+    const fresh = emptyDoc(billDate, now, { leaseUntilMs: now + leaseMs, leaseToken: token });
     if ((await store.insert(COLLECTIONS.billChecks, fresh)) === 'inserted') return { doc: fresh, token };
     doc = await store.get<BillCheckDoc>(COLLECTIONS.billChecks, billDate);
     if (!doc) throw new AppError('CONFLICT', `bill check ${billDate} vanished while being claimed`);
@@ -170,7 +173,7 @@ async function claim(deps: Deps, billDate: string, leaseMs: number): Promise<Cla
 }
 
 function mergeActions(previous: BillAction[], added: BillAction[]): BillAction[] {
-  const key = (a: BillAction) => `${a.kind}:${a.orderId}:${a.refundId ?? ''}`;
+  const key = (a: BillAction) => JSON.stringify([a.kind, a.orderId, a.refundId]);
   const seen = new Set(previous.map(key));
   const out = [...previous];
   for (const a of added) {
@@ -352,6 +355,7 @@ export async function scheduledBillCheck(
   const known = await deps.store.find<Pick<BillCheckDoc, '_id' | 'status'>>(
     COLLECTIONS.billChecks,
     { _id: deps.store.cmd.in(timerWindow(started)) },
+    // Stryker disable next-line ObjectLiteral,ArrayDeclaration: at most CATCH_UP_DAYS ids are asked for and only status is read, so no limit or no projection answers the same
     { limit: CATCH_UP_DAYS, fields: ['status'] },
   );
   const plan = timerPlan(started, new Map(known.map((d) => [d._id, d.status])));

@@ -39,7 +39,8 @@ export async function fixAndConfirm(run: Run): Promise<void> {
       deps.log('warn', 'billcheck.item_failed', {
         billDate: run.billDate,
         item: item.type,
-        code: f?.errCode ?? f?.code ?? (e as { code?: string })?.code,
+        // WeChat's own err_code, else the error's code (a WeChat failure's or the database's).
+        code: f?.errCode ?? (e as { code?: string })?.code,
         error: e,
       });
     }
@@ -49,7 +50,7 @@ export async function fixAndConfirm(run: Run): Promise<void> {
 async function fix(run: Run, w: Work): Promise<void> {
   switch (w.type) {
     case 'pay':
-      return void (await confirmPayment(run, w.entry.orderId, w.entry));
+      return confirmPayment(run, w.entry.orderId, w.entry);
     case 'refund':
       return confirmRefund(run, w.entry);
     case 'external':
@@ -61,13 +62,13 @@ async function fix(run: Run, w: Work): Promise<void> {
   }
 }
 
-/** orderquery through the order's own provider. */
-async function orderQuery(run: Run, order: OrderDoc): Promise<PaymentStatus | 'ORDERNOTEXIST'> {
+/** orderquery through the order's own provider; undefined when WeChat has no such order. */
+async function orderQuery(run: Run, order: OrderDoc): Promise<PaymentStatus | undefined> {
   run.wxCalls++;
   try {
     return await providerOf(run.deps, order).queryPayment(order._id);
   } catch (e) {
-    if (wxFailure(e)?.reason === 'ORDER_NOT_FOUND') return 'ORDERNOTEXIST';
+    if (wxFailure(e)?.reason === 'ORDER_NOT_FOUND') return undefined;
     throw e;
   }
 }
@@ -98,25 +99,22 @@ const BILL_WORD = { SUCCESS: 'SUCCESS', CLOSED: 'REFUNDCLOSE', ABNORMAL: 'CHANGE
 /**
  * Paid at WeChat, not PAID here: orderquery must say so too, then the order takes the same
  * exactly-once transition as from a notify (CLOSED → PAID flagged PAID_AFTER_CLOSE).
- * Resolves whether the order is PAID afterwards.
  */
-async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Promise<boolean> {
+async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Promise<void> {
   const { deps } = run;
   const order = await deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
-  if (!order) return false;
-  if (order.status === 'PAID') return true;
+  if (!order || order.status === 'PAID') return;
   const res = await orderQuery(run, order);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
-  if (res === 'ORDERNOTEXIST' || !res.paid) {
+  if (!res?.paid) {
     run.flag({
       kind: 'PAYMENT_UNCONFIRMED',
       orderId,
       transactionId: entry?.transactionId,
       wechatFen: entry?.totalFen,
       localFen: order.totalFee,
-      detail: `the bill lists it paid, orderquery says ${state}`,
+      detail: `the bill lists it paid, orderquery says ${res?.state ?? 'ORDERNOTEXIST'}`,
     });
-    return false;
+    return;
   }
   const outcome = await markPaid(deps, order, paidFacts(res), 'orderquery');
   switch (outcome) {
@@ -127,9 +125,10 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
         orderId,
         fen: order.totalFee,
       });
-      return true;
+      return;
     case 'ALREADY_PAID':
-      return true;
+      // A notify booked it meanwhile.
+      return;
     case 'AMOUNT_MISMATCH':
       run.flag({
         kind: 'AMOUNT_MISMATCH',
@@ -139,7 +138,7 @@ async function confirmPayment(run: Run, orderId: string, entry?: PayEntry): Prom
         localFen: order.totalFee,
         detail: `orderquery total_fee ${res.totalFen}`,
       });
-      return false;
+      return;
   }
 }
 
@@ -171,18 +170,19 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
       });
       return;
     case 'ALREADY':
-      return;
-    case 'STILL_PROCESSING':
-      if (entry.status === 'SUCCESS') {
+      // The bill says SUCCESS and refundquery still PROCESSING (the books agree with the
+      // latter): WeChat's two records disagree, which the merchant must hear of.
+      if (entry.status === 'SUCCESS' && info.status === 'PROCESSING') {
         run.flag({
           kind: 'REFUND_UNCONFIRMED',
           orderId: entry.orderId,
           refundId: entry.refundId,
           wechatFen: entry.refundFen,
-          detail: `the bill says SUCCESS, refundquery says ${BILL_WORD[info.status]}`,
+          detail: 'the bill says SUCCESS, refundquery says PROCESSING',
         });
       }
       return;
+    // (STILL_PROCESSING is an answer to a notify only, never to refundquery.)
     case 'MISMATCH':
       run.flag({
         kind: 'REFUND_AMOUNT_MISMATCH',
@@ -213,35 +213,39 @@ async function confirmRefund(run: Run, entry: RefundEntry): Promise<void> {
 /** A refund this shop never made: confirmed by refundquery, then recorded on its order. */
 async function externalRefund(run: Run, entry: RefundEntry): Promise<void> {
   const info = await refundQuery(run, billProvider(run, entry), entry.refundId);
-  const status = info ? BILL_WORD[info.status] : undefined;
-  if (!info || (status !== 'SUCCESS' && status !== 'CHANGE' && status !== 'PROCESSING')) {
-    if (status === 'REFUNDCLOSE') return;
+  if (!info) {
     run.flag({
       kind: 'REFUND_UNCONFIRMED',
       orderId: entry.orderId,
       refundId: entry.refundId,
       wechatFen: entry.refundFen,
-      detail: `a refund not made by this shop; refundquery says ${status ?? 'REFUNDNOTEXIST'}`,
+      detail: 'a refund not made by this shop; refundquery says REFUNDNOTEXIST',
     });
     return;
   }
-  if (status === 'PROCESSING') {
+  // Closed: it moved no money.
+  if (info.status === 'CLOSED') return;
+  if (info.status === 'PROCESSING') {
     // Not money moved yet; the next run asks again.
     run.pending++;
     return;
   }
+  const status: 'SUCCESS' | 'CHANGE' = info.status === 'ABNORMAL' ? 'CHANGE' : 'SUCCESS';
   const orderId = info.outTradeNo || entry.orderId;
   const refundFee = info.refundFen;
   const input = {
     refundId: entry.refundId,
     orderId,
     refundFee,
-    status: status as 'SUCCESS' | 'CHANGE',
+    status,
     billDate: run.billDate,
     fields: info.record,
   };
   let outcome = await recordExternalRefund(run.deps, input);
-  if (outcome === 'ORDER_NOT_PAID' && (await confirmPayment(run, orderId))) {
+  if (outcome === 'ORDER_NOT_PAID') {
+    // The books may have missed the payment: booked first if orderquery confirms it, then
+    // the refund again (still ORDER_NOT_PAID if it was not).
+    await confirmPayment(run, orderId);
     outcome = await recordExternalRefund(run.deps, input);
   }
   if (outcome === 'RECORDED')
@@ -271,8 +275,7 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
   const order = await run.deps.store.get<OrderDoc>(COLLECTIONS.orders, orderId);
   if (!order) return;
   const res = await orderQuery(run, order);
-  const state = res === 'ORDERNOTEXIST' ? 'ORDERNOTEXIST' : res.state;
-  if (res === 'ORDERNOTEXIST' || !res.paid) {
+  if (!res?.paid) {
     // Booked after this day ended, it was looked for here only in case WeChat took the money
     // before midnight; it did not, so the day it was booked in reports it, once.
     if ((order.paidAtMs ?? 0) >= run.dayEnd) return;
@@ -280,13 +283,13 @@ async function absentPayment(run: Run, orderId: string): Promise<void> {
       kind: 'NOT_PAID_AT_WECHAT',
       orderId,
       localFen: order.totalFee,
-      detail: `PAID here, orderquery says ${state}`,
+      detail: `PAID here, orderquery says ${res?.state ?? 'ORDERNOTEXIST'}`,
     });
     return;
   }
-  const paidOn = res.paidAtMs !== undefined ? billDateOf(res.paidAtMs) : undefined;
   // Paid another day (a notify booked late, or early the next morning): that day's bill has it.
-  if (paidOn !== run.billDate) return;
+  // An answer without a time is held to no day (NaN is no date).
+  if (billDateOf(res.paidAtMs ?? Number.NaN) !== run.billDate) return;
   run.flag({
     kind: 'PAID_NOT_IN_BILL',
     orderId,
