@@ -3,7 +3,9 @@
  * Runs under `npm test` and `npm run test:mutation`.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { applied, orderDoc, paidOrder, refused } from './shop';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { applied, newRequestId, orderDoc, paidOrder, refused, SHOPPER } from './shop';
 import { startWorld, type World } from './world';
 
 let w: World;
@@ -29,5 +31,79 @@ describe('applying for a refund', () => {
       'REFUND_NOT_ALLOWED',
       'orders paid more than a year ago cannot be refunded through WeChat Pay',
     );
+  });
+});
+
+/** Deps whose store counts the writes this invocation makes. */
+function countingWrites(): { deps: Deps; writes: () => number } {
+  const d = w.deps();
+  let n = 0;
+  const store = new Proxy(d.store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (prop === 'cas' || prop === 'insert') n++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { deps: { ...d, store }, writes: () => n };
+}
+
+describe('an application over a limit', () => {
+  const apply = (deps: Deps, orderId: string, refundFee: number) =>
+    applyRefund(deps, { orderId, refundFee, reason: '不想要了', requestId: newRequestId() }, SHOPPER);
+
+  it('is refused from the order as read, before any write: the amount left, exactly', async () => {
+    const orderId = await paidOrder(w, 5000);
+    await w.deps().store.cas('orders', { _id: orderId }, { refundUsedFee: 1000 });
+    const c = countingWrites();
+    await refused(
+      apply(c.deps, orderId, 4001),
+      'REFUND_EXCEEDS_PAID',
+      'at most 4000 fen of this order can still be refunded',
+    );
+    expect(c.writes()).toBe(0);
+    expect((await applied(w, orderId, 4000)).status).toBe('PENDING_REVIEW');
+  });
+
+  it('is refused before any write at WeChat’s fifty refunds per order, exactly', async () => {
+    const orderId = await paidOrder(w, 5000);
+    await w.deps().store.cas('orders', { _id: orderId }, { refundCount: 50 });
+    const c = countingWrites();
+    await refused(
+      apply(c.deps, orderId, 100),
+      'REFUND_NOT_ALLOWED',
+      'WeChat Pay allows at most 50 refunds per order',
+    );
+    expect(c.writes()).toBe(0);
+  });
+
+  it('is refused before any write at the open applications limit, exactly', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const max = w.config.refunds.maxOpenPerOrder;
+    await w.deps().store.cas('orders', { _id: orderId }, { refundOpenCount: max });
+    const c = countingWrites();
+    await refused(
+      apply(c.deps, orderId, 100),
+      'TOO_MANY_OPEN_REFUNDS',
+      `this order already has ${max} refund applications in progress; wait for them to finish`,
+    );
+    expect(c.writes()).toBe(0);
+  });
+});
+
+describe('a reservation', () => {
+  it('is checked by reconcile ten minutes later, on the shop’s time scale', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const d = w.deps();
+    const scaled: Deps = { ...d, config: { ...d.config, timeScale: 0.01 } };
+    await applyRefund(
+      scaled,
+      { orderId, refundFee: 100, reason: '不想要了', requestId: newRequestId() },
+      SHOPPER,
+    );
+    expect((await orderDoc(w, orderId)).reservationCheckAtMs).toBe(w.now() + 6000);
   });
 });
