@@ -4,9 +4,21 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
-import { applied, newRequestId, orderDoc, paidOrder, refused, SHOPPER } from './shop';
-import { startWorld, type World } from './world';
+import {
+  applied,
+  casOn,
+  dieAfter,
+  newRequestId,
+  orderDoc,
+  paidOrder,
+  pauseBefore,
+  pausePoint,
+  refused,
+  SHOPPER,
+} from './shop';
+import { Killed, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
@@ -105,5 +117,78 @@ describe('a reservation', () => {
       SHOPPER,
     );
     expect((await orderDoc(w, orderId)).reservationCheckAtMs).toBe(w.now() + 6000);
+  });
+});
+
+describe('two tries of one submission (the same requestId)', () => {
+  const submission = (orderId: string, refundFee: number, requestId: string) => ({
+    orderId,
+    refundFee,
+    reason: '不想要了',
+    requestId,
+  });
+
+  it('racing: the one whose reservation lost finds its twin’s, and both answer the same refund', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const requestId = newRequestId();
+    const point = pausePoint();
+    const slow = applyRefund(
+      pauseBefore(w.deps(), casOn('orders'), point),
+      submission(orderId, 1000, requestId),
+      SHOPPER,
+    );
+    await point.arrived;
+    const fast = await applyRefund(w.deps(), submission(orderId, 1000, requestId), SHOPPER);
+    point.release();
+    const late = await slow;
+    expect(late.refund.refundId).toBe(fast.refund.refundId);
+    expect(late.refund.status).toBe('PENDING_REVIEW');
+    const o = await orderDoc(w, orderId);
+    expect([o.refundReservedFee, o.refundUsedFee, o.refundCount, o.refundOpenCount]).toEqual([
+      1000, 1000, 1, 1,
+    ]);
+    expect(await w.deps().store.find('refunds', { orderId }, {})).toHaveLength(1);
+  });
+
+  it('after the first died and reconcile released its reservation: reserved again only within the limits of that moment', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const requestId = newRequestId();
+    await expect(
+      applyRefund(dieAfter(w.deps(), casOn('orders')), submission(orderId, 3000, requestId), SHOPPER),
+    ).rejects.toBeInstanceOf(Killed);
+    w.advance(10 * 60_000);
+    expect((await reconcile(w.deps())).reservationsReleased).toBe(1);
+    // The retry read 5,000 left and found its released entry; before it reserves again,
+    // another application takes 3,000.
+    let casOnOrders = 0;
+    const secondCas = (c: { method: string; collection: unknown }) =>
+      c.method === 'cas' && c.collection === 'orders' && ++casOnOrders === 2;
+    const point = pausePoint();
+    const retry = applyRefund(
+      pauseBefore(w.deps(), secondCas, point),
+      submission(orderId, 3000, requestId),
+      SHOPPER,
+    );
+    await point.arrived;
+    await applied(w, orderId, 3000);
+    point.release();
+    await refused(retry, 'REFUND_EXCEEDS_PAID', 'at most 2000 fen of this order can still be refunded');
+    const o = await orderDoc(w, orderId);
+    expect([o.refundUsedFee, o.refundReservedFee]).toEqual([3000, 3000]);
+  });
+
+  it('after the first died and reconcile released its reservation: the retry reserves it again and is created', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const requestId = newRequestId();
+    await expect(
+      applyRefund(dieAfter(w.deps(), casOn('orders')), submission(orderId, 3000, requestId), SHOPPER),
+    ).rejects.toBeInstanceOf(Killed);
+    w.advance(10 * 60_000);
+    await reconcile(w.deps());
+    const retried = await applyRefund(w.deps(), submission(orderId, 3000, requestId), SHOPPER);
+    expect(retried.refund.status).toBe('PENDING_REVIEW');
+    const o = await orderDoc(w, orderId);
+    expect(o.refundBook[retried.refund.refundId]).toMatchObject({ fee: 3000, state: 'reserved' });
+    expect([o.refundReservedFee, o.refundUsedFee]).toEqual([3000, 3000]);
   });
 });
