@@ -72,6 +72,21 @@ describe('the same cart', () => {
     expect(sameCartEntry(d, 'k', NOW, 1_000)).toBeUndefined();
     expect(sameCartEntry(d, 'k', NOW, 0)).toBeUndefined();
   });
+
+  it('takes the newest of several within the window, wherever it is listed; none at the window’s edge or without a list', () => {
+    const d = doc({
+      orders: [
+        entry('first', { cart: 'k', atMs: NOW - 20_000 }),
+        entry('second', { cart: 'k', atMs: NOW - 5_000 }),
+        entry('edge', { cart: 'e', atMs: NOW - 30_000 }),
+      ],
+    });
+    expect(sameCartEntry(d, 'k', NOW, 30_000)?.id).toBe('second');
+    expect(sameCartEntry(doc({ orders: [...d.orders!].reverse() }), 'k', NOW, 30_000)?.id).toBe('second');
+    expect(sameCartEntry(d, 'e', NOW, 30_000)).toBeUndefined();
+    // A document written before the open-orders list existed.
+    expect(sameCartEntry(doc({}), 'k', NOW, 30_000)).toBeUndefined();
+  });
 });
 
 describe('open orders', () => {

@@ -1,0 +1,116 @@
+/**
+ * The per-caller limits as a shopper meets them, in one process (world.ts): createOrder over
+ * its per-minute rate (the refusal's words, its wait and the operator's log line), and calls
+ * whose conditional update keeps losing to another change of the same caller's document,
+ * which give up after a few tries instead of looping. Runs under `npm test` and
+ * `npm run test:mutation`.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import { admitCall } from '../../cloudfunctions/shared/domain/limits';
+import { createOrder } from '../../cloudfunctions/shared/domain/orders';
+import type { Store } from '../../cloudfunctions/shared/store';
+import { logged, refused, SHOPPER, stock } from './shop';
+import { startWorld, type World } from './world';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld();
+}, 60_000);
+afterAll(() => w?.close());
+beforeEach(async () => {
+  await w.reset();
+  await stock(w, 'tea', 100);
+});
+
+const cart = (quantity: number) => ({ items: [{ productId: 'tea', quantity }] });
+const orders = () => w.deps().store.find('orders', {}, { limit: 100 });
+
+/** Deps allowing `perMinute` createOrder calls a minute. */
+function createOrderRate(perMinute: number): Deps {
+  const deps = w.deps();
+  const limits = {
+    ...deps.config.limits,
+    perMinute: { ...deps.config.limits.perMinute, createOrder: perMinute },
+  };
+  return { ...deps, config: { ...deps.config, limits } };
+}
+
+/**
+ * A store whose compare-and-sets on caller_limits always lose, as if the same caller's other
+ * calls changed the document each time just before; it fails loudly past `cap` tries, so a
+ * caller that would try for ever fails the test instead of hanging it.
+ */
+function losingLimits(deps: Deps, cap = 10): { deps: Deps; attempts: () => number } {
+  let attempts = 0;
+  const store = new Proxy(deps.store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== 'cas') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: unknown[]) => {
+        if (args[0] !== 'caller_limits')
+          return (value as (...a: unknown[]) => Promise<boolean>).apply(target, args);
+        if (++attempts > cap) throw new Error(`still trying after ${cap} lost updates`);
+        return false;
+      };
+    },
+  }) as Store;
+  return { deps: { ...deps, store }, attempts: () => attempts };
+}
+
+describe('createOrder calls per minute', () => {
+  it('over the rate: RATE_LIMITED with the limit in words, the wait until the oldest call leaves the minute, and a log line', async () => {
+    await createOrder(createOrderRate(2), cart(1), SHOPPER);
+    w.advance(10_000);
+    await createOrder(createOrderRate(2), cart(2), SHOPPER);
+    w.advance(10_000);
+    w.logs.length = 0;
+    const third = createOrder(createOrderRate(2), cart(3), SHOPPER);
+    await refused(third, 'RATE_LIMITED', 'too many createOrder calls: at most 2 a minute');
+    await expect(third).rejects.toMatchObject({ details: { retryAfterSeconds: 40 } });
+    expect(logged(w, 'limits.refused')).toEqual([
+      {
+        level: 'warn',
+        event: 'limits.refused',
+        fields: { openid: SHOPPER.openid, scope: 'createOrder', retryAfterMs: 40_000 },
+      },
+    ]);
+    // Refused before any order was stored or sent to WeChat.
+    expect(await orders()).toHaveLength(2);
+    expect(w.core.ledger.orders.size).toBe(2);
+    // A minute after the first call, one more is allowed.
+    w.advance(40_000);
+    await createOrder(createOrderRate(2), cart(3), SHOPPER);
+    expect(await orders()).toHaveLength(3);
+  });
+});
+
+describe('a caller whose limits document keeps changing under the call', () => {
+  it('createOrder gives up after four lost updates: RATE_LIMITED, try again in a second, no order', async () => {
+    await createOrder(w.deps(), cart(1), SHOPPER);
+    const losing = losingLimits(w.deps());
+    const call = createOrder(losing.deps, cart(2), SHOPPER);
+    await refused(call, 'RATE_LIMITED', 'too many concurrent createOrder calls, please try again');
+    await expect(call).rejects.toMatchObject({ details: { retryAfterSeconds: 1 } });
+    expect(losing.attempts()).toBe(4);
+    expect(await orders()).toHaveLength(1);
+    expect(w.core.ledger.orders.size).toBe(1);
+  });
+
+  it('any other counted call gives up after four lost updates too, logged like a rate refusal', async () => {
+    await admitCall(w.deps(), SHOPPER.openid!, 'reads');
+    w.logs.length = 0;
+    const losing = losingLimits(w.deps());
+    const call = admitCall(losing.deps, SHOPPER.openid!, 'reads');
+    await refused(call, 'RATE_LIMITED', 'too many reads calls: at most 120 a minute');
+    await expect(call).rejects.toMatchObject({ details: { retryAfterSeconds: 1 } });
+    expect(losing.attempts()).toBe(4);
+    expect(logged(w, 'limits.refused')).toEqual([
+      {
+        level: 'warn',
+        event: 'limits.refused',
+        fields: { openid: SHOPPER.openid, scope: 'reads', retryAfterMs: 1000 },
+      },
+    ]);
+  });
+});
