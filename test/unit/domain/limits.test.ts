@@ -37,6 +37,14 @@ describe('calls per minute (sliding log)', () => {
     // Kinds are counted apart.
     expect(rateWaitMs(doc({ calls: { reads: calls } }), 'applyRefund', NOW, 3)).toBeUndefined();
   });
+
+  it('a call exactly a minute old no longer counts, and the stored order of the times does not matter', () => {
+    expect(rateWaitMs(doc({ calls: { reads: [NOW - LIMIT_WINDOW_MS] } }), 'reads', NOW, 1)).toBeUndefined();
+    expect(rateWaitMs(doc({ calls: { reads: [NOW - LIMIT_WINDOW_MS + 1] } }), 'reads', NOW, 1)).toBe(1);
+    const shuffled = [NOW - 45_000, NOW - 1000, NOW - 20_000];
+    expect(rateWaitMs(doc({ calls: { reads: shuffled } }), 'reads', NOW, 2)).toBe(40_000);
+    expect(rateWaitMs(doc({ calls: { reads: shuffled } }), 'reads', NOW, 3)).toBe(15_000);
+  });
 });
 
 describe('the same cart', () => {
@@ -58,6 +66,19 @@ describe('the same cart', () => {
         { productId: 'cup', quantity: 1 },
       ]),
     ).not.toBe(a);
+  });
+
+  it('keeps lines apart, so two carts never run together into one key; 22 URL-safe characters', () => {
+    const one = cartKey([
+      { productId: '1', quantity: 1 },
+      { productId: '2b', quantity: 3 },
+    ]);
+    const other = cartKey([
+      { productId: '1', quantity: 12 },
+      { productId: 'b', quantity: 3 },
+    ]);
+    expect(one).not.toBe(other);
+    expect(one).toMatch(/^[A-Za-z0-9_-]{22}$/);
   });
 
   it('finds the newest order of that cart within the window only', () => {
