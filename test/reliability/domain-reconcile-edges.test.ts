@@ -374,6 +374,25 @@ describe('refunds reconcile finishes', () => {
     ]);
   });
 
+  it('a CLOSED refund nobody chose to retry is never retried by reconcile, even when it carries a check', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
+    expect(await deliver(w)).toEqual(['CLOSED']);
+    // Becoming CLOSED removes the check; a check left on one (by an older version, say) must
+    // not turn into a refund the merchant never approved.
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { nextCheckAtMs: w.now() });
+    const report = await reconcile(w.deps());
+    expect(report).toMatchObject({ refundsChecked: 1, refundsSubmitted: 0, errors: 0 });
+    const closed = await refundDoc(w, r.refundId);
+    expect(closed.status).toBe('CLOSED');
+    expect(closed.successorId).toBeUndefined();
+    expect(closed.nextCheckAtMs).toBeUndefined();
+    expect(await w.deps().store.get('refunds', `${r.refundId}_2`)).toBeNull();
+    expect((await orderDoc(w, orderId)).refundBook[r.refundId]?.state).not.toBe('moved');
+  });
+
   it('a FAILED refund is asked about only if an answer was ever lost, and then left to the merchant', async () => {
     // Lost once (no answer), then refused: WeChat may have had it after all.
     const lostOrder = await paidOrder(w, 5000);
