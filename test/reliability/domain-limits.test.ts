@@ -100,6 +100,13 @@ describe('a caller whose limits document keeps changing under the call', () => {
   it('any other counted call gives up after four lost updates too, logged like a rate refusal', async () => {
     await admitCall(w.deps(), SHOPPER.openid!, 'reads');
     w.logs.length = 0;
+    // A caller's first call writes the document every later call updates.
+    expect(await w.deps().store.get('caller_limits', SHOPPER.openid!)).toEqual({
+      _id: SHOPPER.openid,
+      calls: { reads: [w.now()] },
+      orders: [],
+      ordersV: 0,
+    });
     const losing = losingLimits(w.deps());
     const call = admitCall(losing.deps, SHOPPER.openid!, 'reads');
     await refused(call, 'RATE_LIMITED', 'too many reads calls: at most 120 a minute');

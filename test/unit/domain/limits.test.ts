@@ -105,6 +105,10 @@ describe('the same cart', () => {
     expect(sameCartEntry(d, 'k', NOW, 30_000)?.id).toBe('second');
     expect(sameCartEntry(doc({ orders: [...d.orders!].reverse() }), 'k', NOW, 30_000)?.id).toBe('second');
     expect(sameCartEntry(d, 'e', NOW, 30_000)).toBeUndefined();
+    // Turned off, even for an order listed by an instance whose clock runs ahead.
+    expect(
+      sameCartEntry(doc({ orders: [entry('ahead', { cart: 'k', atMs: NOW + 1000 })] }), 'k', NOW, 0),
+    ).toBeUndefined();
     // A document written before the open-orders list existed.
     expect(sameCartEntry(doc({}), 'k', NOW, 30_000)).toBeUndefined();
   });
@@ -129,8 +133,19 @@ describe('open orders', () => {
     expect(stillOpen(listed, found, NOW).map((e) => e.id)).toEqual(['open', 'coming']);
   });
 
+  it('an order holds no place after its end, even one listed a moment ago and not found yet', () => {
+    const listed = [
+      entry('ended', { atMs: NOW - 1000, untilMs: NOW }),
+      entry('ending', { atMs: NOW - 1000, untilMs: NOW + 1 }),
+    ];
+    expect(stillOpen(listed, new Map(), NOW).map((e) => e.id)).toEqual(['ending']);
+  });
+
   it('a refusal says how many to pay or cancel, and when the first would expire anyway', () => {
     const open = [entry('a', { untilMs: NOW + 90_500 }), entry('b'), entry('c')];
+    expect(openOrdersRefusal(open, 2, NOW).message).toBe(
+      '3 unpaid orders are open (at most 2): pay or cancel 2 of them first',
+    );
     const e = toApiError(openOrdersRefusal(open, 2, NOW), 'createOrder');
     expect(e).toMatchObject({ code: 'RATE_LIMITED', payOrCancelFirst: 2, retryAfterSeconds: 91 });
   });
