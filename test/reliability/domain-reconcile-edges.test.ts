@@ -14,8 +14,10 @@ import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { type ReconcileReport, reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import { type FindOptions, type Store, StoreError } from '../../cloudfunctions/shared/store';
+import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import {
   ADMIN,
   applied,
@@ -50,13 +52,21 @@ const decide = (refundId: string, decision = 'approve', deps: Deps = w.deps()) =
 
 let cartSeq = 0;
 /** An order nobody pays: due for its first look once the notify grace has passed. */
-async function unpaid(): Promise<{ orderId: string; payment: unknown }> {
-  const created = await createOrder(
-    w.deps(),
-    { items: [{ productId: 'tea', quantity: ++cartSeq }] },
-    SHOPPER,
-  );
+async function unpaid(
+  idSuffix?: string,
+  deps: Deps = w.deps(),
+): Promise<{ orderId: string; payment: unknown }> {
+  const withId = idSuffix === undefined ? deps : { ...deps, random: () => idSuffix };
+  const created = await createOrder(withId, { items: [{ productId: 'tea', quantity: ++cartSeq }] }, SHOPPER);
   return { orderId: created.orderId, payment: created.payment };
+}
+
+/** An order paid at the cashier and its notify handled with `deps()` (notices wired, say). */
+async function orderAndPayWith(deps: () => Deps): Promise<string> {
+  const { orderId, payment } = await unpaid();
+  expect(w.core.engine.pay(payment as never).errMsg).toBe('requestPayment:ok');
+  expect(await deliver(w, deps())).toEqual(['PAID']);
+  return orderId;
 }
 
 type Call = { method: string; collection: string; where: Record<string, unknown>; options: FindOptions };
@@ -204,8 +214,10 @@ describe('a step that fails', () => {
 
 describe('due items, a page at a time', () => {
   it('reads each page after the last one, by due time then id, until a page is short', async () => {
+    // Ids drawn so that each order's id sorts before the one made before it: the database's
+    // own order is then not the id order.
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await unpaid()).orderId);
+    for (let i = 0; i < 5; i++) ids.push((await unpaid('edcba'[i]!.repeat(12))).orderId);
     // Two share a due time, two more share a later one, the last is later still.
     const base = w.now() + w.config.reconcile.notifyGraceMs;
     const dueAt = [base + 1000, base, base + 1000, base, base + 2000];
@@ -478,6 +490,132 @@ describe('a stranded reservation', () => {
       },
     ]);
     expect(await orderDoc(w, orderId)).toMatchObject({ refundReservedFee: 1000, refundOpenCount: 1 });
+  });
+});
+
+describe('more of what a look finds', () => {
+  it('reads the next page only as its last item is taken, while that item is worked on', async () => {
+    for (const suffix of ['aaaaaaaaaaaa', 'bbbbbbbbbbbb', 'cccccccccccc']) await unpaid(suffix);
+    w.advance(w.config.reconcile.notifyGraceMs);
+    let pages = 0;
+    const seenAtLook: number[] = [];
+    const deps = watched(w.deps(), {
+      seen: (c) => {
+        if (isOrderPage(c, 2)) pages++;
+        return undefined;
+      },
+      wx: (call) => {
+        if (call === 'queryPayment') seenAtLook.push(pages);
+      },
+    });
+    expect((await reconcile(deps, { batch: 2, concurrency: 1 })).ordersChecked).toBe(3);
+    expect(seenAtLook).toEqual([1, 2, 2]);
+  });
+
+  it('works with one worker when told none', async () => {
+    await unpaid();
+    w.advance(w.config.reconcile.notifyGraceMs);
+    expect(await reconcile(w.deps(), { concurrency: 0 })).toMatchObject({ ordersChecked: 1, errors: 0 });
+  });
+
+  it('an unpaid order old enough to close but not expired stays open and payable', async () => {
+    const { orderId, payment } = await unpaid();
+    w.advance(6 * MINUTE);
+    expect(await reconcile(w.deps())).toMatchObject({ ordersChecked: 1, ordersClosed: 0, ordersPaid: 0 });
+    expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
+    expect(w.core.engine.pay(payment as never).errMsg).toBe('requestPayment:ok');
+  });
+
+  it('the next look at an order never lands after its expiry', async () => {
+    // An order payable for 90 s: its first look at 60 s, whose gap would be another minute.
+    const short: Deps = { ...w.deps(), config: { ...w.config, orderExpireMs: 90_000 } };
+    const { orderId } = await unpaid(undefined, short);
+    const placed = await orderDoc(w, orderId);
+    w.advance(w.config.reconcile.notifyGraceMs);
+    await reconcile(w.deps());
+    expect((await orderDoc(w, orderId)).nextCheckAtMs).toBe(placed.expiresAtMs);
+  });
+
+  it('an approved refund whose lease is still held is left alone; one still unanswered is not counted as submitted', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    w.faults({ refundErrorQueue: ['INVALID_REQ_TOO_MUCH'] });
+    expect((await decide(r.refundId)).status).toBe('APPROVED');
+    const held = await refundDoc(w, r.refundId);
+    expect(held.nextCheckAtMs).toBe(held.leaseUntilMs);
+    // Due at the very millisecond its lease ends: the lease still holds.
+    w.advance(held.nextCheckAtMs! - w.now());
+    expect(await reconcile(w.deps())).toMatchObject({ refundsChecked: 1, refundsSubmitted: 0, errors: 0 });
+    expect(w.core.ledger.refunds.size).toBe(0);
+    w.advance(1000);
+    w.faults({ timeoutRate: 1 });
+    const unanswered = await reconcile(w.deps());
+    w.faults({ timeoutRate: 0 });
+    expect(unanswered).toMatchObject({ refundsChecked: 1, refundsSubmitted: 0, errors: 0 });
+    expect((await refundDoc(w, r.refundId)).status).toBe('APPROVED');
+  });
+
+  it('a refund WeChat is still processing is asked again after 1, then 2 minutes; its end comes from refundquery', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.advance(w.config.reconcile.refundQueryDelayMs);
+    expect(await reconcile(w.deps())).toMatchObject({ refundsChecked: 1, refundsFinalized: 0 });
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + MINUTE);
+    w.advance(MINUTE);
+    await reconcile(w.deps());
+    expect((await refundDoc(w, r.refundId)).nextCheckAtMs).toBe(w.now() + 2 * MINUTE);
+    w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
+    w.outbox.length = 0;
+    w.advance(2 * MINUTE);
+    expect(await reconcile(w.deps())).toMatchObject({ refundsChecked: 1, refundsFinalized: 1 });
+    const closed = await refundDoc(w, r.refundId);
+    expect(closed.status).toBe('CLOSED');
+    expect(closed.history?.at(-1)).toMatchObject({ status: 'CLOSED', source: 'refundquery' });
+  });
+
+  it('two runs racing for one refund’s look: WeChat is asked once', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await decide(r.refundId);
+    w.core.engine.settleOne(r.refundId, 'SUCCESS');
+    w.outbox.length = 0;
+    w.advance(w.config.reconcile.refundQueryDelayMs);
+    let asked = 0;
+    const counting = (deps: Deps) =>
+      watched(deps, {
+        wx: (call) => {
+          if (call === 'queryRefund') asked++;
+        },
+      });
+    const point = pausePoint();
+    const slow = reconcile(pauseBefore(counting(w.deps()), casOn('refunds'), point));
+    await point.arrived;
+    expect(await reconcile(counting(w.deps()))).toMatchObject({ refundsFinalized: 1 });
+    point.release();
+    expect(await slow).toMatchObject({ refundsChecked: 1, refundsFinalized: 0, errors: 0 });
+    expect(asked).toBe(1);
+    expect((await refundDoc(w, r.refundId)).status).toBe('SUCCESS');
+  });
+
+  it('sends the notices left in the outbox with what time is left, and counts those given up', async () => {
+    const { config: noticeConfig } = loadNoticeConfig(demoNoticeEnv());
+    // Payments booked by a function not allowed to send: their notices wait for reconcile.
+    const writeOnly = (): Deps => ({ ...w.deps(), notices: { config: noticeConfig } });
+    const withSend = (deps: Deps): Deps => ({
+      ...deps,
+      notices: { config: noticeConfig, send: async () => ({ ok: true as const }) },
+    });
+    await orderAndPayWith(writeOnly);
+    w.advance(25 * 60 * MINUTE); // that notice is now past its day
+    await orderAndPayWith(writeOnly);
+    expect(await reconcile(withSend(w.deps()))).toMatchObject({ noticesSent: 1, noticesFailed: 1 });
+    // Half a second of sending needs a second left before the call deadline.
+    await orderAndPayWith(writeOnly);
+    const left = (ms: number): Deps =>
+      withSend({ ...w.deps(), budget: { endsAtMs: w.now() + ms + 3000, callDeadlineMs: w.now() + ms } });
+    expect(await reconcile(left(999))).toMatchObject({ noticesSent: 0, outOfTime: true });
+    expect(await reconcile(left(1000))).toMatchObject({ noticesSent: 1, outOfTime: true });
   });
 });
 

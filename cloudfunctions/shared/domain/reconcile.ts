@@ -160,9 +160,13 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
         if (queue.length < concurrency && !done) void fetch();
         return item && (() => guarded(collection, item._id, () => work(item)));
       },
-      /** Settles when this kind may have more to take; undefined when it never will. */
+      /**
+       * Settles when this kind may have more to take; undefined when it never will. Asked only
+       * right after `take()` found the queue empty, which then started a read unless done.
+       */
       waitFor: (): Promise<void> | undefined =>
-        queue.length > 0 ? Promise.resolve() : done ? undefined : (fetching ?? fetch()),
+        // Stryker disable next-line LogicalOperator: take() has just started a read whenever the lane is not done, so `fetching` is set here; fetch() is the fallback should that ever change.
+        done ? undefined : (fetching ?? fetch()),
     };
   };
 
@@ -343,6 +347,7 @@ export async function releaseStrandedReservations(deps: Deps, order: OrderDoc): 
   const refunds = await store.find<RefundDoc>(
     COLLECTIONS.refunds,
     { _id: store.cmd.in(open.map((e) => e.refundId)) },
+    // Stryker disable next-line ObjectLiteral: 100 is also the store's default limit; an order holds fewer open refunds.
     { limit: 100 },
   );
   const known = new Set(refunds.map((r) => r._id));
