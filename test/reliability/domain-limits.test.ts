@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
-import { admitCall } from '../../cloudfunctions/shared/domain/limits';
+import { admitCall, admitNewOrder, cartKey } from '../../cloudfunctions/shared/domain/limits';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { Store } from '../../cloudfunctions/shared/store';
 import { logged, refused, SHOPPER, stock } from './shop';
@@ -82,6 +82,36 @@ describe('createOrder calls per minute', () => {
     w.advance(40_000);
     await createOrder(createOrderRate(2), cart(3), SHOPPER);
     expect(await orders()).toHaveLength(3);
+  });
+});
+
+describe('admitting a new order', () => {
+  it('answers new for a first order and another cart, and the listed order for the same cart', async () => {
+    const tea = cartKey([{ productId: 'tea', quantity: 1 }]);
+    const cake = cartKey([{ productId: 'cake', quantity: 1 }]);
+    const untilMs = w.now() + 30 * 60_000;
+    const admit = (orderId: string, cart: string) =>
+      admitNewOrder(w.deps(), SHOPPER.openid!, { orderId, cart, untilMs });
+    expect(await admit('o1', tea)).toEqual({ kind: 'new' });
+    w.advance(1000);
+    expect(await admit('o2', cake)).toEqual({ kind: 'new' });
+    w.advance(1000);
+    expect(await admit('o3', tea)).toEqual({
+      kind: 'same',
+      entry: { id: 'o1', cart: tea, atMs: w.now() - 2000, untilMs },
+    });
+  });
+
+  it('with the same-cart window off, the same cart twice is two orders, even from an instance whose clock is behind', async () => {
+    const deps = (): Deps => {
+      const d = w.deps();
+      return { ...d, config: { ...d.config, limits: { ...d.config.limits, sameCartMs: 0 } } };
+    };
+    const first = await createOrder(deps(), cart(1), SHOPPER);
+    w.advance(-1000);
+    const second = await createOrder(deps(), cart(1), SHOPPER);
+    expect(second.orderId).not.toBe(first.orderId);
+    expect(await orders()).toHaveLength(2);
   });
 });
 
