@@ -115,6 +115,30 @@ describe('admitting a new order', () => {
   });
 });
 
+describe('a full list of open orders', () => {
+  it('whose orders have all ended is cleared without looking any of them up', async () => {
+    const shortLived = (): Deps => ({ ...w.deps(), config: { ...w.config, orderExpireMs: 90_000 } });
+    for (let q = 1; q <= w.config.limits.openOrders; q++) await createOrder(shortLived(), cart(q), SHOPPER);
+    w.advance(2 * 60_000); // every one past its end, and out of the per-minute window
+    const deps = w.deps();
+    let lookups = 0;
+    const store = new Proxy(deps.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (prop === 'find' && args[0] === 'orders') lookups++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }) as Store;
+    const placed = await createOrder({ ...deps, store }, cart(99), SHOPPER);
+    expect(lookups).toBe(0);
+    const doc = await w.deps().store.get<{ orders: { id: string }[] }>('caller_limits', SHOPPER.openid!);
+    expect(doc?.orders.map((e) => e.id)).toEqual([placed.orderId]);
+  });
+});
+
 describe('a caller whose limits document keeps changing under the call', () => {
   it('createOrder gives up after four lost updates: RATE_LIMITED, try again in a second, no order', async () => {
     await createOrder(w.deps(), cart(1), SHOPPER);
