@@ -10,7 +10,7 @@ import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { admitCall, admitNewOrder, cartKey } from '../../cloudfunctions/shared/domain/limits';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { Store } from '../../cloudfunctions/shared/store';
-import { logged, refused, SHOPPER, stock } from './shop';
+import { logged, OTHER, refused, SHOPPER, stock } from './shop';
 import { startWorld, type World } from './world';
 
 let w: World;
@@ -136,6 +136,20 @@ describe('a full list of open orders', () => {
     expect(lookups).toBe(0);
     const doc = await w.deps().store.get<{ orders: { id: string }[] }>('caller_limits', SHOPPER.openid!);
     expect(doc?.orders.map((e) => e.id)).toEqual([placed.orderId]);
+  });
+});
+
+describe('a full list of orders still open', () => {
+  it('refuses the next one, looking up the caller’s own orders (not whichever come first)', async () => {
+    // Another shopper's orders were stored first.
+    for (let q = 1; q <= 3; q++) await createOrder(w.deps(), cart(q), OTHER);
+    for (let q = 1; q <= w.config.limits.openOrders; q++) await createOrder(w.deps(), cart(q), SHOPPER);
+    w.advance(61_000); // out of the per-minute window, and past the grace of an order on its way
+    await refused(
+      createOrder(w.deps(), cart(99), SHOPPER),
+      'RATE_LIMITED',
+      `${w.config.limits.openOrders} unpaid orders are open (at most ${w.config.limits.openOrders}): pay or cancel 1 of them first`,
+    );
   });
 });
 

