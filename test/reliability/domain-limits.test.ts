@@ -10,7 +10,7 @@ import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { admitCall, admitNewOrder, cartKey } from '../../cloudfunctions/shared/domain/limits';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { Store } from '../../cloudfunctions/shared/store';
-import { logged, OTHER, refused, SHOPPER, stock } from './shop';
+import { logged, OTHER, pauseBefore, pausePoint, refused, SHOPPER, stock } from './shop';
 import { startWorld, type World } from './world';
 
 let w: World;
@@ -25,6 +25,10 @@ beforeEach(async () => {
 
 const cart = (quantity: number) => ({ items: [{ productId: 'tea', quantity }] });
 const orders = () => w.deps().store.find('orders', {}, { limit: 100 });
+const limitsDoc = async (openid: string) =>
+  (await w
+    .deps()
+    .store.get<{ calls: { createOrder: number[] }; orders: { id: string }[] }>('caller_limits', openid))!;
 
 /** Deps allowing `perMinute` createOrder calls a minute. */
 function createOrderRate(perMinute: number): Deps {
@@ -150,6 +154,80 @@ describe('a full list of orders still open', () => {
       'RATE_LIMITED',
       `${w.config.limits.openOrders} unpaid orders are open (at most ${w.config.limits.openOrders}): pay or cancel 1 of them first`,
     );
+    expect(logged(w, 'limits.open_orders')).toEqual([
+      {
+        level: 'warn',
+        event: 'limits.open_orders',
+        fields: { openid: SHOPPER.openid, open: w.config.limits.openOrders, max: w.config.limits.openOrders },
+      },
+    ]);
+    // The refused call counts against the caller's per-minute limit too.
+    expect((await limitsDoc(SHOPPER.openid!)).calls.createOrder).toHaveLength(w.config.limits.openOrders + 1);
+    expect((await limitsDoc(OTHER.openid!)).calls.createOrder).toHaveLength(3);
+  });
+
+  it('one of them paid: the place it frees goes to the next order, which is counted as a call', async () => {
+    const made: string[] = [];
+    for (let q = 1; q <= w.config.limits.openOrders; q++)
+      made.push((await createOrder(w.deps(), cart(q), SHOPPER)).orderId);
+    await w.deps().store.cas('orders', { _id: made[0]! }, { status: 'PAID' });
+    w.advance(61_000);
+    const untilMs = w.now() + 30 * 60_000;
+    expect(await admitNewOrder(w.deps(), SHOPPER.openid!, { orderId: 'o_next', cart: 'k', untilMs })).toEqual(
+      {
+        kind: 'new',
+      },
+    );
+    const doc = await limitsDoc(SHOPPER.openid!);
+    expect(doc.calls.createOrder).toHaveLength(w.config.limits.openOrders + 1);
+    expect(doc.orders.map((e) => e.id)).toEqual([...made.slice(1), 'o_next']);
+  });
+
+  it('a call counted meanwhile keeps the freed place from a caller already at the rate', async () => {
+    // One order a minute, one open at a time.
+    const tight = (): Deps => {
+      const d = w.deps();
+      const limits = {
+        ...d.config.limits,
+        openOrders: 1,
+        perMinute: { ...d.config.limits.perMinute, createOrder: 1 },
+      };
+      return { ...d, config: { ...d.config, limits } };
+    };
+    const first = await createOrder(tight(), cart(1), SHOPPER);
+    await w.deps().store.cas('orders', { _id: first.orderId }, { status: 'PAID' });
+    w.advance(61_000);
+    // The next order finds the list full and its order paid; it stops before taking the place.
+    const point = pausePoint();
+    const next = createOrder(
+      pauseBefore(
+        tight(),
+        (c) => c.method === 'cas' && c.collection === 'caller_limits' && 'ordersV' in (c.args[1] as object),
+        point,
+      ),
+      cart(2),
+      SHOPPER,
+    );
+    await point.arrived;
+    // Meanwhile another call of the same caller is counted (a repeated cart is counted so).
+    await admitCall(tight(), SHOPPER.openid!, 'createOrder');
+    point.release();
+    await refused(next, 'RATE_LIMITED', 'too many createOrder calls: at most 1 a minute');
+    expect(await orders()).toHaveLength(1);
+  });
+
+  it('an order that could not be made gives its place back, in the caller’s own list', async () => {
+    await createOrder(w.deps(), cart(1), OTHER);
+    await refused(
+      createOrder(w.deps(), { items: [{ productId: 'nothing', quantity: 1 }] }, SHOPPER),
+      'INVALID_INPUT',
+      'product nothing is not on sale',
+    );
+    const mine = await limitsDoc(SHOPPER.openid!);
+    expect(mine.orders).toEqual([]);
+    expect(mine.calls.createOrder).toHaveLength(1);
+    // The other caller's list is left as it was, version and all.
+    expect(await limitsDoc(OTHER.openid!)).toMatchObject({ orders: [expect.any(Object)], ordersV: 1 });
   });
 });
 
