@@ -37,6 +37,14 @@ describe('calls per minute (sliding log)', () => {
     // Kinds are counted apart.
     expect(rateWaitMs(doc({ calls: { reads: calls } }), 'applyRefund', NOW, 3)).toBeUndefined();
   });
+
+  it('a call exactly a minute old no longer counts, and the stored order of the times does not matter', () => {
+    expect(rateWaitMs(doc({ calls: { reads: [NOW - LIMIT_WINDOW_MS] } }), 'reads', NOW, 1)).toBeUndefined();
+    expect(rateWaitMs(doc({ calls: { reads: [NOW - LIMIT_WINDOW_MS + 1] } }), 'reads', NOW, 1)).toBe(1);
+    const shuffled = [NOW - 45_000, NOW - 1000, NOW - 20_000];
+    expect(rateWaitMs(doc({ calls: { reads: shuffled } }), 'reads', NOW, 2)).toBe(40_000);
+    expect(rateWaitMs(doc({ calls: { reads: shuffled } }), 'reads', NOW, 3)).toBe(15_000);
+  });
 });
 
 describe('the same cart', () => {
@@ -60,6 +68,19 @@ describe('the same cart', () => {
     ).not.toBe(a);
   });
 
+  it('keeps lines apart, so two carts never run together into one key; 22 URL-safe characters', () => {
+    const one = cartKey([
+      { productId: '1', quantity: 1 },
+      { productId: '2b', quantity: 3 },
+    ]);
+    const other = cartKey([
+      { productId: '1', quantity: 12 },
+      { productId: 'b', quantity: 3 },
+    ]);
+    expect(one).not.toBe(other);
+    expect(one).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+
   it('finds the newest order of that cart within the window only', () => {
     const d = doc({
       orders: [
@@ -71,6 +92,25 @@ describe('the same cart', () => {
     expect(sameCartEntry(d, 'k', NOW, 30_000)?.id).toBe('new');
     expect(sameCartEntry(d, 'k', NOW, 1_000)).toBeUndefined();
     expect(sameCartEntry(d, 'k', NOW, 0)).toBeUndefined();
+  });
+
+  it('takes the newest of several within the window, wherever it is listed; none at the window’s edge or without a list', () => {
+    const d = doc({
+      orders: [
+        entry('first', { cart: 'k', atMs: NOW - 20_000 }),
+        entry('second', { cart: 'k', atMs: NOW - 5_000 }),
+        entry('edge', { cart: 'e', atMs: NOW - 30_000 }),
+      ],
+    });
+    expect(sameCartEntry(d, 'k', NOW, 30_000)?.id).toBe('second');
+    expect(sameCartEntry(doc({ orders: [...d.orders!].reverse() }), 'k', NOW, 30_000)?.id).toBe('second');
+    expect(sameCartEntry(d, 'e', NOW, 30_000)).toBeUndefined();
+    // Turned off, even for an order listed by an instance whose clock runs ahead.
+    expect(
+      sameCartEntry(doc({ orders: [entry('ahead', { cart: 'k', atMs: NOW + 1000 })] }), 'k', NOW, 0),
+    ).toBeUndefined();
+    // A document written before the open-orders list existed.
+    expect(sameCartEntry(doc({}), 'k', NOW, 30_000)).toBeUndefined();
   });
 });
 
@@ -93,8 +133,19 @@ describe('open orders', () => {
     expect(stillOpen(listed, found, NOW).map((e) => e.id)).toEqual(['open', 'coming']);
   });
 
+  it('an order holds no place after its end, even one listed a moment ago and not found yet', () => {
+    const listed = [
+      entry('ended', { atMs: NOW - 1000, untilMs: NOW }),
+      entry('ending', { atMs: NOW - 1000, untilMs: NOW + 1 }),
+    ];
+    expect(stillOpen(listed, new Map(), NOW).map((e) => e.id)).toEqual(['ending']);
+  });
+
   it('a refusal says how many to pay or cancel, and when the first would expire anyway', () => {
     const open = [entry('a', { untilMs: NOW + 90_500 }), entry('b'), entry('c')];
+    expect(openOrdersRefusal(open, 2, NOW).message).toBe(
+      '3 unpaid orders are open (at most 2): pay or cancel 2 of them first',
+    );
     const e = toApiError(openOrdersRefusal(open, 2, NOW), 'createOrder');
     expect(e).toMatchObject({ code: 'RATE_LIMITED', payOrCancelFirst: 2, retryAfterSeconds: 91 });
   });
