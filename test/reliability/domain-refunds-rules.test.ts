@@ -6,10 +6,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
+import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
+import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import {
   applied,
   casOn,
   dieAfter,
+  logged,
   newRequestId,
   orderDoc,
   paidOrder,
@@ -132,17 +136,33 @@ describe('two tries of one submission (the same requestId)', () => {
     const orderId = await paidOrder(w, 5000);
     const requestId = newRequestId();
     const point = pausePoint();
+    // The merchant's template for an application names the product too.
+    const env = demoNoticeEnv();
+    const { config } = loadNoticeConfig({
+      ...env,
+      NOTICE_REFUND_APPLIED: `${env['NOTICE_REFUND_APPLIED']} thing5=product`,
+    });
+    const withNotices = (d: Deps): Deps => ({
+      ...d,
+      notices: { config, send: async () => ({ ok: true as const }) },
+    });
     const slow = applyRefund(
-      pauseBefore(w.deps(), casOn('orders'), point),
+      withNotices(pauseBefore(w.deps(), casOn('orders'), point)),
       submission(orderId, 1000, requestId),
       SHOPPER,
     );
     await point.arrived;
-    const fast = await applyRefund(w.deps(), submission(orderId, 1000, requestId), SHOPPER);
+    const fast = await applyRefund(withNotices(w.deps()), submission(orderId, 1000, requestId), SHOPPER);
+    w.advance(1000);
     point.release();
     const late = await slow;
-    expect(late.refund.refundId).toBe(fast.refund.refundId);
-    expect(late.refund.status).toBe('PENDING_REVIEW');
+    // The first try's refund, as stored: same id, same time of application.
+    expect(late.refund).toEqual(fast.refund);
+    // Applied once: one log line, one notice to the merchant naming the product.
+    expect(logged(w, 'refund.applied')).toHaveLength(1);
+    const notices = await w.deps().store.find<NoticeDoc>('notices', {}, { limit: 10 });
+    expect(notices.map((n) => n.kind)).toEqual(['refund_applied']);
+    expect(JSON.stringify(notices[0]!.data)).toContain('商品p5000');
     const o = await orderDoc(w, orderId);
     expect([o.refundReservedFee, o.refundUsedFee, o.refundCount, o.refundOpenCount]).toEqual([
       1000, 1000, 1, 1,
