@@ -5,20 +5,25 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
-import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
+import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import {
+  ADMIN,
   applied,
   casOn,
   dieAfter,
+  eventsOf,
   logged,
   newRequestId,
   orderDoc,
   paidOrder,
   pauseBefore,
   pausePoint,
+  refundDoc,
   refused,
   SHOPPER,
 } from './shop';
@@ -210,5 +215,79 @@ describe('two tries of one submission (the same requestId)', () => {
     const o = await orderDoc(w, orderId);
     expect(o.refundBook[retried.refund.refundId]).toMatchObject({ fee: 3000, state: 'reserved' });
     expect([o.refundReservedFee, o.refundUsedFee]).toEqual([3000, 3000]);
+  });
+});
+
+describe('rejecting an application', () => {
+  const reject = (deps: Deps, refundId: string, comment?: string) =>
+    approveRefund(deps, { refundId, decision: 'reject', ...(comment ? { comment } : {}) }, ADMIN);
+
+  /** Deps whose APIv2 provider counts its refundquery calls. */
+  function countingQueries(): { deps: Deps; asked: () => number } {
+    const d = w.deps();
+    let n = 0;
+    const base = d.wxpay!.byName.v2!;
+    const v2 = Object.assign(Object.create(base) as PaymentProvider, {
+      queryRefund: (id: string, o?: Parameters<PaymentProvider['queryRefund']>[1]) => {
+        n++;
+        return base.queryRefund(id, o);
+      },
+    });
+    return { deps: { ...d, wxpay: { current: v2, byName: { ...d.wxpay!.byName, v2 } } }, asked: () => n };
+  }
+
+  it('asks WeChat first only about a FAILED refund whose answer was once lost', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const pending = await applied(w, orderId, 1000);
+    const failed = await applied(w, orderId, 1000);
+    await w
+      .deps()
+      .store.cas(
+        'refunds',
+        { _id: failed.refundId },
+        { status: 'FAILED', failReason: 'NOTENOUGH: 余额不足' },
+      );
+    const c = countingQueries();
+    await reject(c.deps, pending.refundId);
+    await reject(c.deps, failed.refundId);
+    expect(c.asked()).toBe(0);
+    const lost = await applied(w, orderId, 1000);
+    await w
+      .deps()
+      .store.cas('refunds', { _id: lost.refundId }, { status: 'FAILED', hadUnknownOutcome: true });
+    await reject(c.deps, lost.refundId);
+    expect(c.asked()).toBe(1);
+  });
+
+  it('clears the failure WeChat gave, records the review as an event and checks the release on the shop’s time scale', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const failed = await applied(w, orderId, 1000);
+    await w
+      .deps()
+      .store.cas(
+        'refunds',
+        { _id: failed.refundId },
+        { status: 'FAILED', failReason: 'NOTENOUGH: 余额不足' },
+      );
+    const d = w.deps();
+    await reject({ ...d, config: { ...d.config, timeScale: 0.01 } }, failed.refundId, '已线下处理');
+    const stored = await refundDoc(w, failed.refundId);
+    expect(stored.status).toBe('REJECTED');
+    expect(stored.failReason).toBeUndefined();
+    expect(stored.nextCheckAtMs).toBe(w.now() + 6000);
+    expect((await eventsOf(w, failed.refundId)).map((e) => [e.kind, e.from, e.to, e.source])).toEqual([
+      ['refund', 'FAILED', 'REJECTED', 'review'],
+    ]);
+  });
+
+  it('that lost to the shopper’s withdrawal answers the refund as it is now', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const point = pausePoint();
+    const rejecting = reject(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId);
+    await point.arrived;
+    await withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER);
+    point.release();
+    expect((await rejecting).refund.status).toBe('WITHDRAWN');
   });
 });
