@@ -291,3 +291,24 @@ describe('rejecting an application', () => {
     expect((await rejecting).refund.status).toBe('WITHDRAWN');
   });
 });
+
+describe('marking an ABNORMAL refund resolved', () => {
+  const resolve = (deps: Deps, refundId: string) =>
+    approveRefund(deps, { refundId, decision: 'resolve' }, ADMIN);
+
+  it('records the merchant’s word as an event, once, even when two admins race', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { status: 'ABNORMAL' });
+    const point = pausePoint();
+    const slow = resolve(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId);
+    await point.arrived;
+    expect((await resolve(w.deps(), r.refundId)).refund.status).toBe('SUCCESS');
+    point.release();
+    expect((await slow).refund.status).toBe('SUCCESS');
+    expect(logged(w, 'refund.resolved')).toHaveLength(1);
+    expect((await eventsOf(w, r.refundId)).map((e) => [e.kind, e.from, e.to, e.source])).toEqual([
+      ['refund', 'ABNORMAL', 'SUCCESS', 'resolve'],
+    ]);
+  });
+});
