@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
-import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
+import { applyRefund, approveRefund, listRefunds } from '../../cloudfunctions/shared/domain/refunds';
 import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
@@ -310,5 +310,47 @@ describe('marking an ABNORMAL refund resolved', () => {
     expect((await eventsOf(w, r.refundId)).map((e) => [e.kind, e.from, e.to, e.source])).toEqual([
       ['refund', 'ABNORMAL', 'SUCCESS', 'resolve'],
     ]);
+  });
+});
+
+describe('approving', () => {
+  const approve = (deps: Deps, refundId: string) =>
+    approveRefund(deps, { refundId, decision: 'approve' }, ADMIN);
+
+  it('a refund WeChat has already paid is answered as it is, with nothing written', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { status: 'SUCCESS' });
+    const c = countingWrites();
+    expect((await approve(c.deps, r.refundId)).refund.status).toBe('SUCCESS');
+    expect(c.writes()).toBe(0);
+  });
+
+  it('again, after the approving call died before asking WeChat: the refund is sent, and the approval is not logged a second time', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    await expect(approve(dieAfter(w.deps(), casOn('refunds')), r.refundId)).rejects.toBeInstanceOf(Killed);
+    expect((await refundDoc(w, r.refundId)).status).toBe('APPROVED');
+    expect(logged(w, 'refund.approved')).toHaveLength(0);
+    // Once the dead call's lease has run out.
+    w.advance(60_000);
+    expect((await approve(w.deps(), r.refundId)).refund.status).toBe('PROCESSING');
+    expect(logged(w, 'refund.approved')).toHaveLength(0);
+    expect(logged(w, 'refund.processing')).toHaveLength(1);
+  });
+});
+
+describe('listRefunds', () => {
+  it('takes an order id of at most 32 letters, digits, "_" or "-"', async () => {
+    await refused(
+      listRefunds(w.deps(), { orderId: '1'.repeat(33) }, ADMIN),
+      'INVALID_INPUT',
+      'orderId must be at most 32 characters',
+    );
+    await refused(
+      listRefunds(w.deps(), { orderId: 'a b' }, ADMIN),
+      'INVALID_INPUT',
+      'orderId has an invalid format',
+    );
   });
 });
