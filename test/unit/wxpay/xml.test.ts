@@ -144,6 +144,14 @@ describe('parseXml on flat documents (read without building a tree)', () => {
     expect(refusal('<xml><a>1</a><a>2</a><constructor>x</constructor></xml>').code).toBe('XML_FORBIDDEN_KEY');
   });
 
+  it('keeps values that look like numbers as their exact text, flat or not', () => {
+    const fields = '<a>0100</a><b>1e3</b><c>-0.50</c><d>0x1F</d>';
+    const expected = { a: '0100', b: '1e3', c: '-0.50', d: '0x1F' };
+    expect({ ...parseXml(`<xml>${fields}</xml>`) }).toEqual(expected);
+    expect(isFlatWellFormed(`<xml><!-- c -->${fields}</xml>`)).toBe(false);
+    expect({ ...parseXml(`<xml><!-- c -->${fields}</xml>`) }).toEqual(expected);
+  });
+
   it('reads the next document normally after a refused one', () => {
     refusal('<xml><prototype>1</prototype></xml>');
     refusal('<xml><a>1</a><a>1</a></xml>');
