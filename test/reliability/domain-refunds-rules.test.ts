@@ -354,3 +354,23 @@ describe('listRefunds', () => {
     );
   });
 });
+
+describe('a refund WeChat refuses twice', () => {
+  it('keeps one FAILED event per attempt, each with WeChat’s own reason', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    const approve = () => approveRefund(w.deps(), { refundId: r.refundId, decision: 'approve' }, ADMIN);
+    w.faults({ refundError: 'NOTENOUGH' });
+    expect((await approve()).refund.status).toBe('FAILED');
+    // The merchant approves again later (WeChat takes one refund call per order a minute).
+    w.advance(5 * 60_000);
+    w.faults({ refundError: 'USER_ACCOUNT_ABNORMAL' });
+    expect((await approve()).refund.status).toBe('FAILED');
+    w.faults({ refundError: null });
+    const failed = (await eventsOf(w, r.refundId)).filter((e) => e.to === 'FAILED');
+    expect(failed.map((e) => [e._id, (e.fields as { err_code?: string }).err_code]).sort()).toEqual([
+      [`${r.refundId}:FAILED`, 'NOTENOUGH'],
+      [`${r.refundId}:FAILED:2`, 'USER_ACCOUNT_ABNORMAL'],
+    ]);
+  });
+});
