@@ -15,6 +15,7 @@ import {
   ADMIN,
   applied,
   casOn,
+  deliver,
   dieAfter,
   eventsOf,
   logged,
@@ -257,6 +258,20 @@ describe('rejecting an application', () => {
       .store.cas('refunds', { _id: lost.refundId }, { status: 'FAILED', hadUnknownOutcome: true });
     await reject(c.deps, lost.refundId);
     expect(c.asked()).toBe(1);
+  });
+
+  it('a CLOSED refund whose earlier answer was lost is rejected without asking WeChat again', async () => {
+    const orderId = await paidOrder(w, 5000);
+    const r = await applied(w, orderId, 1000);
+    expect(
+      (await approveRefund(w.deps(), { refundId: r.refundId, decision: 'approve' }, ADMIN)).refund.status,
+    ).toBe('PROCESSING');
+    w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
+    expect(await deliver(w)).toEqual(['CLOSED']);
+    await w.deps().store.cas('refunds', { _id: r.refundId }, { hadUnknownOutcome: true });
+    const c = countingQueries();
+    expect((await reject(c.deps, r.refundId)).refund.status).toBe('REJECTED');
+    expect(c.asked()).toBe(0);
   });
 
   it('clears the failure WeChat gave, records the review as an event and checks the release on the shop’s time scale', async () => {
