@@ -355,6 +355,19 @@ describe('approving', () => {
   });
 });
 
+describe('applyRefund’s order id', () => {
+  it('is at most 32 letters, digits, "_" or "-", refused before any lookup', async () => {
+    const apply = (orderId: string) =>
+      applyRefund(
+        w.deps(),
+        { orderId, refundFee: 100, reason: '不想要了', requestId: newRequestId() },
+        SHOPPER,
+      );
+    await refused(apply('1'.repeat(33)), 'INVALID_INPUT', 'orderId must be at most 32 characters');
+    await refused(apply('a b'), 'INVALID_INPUT', 'orderId has an invalid format');
+  });
+});
+
 describe('listRefunds', () => {
   it('takes an order id of at most 32 letters, digits, "_" or "-"', async () => {
     await refused(
