@@ -171,7 +171,18 @@ describe('a refund as the shopper and the merchant see it', () => {
   it('carries the optional facts only when there are some', () => {
     for (const merchant of [false, true]) {
       const keys = Object.keys(refundView(refund(), merchant));
-      for (const k of ['reasonCode', 'contact', 'comment', 'reviewedAtMs', 'submittedAtMs', 'finishedAtMs']) {
+      for (const k of [
+        'reasonCode',
+        'contact',
+        'comment',
+        'reviewedAtMs',
+        'submittedAtMs',
+        'finishedAtMs',
+        'successorId',
+        'predecessorId',
+        'flag',
+        'flaggedFrom',
+      ]) {
         expect(keys).not.toContain(k);
       }
     }
