@@ -17,7 +17,6 @@ import {
   listOrders,
   queryOrder,
 } from '../../cloudfunctions/shared/domain/orders';
-import type { PaymentProvider as Provider } from '../../cloudfunctions/shared/providers/port';
 import { signPayNotifyForTest } from '../../cloudfunctions/shared/wxpay/testing';
 import {
   applied,
@@ -32,8 +31,10 @@ import {
   pauseBefore,
   pausePoint,
   refused,
+  refusesBadOrderIds,
   SHOPPER,
   stock,
+  withProvider,
 } from './shop';
 import { Killed, MERCHANT, startWorld, type World } from './world';
 
@@ -56,14 +57,6 @@ const unifiedOrders = () => [...w.core.ledger.orders.values()].length;
 /** Deps whose waits move the shared clock, so polling is seen in time, not hoped for. */
 function clocked(): Deps {
   return { ...w.deps(), sleep: async (ms: number) => w.advance(ms) };
-}
-
-/** Deps whose APIv2 provider has some methods replaced (a fault or a spy), the rest real. */
-function withProvider(patch: Partial<Provider>): Deps {
-  const d = w.deps();
-  const patched = (p: Provider): Provider => Object.assign(Object.create(p) as Provider, patch);
-  const v2 = patched(d.wxpay!.byName.v2!);
-  return { ...d, wxpay: { current: v2, byName: { ...d.wxpay!.byName, v2 } } };
 }
 
 describe('what a cart and an order id may hold', () => {
@@ -93,8 +86,7 @@ describe('what a cart and an order id may hold', () => {
   });
 
   it('paying again names an order id of at most 32 letters, digits, "_" or "-"', async () => {
-    await refused(payAgain('1'.repeat(33)), 'INVALID_INPUT', 'orderId must be at most 32 characters');
-    await refused(payAgain('2026/01/01'), 'INVALID_INPUT', 'orderId has an invalid format');
+    await refusesBadOrderIds((orderId) => payAgain(orderId));
     await refused(payAgain(null), 'INVALID_INPUT', 'orderId is required');
   });
 
@@ -220,7 +212,7 @@ describe('paying again', () => {
   it('an error that is not WeChat’s reaches the caller as it is, and the order stays payable', async () => {
     const first = await order([{ productId: 'tea', quantity: 1 }]);
     await w.deps().store.cas('orders', { _id: first.orderId }, { prepayExpiresAtMs: w.now() });
-    const deps = withProvider({
+    const deps = withProvider(w, {
       createPayment: async () => {
         throw new TypeError('a bug in the provider');
       },
@@ -297,7 +289,7 @@ describe('queryOrder', () => {
     const asked: { id: string; deadlineMs?: number; at: number }[] = [];
     const base = w.deps().wxpay!.byName.v2!;
     const spying = () =>
-      withProvider({
+      withProvider(w, {
         queryPayment: (id, options) => {
           asked.push({ id, ...options, at: w.now() });
           return base.queryPayment(id, options);
@@ -323,7 +315,7 @@ describe('queryOrder', () => {
 
   it('a trade WeChat calls REVOKED closes the order, recorded as orderquery’s answer', async () => {
     const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
-    const deps = withProvider({
+    const deps = withProvider(w, {
       queryPayment: async (id) => ({
         outTradeNo: id,
         state: 'REVOKED',
@@ -343,7 +335,7 @@ describe('queryOrder', () => {
 
   it('shows the stored order when the query fails with an error that is not WeChat’s, and logs it', async () => {
     const unpaid = await order([{ productId: 'tea', quantity: 1 }]);
-    const deps = withProvider({
+    const deps = withProvider(w, {
       queryPayment: async () => {
         throw new Error('boom');
       },
@@ -360,16 +352,7 @@ describe('queryOrder', () => {
   });
 
   it('names an order id of at most 32 letters, digits, "_" or "-"', async () => {
-    await refused(
-      queryOrder(w.deps(), { orderId: '1'.repeat(33) }, SHOPPER),
-      'INVALID_INPUT',
-      'orderId must be at most 32 characters',
-    );
-    await refused(
-      queryOrder(w.deps(), { orderId: 'a b' }, SHOPPER),
-      'INVALID_INPUT',
-      'orderId has an invalid format',
-    );
+    await refusesBadOrderIds((orderId) => queryOrder(w.deps(), { orderId }, SHOPPER));
   });
 
   it('lists the refunds of that order only', async () => {
@@ -386,7 +369,7 @@ describe('expiring an order', () => {
   it('a close that fails with an error that is not WeChat’s is logged and tried again later', async () => {
     const created = await order([{ productId: 'tea', quantity: 1 }]);
     w.advance(6 * 60_000);
-    const deps = withProvider({
+    const deps = withProvider(w, {
       closePayment: async () => {
         throw new Error('socket hang up');
       },
@@ -414,7 +397,7 @@ describe('expiring an order', () => {
   it('closeorder answering ORDERCLOSED (closed at WeChat meanwhile): closed here, without a failure', async () => {
     const created = await order([{ productId: 'tea', quantity: 1 }]);
     w.advance(6 * 60_000);
-    const deps = withProvider({
+    const deps = withProvider(w, {
       closePayment: async () => {
         throw Object.assign(new Error('订单已关闭'), {
           code: 'WXPAY_ERROR',

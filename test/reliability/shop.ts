@@ -10,6 +10,7 @@ import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/
 import { handleNotification } from '../../cloudfunctions/shared/domain/notify';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
+import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
 import { Killed, MERCHANT, type World } from './world';
@@ -173,6 +174,19 @@ export const insertInto =
   (collection: string): Pick =>
   (c) =>
     c.method === 'insert' && c.collection === collection;
+
+/** Deps whose APIv2 provider has some methods replaced (a fault or a spy), the rest real. */
+export function withProvider(w: World, patch: Partial<PaymentProvider>): Deps {
+  const d = w.deps();
+  const v2 = Object.assign(Object.create(d.wxpay!.byName.v2!) as PaymentProvider, patch);
+  return { ...d, wxpay: { current: v2, byName: { ...d.wxpay!.byName, v2 } } };
+}
+
+/** The order id rules of every call that takes one: at most 32 of letters, digits, "_" and "-". */
+export async function refusesBadOrderIds(call: (orderId: string) => Promise<unknown>): Promise<void> {
+  await refused(call('1'.repeat(33)), 'INVALID_INPUT', 'orderId must be at most 32 characters');
+  await refused(call('a b'), 'INVALID_INPUT', 'orderId has an invalid format');
+}
 
 /** Expects an AppError with `code` and, when given, the exact message the caller reads. */
 export async function refused(p: Promise<unknown>, code: string, message?: string): Promise<void> {
