@@ -474,6 +474,8 @@ describe('timeouts and broken connections', () => {
     const a = await downloader({ idleTimeoutMs: 200 }).download({ bill_date: DAY });
     const e = await failure(collect(a));
     expect(e.message).toBe('WeChat Pay /pay/downloadbill: the bill stalled for 200 ms');
+    // Retried later as WeChat being unreachable, and the operator reads which call it was.
+    expect(e).toMatchObject({ code: 'WXPAY_UNAVAILABLE', transient: true, path: '/pay/downloadbill' });
   });
 
   it('fails a plain bill cut off before its announced length', async () => {
