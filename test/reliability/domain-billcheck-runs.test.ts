@@ -25,7 +25,6 @@ import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
 import { ProviderError } from '../../cloudfunctions/shared/providers/errors';
 import type { Store } from '../../cloudfunctions/shared/store';
-import { toXml, withSign } from '../../cloudfunctions/shared/wxpay';
 import {
   BILL_ALL_COLUMNS,
   BILL_SUMMARY_COLUMNS,
@@ -48,14 +47,13 @@ import {
   pausePoint,
   refused,
   SHOPPER,
+  simulatorBill,
 } from './shop';
 import { MERCHANT, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
   w = await startWorld();
-  const { db } = connectSdk(w.emulator.serviceUrl);
-  await db.createCollection('bill_checks').catch(() => undefined);
 }, 60_000);
 afterAll(() => w?.close());
 
@@ -63,7 +61,6 @@ const HOUR = 3600_000;
 let day = '';
 beforeEach(async () => {
   await w.reset();
-  await clearChecks();
   day = billDateOf(w.now());
 });
 
@@ -72,37 +69,6 @@ function at(days: number, hour: number): void {
   w.advance(dayStartMs(day)! + days * 24 * HOUR + hour * HOUR - w.now());
 }
 const dayBefore = (date: string, n = 1) => billDateOf(dayStartMs(date)! - n * 24 * HOUR);
-
-/** The merchant's bill, from the simulator's downloadbill as the APIv2 client asks for it. */
-function simulatorBill(): BillSource {
-  return {
-    provider: 'v2',
-    async download(p) {
-      const params = withSign(
-        {
-          appid: MERCHANT.appid,
-          mch_id: MERCHANT.mchId,
-          nonce_str: 'billnonce0000000000000000000000',
-          bill_date: p.bill_date,
-          bill_type: 'ALL',
-          sign_type: 'HMAC-SHA256',
-        },
-        MERCHANT.apiKey,
-        'HMAC-SHA256',
-      );
-      const reply = w.core.answer('/pay/downloadbill', 'POST', Buffer.from(toXml(params)), MERCHANT.mchId);
-      if ('hang' in reply) throw new Error('no answer');
-      const text = Buffer.from(reply.body).toString('utf8');
-      if (text.startsWith('<xml>')) {
-        const message = /<return_msg><!\[CDATA\[(.*?)\]\]>/.exec(text)?.[1] ?? text;
-        if (message === 'No Bill Exist') return { kind: 'no-bill', message };
-        if (message === 'Bill Creating') return { kind: 'not-ready', message };
-        throw new Error(message);
-      }
-      return { kind: 'bill', gzip: false, lines: lines(text.split('\n')) };
-    },
-  };
-}
 
 async function* lines(all: string[]): AsyncGenerator<string> {
   yield* all;
@@ -276,7 +242,7 @@ describe('the day’s record', () => {
       [],
     );
     // Another admin (or the timer) meanwhile: told the day is taken, nothing run.
-    const second = await runBillCheck(withBills(simulatorBill()), { date: day }, ADMIN);
+    const second = await runBillCheck(withBills(simulatorBill(w)), { date: day }, ADMIN);
     expect(second).toMatchObject({ ran: false, check: { status: 'RUNNING', runs: 0 } });
     point.release();
     const done = await first;
@@ -384,7 +350,7 @@ describe('what a run ends with', () => {
     const orderId = await unbooked(2000);
     at(1, 10.5);
     w.faults({ systemErrorRate: { '/pay/orderquery': 1 } });
-    const busy = await checkBillDate(withBills(simulatorBill()), day, ADMIN_OPTIONS);
+    const busy = await checkBillDate(withBills(simulatorBill(w)), day, ADMIN_OPTIONS);
     expect(busy.doc).toMatchObject({ status: 'INCOMPLETE', pending: 1, message: '', actions: [] });
     expect(await stored()).toMatchObject({ status: 'INCOMPLETE', pending: 1 });
     expect(
@@ -393,7 +359,7 @@ describe('what a run ends with', () => {
     expect((await orderDoc(w, orderId)).status).toBe('NOTPAY');
     w.faults({ systemErrorRate: 0 });
     w.logs.length = 0;
-    const done = await checkBillDate(withBills(simulatorBill()), day, ADMIN_OPTIONS);
+    const done = await checkBillDate(withBills(simulatorBill(w)), day, ADMIN_OPTIONS);
     expect(done.doc).toMatchObject({
       status: 'DONE',
       pending: 0,
@@ -420,12 +386,12 @@ describe('what a run ends with', () => {
     await unbooked(2000);
     at(1, 10.5);
     // One WeChat call may take 27 s; the record's write after it gets the last 3 s.
-    const short = await checkBillDate(withBills(simulatorBill()), day, {
+    const short = await checkBillDate(withBills(simulatorBill(w)), day, {
       ...ADMIN_OPTIONS,
       budgetMs: 29_999,
     });
     expect(short.doc).toMatchObject({ status: 'INCOMPLETE', pending: 1, actions: [] });
-    const enough = await checkBillDate(withBills(simulatorBill()), day, {
+    const enough = await checkBillDate(withBills(simulatorBill(w)), day, {
       ...ADMIN_OPTIONS,
       budgetMs: 30_000,
     });
@@ -508,7 +474,7 @@ describe('what a run ends with', () => {
     const orderId = await unbooked(2000);
     at(1, 10.5);
     const notReady: BillSource = { download: async () => ({ kind: 'not-ready', message: 'Bill Creating' }) };
-    const r = await checkBillDate(withBills([simulatorBill(), notReady]), day, ADMIN_OPTIONS);
+    const r = await checkBillDate(withBills([simulatorBill(w), notReady]), day, ADMIN_OPTIONS);
     expect(r.doc).toMatchObject({
       status: 'NOT_READY',
       message: 'Bill Creating',
@@ -541,7 +507,7 @@ describe('what a run records of its cost', () => {
     let sample = 0;
     const measured: BillCheckDeps = {
       ...withBills(
-        downloading(() => w.advance(1234), simulatorBill()),
+        downloading(() => w.advance(1234), simulatorBill(w)),
         deps,
       ),
       memory: () => heap[Math.min(sample++, heap.length - 1)]!,
@@ -600,7 +566,7 @@ describe('the fixes listed on the record', () => {
     }
     w.outbox.length = 0;
     at(1, 10.5);
-    const r = await checkBillDate(withBills(simulatorBill()), day, ADMIN_OPTIONS);
+    const r = await checkBillDate(withBills(simulatorBill(w)), day, ADMIN_OPTIONS);
     expect(r.doc.actions.map((a) => [a.kind, a.refundId, a.fen]).sort()).toEqual(
       [
         ['SETTLED_REFUND', ids[0], 800],
@@ -618,7 +584,7 @@ describe('the fixes listed on the record', () => {
     const earlier: BillAction = { kind: 'BOOKED_PAID', orderId, fen: 2000, atMs: 1 };
     await checkBillDate(withBills(NO_BILL_SOURCE), day, ADMIN_OPTIONS);
     await setRecord({ actions: w.deps().store.cmd.set([earlier]) });
-    const again = await checkBillDate(withBills(simulatorBill()), day, ADMIN_OPTIONS);
+    const again = await checkBillDate(withBills(simulatorBill(w)), day, ADMIN_OPTIONS);
     expect(logged(w, 'billcheck.done').at(-1)!.fields['fixed']).toBe(1);
     expect(again.doc.actions).toEqual([earlier]);
     expect((await stored()).actions).toEqual([earlier]);
@@ -626,7 +592,7 @@ describe('the fixes listed on the record', () => {
     await w.deps().store.cas('orders', { _id: other }, { totalFee: 3000 });
     const many = Array.from({ length: 200 }, (_, i) => ({ ...earlier, orderId: `OLD${i}` }));
     await setRecord({ actions: w.deps().store.cmd.set(many) });
-    const full = await checkBillDate(withBills(simulatorBill()), day, ADMIN_OPTIONS);
+    const full = await checkBillDate(withBills(simulatorBill(w)), day, ADMIN_OPTIONS);
     expect(full.doc.actions).toHaveLength(200);
     expect(full.doc.actions.some((a) => a.orderId === other)).toBe(false);
     expect((await orderDoc(w, other)).status).toBe('PAID');
@@ -805,7 +771,7 @@ describe('the admin’s list and run', () => {
       downloading(async () => {
         lease = (await stored()).leaseUntilMs - w.now();
         w.advance(ms);
-      }, simulatorBill());
+      }, simulatorBill(w));
     const over = await runBillCheck(withBills(late(20_001)), { date: day }, ADMIN);
     expect(lease).toBe(70_000);
     expect(over.check).toMatchObject({

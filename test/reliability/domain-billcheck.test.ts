@@ -7,7 +7,6 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  type BillSource,
   checkBillDate,
   listBillChecks,
   runBillCheck,
@@ -15,9 +14,7 @@ import {
 } from '../../cloudfunctions/shared/domain/billcheck';
 import { billDateOf, dayStartMs } from '../../cloudfunctions/shared/domain/billdates';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
-import { toXml, withSign } from '../../cloudfunctions/shared/wxpay';
 import { merchantPlatformRefund } from '../../sandbox/wxpay/bills';
-import { connectSdk } from '../emulator/sdk';
 import {
   ADMIN,
   applied,
@@ -28,14 +25,13 @@ import {
   refundDoc,
   refused,
   SHOPPER,
+  simulatorBill,
 } from './shop';
 import { MERCHANT, startWorld, type World } from './world';
 
 let w: World;
 beforeAll(async () => {
   w = await startWorld();
-  const { db } = connectSdk(w.emulator.serviceUrl);
-  await db.createCollection('bill_checks').catch(() => undefined);
 }, 60_000);
 afterAll(() => w?.close());
 
@@ -43,11 +39,6 @@ const HOUR = 3600_000;
 let day = '';
 beforeEach(async () => {
   await w.reset();
-  const { db } = connectSdk(w.emulator.serviceUrl);
-  await db
-    .collection('bill_checks')
-    .where({ _id: db.command.exists(true) })
-    .remove();
   day = billDateOf(w.now());
 });
 
@@ -57,44 +48,7 @@ function at(days: number, hour: number): void {
   w.advance(target - w.now());
 }
 
-/** The merchant's bill, fetched from the simulator's downloadbill as the APIv2 client asks for it. */
-function billSource(): BillSource {
-  return {
-    provider: 'v2',
-    async download(p) {
-      const params = withSign(
-        {
-          appid: MERCHANT.appid,
-          mch_id: MERCHANT.mchId,
-          nonce_str: 'billnonce0000000000000000000000',
-          bill_date: p.bill_date,
-          bill_type: 'ALL',
-          sign_type: 'HMAC-SHA256',
-        },
-        MERCHANT.apiKey,
-        'HMAC-SHA256',
-      );
-      const reply = w.core.answer('/pay/downloadbill', 'POST', Buffer.from(toXml(params)), MERCHANT.mchId);
-      if ('hang' in reply) throw new Error('no answer');
-      const text = Buffer.from(reply.body).toString('utf8');
-      if (text.startsWith('<xml>')) {
-        const message = /<return_msg><!\[CDATA\[(.*?)\]\]>/.exec(text)?.[1] ?? text;
-        if (message === 'No Bill Exist') return { kind: 'no-bill', message };
-        if (message === 'Bill Creating') return { kind: 'not-ready', message };
-        throw new Error(message);
-      }
-      return {
-        kind: 'bill',
-        gzip: false,
-        lines: (async function* () {
-          yield* text.split('\n');
-        })(),
-      };
-    },
-  };
-}
-
-const billDeps = () => ({ ...w.deps(), bills: billSource() });
+const billDeps = () => ({ ...w.deps(), bills: simulatorBill(w) });
 const check = async (date = day) => (await runBillCheck(billDeps(), { date }, ADMIN)).check;
 
 describe('the bill check', () => {

@@ -33,8 +33,6 @@ import { MERCHANT, startWorld, type World } from './world';
 let w: World;
 beforeAll(async () => {
   w = await startWorld();
-  const { db } = connectSdk(w.emulator.serviceUrl);
-  await db.createCollection('bill_checks').catch(() => undefined);
 }, 60_000);
 afterAll(() => w?.close());
 
@@ -43,11 +41,6 @@ let dayStart = 0;
 let dayEnd = 0;
 beforeEach(async () => {
   await w.reset();
-  const { db } = connectSdk(w.emulator.serviceUrl);
-  await db
-    .collection('bill_checks')
-    .where({ _id: db.command.exists(true) })
-    .remove();
   // The trading day is the world's first; its bill is read the next morning.
   day = billDateOf(w.now());
   dayStart = dayStartMs(day)!;

@@ -5,6 +5,7 @@
  * crash between two writes is forced rather than hoped for.
  */
 import { expect } from 'vitest';
+import type { BillSource } from '../../cloudfunctions/shared/domain/billcheck';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { OrderDoc, PaymentEventDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handleNotification } from '../../cloudfunctions/shared/domain/notify';
@@ -13,6 +14,7 @@ import { applyRefund } from '../../cloudfunctions/shared/domain/refunds';
 import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
+import { toXml, withSign } from '../../cloudfunctions/shared/wxpay';
 import { Killed, MERCHANT, type World } from './world';
 
 export const SHOPPER: Caller = {
@@ -174,6 +176,44 @@ export const insertInto =
   (collection: string): Pick =>
   (c) =>
     c.method === 'insert' && c.collection === collection;
+
+/** The merchant's bill, from the simulator's downloadbill as the APIv2 client asks for it. */
+export function simulatorBill(w: World): BillSource {
+  return {
+    provider: 'v2',
+    async download(p) {
+      const params = withSign(
+        {
+          appid: MERCHANT.appid,
+          mch_id: MERCHANT.mchId,
+          nonce_str: 'billnonce0000000000000000000000',
+          bill_date: p.bill_date,
+          bill_type: 'ALL',
+          sign_type: 'HMAC-SHA256',
+        },
+        MERCHANT.apiKey,
+        'HMAC-SHA256',
+      );
+      const reply = w.core.answer('/pay/downloadbill', 'POST', Buffer.from(toXml(params)), MERCHANT.mchId);
+      if ('hang' in reply) throw new Error('no answer');
+      const text = Buffer.from(reply.body).toString('utf8');
+      if (text.startsWith('<xml>')) {
+        const message = /<return_msg><!\[CDATA\[(.*?)\]\]>/.exec(text)?.[1] ?? text;
+        if (message === 'No Bill Exist') return { kind: 'no-bill', message };
+        if (message === 'Bill Creating') return { kind: 'not-ready', message };
+        throw new Error(message);
+      }
+      const lines = text.split('\n');
+      return {
+        kind: 'bill',
+        gzip: false,
+        lines: (async function* () {
+          yield* lines;
+        })(),
+      };
+    },
+  };
+}
 
 /** Deps whose APIv2 provider has some methods replaced (a fault or a spy), the rest real. */
 export function withProvider(w: World, patch: Partial<PaymentProvider>): Deps {

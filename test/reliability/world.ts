@@ -37,7 +37,15 @@ export const MERCHANT = {
   mchId: '1900000109',
   apiKey: 'MODELKEYMODELKEYMODELKEYMODEL012',
 };
-const COLLECTIONS = ['products', 'orders', 'refunds', 'payment_events', 'caller_limits', 'notices'];
+const COLLECTIONS = [
+  'products',
+  'orders',
+  'refunds',
+  'payment_events',
+  'caller_limits',
+  'notices',
+  'bill_checks',
+];
 
 /** A function invocation dies after this many database requests (before or after the last one lands). */
 export interface Kill {
