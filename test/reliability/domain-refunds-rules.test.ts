@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
+import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
 import { applyRefund, approveRefund, listRefunds } from '../../cloudfunctions/shared/domain/refunds';
 import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
@@ -75,45 +76,55 @@ function countingWrites(): { deps: Deps; writes: () => number } {
 }
 
 describe('an application over a limit', () => {
-  const apply = (deps: Deps, orderId: string, refundFee: number) =>
-    applyRefund(deps, { orderId, refundFee, reason: '不想要了', requestId: newRequestId() }, SHOPPER);
-
-  it('is refused from the order as read, before any write: the amount left, exactly', async () => {
+  /**
+   * Applies for `refundFee` on a paid order of 5,000 fen whose books say `books`, and expects
+   * the refusal from the order as read, before any write. Returns the order's id.
+   */
+  async function refusedBeforeAnyWrite(
+    books: Partial<OrderDoc>,
+    refundFee: number,
+    code: string,
+    message: string,
+  ): Promise<string> {
     const orderId = await paidOrder(w, 5000);
-    await w.deps().store.cas('orders', { _id: orderId }, { refundUsedFee: 1000 });
+    await w.deps().store.cas('orders', { _id: orderId }, books);
     const c = countingWrites();
     await refused(
-      apply(c.deps, orderId, 4001),
+      applyRefund(c.deps, { orderId, refundFee, reason: '不想要了', requestId: newRequestId() }, SHOPPER),
+      code,
+      message,
+    );
+    expect(c.writes()).toBe(0);
+    return orderId;
+  }
+
+  it('is refused from the order as read, before any write: the amount left, exactly', async () => {
+    const orderId = await refusedBeforeAnyWrite(
+      { refundUsedFee: 1000 },
+      4001,
       'REFUND_EXCEEDS_PAID',
       'at most 4000 fen of this order can still be refunded',
     );
-    expect(c.writes()).toBe(0);
     expect((await applied(w, orderId, 4000)).status).toBe('PENDING_REVIEW');
   });
 
   it('is refused before any write at WeChat’s fifty refunds per order, exactly', async () => {
-    const orderId = await paidOrder(w, 5000);
-    await w.deps().store.cas('orders', { _id: orderId }, { refundCount: 50 });
-    const c = countingWrites();
-    await refused(
-      apply(c.deps, orderId, 100),
+    await refusedBeforeAnyWrite(
+      { refundCount: 50 },
+      100,
       'REFUND_NOT_ALLOWED',
       'WeChat Pay allows at most 50 refunds per order',
     );
-    expect(c.writes()).toBe(0);
   });
 
   it('is refused before any write at the open applications limit, exactly', async () => {
-    const orderId = await paidOrder(w, 5000);
     const max = w.config.refunds.maxOpenPerOrder;
-    await w.deps().store.cas('orders', { _id: orderId }, { refundOpenCount: max });
-    const c = countingWrites();
-    await refused(
-      apply(c.deps, orderId, 100),
+    await refusedBeforeAnyWrite(
+      { refundOpenCount: max },
+      100,
       'TOO_MANY_OPEN_REFUNDS',
       `this order already has ${max} refund applications in progress; wait for them to finish`,
     );
-    expect(c.writes()).toBe(0);
   });
 });
 
