@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { platformEnvironment } from '../../sandbox/runtime';
 import { bundleEntries, type SdkMode } from '../../scripts/build';
 import { TRIMMED_CODE } from '../../scripts/sdk-trim';
 
@@ -180,14 +181,7 @@ async function runProbe(dir: string, sdk: SdkMode, serviceUrl: string) {
         PATH: process.env['PATH'] ?? '',
         // The external build finds the unmodified SDK here; the bundled one must need nothing.
         NODE_PATH: sdk === 'external' ? join(ROOT, 'node_modules') : '',
-        TENCENTCLOUD: 'true',
-        TENCENTCLOUD_RUNENV: 'SCF',
-        TENCENTCLOUD_REGION: 'ap-shanghai',
-        TENCENTCLOUD_SECRETID: 'local',
-        TENCENTCLOUD_SECRETKEY: 'local',
-        SCF_NAMESPACE: ENV,
-        TCB_ENV: ENV,
-        TCB_CONTEXT_CNFG: JSON.stringify({ URL: serviceUrl }),
+        ...platformEnvironment({ envId: ENV, functionName: 'probe', serviceUrl }),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
