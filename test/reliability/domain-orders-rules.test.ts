@@ -429,6 +429,12 @@ describe('listOrders', () => {
     const model = await orderDoc(w, first.orderId);
     const store = w.deps().store;
     for (let i = 1; i <= 20; i++) {
+      if (i === 20) {
+        // Exactly one page: no cursor to a page that would be empty.
+        const only = await listOrders(w.deps(), {}, SHOPPER);
+        expect(only.items).toHaveLength(20);
+        expect(only.nextCursor).toBeNull();
+      }
       const doc: OrderDoc = {
         ...model,
         _id: `${model._id.slice(0, -2)}${String(i).padStart(2, '0')}`,

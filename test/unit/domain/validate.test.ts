@@ -117,8 +117,11 @@ describe('time and cursors', () => {
     expect(decodeCursor('')).toBeUndefined();
     expect(() => decodeCursor(5)).toThrow(invalid);
     expect(() => decodeCursor('a'.repeat(201))).toThrow(invalid);
-    // 200 characters is not refused for its length.
+    // 200 characters is not refused for its length; 201 is, even when it would decode.
     expect(() => decodeCursor(`${raw([5, 'a'])}${' '.repeat(200 - raw([5, 'a']).length)}`)).not.toThrow();
+    expect(() => decodeCursor(`${raw([5, 'a'])}${' '.repeat(201 - raw([5, 'a']).length)}`)).toThrow(invalid);
+    // The event is the caller's JSON: an array of the cursor's bytes is not a cursor.
+    expect(() => decodeCursor([...Buffer.from(JSON.stringify([5, 'a']))])).toThrow(invalid);
     expect(() => decodeCursor(raw({ 0: 5, 1: 'a' }))).toThrow(invalid);
     expect(() => decodeCursor(raw([5.5, 'a']))).toThrow(invalid);
     expect(() => decodeCursor(raw([5, 7]))).toThrow(invalid);
