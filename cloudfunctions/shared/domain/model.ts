@@ -179,14 +179,6 @@ export interface PaymentEventDoc {
 }
 
 export const MAX_REFUNDS_PER_ORDER = 50;
-/** States in which a refund holds a reservation on its order. */
-export const RESERVING_STATUSES: readonly RefundStatus[] = [
-  'PENDING_REVIEW',
-  'APPROVED',
-  'PROCESSING',
-  'FAILED',
-  'CLOSED',
-];
 /** Re-signing a prepay_id this close to its 2 h end risks the cashier failing mid-payment. */
 export const PREPAY_MARGIN_MS = 5 * 60_000;
 /** prepay_id validity: "prepay_id只有两小时的有效期". */
