@@ -8,7 +8,7 @@ import { lookup } from 'node:dns/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AppError, XmlError } from '../../cloudfunctions/shared/errors';
 import { parseXml, toXml, verify } from '../../cloudfunctions/shared/wxpay';
 import {
@@ -464,6 +464,26 @@ describe('timeouts and broken connections', () => {
     const e = await failure(collect(a));
     expect(e).toBeInstanceOf(WxPayNetworkError);
     expect(e.message).toBe('WeChat Pay /pay/downloadbill: the bill did not finish before the deadline');
+  });
+
+  it('fails a bill reaching its deadline to the millisecond for the deadline, not as stalled', async () => {
+    answer = (res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(`${'x'.repeat(100)}\r\n`);
+      const t = setInterval(() => res.write('y'), 20);
+      res.on('close', () => clearInterval(t));
+    };
+    const deadlineMs = Date.now() + 1500;
+    const a = await downloader({ idleTimeoutMs: 5000 }).download({ bill_date: DAY, deadlineMs });
+    // The clock stands at the deadline itself while the bill streams: the reader's timer fires
+    // at once, and the time left is nothing, not a millisecond of silence.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(deadlineMs);
+    try {
+      const e = await failure(collect(a));
+      expect(e.message).toBe('WeChat Pay /pay/downloadbill: the bill did not finish before the deadline');
+    } finally {
+      now.mockRestore();
+    }
   });
 
   it('fails a bill that stalls, naming the idle time', async () => {
