@@ -18,7 +18,7 @@ import {
   type WxParamsIn,
   type WxPayClientConfig,
 } from '../../cloudfunctions/shared/wxpay';
-import { HttpFailure, post } from '../../cloudfunctions/shared/wxpay/http';
+import { HttpFailure, post, request } from '../../cloudfunctions/shared/wxpay/http';
 import { type Env, MD5_MERCHANT, startEnv } from './fixtures';
 
 let env: Env;
@@ -233,6 +233,39 @@ describe('one HTTP exchange (post)', () => {
       const port = (server.address() as AddressInfo).port;
       const res = await post(new URL(`http://127.0.0.1:${port}/`), 'x', options(new http.Agent()));
       expect(res.headers).toMatchObject({ 'set-cookie': 'a=1, b=2', 'x-one': 'v' });
+    } finally {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    }
+  });
+
+  it('sends a request without a body (APIv3 GET) with no length and nothing written', async () => {
+    const seen: { method?: string; length?: string; body: string }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        seen.push({ method: req.method, length: req.headers['content-length'], body });
+        res.end('{"ok":true}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const res = await request(new URL(`http://127.0.0.1:${port}/v3/x`), {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        agent: new http.Agent(),
+        connectTimeoutMs: 1000,
+        totalTimeoutMs: 2000,
+        maxResponseBytes: 1000,
+      });
+      expect(res).toMatchObject({ status: 200, body: Buffer.from('{"ok":true}') });
+      expect(seen).toEqual([{ method: 'GET', length: undefined, body: '' }]);
     } finally {
       await new Promise<void>((r) => {
         server.close(() => r());

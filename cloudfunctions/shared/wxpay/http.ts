@@ -116,7 +116,9 @@ export function request(url: URL, opts: RequestOptions): Promise<HttpResponse> {
       res.on('end', () => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) {
-          if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+          // Stryker disable next-line ConditionalExpression: Node lists only headers it has a value for; undefined is in the type alone.
+          if (v === undefined) continue;
+          headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
         }
         finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers });
       });

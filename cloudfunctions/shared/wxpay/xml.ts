@@ -101,6 +101,7 @@ const HOOKS = {
       else c.out[name] = '';
     }
     // false: the element is not added to a tree nobody reads.
+    // Stryker disable next-line BooleanLiteral: true only builds that tree (time, not fields).
     return false;
   },
   /** Called with each non-empty piece of text or CDATA, entity references decoded. */

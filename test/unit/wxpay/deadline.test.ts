@@ -53,6 +53,8 @@ describe('deadlines', () => {
     const e = await client.orderQuery({ out_trade_no: 'T1' }, { deadlineMs: start + 13_500 }).catch((x) => x);
     expect(e).toBeInstanceOf(WxPayNetworkError);
     expect(attempts.map((a) => a.totalTimeoutMs)).toEqual([8000, 5300]);
+    // The connect timeout (3 s by default) stays inside each attempt.
+    expect(attempts.map((a) => a.connectTimeoutMs)).toEqual([3000, 3000]);
     expect(now()).toBeLessThanOrEqual(start + 13_500);
   });
 
@@ -69,6 +71,7 @@ describe('deadlines', () => {
       ok.client.orderQuery({ out_trade_no: 'T1' }, { deadlineMs: ok.now() + 300 }),
     ).resolves.toMatchObject({ trade_state: 'NOTPAY' });
     expect(ok.attempts.map((a) => a.totalTimeoutMs)).toEqual([300]);
+    expect(ok.attempts.map((a) => a.connectTimeoutMs)).toEqual([300]);
     const late = rig(() => ({ result_code: 'SUCCESS', trade_state: 'NOTPAY' }));
     const e = await late.client
       .orderQuery({ out_trade_no: 'T1' }, { deadlineMs: late.now() + 299 })
