@@ -101,6 +101,9 @@ describe('an application as stored', () => {
   it('refuses a malformed request in words', async () => {
     const orderId = await paidOrder(w, 5000);
     await refused(apply(orderId, 100, 'short77'), 'INVALID_INPUT', 'requestId has an invalid format');
+    // Checked to its last character and from its first.
+    await refused(apply(orderId, 100, '8chars__!'), 'INVALID_INPUT', 'requestId has an invalid format');
+    await refused(apply(orderId, 100, '!8chars__'), 'INVALID_INPUT', 'requestId has an invalid format');
     expect((await apply(orderId, 100, '8chars__')).refund.refundFee).toBe(100);
     await refused(apply(orderId, 0), 'INVALID_INPUT', 'refundFee must be from 1 to 100000000');
     await refused(apply(orderId, 100_000_001), 'INVALID_INPUT', 'refundFee must be from 1 to 100000000');
