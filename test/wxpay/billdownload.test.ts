@@ -450,6 +450,21 @@ describe('timeouts and broken connections', () => {
     expect(e.message).toMatch(/^WeChat Pay \/pay\/downloadbill: answer interrupted: /);
   });
 
+  it('reads a bill whole that ends before its deadline, the deadline nearer than the idle time', async () => {
+    answer = (res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      // Past the 64 bytes read before the bill is told from an XML answer.
+      res.write(`${'a'.repeat(100)}\r\n`);
+      setTimeout(() => res.write('b\r\n'), 30);
+      setTimeout(() => res.end('c\r\n'), 60);
+    };
+    const a = await downloader({ idleTimeoutMs: 5000 }).download({
+      bill_date: DAY,
+      deadlineMs: Date.now() + 1500,
+    });
+    expect(await collect(a)).toEqual(['a'.repeat(100), 'b', 'c']);
+  });
+
   it('fails a bill still streaming at the deadline, saying so', async () => {
     answer = (res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });

@@ -248,17 +248,25 @@ async function* withTimeouts(
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
-    const wait = Math.min(idleMs, Math.max(1, deadlineMs - Date.now()));
-    timer = setTimeout(() => {
-      stream.destroy(
-        new WxPayNetworkError(
-          Date.now() >= deadlineMs
-            ? `WeChat Pay ${PATH}: the bill did not finish before the deadline`
-            : `WeChat Pay ${PATH}: the bill stalled for ${idleMs} ms`,
-          { path: PATH },
-        ),
-      );
-    }, wait);
+    const left = deadlineMs - Date.now();
+    // Which timer this is is decided now: reading the clock again when it fires can give a
+    // millisecond before the deadline (timers run on the loop's own clock), which would call
+    // a bill still streaming at its deadline "stalled".
+    // Stryker disable next-line EqualityOperator: with both equal, either reason is true.
+    const forDeadline = left < idleMs;
+    timer = setTimeout(
+      () => {
+        stream.destroy(
+          new WxPayNetworkError(
+            forDeadline
+              ? `WeChat Pay ${PATH}: the bill did not finish before the deadline`
+              : `WeChat Pay ${PATH}: the bill stalled for ${idleMs} ms`,
+            { path: PATH },
+          ),
+        );
+      },
+      forDeadline ? Math.max(1, left) : idleMs,
+    );
   };
   try {
     arm();
