@@ -52,10 +52,15 @@ export async function checkMiniprogram(projectDir = ROOT): Promise<MiniprogramCh
   const started = Date.now();
   // Exactly what DevTools opens: the project file and the mini-program root, nothing else of
   // the repository (so nothing outside can be picked up by accident).
+  const sourceDir = resolve(projectDir);
   const work = mkdtempSync(join(tmpdir(), 'miniprogram-ci-'));
+  // miniprogram-ci makes empty cache folders named by a hash in the working directory (and
+  // its compiler processes inherit it): run it from the throw-away copy, not the repository.
+  const cwd = process.cwd();
+  process.chdir(work);
   try {
-    cpSync(join(projectDir, 'project.config.json'), join(work, 'project.config.json'));
-    cpSync(join(projectDir, 'miniprogram'), join(work, 'miniprogram'), { recursive: true });
+    cpSync(join(sourceDir, 'project.config.json'), join(work, 'project.config.json'));
+    cpSync(join(sourceDir, 'miniprogram'), join(work, 'miniprogram'), { recursive: true });
     ci.proxy('http://127.0.0.1:9');
     const project = new ci.Project({
       appid: 'touristappid',
@@ -92,6 +97,7 @@ export async function checkMiniprogram(projectDir = ROOT): Promise<MiniprogramCh
       ms: Date.now() - started,
     };
   } finally {
+    process.chdir(cwd);
     rmSync(work, { recursive: true, force: true });
   }
 }
