@@ -333,6 +333,7 @@ async function main(): Promise<void> {
       join(ROOT, '.data', 'bench', 'runtime-target'),
       COLD_ROUNDS,
       env,
+      serviceUrl,
     );
 
     // 3. Database requests.
