@@ -3,6 +3,7 @@
  * Runs under `npm test` and `npm run test:mutation`.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { RefundStatus } from '../../cloudfunctions/shared/contract';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
@@ -40,6 +41,17 @@ afterAll(() => w?.close());
 beforeEach(() => w.reset());
 
 const YEAR_MS = 365 * 24 * 3600_000;
+
+/** The merchant's review of a refund (approveRefund as an admin). */
+const review = (deps: Deps, refundId: string, decision: 'approve' | 'reject' | 'resolve', comment?: string) =>
+  approveRefund(deps, { refundId, decision, ...(comment ? { comment } : {}) }, ADMIN);
+
+/** An application of 10.00 on a paid 50.00 order, moved straight to `status`. */
+async function refundIn(status: RefundStatus): Promise<{ refundId: string }> {
+  const r = await applied(w, await paidOrder(w, 5000), 1000);
+  await w.deps().store.cas('refunds', { _id: r.refundId }, { status });
+  return r;
+}
 
 describe('applying for a refund', () => {
   it('is open until exactly a year after WeChat’s time of payment, and closed a millisecond later', async () => {
@@ -232,9 +244,6 @@ describe('two tries of one submission (the same requestId)', () => {
 });
 
 describe('rejecting an application', () => {
-  const reject = (deps: Deps, refundId: string, comment?: string) =>
-    approveRefund(deps, { refundId, decision: 'reject', ...(comment ? { comment } : {}) }, ADMIN);
-
   /** Deps whose APIv2 provider counts its refundquery calls. */
   function countingQueries(): { deps: Deps; asked: () => number } {
     let n = 0;
@@ -260,28 +269,26 @@ describe('rejecting an application', () => {
         { status: 'FAILED', failReason: 'NOTENOUGH: 余额不足' },
       );
     const c = countingQueries();
-    await reject(c.deps, pending.refundId);
-    await reject(c.deps, failed.refundId);
+    await review(c.deps, pending.refundId, 'reject');
+    await review(c.deps, failed.refundId, 'reject');
     expect(c.asked()).toBe(0);
     const lost = await applied(w, orderId, 1000);
     await w
       .deps()
       .store.cas('refunds', { _id: lost.refundId }, { status: 'FAILED', hadUnknownOutcome: true });
-    await reject(c.deps, lost.refundId);
+    await review(c.deps, lost.refundId, 'reject');
     expect(c.asked()).toBe(1);
   });
 
   it('a CLOSED refund whose earlier answer was lost is rejected without asking WeChat again', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
-    expect(
-      (await approveRefund(w.deps(), { refundId: r.refundId, decision: 'approve' }, ADMIN)).refund.status,
-    ).toBe('PROCESSING');
+    expect((await review(w.deps(), r.refundId, 'approve')).refund.status).toBe('PROCESSING');
     w.core.engine.settleOne(r.refundId, 'REFUNDCLOSE');
     expect(await deliver(w)).toEqual(['CLOSED']);
     await w.deps().store.cas('refunds', { _id: r.refundId }, { hadUnknownOutcome: true });
     const c = countingQueries();
-    expect((await reject(c.deps, r.refundId)).refund.status).toBe('REJECTED');
+    expect((await review(c.deps, r.refundId, 'reject')).refund.status).toBe('REJECTED');
     expect(c.asked()).toBe(0);
   });
 
@@ -296,7 +303,7 @@ describe('rejecting an application', () => {
         { status: 'FAILED', failReason: 'NOTENOUGH: 余额不足' },
       );
     const d = w.deps();
-    await reject({ ...d, config: { ...d.config, timeScale: 0.01 } }, failed.refundId, '已线下处理');
+    await review({ ...d, config: { ...d.config, timeScale: 0.01 } }, failed.refundId, 'reject', '已线下处理');
     const stored = await refundDoc(w, failed.refundId);
     expect(stored.status).toBe('REJECTED');
     expect(stored.failReason).toBeUndefined();
@@ -310,7 +317,7 @@ describe('rejecting an application', () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
     const point = pausePoint();
-    const rejecting = reject(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId);
+    const rejecting = review(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId, 'reject');
     await point.arrived;
     await withdrawRefund(w.deps(), { refundId: r.refundId }, SHOPPER);
     point.release();
@@ -319,17 +326,12 @@ describe('rejecting an application', () => {
 });
 
 describe('marking an ABNORMAL refund resolved', () => {
-  const resolve = (deps: Deps, refundId: string) =>
-    approveRefund(deps, { refundId, decision: 'resolve' }, ADMIN);
-
   it('records the merchant’s word as an event, once, even when two admins race', async () => {
-    const orderId = await paidOrder(w, 5000);
-    const r = await applied(w, orderId, 1000);
-    await w.deps().store.cas('refunds', { _id: r.refundId }, { status: 'ABNORMAL' });
+    const r = await refundIn('ABNORMAL');
     const point = pausePoint();
-    const slow = resolve(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId);
+    const slow = review(pauseBefore(w.deps(), casOn('refunds'), point), r.refundId, 'resolve');
     await point.arrived;
-    expect((await resolve(w.deps(), r.refundId)).refund.status).toBe('SUCCESS');
+    expect((await review(w.deps(), r.refundId, 'resolve')).refund.status).toBe('SUCCESS');
     point.release();
     expect((await slow).refund.status).toBe('SUCCESS');
     expect(logged(w, 'refund.resolved')).toHaveLength(1);
@@ -340,27 +342,24 @@ describe('marking an ABNORMAL refund resolved', () => {
 });
 
 describe('approving', () => {
-  const approve = (deps: Deps, refundId: string) =>
-    approveRefund(deps, { refundId, decision: 'approve' }, ADMIN);
-
   it('a refund WeChat has already paid is answered as it is, with nothing written', async () => {
-    const orderId = await paidOrder(w, 5000);
-    const r = await applied(w, orderId, 1000);
-    await w.deps().store.cas('refunds', { _id: r.refundId }, { status: 'SUCCESS' });
+    const r = await refundIn('SUCCESS');
     const c = countingWrites();
-    expect((await approve(c.deps, r.refundId)).refund.status).toBe('SUCCESS');
+    expect((await review(c.deps, r.refundId, 'approve')).refund.status).toBe('SUCCESS');
     expect(c.writes()).toBe(0);
   });
 
   it('again, after the approving call died before asking WeChat: the refund is sent, and the approval is not logged a second time', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
-    await expect(approve(dieAfter(w.deps(), casOn('refunds')), r.refundId)).rejects.toBeInstanceOf(Killed);
+    await expect(review(dieAfter(w.deps(), casOn('refunds')), r.refundId, 'approve')).rejects.toBeInstanceOf(
+      Killed,
+    );
     expect((await refundDoc(w, r.refundId)).status).toBe('APPROVED');
     expect(logged(w, 'refund.approved')).toHaveLength(0);
     // Once the dead call's lease has run out.
     w.advance(60_000);
-    expect((await approve(w.deps(), r.refundId)).refund.status).toBe('PROCESSING');
+    expect((await review(w.deps(), r.refundId, 'approve')).refund.status).toBe('PROCESSING');
     expect(logged(w, 'refund.approved')).toHaveLength(0);
     expect(logged(w, 'refund.processing')).toHaveLength(1);
   });
@@ -388,7 +387,7 @@ describe('a refund WeChat refuses twice', () => {
   it('keeps one FAILED event per attempt, each with WeChat’s own reason', async () => {
     const orderId = await paidOrder(w, 5000);
     const r = await applied(w, orderId, 1000);
-    const approve = () => approveRefund(w.deps(), { refundId: r.refundId, decision: 'approve' }, ADMIN);
+    const approve = () => review(w.deps(), r.refundId, 'approve');
     w.faults({ refundError: 'NOTENOUGH' });
     expect((await approve()).refund.status).toBe('FAILED');
     // The merchant approves again later (WeChat takes one refund call per order a minute).
