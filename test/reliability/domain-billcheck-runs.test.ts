@@ -6,7 +6,7 @@
  * admin's list. Bills come from the simulator's downloadbill or are made by hand. Runs under
  * `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { BillAction } from '../../cloudfunctions/shared/contract';
 import {
   type BillCheckDeps,
@@ -49,13 +49,9 @@ import {
   SHOPPER,
   simulatorBill,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 
 const HOUR = 3600_000;
 let day = '';

@@ -5,7 +5,7 @@
  * day; the clock then moves to 10:30 the next day, when WeChat has that day's bill. Runs
  * under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   checkBillDate,
   listBillChecks,
@@ -27,13 +27,9 @@ import {
   SHOPPER,
   simulatorBill,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 
 const HOUR = 3600_000;
 let day = '';

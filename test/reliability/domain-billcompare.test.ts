@@ -5,7 +5,7 @@
  * the log lines an operator reads, the totals, the items handed on for WeChat to confirm, and
  * how many database reads it cost. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   ADMIN_RUN,
   type BillCheckDeps,
@@ -28,13 +28,9 @@ import {
 } from '../../cloudfunctions/shared/wxpay/bill';
 import { connectSdk } from '../emulator/sdk';
 import { logged, orderAndPay, refused } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 
 let day = '';
 let dayStart = 0;

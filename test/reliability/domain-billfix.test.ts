@@ -6,7 +6,7 @@
  * merchant's line), what is booked and what is left untouched, the items left for the next
  * run, and the lines an operator reads. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { BillCheckDeps } from '../../cloudfunctions/shared/domain/billcheck';
 import {
   type PayEntry,
@@ -37,13 +37,9 @@ import {
   pausePoint,
   refundDoc,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 
 const HOUR = 3600_000;
 /** WeChat's timeout (8 s) × 3 attempts + 3 s of backoff: what one item may take. */

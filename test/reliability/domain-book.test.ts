@@ -5,16 +5,12 @@
  * its log line, and the list of entries still holding money. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { move, release, reservedEntries, settle } from '../../cloudfunctions/shared/domain/refund-book';
 import { applied, logged, orderDoc, paidOrder } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 describe('the refund book', () => {

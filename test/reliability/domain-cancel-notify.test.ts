@@ -5,7 +5,7 @@
  * sign type, existence) before anything is booked. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { cancelOrder } from '../../cloudfunctions/shared/domain/cancel';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify, handleRefundNotify } from '../../cloudfunctions/shared/domain/notify';
@@ -27,13 +27,9 @@ import {
   SHOPPER,
   stock,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

@@ -5,19 +5,15 @@
  * which give up after a few tries instead of looping. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { admitCall, admitNewOrder, cartKey } from '../../cloudfunctions/shared/domain/limits';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import type { Store } from '../../cloudfunctions/shared/store';
 import { logged, OTHER, pauseBefore, pausePoint, refused, SHOPPER, stock } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 100);

@@ -4,7 +4,7 @@
  * refund, and when the merchant approves, rejects or resolves one, including a release that
  * finds the money already paid out. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { cancelOrder } from '../../cloudfunctions/shared/domain/cancel';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { move } from '../../cloudfunctions/shared/domain/refund-book';
@@ -24,13 +24,9 @@ import {
   SHOPPER,
   stock,
 } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

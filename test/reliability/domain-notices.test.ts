@@ -5,7 +5,7 @@
  * notice is read back from the outbox the functions write. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
@@ -14,13 +14,9 @@ import { loadNoticeConfig } from '../../cloudfunctions/shared/notices/config';
 import type { NoticeDoc } from '../../cloudfunctions/shared/notices/outbox';
 import { demoNoticeEnv } from '../../sandbox/notice-templates';
 import { ADMIN, applied, deliver, orderAndPay, paidOrder, SHOPPER } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const { config: noticeConfig } = loadNoticeConfig(demoNoticeEnv());

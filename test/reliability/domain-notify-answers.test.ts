@@ -30,7 +30,7 @@ import {
   refundDoc,
   SHOPPER,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, startWorld, useWorld, type World } from './world';
 
 const keys = { appid: MERCHANT.appid, mchId: MERCHANT.mchId, apiKey: MERCHANT.apiKey };
 const payBody = (orderId: string, fee: number, extra = {}) =>
@@ -56,11 +56,7 @@ const v2Answer = (reply: { reply: { transport: string; body?: string } }) => {
 };
 
 describe('APIv2 notifies refused, as WeChat and the operator see them', () => {
-  let w: World;
-  beforeAll(async () => {
-    w = await startWorld();
-  }, 60_000);
-  afterAll(() => w?.close());
+  const w = useWorld();
   beforeEach(() => w.reset());
   const pay = (body: string, deps: Deps = w.deps()) =>
     handlePayNotify(deps, w.delivery({ kind: 'pay', body }));
@@ -265,11 +261,7 @@ describe('APIv3 notifies', () => {
 });
 
 describe('notifies in odd circumstances', () => {
-  let w: World;
-  beforeAll(async () => {
-    w = await startWorld();
-  }, 60_000);
-  afterAll(() => w?.close());
+  const w = useWorld();
   beforeEach(() => w.reset());
 
   it('a function wired without WeChat Pay refuses every notify as not configured', async () => {

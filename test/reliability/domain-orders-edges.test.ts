@@ -4,7 +4,7 @@
  * number drawn twice, a payment booked after a close, and WeChat unreachable on a close or a
  * query. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { admitCall } from '../../cloudfunctions/shared/domain/limits';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
@@ -28,13 +28,9 @@ import {
   SHOPPER,
   stock,
 } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { Killed, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

@@ -3,16 +3,12 @@
  * paying again repeats each order's own sign type, as WeChat requires of a re-entered order.
  * In one process (world.ts); runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { SHOPPER, stock } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld({ signType: 'MD5' });
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld({ signType: 'MD5' });
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

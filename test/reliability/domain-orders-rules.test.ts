@@ -4,7 +4,7 @@
  * again at the exact edges of its grace and of a prepay_id's life, and errors that are not
  * WeChat's. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { ORDER_INSERT_GRACE_MS } from '../../cloudfunctions/shared/domain/limits';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
@@ -36,13 +36,9 @@ import {
   stock,
   withProvider,
 } from './shop';
-import { Killed, MERCHANT, startWorld, type World } from './world';
+import { Killed, MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

@@ -4,7 +4,7 @@
  * exactly-once booking (event first, then the compare-and-set on the status), closing, and
  * the views. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
@@ -35,13 +35,9 @@ import {
   SHOPPER,
   stock,
 } from './shop';
-import { Killed, MERCHANT, startWorld, type World } from './world';
+import { Killed, MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 1200);

@@ -4,7 +4,7 @@
  * its shopper or an admin, and a refund the merchant made by hand on the merchant platform,
  * recorded on its order once. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { recordExternalRefund } from '../../cloudfunctions/shared/domain/externalrefund';
 import { listProducts } from '../../cloudfunctions/shared/domain/products';
 import { applicationReason, refundReasons } from '../../cloudfunctions/shared/domain/reasons';
@@ -26,13 +26,9 @@ import {
   refused,
   SHOPPER,
 } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 describe('the catalogue', () => {

@@ -7,7 +7,7 @@
  * runs race for, and when it says it looks next. Races are forced with pause points, never
  * timing. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { cancelOrder } from '../../cloudfunctions/shared/domain/cancel';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
@@ -34,13 +34,9 @@ import {
   SHOPPER,
   stock,
 } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { Killed, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await stock(w, 'tea', 100);

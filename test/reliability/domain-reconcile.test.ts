@@ -3,7 +3,7 @@
  * died, the schedule each item carries, and its claim, a compare-and-set on the item's next
  * check, forced between two runs. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
@@ -20,13 +20,9 @@ import {
   refundDoc,
   SHOPPER,
 } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const MINUTE = 60_000;

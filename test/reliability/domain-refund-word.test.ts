@@ -5,7 +5,7 @@
  * WeChat's refund id kept when a later message leaves it out. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund, type RefundFacts } from '../../cloudfunctions/shared/domain/refund-outcome';
 import { approveRefund } from '../../cloudfunctions/shared/domain/refunds';
@@ -25,13 +25,9 @@ import {
   refundDoc,
   SHOPPER,
 } from './shop';
-import { startWorld, type World } from './world';
+import { useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const MINUTE = 60_000;

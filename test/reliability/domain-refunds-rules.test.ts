@@ -2,7 +2,7 @@
  * The finer rules of applying for a refund, in one process (world.ts), at their exact edges.
  * Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RefundStatus } from '../../cloudfunctions/shared/contract';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
@@ -31,13 +31,9 @@ import {
   SHOPPER,
   withProvider,
 } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { Killed, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const YEAR_MS = 365 * 24 * 3600_000;

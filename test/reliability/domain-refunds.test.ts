@@ -5,7 +5,7 @@
  * submission), who may decide (the shopper for their own refunds, the merchant's admins for
  * reviews), and withdraw against approve. Runs under `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { handleRefundNotify } from '../../cloudfunctions/shared/domain/notify';
 import {
@@ -33,13 +33,9 @@ import {
   refused,
   SHOPPER,
 } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const DAY = 24 * 3600_000;

@@ -5,7 +5,7 @@
  * the retried CLOSED refund meeting WeChat's late word or a second click. Runs under
  * `npm test` and `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { applyWeChatRefund } from '../../cloudfunctions/shared/domain/refund-outcome';
@@ -30,13 +30,9 @@ import {
   refused,
   SHOPPER,
 } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { Killed, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const MINUTE = 60_000;

@@ -5,7 +5,7 @@
  * money WeChat returned for a refund we had already let go of. Runs under `npm test` and
  * `npm run test:mutation`.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handleRefundNotify } from '../../cloudfunctions/shared/domain/notify';
 import { reconcile } from '../../cloudfunctions/shared/domain/reconcile';
@@ -28,13 +28,9 @@ import {
   refused,
   SHOPPER,
 } from './shop';
-import { Killed, startWorld, type World } from './world';
+import { Killed, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const MINUTE = 60_000;

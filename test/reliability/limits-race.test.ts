@@ -4,7 +4,7 @@
  * it frees; a second call of the same cart while the first is still storing its order; the
  * per-minute window on the injected clock.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import { admitCall } from '../../cloudfunctions/shared/domain/limits';
 import type { OrderDoc } from '../../cloudfunctions/shared/domain/model';
@@ -13,13 +13,9 @@ import type { AppError } from '../../cloudfunctions/shared/errors';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
 import { pausePoint } from './shop';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await w

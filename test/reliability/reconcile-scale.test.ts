@@ -5,7 +5,7 @@
  * a refund waiting. The interleavings are forced (a barrier at WeChat, the second run's read
  * before the first run's claims), and WeChat's latency moves the clock the run budgets by.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../cloudfunctions/shared/domain/deps';
 import type { RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
@@ -15,13 +15,9 @@ import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/r
 import type { PaymentProvider } from '../../cloudfunctions/shared/providers/port';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
 import type { Store } from '../../cloudfunctions/shared/store';
-import { MERCHANT, startWorld, type World } from './world';
+import { MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(async () => {
   await w.reset();
   await w

@@ -4,7 +4,7 @@
  * a release of one refund in both orders; a crash between a rejection (or a withdrawal) and
  * its release.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { OrderDoc, RefundDoc } from '../../cloudfunctions/shared/domain/model';
 import { handlePayNotify } from '../../cloudfunctions/shared/domain/notify';
 import { createOrder } from '../../cloudfunctions/shared/domain/orders';
@@ -13,13 +13,9 @@ import { release, settle } from '../../cloudfunctions/shared/domain/refund-book'
 import { applyRefund, approveRefund } from '../../cloudfunctions/shared/domain/refunds';
 import { withdrawRefund } from '../../cloudfunctions/shared/domain/withdraw';
 import type { Caller } from '../../cloudfunctions/shared/runtime/callable';
-import { Killed, MERCHANT, startWorld, type World } from './world';
+import { Killed, MERCHANT, useWorld } from './world';
 
-let w: World;
-beforeAll(async () => {
-  w = await startWorld();
-}, 60_000);
-afterAll(() => w?.close());
+const w = useWorld();
 beforeEach(() => w.reset());
 
 const SHOPPER: Caller = {

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type ShopConfig } from '../../cloudfunctions/shared/config';
 import { type Budget, type Deps, type Payments, withDeadline } from '../../cloudfunctions/shared/domain/deps';
 import { httpNotification } from '../../cloudfunctions/shared/domain/notify';
@@ -209,6 +210,24 @@ async function releaseBackend(): Promise<void> {
 
 /** The sub-merchant a service-provider world takes payments for (`partner: true`). */
 export const SUB_MERCHANT = { subMchId: '1900000119', subAppid: 'wxsubmerchant00001' };
+
+/**
+ * One world for the enclosing suite: started before its tests, closed after them. The value
+ * returned stands for that world in hooks and tests (it is not there before `beforeAll`).
+ */
+export function useWorld(options?: Parameters<typeof startWorld>[0]): World {
+  let world: World | undefined;
+  beforeAll(async () => {
+    world = await startWorld(options);
+  }, 60_000);
+  afterAll(() => world?.close());
+  return new Proxy({} as World, {
+    get(_target, key) {
+      if (world === undefined) throw new Error('the world starts in beforeAll: use it in hooks and tests');
+      return Reflect.get(world, key);
+    },
+  });
+}
 
 export async function startWorld(
   options: { provider?: 'v2' | 'v3'; partner?: boolean; signType?: 'MD5' | 'HMAC-SHA256' } = {},
