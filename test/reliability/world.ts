@@ -32,6 +32,7 @@ import { Ledger } from '../../sandbox/wxpay/ledger';
 import { createWxPayCore, type WxPayCore } from '../../sandbox/wxpay/server';
 import { createV3Side, type V3Side } from '../../sandbox/wxpay/v3';
 import { connectSdk } from '../emulator/sdk';
+import { PLACEHOLDER_CERT_PEM, PLACEHOLDER_KEY_PEM } from '../fixtures/placeholder-pem';
 
 export const MERCHANT = {
   appid: 'wxmodel00000000001',
@@ -305,8 +306,8 @@ export async function startWorld(
     WXPAY_NOTIFY_URL: 'http://127.0.0.1:9/http/pay/notify',
     WXPAY_REFUND_NOTIFY_URL: 'http://127.0.0.1:9/http/refund/notify',
     WXPAY_BASE_URL: 'http://127.0.0.1:9',
-    WXPAY_CERT_PEM: '-----BEGIN CERTIFICATE-----\nmodel\n-----END CERTIFICATE-----',
-    WXPAY_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nmodel\n-----END PRIVATE KEY-----',
+    WXPAY_CERT_PEM: PLACEHOLDER_CERT_PEM,
+    WXPAY_KEY_PEM: PLACEHOLDER_KEY_PEM,
     ADMIN_OPENIDS: 'o_admin',
     ...v3m?.env,
     ...(options.partner
